@@ -1,0 +1,37 @@
+# Two commands: `make lab` and `make test`. Both create .venv when missing and (re)install only
+# when pyproject.toml or setup.py changed since the last install.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP_TEST := $(VENV)/.installed-test
+STAMP_LAB  := $(VENV)/.installed-lab
+PYTEST_ARGS ?=
+
+.PHONY: test lab venv clean bench vectors
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(STAMP_TEST): pyproject.toml setup.py | $(PY)
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+$(STAMP_LAB): pyproject.toml setup.py | $(PY)
+	$(PY) -m pip install -q -e '.[test,lab]'
+	touch $@
+
+test: $(STAMP_TEST)
+	$(PY) -m pytest -n auto $(PYTEST_ARGS)
+
+lab: $(STAMP_LAB)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
+
+bench: $(STAMP_TEST)
+	for b in benchmarks/*_bench.py; do $(PY) $$b || exit 1; done
+
+vectors: $(STAMP_TEST)
+	$(PY) -m gbp_lab.core.mls.vectors tests/vectors/mls/*.json*
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

@@ -1,0 +1,1 @@
+"""gbp_lab.core.gsp"""

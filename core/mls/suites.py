@@ -7,9 +7,23 @@ returns a frozen description; its methods implement the labelled derivations of 
 * ``derive_secret(secret, label)`` — §8
 * ``mls_exporter(exporter_secret, label, context, length)`` — §8.5
 * ``extract``, ``expand``, ``hash``, ``mac`` — the suite's KDF and hash.
+* ``ref_hash``, ``make_key_package_ref``, ``make_proposal_ref`` — §5.2
+* ``derive_tree_secret(secret, label, generation, length)`` — §9
+* HPKE (§5.1.3, RFC 9180 via :mod:`.hpke`): ``derive_key_pair(ikm)``, ``generate_key_pair(rng)``,
+  ``hpke_public_key(priv)``, ``check_hpke_public_key(pub)``, ``hpke_seal``/``hpke_open``,
+  ``encrypt_with_label(pub, label, context, pt, *, ephemeral=None) -> (kem_output, ct)``,
+  ``decrypt_with_label(priv, label, context, kem_output, ct)``
+* AEAD: ``aead_encrypt``/``aead_decrypt(key, nonce, aad, data)`` (``DecryptError`` on a bad tag),
+  ``aead_key_length``, ``aead_nonce_length``
+* Signatures (§5.1.2 via :mod:`.signatures`): ``generate_signature_key_pair(rng=None)``,
+  ``signature_public_key(priv)``, ``check_signature_public_key(pub)``, ``sign``/``verify``,
+  ``sign_with_label(priv, label, content)``, ``verify_with_label(pub, label, content, sig)``
+  (``None`` or ``SignatureError``).
 
-HPKE and signature operations are added on the same class (``suites`` owns *every* primitive
-choice; callers never import hash classes themselves).
+Keys are bytes everywhere, in the encodings of the MLS test vectors (HPKE: SerializePublicKey /
+SerializePrivateKey; signatures: raw EdDSA keys, ECDSA uncompressed points and big-endian scalars,
+DER ECDSA signatures). Bad keys raise ``DecodeError``; failed authentication ``CryptoError``
+subclasses. ``suites`` owns *every* primitive choice; callers never import hash classes themselves.
 """
 from __future__ import annotations
 
@@ -17,13 +31,16 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Dict
+from typing import Dict, Optional, Tuple
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
 from ..errors import UsageError
 from ..tls import Writer, encode_vec
+from . import signatures as _sig
+from .hpke import AeadId, Hpke, KdfId, KemId, Rng, hpke as _hpke
+from .signatures import SignatureScheme
 
 MLS_LABEL_PREFIX = b"MLS 1.0 "
 
@@ -38,42 +55,6 @@ class CipherSuiteId(IntEnum):
     MLS_256_DHKEMP521_AES256GCM_SHA512_P521 = 0x0005
     MLS_256_DHKEMX448_CHACHA20POLY1305_SHA512_Ed448 = 0x0006
     MLS_256_DHKEMP384_AES256GCM_SHA384_P384 = 0x0007
-
-
-class KemId(IntEnum):
-    """RFC 9180 §7.1 KEM identifiers."""
-
-    DHKEM_P256_HKDF_SHA256 = 0x0010
-    DHKEM_P384_HKDF_SHA384 = 0x0011
-    DHKEM_P521_HKDF_SHA512 = 0x0012
-    DHKEM_X25519_HKDF_SHA256 = 0x0020
-    DHKEM_X448_HKDF_SHA512 = 0x0021
-
-
-class KdfId(IntEnum):
-    """RFC 9180 §7.2 KDF identifiers."""
-
-    HKDF_SHA256 = 0x0001
-    HKDF_SHA384 = 0x0002
-    HKDF_SHA512 = 0x0003
-
-
-class AeadId(IntEnum):
-    """RFC 9180 §7.3 AEAD identifiers."""
-
-    AES_128_GCM = 0x0001
-    AES_256_GCM = 0x0002
-    CHACHA20_POLY1305 = 0x0003
-
-
-class SignatureScheme(IntEnum):
-    """TLS SignatureScheme values used by MLS (RFC 8446 §4.2.3)."""
-
-    ECDSA_SECP256R1_SHA256 = 0x0403
-    ECDSA_SECP384R1_SHA384 = 0x0503
-    ECDSA_SECP521R1_SHA512 = 0x0603
-    ED25519 = 0x0807
-    ED448 = 0x0808
 
 
 _HASHES = {
@@ -168,6 +149,136 @@ class CipherSuite:
         if isinstance(label, str):
             label = label.encode()
         return self.hash(encode_vec(label) + encode_vec(value))
+
+    def make_key_package_ref(self, key_package: bytes) -> bytes:
+        """RFC 9420 §5.2 ``KeyPackageRef = RefHash("MLS 1.0 KeyPackage Reference", KeyPackage)``."""
+        return self.ref_hash(b"MLS 1.0 KeyPackage Reference", key_package)
+
+    def make_proposal_ref(self, authenticated_content: bytes) -> bytes:
+        """RFC 9420 §5.2 ``ProposalRef = RefHash("MLS 1.0 Proposal Reference", AuthenticatedContent)``."""
+        return self.ref_hash(b"MLS 1.0 Proposal Reference", authenticated_content)
+
+    def derive_tree_secret(self, secret: bytes, label: bytes | str, generation: int, length: int) -> bytes:
+        """RFC 9420 §9 ``DeriveTreeSecret(Secret, Label, Generation, Length) =
+        ExpandWithLabel(Secret, Label, Generation, Length)`` with Generation as a uint32."""
+        if not 0 <= generation < 1 << 32:
+            raise UsageError(f"generation {generation} does not fit in uint32", vid="MLS-GENERATION")
+        return self.expand_with_label(secret, label, generation.to_bytes(4, "big"), length)
+
+    # -- HPKE (RFC 9420 §5.1.3, RFC 9180) -----------------------------------------------------
+    @property
+    def hpke(self) -> Hpke:
+        """The suite's HPKE instance (KEM, KDF, AEAD) — see :mod:`gbp_lab.core.mls.hpke`."""
+        return _hpke(self.kem, self.kdf, self.aead)
+
+    @property
+    def hpke_public_key_length(self) -> int:
+        return self.hpke.kem.Npk
+
+    @property
+    def hpke_private_key_length(self) -> int:
+        return self.hpke.kem.Nsk
+
+    def derive_key_pair(self, ikm: bytes) -> Tuple[bytes, bytes]:
+        """HPKE ``DeriveKeyPair(ikm)`` (RFC 9180 §7.1.3) → ``(priv, pub)`` serialised, as used for
+        path secrets (RFC 9420 §7.4) and init keys."""
+        return self.hpke.kem.derive_key_pair(ikm)
+
+    def generate_key_pair(self, rng: Optional[Rng] = None) -> Tuple[bytes, bytes]:
+        """A fresh HPKE ``(priv, pub)`` pair (``rng(n) -> bytes`` injectable for tests)."""
+        return self.hpke.kem.generate_key_pair(rng)
+
+    def hpke_public_key(self, priv: bytes) -> bytes:
+        """The serialised HPKE public key of a serialised HPKE private key."""
+        return self.hpke.kem.public_key(priv)
+
+    def check_hpke_public_key(self, pub: bytes) -> None:
+        """:class:`DecodeError` (``HPKE-PUBKEY``) unless ``pub`` is a valid HPKE public key."""
+        self.hpke.kem.check_public_key(pub)
+
+    def hpke_seal(self, pub: bytes, info: bytes, aad: bytes, plaintext: bytes, *,
+                  ephemeral: Optional[bytes] = None, rng: Optional[Rng] = None) -> Tuple[bytes, bytes]:
+        """HPKE ``SealBase(pkR, info, aad, pt)`` → ``(kem_output, ciphertext)``.
+        ``ephemeral`` = a fixed serialised ephemeral private key (tests only)."""
+        return self.hpke.seal(pub, info, aad, plaintext, ephemeral=ephemeral, rng=rng)
+
+    def hpke_open(self, priv: bytes, kem_output: bytes, info: bytes, aad: bytes, ciphertext: bytes) -> bytes:
+        """HPKE ``OpenBase(enc, skR, info, aad, ct)``; :class:`DecryptError` on a bad tag,
+        :class:`DecodeError` on a malformed ``kem_output``."""
+        return self.hpke.open(kem_output, priv, info, aad, ciphertext)
+
+    @staticmethod
+    def _encrypt_context(label: bytes | str, context: bytes) -> bytes:
+        if isinstance(label, str):
+            label = label.encode()
+        return Writer().vec(MLS_LABEL_PREFIX + label).vec(context).getvalue()
+
+    def encrypt_with_label(self, pub: bytes, label: bytes | str, context: bytes, plaintext: bytes, *,
+                           ephemeral: Optional[bytes] = None, rng: Optional[Rng] = None) -> Tuple[bytes, bytes]:
+        """RFC 9420 §5.1.3 ``EncryptWithLabel``: ``SealBase(pub, EncryptContext, "", plaintext)``
+        with ``EncryptContext = opaque label<V> = "MLS 1.0 " + Label ‖ opaque context<V>``.
+        Returns ``(kem_output, ciphertext)``."""
+        return self.hpke_seal(pub, self._encrypt_context(label, context), b"", plaintext,
+                              ephemeral=ephemeral, rng=rng)
+
+    def decrypt_with_label(self, priv: bytes, label: bytes | str, context: bytes, kem_output: bytes,
+                           ciphertext: bytes) -> bytes:
+        """RFC 9420 §5.1.3 ``DecryptWithLabel``: ``OpenBase(kem_output, priv, EncryptContext, "", ct)``."""
+        return self.hpke_open(priv, kem_output, self._encrypt_context(label, context), b"", ciphertext)
+
+    # -- AEAD (RFC 9420 §5.1) -----------------------------------------------------------------
+    def aead_encrypt(self, key: bytes, nonce: bytes, aad: bytes, plaintext: bytes) -> bytes:
+        """The suite's AEAD: ``ciphertext ‖ tag``."""
+        return self.hpke.aead.seal(key, nonce, aad, plaintext)
+
+    def aead_decrypt(self, key: bytes, nonce: bytes, aad: bytes, ciphertext: bytes) -> bytes:
+        """The suite's AEAD open; :class:`DecryptError` (``AEAD-OPEN``) on a bad tag."""
+        return self.hpke.aead.open(key, nonce, aad, ciphertext)
+
+    # -- signatures (RFC 9420 §5.1.2) ---------------------------------------------------------
+    @property
+    def signature_public_key_length(self) -> int:
+        return _sig.public_key_length(self.signature)
+
+    @property
+    def signature_private_key_length(self) -> int:
+        return _sig.private_key_length(self.signature)
+
+    def generate_signature_key_pair(self, rng: Optional[Rng] = None) -> Tuple[bytes, bytes]:
+        """A fresh signature ``(priv, pub)`` pair in MLS encoding (see :mod:`.signatures`)."""
+        return _sig.generate_key_pair(self.signature, rng)
+
+    def signature_public_key(self, priv: bytes) -> bytes:
+        """The MLS-encoded signature public key of ``priv``."""
+        return _sig.public_key(self.signature, priv)
+
+    def check_signature_public_key(self, pub: bytes) -> None:
+        """:class:`DecodeError` (``SIG-PUBKEY``) unless ``pub`` is a valid signature public key."""
+        _sig.check_public_key(self.signature, pub)
+
+    def sign(self, priv: bytes, message: bytes) -> bytes:
+        """Raw ``Signature.Sign`` (no label)."""
+        return _sig.sign(self.signature, priv, message)
+
+    def verify(self, pub: bytes, message: bytes, signature: bytes) -> None:
+        """Raw ``Signature.Verify`` (no label); :class:`SignatureError` on failure."""
+        _sig.verify(self.signature, pub, message, signature)
+
+    @staticmethod
+    def _sign_content(label: bytes | str, content: bytes) -> bytes:
+        if isinstance(label, str):
+            label = label.encode()
+        return Writer().vec(MLS_LABEL_PREFIX + label).vec(content).getvalue()
+
+    def sign_with_label(self, priv: bytes, label: bytes | str, content: bytes) -> bytes:
+        """RFC 9420 §5.1.2 ``SignWithLabel``: sign ``SignContent = opaque label<V> = "MLS 1.0 " +
+        Label ‖ opaque content<V>``."""
+        return self.sign(priv, self._sign_content(label, content))
+
+    def verify_with_label(self, pub: bytes, label: bytes | str, content: bytes, signature: bytes) -> None:
+        """RFC 9420 §5.1.2 ``VerifyWithLabel``: ``None`` or :class:`SignatureError` (``SIG-VERIFY``);
+        a malformed ``pub`` is :class:`DecodeError` (``SIG-PUBKEY``)."""
+        self.verify(pub, self._sign_content(label, content), signature)
 
 
 _S = CipherSuiteId

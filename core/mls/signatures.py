@@ -1,0 +1,171 @@
+"""MLS signature schemes (RFC 9420 §5.1.2) on ``cryptography`` primitives.
+
+Key encodings are those of the MLS test vectors (mlswg/mls-implementations ``test-vectors.md``):
+
+* Ed25519 / Ed448 — public and private keys are the raw 32 / 57 byte strings (RFC 8032).
+* ECDSA P-256/P-384/P-521 — public key = uncompressed SEC1 point (``04 ‖ X ‖ Y``); private key =
+  the scalar as a big-endian ``Field-Element-to-Octet-String`` (32 / 48 / 66 bytes).
+  Signatures are DER-encoded ``ECDSA-Sig-Value`` (as openmls and the vectors use), hashed with
+  SHA-256 / SHA-384 / SHA-512 respectively.
+
+API (scheme = :class:`SignatureScheme` value):
+
+* :func:`generate_key_pair(scheme, rng=None)` → ``(priv, pub)``
+* :func:`public_key(scheme, priv)` → ``pub``
+* :func:`sign(scheme, priv, message)` → ``signature``
+* :func:`verify(scheme, pub, message, signature)` → ``None`` or :class:`SignatureError`
+* :func:`check_public_key(scheme, pub)` → ``None`` or :class:`DecodeError`
+
+The labelled forms ``SignWithLabel``/``VerifyWithLabel`` live on
+:class:`gbp_lab.core.mls.suites.CipherSuite`.
+
+Errors: malformed keys are :class:`DecodeError` (``SIG-PUBKEY``/``SIG-PRIVKEY``); a signature that
+does not verify, including a malformed DER signature, is :class:`SignatureError` (``SIG-VERIFY``).
+"""
+from __future__ import annotations
+
+import os
+from enum import IntEnum
+from typing import Callable, Optional, Tuple
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519
+
+from ..errors import DecodeError, SignatureError, UsageError
+from .hpke import CURVE_ORDERS
+
+Rng = Callable[[int], bytes]
+
+
+class SignatureScheme(IntEnum):
+    """TLS SignatureScheme values used by MLS (RFC 8446 §4.2.3)."""
+
+    ECDSA_SECP256R1_SHA256 = 0x0403
+    ECDSA_SECP384R1_SHA384 = 0x0503
+    ECDSA_SECP521R1_SHA512 = 0x0603
+    ED25519 = 0x0807
+    ED448 = 0x0808
+
+
+# scheme → (curve class, hash class, scalar length, group order)
+_ECDSA = {
+    SignatureScheme.ECDSA_SECP256R1_SHA256: (ec.SECP256R1, hashes.SHA256, 32, CURVE_ORDERS["secp256r1"]),
+    SignatureScheme.ECDSA_SECP384R1_SHA384: (ec.SECP384R1, hashes.SHA384, 48, CURVE_ORDERS["secp384r1"]),
+    SignatureScheme.ECDSA_SECP521R1_SHA512: (ec.SECP521R1, hashes.SHA512, 66, CURVE_ORDERS["secp521r1"]),
+}
+_EDDSA = {
+    SignatureScheme.ED25519: (ed25519.Ed25519PrivateKey, ed25519.Ed25519PublicKey, 32),
+    SignatureScheme.ED448: (ed448.Ed448PrivateKey, ed448.Ed448PublicKey, 57),
+}
+
+
+def _scheme(scheme: int) -> SignatureScheme:
+    try:
+        return SignatureScheme(scheme)
+    except ValueError:
+        raise UsageError(f"unsupported signature scheme {scheme!r}", vid="SIG-SCHEME") from None
+
+
+def private_key_length(scheme: int) -> int:
+    s = _scheme(scheme)
+    return _EDDSA[s][2] if s in _EDDSA else _ECDSA[s][2]
+
+
+def public_key_length(scheme: int) -> int:
+    s = _scheme(scheme)
+    return _EDDSA[s][2] if s in _EDDSA else 1 + 2 * _ECDSA[s][2]
+
+
+def load_private_key(scheme: int, priv: bytes):
+    """A ``cryptography`` private key from its MLS encoding, or :class:`DecodeError`."""
+    s, priv = _scheme(scheme), bytes(priv)
+    n = private_key_length(s)
+    if len(priv) != n:
+        raise DecodeError(f"{s.name} private key must be {n} bytes, got {len(priv)}", vid="SIG-PRIVKEY")
+    if s in _EDDSA:
+        return _EDDSA[s][0].from_private_bytes(priv)
+    curve, _, _, order = _ECDSA[s]
+    scalar = int.from_bytes(priv, "big")
+    if not 0 < scalar < order:
+        raise DecodeError(f"{s.name} private scalar out of range", vid="SIG-PRIVKEY")
+    return ec.derive_private_key(scalar, curve())
+
+
+def load_public_key(scheme: int, pub: bytes):
+    """A ``cryptography`` public key from its MLS encoding, or :class:`DecodeError`."""
+    s, pub = _scheme(scheme), bytes(pub)
+    n = public_key_length(s)
+    if len(pub) != n:
+        raise DecodeError(f"{s.name} public key must be {n} bytes, got {len(pub)}", vid="SIG-PUBKEY")
+    try:
+        if s in _EDDSA:
+            return _EDDSA[s][1].from_public_bytes(pub)
+        if pub[0] != 0x04:
+            raise DecodeError(f"{s.name} public key is not an uncompressed point", vid="SIG-PUBKEY")
+        return ec.EllipticCurvePublicKey.from_encoded_point(_ECDSA[s][0](), pub)
+    except ValueError as exc:
+        raise DecodeError(f"{s.name} public key is invalid: {exc}", vid="SIG-PUBKEY") from None
+
+
+def check_public_key(scheme: int, pub: bytes) -> None:
+    """Raise :class:`DecodeError` unless ``pub`` decodes as a public key of ``scheme``."""
+    load_public_key(scheme, pub)
+
+
+def _ser_public(s: SignatureScheme, key) -> bytes:
+    if s in _EDDSA:
+        return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+
+
+def public_key(scheme: int, priv: bytes) -> bytes:
+    """The MLS-encoded public key of the MLS-encoded private key ``priv``."""
+    s = _scheme(scheme)
+    return _ser_public(s, load_private_key(s, priv).public_key())
+
+
+def generate_key_pair(scheme: int, rng: Optional[Rng] = None) -> Tuple[bytes, bytes]:
+    """A fresh ``(priv, pub)`` pair. With ``rng`` the private key is derived from ``rng`` output
+    (EdDSA: the seed; ECDSA: rejection-sampled scalar), otherwise from the OS."""
+    s = _scheme(scheme)
+    rng = rng or os.urandom
+    n = private_key_length(s)
+    if s in _EDDSA:
+        priv = rng(n)
+        return priv, public_key(s, priv)
+    order = _ECDSA[s][3]
+    mask = 0x01 if s == SignatureScheme.ECDSA_SECP521R1_SHA512 else 0xFF
+    while True:
+        cand = bytearray(rng(n))
+        cand[0] &= mask
+        if 0 < int.from_bytes(cand, "big") < order:
+            priv = bytes(cand)
+            return priv, public_key(s, priv)
+
+
+def sign(scheme: int, priv: bytes, message: bytes) -> bytes:
+    """``Signature.Sign(priv, message)``; ECDSA signatures are DER-encoded."""
+    s = _scheme(scheme)
+    key = load_private_key(s, priv)
+    if s in _EDDSA:
+        return key.sign(bytes(message))
+    return key.sign(bytes(message), ec.ECDSA(_ECDSA[s][1]()))
+
+
+def verify(scheme: int, pub: bytes, message: bytes, signature: bytes) -> None:
+    """``Signature.Verify(pub, message, signature)``: returns ``None`` or raises
+    :class:`SignatureError` (``SIG-VERIFY``); a malformed ``pub`` is :class:`DecodeError`."""
+    s = _scheme(scheme)
+    key = load_public_key(s, pub)
+    try:
+        if s in _EDDSA:
+            key.verify(bytes(signature), bytes(message))
+        else:
+            key.verify(bytes(signature), bytes(message), ec.ECDSA(_ECDSA[s][1]()))
+    except (InvalidSignature, ValueError):
+        raise SignatureError(f"{s.name} signature does not verify", vid="SIG-VERIFY") from None
+
+
+__all__ = ["SignatureScheme", "generate_key_pair", "public_key", "sign", "verify", "check_public_key",
+           "load_private_key", "load_public_key", "private_key_length", "public_key_length"]

@@ -32,6 +32,14 @@ class GbpLabError(Exception):
             text += f" (at {where})"
         super().__init__(text)
 
+    def __reduce__(self):
+        # keep vid/where across pickling (dask, multiprocessing)
+        return (_rebuild, (type(self), self.message, self.vid, self.where))
+
+
+def _rebuild(cls, message, vid, where):
+    return cls(message, vid=vid, where=where)
+
 
 # --- misuse of our API -----------------------------------------------------------------------
 class UsageError(GbpLabError, ValueError):

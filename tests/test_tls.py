@@ -55,3 +55,11 @@ def test_random_bytes_only_typed_errors(data):
         decode(data, read)
     except GbpLabError:
         pass
+
+
+def test_errors_keep_vid_and_where_when_pickled():
+    import pickle
+    from gbp_lab.core.errors import KeyLogError
+    err = pickle.loads(pickle.dumps(KeyLogError("bad line", vid="KEYLOG-LINE", where="line 3")))
+    assert type(err) is KeyLogError and err.vid == "KEYLOG-LINE" and err.where == "line 3"
+    assert str(err) == "[KEYLOG-LINE] bad line (at line 3)"

@@ -1,0 +1,84 @@
+"""The ErrorObject (gbp_rfc.md §12; gbp-errors-registry.md; reference
+crates/gbp/base/src/error_object.rs).
+
+A CBOR map with text keys in this order::
+
+    code u16 · class u8 · retryable bool · fatal bool · reason tstr · det bstr
+
+``det`` ("details_cbor") is opaque structured detail, empty in everything the reference produces.
+:func:`~gbp_lab.core.gbp.registry.lookup_error` builds the object the reference's
+``gbp_error_lookup`` returns: the registry row with ``reason`` = symbolic name (``ERR_…``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from ..errors import UsageError
+from .frame import BOOL, BSTR, TSTR, UINT, decode_map, enc_bstr, enc_key, enc_tstr, enc_uint
+from .registry import ErrorClass, ErrorCode, ErrorSpec, error_spec
+
+ERROR_OBJECT_SPEC = (
+    ("code", UINT, 0xFFFF), ("class", UINT, 0xFF), ("retryable", BOOL, 0), ("fatal", BOOL, 0),
+    ("reason", TSTR, 0), ("det", BSTR, 0),
+)
+_K = {k: enc_key(k) for k, _, _ in ERROR_OBJECT_SPEC}
+_TF = {True: b"\xf5", False: b"\xf4"}
+
+
+@dataclass(frozen=True)
+class ErrorObject:
+    """A wire error object. ``error_class`` is the ``class`` key (a Python keyword)."""
+
+    code: int
+    error_class: int
+    retryable: bool
+    fatal: bool
+    reason: str = ""
+    details: bytes = b""
+
+    @classmethod
+    def from_spec(cls, spec: ErrorSpec, reason: Optional[str] = None,
+                  details: bytes = b"") -> "ErrorObject":
+        """The object for a registry row; *reason* defaults to the symbolic name."""
+        return cls(int(spec.code), int(spec.error_class), spec.retryable, spec.fatal,
+                   spec.name if reason is None else reason, details)
+
+    @property
+    def spec(self) -> Optional[ErrorSpec]:
+        """The registry row for ``code`` (``None`` for private/unknown codes)."""
+        return error_spec(self.code)
+
+    @property
+    def known_code(self) -> Optional[ErrorCode]:
+        try:
+            return ErrorCode(self.code)
+        except ValueError:
+            return None
+
+    @property
+    def known_class(self) -> Optional[ErrorClass]:
+        try:
+            return ErrorClass(self.error_class)
+        except ValueError:
+            return None
+
+    def to_cbor(self) -> bytes:
+        """CBOR bytes in the reference's key order."""
+        if not (0 <= self.code <= 0xFFFF and 0 <= self.error_class <= 0xFF):
+            raise UsageError("code/class out of range", vid="GBP-ERROBJ-ENCODE")
+        return b"".join((
+            b"\xa6", _K["code"], enc_uint(self.code), _K["class"], enc_uint(self.error_class),
+            _K["retryable"], _TF[bool(self.retryable)], _K["fatal"], _TF[bool(self.fatal)],
+            _K["reason"], enc_tstr(self.reason), _K["det"], enc_bstr(self.details),
+        ))
+
+
+def decode_error_object(data: bytes) -> ErrorObject:
+    """Decode an ErrorObject strictly (typed errors with vids ``GBP-ERROBJ-*``; trailing bytes
+    rejected, unknown keys ignored)."""
+    v, _ = decode_map(data, ERROR_OBJECT_SPEC, "GBP-ERROBJ", "error object", True)
+    return ErrorObject(v["code"], v["class"], v["retryable"], v["fatal"], v["reason"], v["det"])
+
+
+__all__ = ["ErrorObject", "decode_error_object", "ERROR_OBJECT_SPEC"]

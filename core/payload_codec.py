@@ -1,0 +1,974 @@
+"""Shared machinery of the sub-protocol payload codecs (GTP, GAP, GSP) in CBOR, Protobuf and
+FlatBuffers (reference gbp_rfc.md §12.2-§12.3, gtp_rfc.md §10-§11, gap_rfc.md §10-§11,
+gsp_rfc.md §10-§11; code ``crates/{gtp,gap,gsp}/src``, ``crates/gbp-proto``, ``crates/gbp-flat``).
+
+Every payload message is described ONCE, as a :class:`MessageSchema` (a table of
+:class:`FieldSpec` rows: dataclass attribute, CBOR text key, integer width, Protobuf field number,
+FlatBuffers slot). The three codecs are generic functions of that table:
+
+* **CBOR** (RFC 8949) — what the reference writes with serde + ciborium: a definite-length map with
+  text keys in struct (serde) field order, integers in shortest form, byte fields as byte strings.
+  The reader accepts what serde + ciborium accept — checked against the reference wheel in
+  ``tests/test_codecs_interop.py`` (crafted cases and differential fuzzing): any key order;
+  unknown keys with any well-formed value (nesting up to ciborium's recursion limit of 256, the
+  message map included); byte-string keys; non-shortest integers; indefinite-length maps and
+  strings; tags anywhere (ignored), bignums (tag 2/3 directly on a byte string) for integers;
+  a byte field written as an array of u8. It rejects what they reject: a key that is neither
+  text nor bytes, a duplicate known key (serde's ``duplicate field``), a missing key, a value of
+  the wrong type or out of the field's range, a bignum tag not directly on a byte string. Unlike
+  the reference (ciborium stops after one item) bytes after the map are refused
+  (:class:`~gbp_lab.core.errors.TrailingBytesError`). Only the canonical form re-encodes to the
+  same bytes.
+* **Protobuf** (proto3, zero values omitted) — message classes are built at import time from a
+  ``FileDescriptorProto`` assembled here with ``descriptor_pb2`` and loaded into a private
+  ``DescriptorPool``; no protoc output, so nothing is tied to one protobuf runtime release. The
+  runtime's serialisation equals prost's (fields in number order, defaults omitted). Decoding is as
+  strict as prost: a known field number with the wrong wire type is an error (the Python runtime
+  would keep it as an unknown field), and ``google.protobuf.message.DecodeError`` becomes our
+  :class:`~gbp_lab.core.errors.DecodeError`.
+* **FlatBuffers** — built with the ``flatbuffers`` package's ``Builder`` (no file identifier, the
+  message table is the root, default scalars omitted like planus does); read with its ``Table``
+  API only after :class:`_FlatTable` has checked the root offset, the vtable (size even, >= 4,
+  inside the buffer) and every field and vector against the end of the buffer, so hostile buffers
+  raise typed errors and never allocate more than their own length. Like planus, the table size
+  stored in the vtable is not trusted and bytes after the last object are not looked at; the
+  layout differs from planus' (both are valid FlatBuffers), so only fields, not bytes, compare.
+
+Length fields (``len``, ``alen``) are compared with their data in every codec, as the reference
+does (``CodecError::PayloadSizeMismatch`` → :class:`LengthMismatchError`). Integers are
+range-checked against the width of the reference's struct field (u8/u16/u32/u64); where the
+Protobuf/FlatBuffers field is wider (``flags``/``content_type`` are u32 on those wires but u8 in
+the struct) an out-of-range value is rejected instead of being truncated as the reference's
+``as u8`` does.
+
+Codec values: :func:`resolve_codec` maps anything that is not a known :class:`PayloadCodec`
+number to CBOR, as the reference receiver does (``PayloadCodec::from_u8(..).unwrap_or(Cbor)``).
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, fields as dc_fields
+from enum import Enum
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Type, TypeVar, Union
+
+import flatbuffers
+from flatbuffers import number_types as _fbn
+from flatbuffers.table import Table as _FbTable
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf import message as _pb_message
+from google.protobuf import unknown_fields as _pb_unknown
+
+from .errors import DecodeError, TrailingBytesError, TruncatedError, UsageError
+from .gbp.registry import PayloadCodec
+
+__all__ = [
+    "PayloadCodec",
+    "Kind",
+    "FieldSpec",
+    "MessageSchema",
+    "LengthMismatchError",
+    "resolve_codec",
+    "encode",
+    "decode",
+    "CborWriter",
+    "CborReader",
+    "cbor_encode_text_map",
+    "cbor_decode_text_map",
+    "cbor_encode_int_map",
+    "cbor_decode_item",
+    "check_int",
+    "validate_fields",
+    "register_protobuf",
+    "protobuf_class",
+    "PayloadMessage",
+    "CborTag",
+    "CborSimple",
+    "MAX_CBOR_DEPTH",
+]
+
+T = TypeVar("T")
+
+#: Deepest nesting of CBOR arrays/maps/tags the generic reader follows (unknown keys, GSP args).
+MAX_CBOR_DEPTH = 256
+
+
+class LengthMismatchError(DecodeError):
+    """A declared length field (``len``, ``alen``) differs from the length of its data
+    (reference ``CodecError::PayloadSizeMismatch``)."""
+
+    default_vid = "CODEC-LEN-MISMATCH"
+
+
+# ---------------------------------------------------------------------------------------------
+# field kinds and range checks
+# ---------------------------------------------------------------------------------------------
+class Kind(Enum):
+    """Value kinds of payload fields; integers carry their bit width."""
+
+    U8 = 8
+    U16 = 16
+    U32 = 32
+    U64 = 64
+    BYTES = "bytes"
+    TEXT = "text"
+
+    @property
+    def is_int(self) -> bool:
+        return isinstance(self.value, int)
+
+
+def check_int(value: Any, bits: int, *, where: str, decoding: bool) -> int:
+    """Return *value* if it is an ``int`` in ``0 .. 2**bits - 1``.
+
+    Raises :class:`DecodeError` (``CODEC-RANGE``) for decoded values, :class:`UsageError` for
+    values handed to us by the caller."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value >> bits:
+        msg = f"{where} = {value!r} is not a u{bits}"
+        if decoding:
+            raise DecodeError(msg, vid="CODEC-RANGE", where=where)
+        raise UsageError(msg, vid="CODEC-FIELD-RANGE", where=where)
+    return value
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One field of a payload message, in all three codecs.
+
+    ``attr`` names the dataclass attribute, ``key`` the CBOR text key (serde rename),
+    ``kind`` the reference struct type, ``pb_number`` the Protobuf field number and FlatBuffers
+    slot (field id + 1: both schemas list fields in the same order), ``wire_bits`` the width of the
+    Protobuf/FlatBuffers integer when wider than the struct (``flags: u8`` is ``uint32`` there).
+    """
+
+    attr: str
+    key: str
+    kind: Kind
+    pb_number: int
+    wire_bits: Optional[int] = None
+
+    @property
+    def pb_bits(self) -> int:
+        return self.wire_bits or (self.kind.value if self.kind.is_int else 0)
+
+    @property
+    def fb_slot(self) -> int:
+        """FlatBuffers field id (0-based)."""
+        return self.pb_number - 1
+
+
+@dataclass(frozen=True)
+class MessageSchema:
+    """A payload message in all three codecs.
+
+    ``pb_package``/``name`` give the Protobuf full name (``gtp.GtpMessage``), ``length_checks``
+    pairs a declared-length attribute with its data attribute, ``fb_omit_empty`` lists the vector
+    attributes the reference leaves out of the FlatBuffers table when they are empty (GSP
+    ``args``; GTP ``content`` and GAP ``opus_frame`` are always written).
+    """
+
+    name: str
+    pb_package: str
+    fields: Tuple[FieldSpec, ...]
+    length_checks: Tuple[Tuple[str, str], ...] = ()
+    fb_omit_empty: Tuple[str, ...] = ()
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.pb_package}.{self.name}"
+
+    def field(self, attr: str) -> FieldSpec:
+        for f in self.fields:
+            if f.attr == attr:
+                return f
+        raise KeyError(attr)
+
+
+def validate_fields(schema: MessageSchema, obj: Any) -> None:
+    """Type/range check of a message instance built by the caller (used by ``__post_init__``)."""
+    for f in schema.fields:
+        v = getattr(obj, f.attr)
+        if f.kind.is_int:
+            check_int(v, f.kind.value, where=f.attr, decoding=False)
+        elif f.kind is Kind.BYTES:
+            if not isinstance(v, bytes):
+                raise UsageError(f"{f.attr} must be bytes, not {type(v).__name__}",
+                                 vid="CODEC-FIELD-TYPE", where=f.attr)
+        elif not isinstance(v, str):
+            raise UsageError(f"{f.attr} must be str, not {type(v).__name__}",
+                             vid="CODEC-FIELD-TYPE", where=f.attr)
+
+
+def check_lengths(schema: MessageSchema, values: Mapping[str, Any], codec: str) -> None:
+    """The reference's declared-length check: ``len == len(body)``, ``alen == len(args)``."""
+    for len_attr, data_attr in schema.length_checks:
+        declared, actual = values[len_attr], len(values[data_attr])
+        if declared != actual:
+            raise LengthMismatchError(
+                f"{schema.name}: {schema.field(len_attr).key}={declared} but "
+                f"{schema.field(data_attr).key} has {actual} bytes ({codec})",
+                where=len_attr)
+
+
+def _as_bytes(data: Any) -> bytes:
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, (bytearray, memoryview)):
+        return bytes(data)
+    raise UsageError(f"expected bytes, got {type(data).__name__}", vid="CODEC-INPUT")
+
+
+# ---------------------------------------------------------------------------------------------
+# codec dispatch
+# ---------------------------------------------------------------------------------------------
+def resolve_codec(codec: Any) -> PayloadCodec:
+    """The codec used for *codec*: a :class:`PayloadCodec`, or an int where unknown values mean
+    CBOR (reference ``PayloadCodec::from_u8(c).unwrap_or(Cbor)``, both on send and on accept)."""
+    if isinstance(codec, PayloadCodec):
+        return codec
+    if isinstance(codec, bool) or not isinstance(codec, int):
+        raise UsageError(f"codec must be a PayloadCodec or int, not {type(codec).__name__}",
+                         vid="CODEC-SELECT")
+    return PayloadCodec.for_wire(codec)
+
+
+def _schema_of(cls: type) -> MessageSchema:
+    schema = getattr(cls, "SCHEMA", None)
+    if not isinstance(schema, MessageSchema):
+        raise UsageError(f"{cls.__name__} is not a payload message", vid="CODEC-SELECT")
+    return schema
+
+
+def encode(msg: Any, codec: Any = PayloadCodec.CBOR) -> bytes:
+    """Encode a payload message (an instance of a class with a ``SCHEMA``) in *codec*."""
+    schema = _schema_of(type(msg))
+    values = {f.attr: getattr(msg, f.attr) for f in schema.fields}
+    c = resolve_codec(codec)
+    if c is PayloadCodec.PROTOBUF:
+        return _pb_encode(schema, values)
+    if c is PayloadCodec.FLATBUFFERS:
+        return _fb_encode(schema, values)
+    return _cbor_encode(schema, values)
+
+
+def decode(cls: Type[T], data: Any, codec: Any = PayloadCodec.CBOR) -> T:
+    """Decode *data* as a *cls* payload message in *codec*; bad bytes raise :class:`DecodeError`
+    (or a subclass), never anything else."""
+    schema = _schema_of(cls)
+    data = _as_bytes(data)
+    c = resolve_codec(codec)
+    if c is PayloadCodec.PROTOBUF:
+        values = _pb_decode(schema, data)
+    elif c is PayloadCodec.FLATBUFFERS:
+        values = _fb_decode(schema, data)
+    else:
+        values = _cbor_decode(schema, data)
+    check_lengths(schema, values, c.name)
+    obj = cls.__new__(cls)
+    # Values are already type- and range-checked: skip __post_init__'s caller checks.
+    for f in dc_fields(cls):
+        object.__setattr__(obj, f.name, values[f.name])
+    return obj
+
+
+# ---------------------------------------------------------------------------------------------
+# CBOR (RFC 8949)
+# ---------------------------------------------------------------------------------------------
+class CborWriter:
+    """Push-side of the CBOR subset the payloads use: shortest-form heads, definite lengths."""
+
+    __slots__ = ("out",)
+
+    def __init__(self) -> None:
+        self.out = bytearray()
+
+    def head(self, major: int, value: int) -> "CborWriter":
+        """Initial byte + argument in its shortest form (RFC 8949 §3, §4.2.1)."""
+        mt = major << 5
+        if value < 24:
+            self.out.append(mt | value)
+        elif value < 0x100:
+            self.out += bytes((mt | 24, value))
+        elif value < 0x10000:
+            self.out.append(mt | 25)
+            self.out += value.to_bytes(2, "big")
+        elif value < 0x100000000:
+            self.out.append(mt | 26)
+            self.out += value.to_bytes(4, "big")
+        elif value < 1 << 64:
+            self.out.append(mt | 27)
+            self.out += value.to_bytes(8, "big")
+        else:
+            raise UsageError(f"CBOR argument {value} does not fit 64 bits", vid="CBOR-RANGE")
+        return self
+
+    def uint(self, value: int) -> "CborWriter":
+        return self.head(0, value)
+
+    def int(self, value: int) -> "CborWriter":
+        return self.head(0, value) if value >= 0 else self.head(1, -1 - value)
+
+    def bstr(self, value: bytes) -> "CborWriter":
+        self.head(2, len(value))
+        self.out += value
+        return self
+
+    def tstr(self, value: str) -> "CborWriter":
+        raw = value.encode("utf-8")
+        self.head(3, len(raw))
+        self.out += raw
+        return self
+
+    def map(self, n: int) -> "CborWriter":
+        return self.head(5, n)
+
+    def value(self, v: Any) -> "CborWriter":
+        """Any of: int, float (as double), bytes, str, bool, None, list/tuple, dict (insertion order
+        kept)."""
+        if isinstance(v, bool):
+            self.out.append(0xF5 if v else 0xF4)
+        elif v is None:
+            self.out.append(0xF6)
+        elif isinstance(v, int):
+            self.int(v)
+        elif isinstance(v, float):
+            self.out.append(0xFB)  # always double precision
+            self.out += struct.pack(">d", v)
+        elif isinstance(v, (bytes, bytearray, memoryview)):
+            self.bstr(bytes(v))
+        elif isinstance(v, str):
+            self.tstr(v)
+        elif isinstance(v, (list, tuple)):
+            self.head(4, len(v))
+            for item in v:
+                self.value(item)
+        elif isinstance(v, Mapping):
+            self.map(len(v))
+            for k, item in v.items():
+                self.value(k)
+                self.value(item)
+        else:
+            raise UsageError(f"cannot CBOR-encode {type(v).__name__}", vid="CBOR-TYPE")
+        return self
+
+    def getvalue(self) -> bytes:
+        return bytes(self.out)
+
+
+@dataclass(frozen=True)
+class CborTag:
+    """A tagged item the generic reader does not interpret (RFC 8949 §3.4)."""
+
+    tag: int
+    value: Any
+
+
+@dataclass(frozen=True)
+class CborSimple:
+    """A simple value other than false/true/null/undefined (RFC 8949 §3.3)."""
+
+    value: int
+
+
+_BREAK = object()
+
+
+class CborReader:
+    """Pull-side CBOR reader (RFC 8949) over ``data``; every failure is a typed DecodeError.
+
+    Lengths are compared with the remaining input before anything is sliced, so no declared
+    length can make it allocate more than the input holds; nesting is limited to
+    :data:`MAX_CBOR_DEPTH`.
+    """
+
+    __slots__ = ("data", "pos", "context")
+
+    def __init__(self, data: bytes, context: str = "cbor") -> None:
+        self.data = data
+        self.pos = 0
+        self.context = context
+
+    # -- errors -------------------------------------------------------------------------------
+    def _err(self, msg: str, vid: str = "CODEC-CBOR-MALFORMED") -> DecodeError:
+        return DecodeError(f"{self.context}: {msg}", vid=vid, where=self.pos)
+
+    def _need(self, n: int, what: str) -> None:
+        if n > len(self.data) - self.pos:
+            raise TruncatedError(
+                f"{self.context}: {what} needs {n} bytes, {len(self.data) - self.pos} left",
+                vid="CODEC-CBOR-TRUNCATED", where=self.pos)
+
+    # -- heads ----------------------------------------------------------------------------------
+    def head(self) -> Tuple[int, int, Optional[int]]:
+        """(major type, additional info, argument); argument is None for ai 31 (indefinite)."""
+        self._need(1, "initial byte")
+        ib = self.data[self.pos]
+        self.pos += 1
+        major, ai = ib >> 5, ib & 0x1F
+        if ai < 24:
+            return major, ai, ai
+        if ai <= 27:
+            n = 1 << (ai - 24)
+            self._need(n, "argument")
+            v = int.from_bytes(self.data[self.pos:self.pos + n], "big")
+            self.pos += n
+            return major, ai, v
+        if ai == 31:
+            if major in (0, 1, 6):
+                raise self._err(f"indefinite length not allowed for major type {major}")
+            return major, ai, None
+        raise self._err(f"reserved additional information {ai}")
+
+    def at_end(self) -> bool:
+        return self.pos >= len(self.data)
+
+    def expect_end(self) -> None:
+        if self.pos != len(self.data):
+            raise TrailingBytesError(
+                f"{self.context}: {len(self.data) - self.pos} bytes after the item",
+                vid="CODEC-CBOR-TRAILING", where=self.pos)
+
+    def _string_body(self, major: int, arg: Optional[int], depth_ok: bool = True) -> bytes:
+        if arg is not None:
+            self._need(arg, "string")
+            out = self.data[self.pos:self.pos + arg]
+            self.pos += arg
+            return out
+        # indefinite-length string: definite chunks of the same major type, then break
+        parts: List[bytes] = []
+        while True:
+            self._need(1, "string chunk")
+            if self.data[self.pos] == 0xFF:
+                self.pos += 1
+                return b"".join(parts)
+            m, _ai, n = self.head()
+            if m != major or n is None:
+                raise self._err("bad chunk in indefinite-length string")
+            self._need(n, "string chunk")
+            parts.append(self.data[self.pos:self.pos + n])
+            self.pos += n
+
+    def _text(self, raw: bytes) -> str:
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise self._err("text string is not valid UTF-8") from None
+
+    # -- generic items --------------------------------------------------------------------------
+    def item(self, depth: int = 0) -> Any:
+        """Decode one item into Python values: int, bytes, str, list, dict, bool, None, float,
+        :class:`CborTag`, :class:`CborSimple`. Map keys that are unhashable become tuples."""
+        v = self._item(depth)
+        if v is _BREAK:
+            raise self._err("unexpected break")
+        return v
+
+    def _item(self, depth: int) -> Any:
+        if depth > MAX_CBOR_DEPTH:
+            raise self._err(f"nesting deeper than {MAX_CBOR_DEPTH}")
+        if not self.at_end() and self.data[self.pos] == 0xFF:
+            self.pos += 1
+            return _BREAK
+        major, ai, arg = self.head()
+        if major == 0:
+            return arg
+        if major == 1:
+            return -1 - arg
+        if major == 2:
+            return self._string_body(2, arg)
+        if major == 3:
+            return self._text(self._string_body(3, arg))
+        if major == 4:
+            out: List[Any] = []
+            if arg is None:
+                while True:
+                    v = self._item(depth + 1)
+                    if v is _BREAK:
+                        return out
+                    out.append(v)
+            self._need(arg, "array items")  # each item takes at least one byte
+            for _ in range(arg):
+                v = self._item(depth + 1)
+                if v is _BREAK:
+                    raise self._err("unexpected break")
+                out.append(v)
+            return out
+        if major == 5:
+            d: Dict[Any, Any] = {}
+            count = 0
+            if arg is not None:
+                self._need(2 * arg, "map entries")
+            while arg is None or count < arg:
+                k = self._item(depth + 1)
+                if k is _BREAK:
+                    if arg is None:
+                        return d
+                    raise self._err("unexpected break")
+                v = self._item(depth + 1)
+                if v is _BREAK:
+                    raise self._err("unexpected break")
+                d[_hashable(k)] = v
+                count += 1
+            return d
+        if major == 6:
+            v = self._item(depth + 1)
+            if v is _BREAK:
+                raise self._err("unexpected break")
+            return CborTag(arg, v)
+        # major 7
+        if ai < 24 or ai == 24:
+            if ai == 20:
+                return False
+            if ai == 21:
+                return True
+            if ai == 22:
+                return None
+            if ai == 24 and arg < 32:
+                raise self._err("two-byte simple value below 32")
+            return CborSimple(arg)
+        if ai == 25:
+            return struct.unpack(">e", arg.to_bytes(2, "big"))[0]
+        if ai == 26:
+            return struct.unpack(">f", arg.to_bytes(4, "big"))[0]
+        if ai == 27:
+            return struct.unpack(">d", arg.to_bytes(8, "big"))[0]
+        raise self._err("unexpected break")  # ai 31 outside an indefinite container
+
+    def skip(self, depth: int = 0) -> None:
+        """Consume one well-formed item (value of an unknown key at nesting *depth*)."""
+        self.item(depth)
+
+
+def _hashable(k: Any) -> Any:
+    """A dict key for a decoded map key: arrays become tuples, maps tuples of pairs."""
+    if isinstance(k, list):
+        return tuple(_hashable(x) for x in k)
+    if isinstance(k, dict):
+        return tuple((a, _hashable(b)) for a, b in k.items())
+    if isinstance(k, CborTag):
+        return CborTag(k.tag, _hashable(k.value))
+    return k
+
+
+def cbor_decode_item(data: bytes, *, context: str = "cbor", allow_trailing: bool = False) -> Any:
+    """Decode exactly one CBOR item (trailing bytes rejected unless *allow_trailing*)."""
+    r = CborReader(_as_bytes(data), context)
+    v = r.item()
+    if not allow_trailing:
+        r.expect_end()
+    return v
+
+
+def cbor_encode_int_map(pairs: Union[Mapping[int, Any], Iterable[Tuple[int, Any]]]) -> bytes:
+    """A definite-length CBOR map with integer keys in the given order (GSP ``args``)."""
+    items = list(pairs.items()) if isinstance(pairs, Mapping) else list(pairs)
+    w = CborWriter().map(len(items))
+    for k, v in items:
+        w.int(k).value(v)
+    return w.getvalue()
+
+
+def cbor_encode_text_map(schema: MessageSchema, values: Mapping[str, Any]) -> bytes:
+    """The serde/ciborium form: definite map, text keys in schema order, shortest integers."""
+    w = CborWriter().map(len(schema.fields))
+    for f in schema.fields:
+        w.tstr(f.key)
+        v = values[f.attr]
+        if f.kind.is_int:
+            w.uint(v)
+        elif f.kind is Kind.BYTES:
+            w.bstr(v)
+        else:
+            w.tstr(v)
+    return w.getvalue()
+
+
+def _untag(v: Any) -> Any:
+    """Drop tags as ciborium does when it deserialises into a plain type; a bignum (tag 2/3,
+    RFC 8949 §3.4.3) becomes its integer."""
+    while isinstance(v, CborTag):
+        if v.tag in (2, 3) and isinstance(v.value, bytes):
+            n = int.from_bytes(v.value, "big")
+            return n if v.tag == 2 else -1 - n
+        v = v.value
+    return v
+
+
+def _skip_tags(r: CborReader) -> Tuple[int, int, Optional[int], List[int]]:
+    """Read a head, skipping leading tags (at most MAX_CBOR_DEPTH); returns the tags seen."""
+    tags: List[int] = []
+    major, ai, arg = r.head()
+    while major == 6:
+        tags.append(arg)
+        if len(tags) > MAX_CBOR_DEPTH:
+            raise r._err(f"more than {MAX_CBOR_DEPTH} nested tags")
+        major, ai, arg = r.head()
+    return major, ai, arg, tags
+
+
+def _cbor_field(r: CborReader, schema: MessageSchema, f: FieldSpec) -> Any:
+    """One known field, accepted in the forms serde + ciborium accept: tags are ignored, an
+    integer may be a bignum, a byte field may be an array of u8."""
+    start = r.pos
+    major, _ai, arg, tags = _skip_tags(r)
+    where = f"{schema.name}.{f.key}"
+    if f.kind.is_int:
+        big = [i for i, t in enumerate(tags) if t in (2, 3)]
+        if big and (big[0] != len(tags) - 1 or major != 2):
+            # ciborium: a bignum tag must wrap a byte string directly
+            r.pos = start
+            raise DecodeError(f"{where}: bignum tag without a byte string",
+                              vid="CODEC-CBOR-TYPE", where=f.attr)
+        if big:
+            v = _untag(CborTag(tags[-1], r._string_body(2, arg)))
+        elif major in (0, 1):
+            v = arg if major == 0 else -1 - arg
+        else:
+            v = None
+        if v is not None:
+            if v < 0:
+                raise DecodeError(f"{where}: negative integer for u{f.kind.value}",
+                                  vid="CODEC-RANGE", where=f.attr)
+            return check_int(v, f.kind.value, where=f.attr, decoding=True)
+    elif f.kind is Kind.BYTES:
+        if major == 2:
+            return r._string_body(2, arg)
+        if major == 4:  # serde_bytes also takes a sequence of u8
+            r.pos = start
+            items = r.item(1)
+            while isinstance(items, CborTag):
+                items = items.value
+            out = bytearray()
+            for x in items:
+                x = _untag(x)
+                if isinstance(x, bool) or not isinstance(x, int) or not 0 <= x <= 0xFF:
+                    raise DecodeError(f"{where}: array element {x!r} is not a u8",
+                                      vid="CODEC-CBOR-TYPE", where=f.attr)
+                out.append(x)
+            return bytes(out)
+    elif major == 3:
+        return r._text(r._string_body(3, arg))
+    r.pos = start
+    raise DecodeError(f"{where}: major type {major} where {f.kind.name.lower()} was expected",
+                      vid="CODEC-CBOR-TYPE", where=f.attr)
+
+
+def cbor_decode_text_map(schema: MessageSchema, data: bytes) -> Dict[str, Any]:
+    """Read the serde/ciborium form of *schema*: any key order, unknown keys ignored, duplicate
+    known keys / missing keys / wrong types / out-of-range integers / trailing bytes rejected."""
+    r = CborReader(data, schema.name)
+    major, _ai, n, _tags = _skip_tags(r)
+    if major != 5:
+        raise DecodeError(f"{schema.name}: expected a CBOR map, got major type {major}",
+                          vid="CODEC-CBOR-NOT-MAP", where=0)
+    by_key = {f.key: f for f in schema.fields}
+    values: Dict[str, Any] = {}
+    count = 0
+    if n is not None:
+        r._need(2 * n, "map entries")
+    while n is None or count < n:
+        if n is None:
+            r._need(1, "map entry")
+            if r.data[r.pos] == 0xFF:
+                r.pos += 1
+                break
+        count += 1
+        kstart = r.pos
+        km, _kai, karg, _tags = _skip_tags(r)
+        if km == 3:
+            key = r._text(r._string_body(3, karg))
+        elif km == 2:
+            # serde's field identifier also takes a byte string (ciborium visit_bytes)
+            key = r._string_body(2, karg).decode("utf-8", "replace")
+        else:
+            r.pos = kstart
+            raise DecodeError(f"{schema.name}: map key of major type {km}, expected a text key",
+                              vid="CODEC-CBOR-KEY-TYPE", where=kstart)
+        f = by_key.get(key)
+        if f is None:
+            r.skip(1)  # the message map itself is one level (ciborium's recursion limit)
+            continue
+        if f.attr in values:
+            raise DecodeError(f"{schema.name}: duplicate key {key!r}",
+                              vid="CODEC-CBOR-DUP-KEY", where=f.attr)
+        values[f.attr] = _cbor_field(r, schema, f)
+    r.expect_end()
+    for f in schema.fields:
+        if f.attr not in values:
+            raise DecodeError(f"{schema.name}: missing key {f.key!r}",
+                              vid="CODEC-CBOR-MISSING-KEY", where=f.attr)
+    return values
+
+
+def _cbor_encode(schema: MessageSchema, values: Mapping[str, Any]) -> bytes:
+    return cbor_encode_text_map(schema, values)
+
+
+def _cbor_decode(schema: MessageSchema, data: bytes) -> Dict[str, Any]:
+    return cbor_decode_text_map(schema, data)
+
+
+# ---------------------------------------------------------------------------------------------
+# Protobuf (proto3) — descriptors built programmatically
+# ---------------------------------------------------------------------------------------------
+_PB_POOL = descriptor_pool.DescriptorPool()
+_PB_CLASSES: Dict[str, type] = {}
+_FDP = descriptor_pb2.FieldDescriptorProto
+
+
+def _pb_type(f: FieldSpec) -> int:
+    if f.kind is Kind.BYTES:
+        return _FDP.TYPE_BYTES
+    if f.kind is Kind.TEXT:
+        return _FDP.TYPE_STRING
+    return _FDP.TYPE_UINT64 if f.pb_bits > 32 else _FDP.TYPE_UINT32
+
+
+def register_protobuf(schemas: Sequence[MessageSchema]) -> None:
+    """Build the proto3 message classes of *schemas* (one .proto file per package) in our private
+    descriptor pool. Called at import time by each message module."""
+    by_pkg: Dict[str, List[MessageSchema]] = {}
+    for s in schemas:
+        if s.full_name not in _PB_CLASSES:
+            by_pkg.setdefault(s.pb_package, []).append(s)
+    for pkg, group in by_pkg.items():
+        fdp = descriptor_pb2.FileDescriptorProto(
+            name=f"gbp_lab/{pkg}_{'_'.join(s.name for s in group)}.proto",
+            package=pkg, syntax="proto3")
+        for s in group:
+            mp = fdp.message_type.add(name=s.name)
+            for f in s.fields:
+                mp.field.add(name=f.attr, number=f.pb_number, type=_pb_type(f),
+                             label=_FDP.LABEL_OPTIONAL, json_name=f.attr)
+        _PB_POOL.Add(fdp)
+        for s in group:
+            _PB_CLASSES[s.full_name] = message_factory.GetMessageClass(
+                _PB_POOL.FindMessageTypeByName(s.full_name))
+
+
+def protobuf_class(schema: MessageSchema) -> type:
+    """The generated-at-import protobuf message class for *schema*."""
+    return _PB_CLASSES[schema.full_name]
+
+
+def _pb_encode(schema: MessageSchema, values: Mapping[str, Any]) -> bytes:
+    return protobuf_class(schema)(**dict(values)).SerializeToString()
+
+
+_PB_WIRE = {Kind.BYTES: 2, Kind.TEXT: 2}
+
+
+def _pb_check_varints(schema: MessageSchema, data: bytes) -> None:
+    """Refuse a varint whose value does not fit 64 bits (10th byte above 1): prost rejects it,
+    the Python runtime silently truncates it. Runs after a successful parse, so the wire
+    structure is already known to be sound."""
+    pos, n = 0, len(data)
+
+    def varint() -> int:
+        nonlocal pos
+        value = shift = 0
+        for i in range(10):
+            if pos >= n:
+                raise TruncatedError(f"{schema.name}: protobuf varint truncated",
+                                     vid="CODEC-PB-MALFORMED", where=pos)
+            b = data[pos]
+            pos += 1
+            if i == 9 and b > 1:
+                raise DecodeError(f"{schema.name}: protobuf varint overflows 64 bits",
+                                  vid="CODEC-PB-MALFORMED", where=pos - 10)
+            value |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return value
+        raise DecodeError(f"{schema.name}: protobuf varint longer than 10 bytes",
+                          vid="CODEC-PB-MALFORMED", where=pos - 10)
+
+    while pos < n:
+        wire = varint() & 7
+        if wire == 0:
+            varint()
+        elif wire == 1:
+            pos += 8
+        elif wire == 2:
+            length = varint()  # (not `pos += varint()`: varint() moves pos itself)
+            pos += length
+        elif wire == 5:
+            pos += 4
+        # wire types 3/4 (group start/end) carry nothing themselves
+
+
+def _pb_decode(schema: MessageSchema, data: bytes) -> Dict[str, Any]:
+    m = protobuf_class(schema)()
+    try:
+        m.ParseFromString(data)
+    except _pb_message.DecodeError as e:
+        raise DecodeError(f"{schema.name}: protobuf: {e}", vid="CODEC-PB-MALFORMED") from None
+    except (ValueError, RuntimeError) as e:  # defensive: the runtime reports some cases so
+        raise DecodeError(f"{schema.name}: protobuf: {e}", vid="CODEC-PB-MALFORMED") from None
+    _pb_check_varints(schema, data)
+    known = {f.pb_number: f for f in schema.fields}
+    for uf in _pb_unknown.UnknownFieldSet(m):
+        f = known.get(uf.field_number)
+        if f is not None:
+            # prost refuses a known field with the wrong wire type; upb keeps it as unknown.
+            raise DecodeError(
+                f"{schema.name}: field {uf.field_number} ({f.attr}) has wire type "
+                f"{uf.wire_type}, expected {_PB_WIRE.get(f.kind, 0)}",
+                vid="CODEC-PB-WIRETYPE", where=f.attr)
+    out: Dict[str, Any] = {}
+    for f in schema.fields:
+        v = getattr(m, f.attr)
+        if f.kind.is_int:
+            v = check_int(v, f.kind.value, where=f.attr, decoding=True)
+        out[f.attr] = v
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# FlatBuffers
+# ---------------------------------------------------------------------------------------------
+def _fb_encode(schema: MessageSchema, values: Mapping[str, Any]) -> bytes:
+    b = flatbuffers.Builder(64)
+    offsets: Dict[str, int] = {}
+    for f in schema.fields:  # vectors and strings first (they cannot be built inside a table)
+        v = values[f.attr]
+        if f.kind is Kind.BYTES:
+            if v or f.attr not in schema.fb_omit_empty:
+                offsets[f.attr] = b.CreateByteVector(v)
+        elif f.kind is Kind.TEXT:
+            offsets[f.attr] = b.CreateString(v)
+    b.StartObject(len(schema.fields))
+    # Largest scalars first, as flatc/planus do to avoid padding (any order is valid).
+    for f in sorted(schema.fields, key=lambda f: -f.pb_bits):
+        v = values[f.attr]
+        if f.kind.is_int:
+            if f.pb_bits > 32:
+                b.PrependUint64Slot(f.fb_slot, v, 0)
+            else:
+                b.PrependUint32Slot(f.fb_slot, v, 0)
+        elif f.attr in offsets:
+            b.PrependUOffsetTRelativeSlot(f.fb_slot, offsets[f.attr], 0)
+    b.Finish(b.EndObject())
+    return bytes(b.Output())
+
+
+class _FlatTable:
+    """A FlatBuffers table whose offsets are checked against the buffer before the
+    ``flatbuffers.table.Table`` accessors read them (they do no checking themselves)."""
+
+    def __init__(self, buf: bytes, name: str) -> None:
+        self.buf, self.name = buf, name
+        n = len(buf)
+        self._need(0, 4, "root offset")
+        pos = int.from_bytes(buf[0:4], "little")
+        self._need(pos, 4, "table")
+        soff = int.from_bytes(buf[pos:pos + 4], "little", signed=True)
+        vt = pos - soff
+        if vt < 0 or vt + 4 > n:
+            raise self._bad(f"vtable at {vt} outside the buffer")
+        vt_size = int.from_bytes(buf[vt:vt + 2], "little")
+        tbl_size = int.from_bytes(buf[vt + 2:vt + 4], "little")
+        if vt_size < 4 or vt_size & 1:
+            raise self._bad(f"vtable size {vt_size} invalid")
+        self._need(vt, vt_size, "vtable")
+        # The table size in the vtable is not trusted (planus ignores it): every field is
+        # checked against the buffer instead.
+        self.pos, self.vt, self.vt_size, self.tbl_size = pos, vt, vt_size, tbl_size
+        self.table = _FbTable(buf, pos)
+
+    def _bad(self, msg: str) -> DecodeError:
+        return DecodeError(f"{self.name}: flatbuffers: {msg}", vid="CODEC-FB-BOUNDS")
+
+    def _need(self, start: int, size: int, what: str) -> None:
+        if start < 0 or start + size > len(self.buf):
+            raise TruncatedError(
+                f"{self.name}: flatbuffers: {what} [{start}, +{size}) outside {len(self.buf)} bytes",
+                vid="CODEC-FB-BOUNDS", where=start)
+
+    def field_offset(self, slot: int, width: int, what: str) -> int:
+        """Offset of field *slot* inside the table, 0 when absent; bounds checked."""
+        vo = 4 + 2 * slot
+        if vo + 2 > self.vt_size:
+            return 0
+        off = int.from_bytes(self.buf[self.vt + vo:self.vt + vo + 2], "little")
+        if off == 0:
+            return 0
+        # planus accepts offsets below 4 (overlapping the table's own soffset); so do we.
+        self._need(self.pos + off, width, what)
+        return off
+
+    def scalar(self, slot: int, bits: int, what: str) -> int:
+        off = self.field_offset(slot, bits // 8, what)
+        if not off:
+            return 0
+        flags = _fbn.Uint64Flags if bits > 32 else _fbn.Uint32Flags
+        return int(self.table.Get(flags, self.pos + off))
+
+    def _vector_span(self, slot: int, what: str) -> Optional[Tuple[int, int]]:
+        off = self.field_offset(slot, 4, what)
+        if not off:
+            return None
+        ref = self.pos + off
+        target = ref + int.from_bytes(self.buf[ref:ref + 4], "little")
+        self._need(target, 4, f"{what} length")
+        length = self.table.VectorLen(off)
+        self._need(target + 4, length, what)
+        return self.table.Vector(off), length
+
+    def byte_vector(self, slot: int, what: str) -> Optional[bytes]:
+        span = self._vector_span(slot, what)
+        if span is None:
+            return None
+        start, length = span
+        return bytes(self.buf[start:start + length])
+
+    def string(self, slot: int, what: str) -> Optional[str]:
+        raw = self.byte_vector(slot, what)
+        if raw is None:
+            return None
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise DecodeError(f"{self.name}: flatbuffers: {what} is not UTF-8",
+                              vid="CODEC-FB-UTF8", where=what) from None
+
+
+def _fb_decode(schema: MessageSchema, data: bytes) -> Dict[str, Any]:
+    t = _FlatTable(data, schema.name)
+    out: Dict[str, Any] = {}
+    for f in schema.fields:
+        if f.kind.is_int:
+            v = t.scalar(f.fb_slot, f.pb_bits, f.attr)
+            out[f.attr] = check_int(v, f.kind.value, where=f.attr, decoding=True)
+        elif f.kind is Kind.BYTES:
+            out[f.attr] = t.byte_vector(f.fb_slot, f.attr) or b""
+        else:
+            out[f.attr] = t.string(f.fb_slot, f.attr) or ""
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# mixin for the message dataclasses
+# ---------------------------------------------------------------------------------------------
+class PayloadMessage:
+    """Mixin giving a frozen payload dataclass ``to_bytes``/``from_bytes`` in every codec.
+
+    Subclasses set ``SCHEMA`` (a :class:`MessageSchema`) and call :func:`validate_fields` in
+    ``__post_init__``."""
+
+    SCHEMA: MessageSchema
+
+    def to_bytes(self, codec: Any = PayloadCodec.CBOR) -> bytes:
+        """Encode in *codec* (unknown codec numbers mean CBOR)."""
+        return encode(self, codec)
+
+    @classmethod
+    def from_bytes(cls: Type[T], data: Any, codec: Any = PayloadCodec.CBOR) -> T:
+        """Decode *data* in *codec*; bad bytes raise :class:`~gbp_lab.core.errors.DecodeError`."""
+        return decode(cls, data, codec)
+
+    def to_cbor(self) -> bytes:
+        return encode(self, PayloadCodec.CBOR)
+
+    @classmethod
+    def from_cbor(cls: Type[T], data: Any) -> T:
+        return decode(cls, data, PayloadCodec.CBOR)

@@ -1,0 +1,545 @@
+"""``MlsContext``: one MLS member, with the API of the reference's Python binding
+(``gbp_stack.MlsContext``, crates/gbp/mls ``MlsContext``; reference-map §6).
+
+A context owns a signature key, a published KeyPackage (bare ``KeyPackage`` bytes,
+``00 01 00 01 …`` like openmls) and a current group — at first a one-member group of its own at
+epoch 0, as the reference creates one. Calls and their epochs:
+
+* ``invite(kp) -> welcome`` — Add commit, merged at once;
+* ``invite_full(kp) -> (commit, welcome)`` — Add commit, *pending* (merge: ``finalize_commit``);
+* ``invite_many(kps) -> (commit, welcome)`` — one Add commit for several KeyPackages, pending;
+* ``remove_member(leaf) -> commit`` — Remove commit, pending;
+* ``self_update() -> commit`` — empty commit with a new path (key rotation), pending;
+* ``process_message(msg) -> kind`` — ``"commit"`` (staged: merge with ``finalize_commit``),
+  ``"application"``, ``"proposal"`` or ``"external"`` (a new member's own Add);
+* ``finalize_commit()`` — merge the staged (received) commit, which wins over our own pending
+  one as in openmls, or else the pending one; idempotent;
+* ``clear_pending_commit()`` — drop both;
+* ``accept_welcome(welcome)`` — replace the current group by the one joined.
+
+A second received commit while one is staged is refused (:class:`GroupStateError`); a failed
+``process_message`` leaves the context as it was (the group module works on copies).
+
+Key log: ``keylog=`` (a path or a :class:`~gbp_lab.core.keylog.KeyLog`) or, when not given, the
+``MLS_KEYLOGFILE`` environment variable: every epoch this context enters appends its
+``MLS_EXPORTER_SECRET``, ``MLS_SENDER_DATA_SECRET``, ``MLS_ENCRYPTION_SECRET`` and
+``MLS_EPOCH_SECRET`` records (and the group's ``MLS_CIPHER_SUITE``).
+
+State export (:meth:`export_state` / :meth:`restore_state`) is our own format, a UTF-8 JSON
+object (``"format": "gbp-lab/mls-context"``, ``"version": 1``) with every byte string in hex:
+identity, suite, signature key, KeyPackage and its private keys, the group (GroupContext and
+ratchet-tree bytes, leaf and path-secret private keys, all epoch secrets, secret-tree nodes and
+ratchets, transcript hashes, confirmation tag, stored proposals, resumption PSKs). It holds
+private keys: store it encrypted. Pending and staged commits are not part of it (export refuses
+while one exists).
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, fields
+from typing import Callable, List, Optional, Tuple, Union
+
+from ..errors import DecodeError, GbpLabError, UsageError
+from ..keylog import ENCRYPTION, EPOCH, EXPORTER, SENDER_DATA, KeyLog
+from .credentials import Credential
+from .framing import AuthenticatedContent
+from .group import (CommitResult, GroupConfig, GroupState, GroupStateError, StoredProposal,
+                    create_application_message, create_commit, create_group, decode_message, join_group,
+                    process_message as _process)
+from .key_package import KeyPackage
+from .leaf_node import Capabilities, LeafNode, Lifetime
+from .mls_message import MLSMessage
+from .proposals import Add, Proposal, Remove
+from .registries import LeafNodeSource, ProtocolVersion, WireFormat
+from .schedule import EpochSecrets, GroupContext
+from .secret_tree import RatchetKey, RatchetType, SecretTree, _Ratchet
+from .secrets import Secret
+from .suites import CipherSuite
+from .tree import Member, RatchetTree
+from .treekem import PrivateTree
+
+Rng = Callable[[int], bytes]
+Clock = Callable[[], float]
+
+#: openmls 0.8 KeyPackage lifetime: from one hour ago to 84 days (12 weeks) ahead (measured on
+#: the reference's KeyPackages: not_after - not_before = 7 261 200 s).
+LIFETIME_BEFORE = 3600
+LIFETIME_AFTER = 84 * 24 * 3600
+#: Cipher suites our leaves advertise (the reference advertises 1, 2, 3 plus a GREASE value).
+ADVERTISED_SUITES = (1, 2, 3)
+STATE_FORMAT = "gbp-lab/mls-context"
+
+
+@dataclass(frozen=True)
+class TranscriptHashes:
+    """The two transcript hashes of the current epoch (RFC 9420 §8.2)."""
+
+    confirmed: bytes
+    interim: bytes
+
+
+@dataclass(frozen=True)
+class EpochSummary:
+    """One past (or the current) epoch, for teaching views."""
+
+    group_id: bytes
+    epoch: int
+    group_context: GroupContext
+    epoch_secrets: EpochSecrets
+    members: Tuple[Member, ...]
+    confirmation_tag: bytes
+
+
+class MlsContext:
+    """One MLS member (see the module docstring). Use as a context manager or call
+    :meth:`close` (which only forgets the state: nothing native to release)."""
+
+    def __init__(self, identity: Union[str, bytes], suite: CipherSuite, signature_priv: bytes,
+                 state: GroupState, *, key_package: KeyPackage, init_priv: bytes, kp_leaf_priv: bytes,
+                 keylog: Union[None, str, os.PathLike, KeyLog] = None, rng: Optional[Rng] = None,
+                 clock: Optional[Clock] = None, config: GroupConfig = GroupConfig(),
+                 history_size: int = 16) -> None:
+        self.identity = identity
+        self._suite = suite
+        self._signature_priv = bytes(signature_priv)
+        self._state: Optional[GroupState] = state
+        self._key_package = key_package
+        self._init_priv = bytes(init_priv)
+        self._kp_leaf_priv = bytes(kp_leaf_priv)
+        if keylog is None and os.environ.get("MLS_KEYLOGFILE"):
+            keylog = os.environ["MLS_KEYLOGFILE"]
+        self._keylog = keylog
+        self._rng = rng or os.urandom
+        self._clock = clock or time.time
+        self._config = config
+        self._pending: Optional[CommitResult] = None
+        self._staged: Optional[GroupState] = None
+        self._history: List[EpochSummary] = []
+        self._history_size = history_size
+        self._entered(state)
+
+    # -- construction ---------------------------------------------------------------------
+    @classmethod
+    def create(cls, identity: Union[str, bytes], *, ciphersuite: int = 1, rng: Optional[Rng] = None,
+               keylog: Union[None, str, os.PathLike, KeyLog] = None, clock: Optional[Clock] = None,
+               config: GroupConfig = GroupConfig()) -> "MlsContext":
+        """A fresh member: signature key, a KeyPackage (basic credential = ``identity``) and a
+        one-member group of its own (random 16-byte group id, epoch 0)."""
+        suite = CipherSuite.get(ciphersuite)
+        rng = rng or os.urandom
+        clock = clock or time.time
+        ident = identity.encode("utf-8") if isinstance(identity, str) else bytes(identity)
+        sig_priv, sig_pub = suite.generate_signature_key_pair(rng)
+        kp, init_priv, kp_leaf_priv = _make_key_package(suite, ident, sig_priv, sig_pub, int(clock()), rng)
+        own_leaf_priv, own_leaf = _make_leaf(suite, ident, sig_priv, sig_pub, int(clock()), rng)
+        state = create_group(suite, own_leaf, own_leaf_priv, sig_priv, config=config, rng=rng)
+        return cls(identity, suite, sig_priv, state, key_package=kp, init_priv=init_priv,
+                   kp_leaf_priv=kp_leaf_priv, keylog=keylog, rng=rng, clock=clock, config=config)
+
+    # -- properties -----------------------------------------------------------------------
+    @property
+    def _s(self) -> GroupState:
+        if self._state is None:
+            raise UsageError("the context is closed", vid="MLS-CONTEXT-CLOSED")
+        return self._state
+
+    @property
+    def state(self) -> GroupState:
+        """The current :class:`~.group.GroupState` (treat as read-only)."""
+        return self._s
+
+    @property
+    def epoch(self) -> int:
+        return self._s.epoch
+
+    @property
+    def group_id(self) -> bytes:
+        return self._s.group_id
+
+    @property
+    def ciphersuite(self) -> int:
+        return int(self._suite.id)
+
+    @property
+    def own_leaf_index(self) -> int:
+        return self._s.own_leaf
+
+    @property
+    def is_active(self) -> bool:
+        """False once a merged commit removed us."""
+        return self._s.active
+
+    @property
+    def epoch_secrets(self) -> EpochSecrets:
+        return self._s.secrets
+
+    @property
+    def group_context(self) -> GroupContext:
+        return self._s.context
+
+    @property
+    def tree(self) -> RatchetTree:
+        return self._s.tree.copy()
+
+    @property
+    def members(self) -> List[Member]:
+        return self._s.tree.members()
+
+    @property
+    def transcript_hashes(self) -> TranscriptHashes:
+        s = self._s
+        return TranscriptHashes(s.context.confirmed_transcript_hash, s.interim_transcript_hash)
+
+    @property
+    def history(self) -> Tuple[EpochSummary, ...]:
+        """Summaries of the epochs this context went through, oldest first (bounded)."""
+        return tuple(self._history)
+
+    @property
+    def has_pending_commit(self) -> bool:
+        return self._pending is not None or self._staged is not None
+
+    def export_raw(self, label: Union[str, bytes], context: bytes = b"", length: int = 32) -> bytes:
+        """RFC 9420 §8.5 ``MLS-Exporter(label, context, length)`` of the current epoch."""
+        return self._s.export(label, bytes(context), length)
+
+    def export_key_package(self) -> bytes:
+        """Our KeyPackage as bare TLS bytes (``00 01 00 01 …``)."""
+        return self._key_package.to_bytes()
+
+    # -- commits we make ------------------------------------------------------------------
+    def _no_pending(self) -> None:
+        if self.has_pending_commit:
+            raise UsageError("a commit is already pending: finalize or clear it first",
+                             vid="MLS-CONTEXT-PENDING")
+
+    def _commit(self, proposals) -> CommitResult:
+        self._no_pending()
+        res = create_commit(self._s, proposals, rng=self._rng, now=int(self._clock()))
+        self._state = res.sent_state
+        return res
+
+    def invite_full(self, key_package: bytes) -> Tuple[bytes, bytes]:
+        """Add ``key_package`` (bare KeyPackage or MLSMessage bytes); return ``(commit, welcome)``
+        and keep the commit pending (RFC 9420 §12.1.1, §12.4)."""
+        kp = _parse_key_package(key_package)
+        res = self._commit([Proposal(Add(kp))])
+        self._pending = res
+        return res.message, res.welcome
+
+    def invite_many(self, key_packages) -> Tuple[bytes, bytes]:
+        """One Add commit for several KeyPackages (the reference's WASM ``inviteMany``); returns
+        ``(commit, welcome)`` with one Welcome for all of them, commit pending."""
+        kps = [_parse_key_package(k) for k in key_packages]
+        if not kps:
+            raise UsageError("no KeyPackage to invite", vid="MLS-CONTEXT-INVITE")
+        res = self._commit([Proposal(Add(kp)) for kp in kps])
+        self._pending = res
+        return res.message, res.welcome
+
+    def invite(self, key_package: bytes) -> bytes:
+        """Add ``key_package``, merge at once and return the Welcome."""
+        _, welcome = self.invite_full(key_package)
+        self.finalize_commit()
+        return welcome
+
+    def remove_member(self, leaf_index: int) -> bytes:
+        """Remove the member at ``leaf_index``; return the Commit (pending)."""
+        s = self._s
+        if not isinstance(leaf_index, int) or not 0 <= leaf_index < s.tree.n_leaves \
+                or s.tree.leaf(leaf_index) is None:
+            raise UsageError(f"leaf {leaf_index} is not a member", vid="MLS-CONTEXT-REMOVE")
+        if leaf_index == s.own_leaf:
+            raise UsageError("a member cannot commit its own removal", vid="MLS-CONTEXT-REMOVE-SELF")
+        res = self._commit([Proposal(Remove(leaf_index))])
+        self._pending = res
+        return res.message
+
+    def self_update(self) -> bytes:
+        """An empty Commit with a fresh UpdatePath (key rotation, RFC 9420 §12.4); pending.
+        (openmls ``self_update``; not exposed by the reference binding.)"""
+        res = self._commit([])
+        self._pending = res
+        return res.message
+
+    def send_application(self, data: bytes, *, authenticated_data: bytes = b"") -> bytes:
+        """Application data as an MLS PrivateMessage (not used by GBP, which seals its own
+        frames; handy for tests and teaching)."""
+        new, msg = create_application_message(self._s, data, authenticated_data=authenticated_data)
+        self._state = new
+        return msg
+
+    # -- receiving ------------------------------------------------------------------------
+    def process_message(self, message: bytes) -> str:
+        """Process one MLSMessage. A commit is staged (merge: :meth:`finalize_commit`); returns
+        ``"commit"``, ``"application"``, ``"proposal"`` or ``"external"`` (a new member's Add)."""
+        res = self.process(message)
+        return res.kind
+
+    def process(self, message: bytes):
+        """Like :meth:`process_message` but returns the full :class:`~.group.Processed`."""
+        msg = decode_message(message)
+        if msg.wire_format not in (WireFormat.MLS_PUBLIC_MESSAGE, WireFormat.MLS_PRIVATE_MESSAGE):
+            raise GroupStateError(f"expected a protocol message, got {WireFormat(msg.wire_format).name}",
+                                  vid="MLS-GROUP-WIRE-FORMAT")
+        res = _process(self._s, msg, now=int(self._clock()))
+        if res.kind == "commit" and self._staged is not None:
+            raise GroupStateError("a received commit is already staged: finalize or clear it first",
+                                  vid="MLS-CONTEXT-STAGED")
+        self._state = res.state
+        if res.kind == "commit":
+            self._staged = res.staged
+        return res
+
+    def finalize_commit(self) -> None:
+        """Merge the staged commit (received) or else the pending one (ours). Idempotent."""
+        nxt = None
+        if self._staged is not None:
+            nxt = self._staged
+        elif self._pending is not None:
+            nxt = self._pending.new_state
+        self._staged = self._pending = None
+        if nxt is not None:
+            self._state = nxt
+            if nxt.active:
+                self._entered(nxt)
+
+    def clear_pending_commit(self) -> None:
+        """Drop the staged and the pending commit."""
+        self._staged = self._pending = None
+
+    def accept_welcome(self, welcome: bytes) -> None:
+        """Join the group of ``welcome`` (MLSMessage bytes) with our KeyPackage; the current
+        group (and any pending commit) is replaced."""
+        msg = decode_message(welcome)
+        if msg.wire_format != WireFormat.MLS_WELCOME:
+            raise GroupStateError(f"expected a Welcome, got {WireFormat(msg.wire_format).name}",
+                                  vid="MLS-GROUP-WIRE-FORMAT")
+        state = join_group(msg.message, self._key_package, self._init_priv, self._kp_leaf_priv,
+                           self._signature_priv, config=self._config)
+        self._state = state
+        self._staged = self._pending = None
+        self._entered(state)
+
+    # -- key log and history --------------------------------------------------------------
+    def _entered(self, state: GroupState) -> None:
+        s = state.secrets
+        self._history.append(EpochSummary(state.group_id, state.epoch, state.context, s,
+                                          tuple(state.tree.members()), state.confirmation_tag))
+        del self._history[:-self._history_size]
+        if self._keylog is None or len(state.group_id) != 16:
+            return
+        log = KeyLog()
+        log.set_suite(state.group_id, int(state.suite.id))
+        for label, secret in ((EXPORTER, s.exporter_secret), (SENDER_DATA, s.sender_data_secret),
+                              (ENCRYPTION, s.encryption_secret), (EPOCH, s.epoch_secret)):
+            log.add(label, state.group_id, state.epoch, secret.reveal())
+        if isinstance(self._keylog, KeyLog):
+            self._keylog.update(log)
+        else:
+            log.append_to(self._keylog)
+
+    # -- state export ---------------------------------------------------------------------
+    def export_state(self) -> bytes:
+        """The whole context as UTF-8 JSON (see the module docstring). Contains private keys."""
+        if self.has_pending_commit:
+            raise UsageError("cannot export with a pending or staged commit", vid="MLS-CONTEXT-PENDING")
+        s = self._s
+        ident = self.identity if isinstance(self.identity, str) else None
+        doc = {
+            "format": STATE_FORMAT, "version": 1,
+            "identity": ident, "identity_hex": None if ident is not None else bytes(self.identity).hex(),
+            "suite": int(self._suite.id),
+            "signature_priv": self._signature_priv.hex(),
+            "key_package": self._key_package.to_bytes().hex(),
+            "init_priv": self._init_priv.hex(), "kp_leaf_priv": self._kp_leaf_priv.hex(),
+            "config": {"padding_size": self._config.padding_size,
+                       "out_of_order_tolerance": self._config.out_of_order_tolerance,
+                       "maximum_forward_distance": self._config.maximum_forward_distance,
+                       "use_ratchet_tree_extension": self._config.use_ratchet_tree_extension,
+                       "handshake_wire_format": int(self._config.handshake_wire_format),
+                       "max_resumption_psks": self._config.max_resumption_psks},
+            "group": _state_to_json(s),
+        }
+        return json.dumps(doc, sort_keys=True).encode("utf-8")
+
+    @classmethod
+    def restore_state(cls, state: bytes, identity: Union[str, bytes, None] = None, *,
+                      rng: Optional[Rng] = None, keylog=None, clock: Optional[Clock] = None) -> "MlsContext":
+        """Rebuild a context from :meth:`export_state` output; malformed input is a
+        :class:`DecodeError` (``MLS-CONTEXT-STATE``)."""
+        try:
+            doc = json.loads(bytes(state).decode("utf-8"))
+            if not isinstance(doc, dict) or doc.get("format") != STATE_FORMAT or doc.get("version") != 1:
+                raise DecodeError("not a gbp-lab MLS context state", vid="MLS-CONTEXT-STATE")
+            suite = CipherSuite.get(doc["suite"])
+            cfg = doc["config"]
+            config = GroupConfig(cfg["padding_size"], cfg["out_of_order_tolerance"],
+                                 cfg["maximum_forward_distance"], cfg["use_ratchet_tree_extension"],
+                                 WireFormat(cfg["handshake_wire_format"]), cfg["max_resumption_psks"])
+            gstate = _state_from_json(doc["group"], suite, config)
+            ident = doc["identity"] if doc["identity"] is not None else bytes.fromhex(doc["identity_hex"])
+            ctx = cls.__new__(cls)
+            ctx.identity = identity if identity is not None else ident
+            ctx._suite = suite
+            ctx._signature_priv = bytes.fromhex(doc["signature_priv"])
+            ctx._state = gstate
+            ctx._key_package = KeyPackage.from_bytes(bytes.fromhex(doc["key_package"]))
+            ctx._init_priv = bytes.fromhex(doc["init_priv"])
+            ctx._kp_leaf_priv = bytes.fromhex(doc["kp_leaf_priv"])
+        except GbpLabError as exc:
+            if isinstance(exc, DecodeError):
+                raise
+            raise DecodeError(f"bad context state: {exc.message}", vid="MLS-CONTEXT-STATE") from exc
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+            raise DecodeError(f"bad context state: {exc!r}", vid="MLS-CONTEXT-STATE") from None
+        if keylog is None and os.environ.get("MLS_KEYLOGFILE"):
+            keylog = os.environ["MLS_KEYLOGFILE"]
+        ctx._keylog = keylog
+        ctx._rng = rng or os.urandom
+        ctx._clock = clock or time.time
+        ctx._config = config
+        ctx._pending = ctx._staged = None
+        ctx._history = []
+        ctx._history_size = 16
+        ctx._history.append(EpochSummary(gstate.group_id, gstate.epoch, gstate.context, gstate.secrets,
+                                         tuple(gstate.tree.members()), gstate.confirmation_tag))
+        return ctx
+
+    # -- lifetime -------------------------------------------------------------------------
+    def close(self) -> None:
+        """Forget the group state (idempotent)."""
+        self._state = None
+        self._pending = self._staged = None
+
+    def __enter__(self) -> "MlsContext":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        if self._state is None:
+            return "MlsContext(closed)"
+        return (f"MlsContext(identity={self.identity!r}, group={self.group_id.hex()}, epoch={self.epoch}, "
+                f"leaf={self.own_leaf_index}, members={len(self.members)})")
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+def _parse_key_package(data: bytes) -> KeyPackage:
+    """A bare KeyPackage (openmls' export), or one inside an MLSMessage. ``00 01 00 05`` starts
+    both a bare suite-5 KeyPackage and an MLSMessage(key_package), so the bare form is tried first."""
+    data = bytes(data)
+    try:
+        return KeyPackage.from_bytes(data)
+    except DecodeError as bare_error:
+        try:
+            msg = MLSMessage.from_bytes(data)
+        except DecodeError:
+            raise bare_error from None
+        if msg.wire_format != WireFormat.MLS_KEY_PACKAGE:
+            raise DecodeError(f"expected a KeyPackage, got {WireFormat(msg.wire_format).name}",
+                              vid="MLS-CONTEXT-KEY-PACKAGE") from None
+        return msg.message
+
+
+def _capabilities() -> Capabilities:
+    return Capabilities(versions=(ProtocolVersion.MLS10,), cipher_suites=ADVERTISED_SUITES)
+
+
+def _make_leaf(suite: CipherSuite, identity: bytes, sig_priv: bytes, sig_pub: bytes, now: int,
+               rng: Rng) -> Tuple[bytes, LeafNode]:
+    enc_priv, enc_pub = suite.generate_key_pair(rng)
+    leaf = LeafNode(enc_pub, sig_pub, Credential.basic(identity), _capabilities(),
+                    LeafNodeSource.KEY_PACKAGE,
+                    lifetime=Lifetime(max(0, now - LIFETIME_BEFORE), now + LIFETIME_AFTER)).signed(suite, sig_priv)
+    return enc_priv, leaf
+
+
+def _make_key_package(suite: CipherSuite, identity: bytes, sig_priv: bytes, sig_pub: bytes, now: int,
+                      rng: Rng) -> Tuple[KeyPackage, bytes, bytes]:
+    leaf_priv, leaf = _make_leaf(suite, identity, sig_priv, sig_pub, now, rng)
+    init_priv, init_pub = suite.generate_key_pair(rng)
+    kp = KeyPackage(ProtocolVersion.MLS10, int(suite.id), init_pub, leaf).signed(sig_priv)
+    return kp, init_priv, leaf_priv
+
+
+def _hex_secret(s: Optional[Secret]) -> Optional[str]:
+    return None if s is None else s.reveal().hex()
+
+
+def _secret_tree_to_json(st: SecretTree) -> dict:
+    return {
+        "n_leaves": st.n_leaves,
+        "nodes": {str(int(k)): v.hex() for k, v in st._nodes.items()},
+        "ratchets": [[int(leaf), int(kind), None if r.secret is None else r.secret.hex(), r.generation,
+                      [[int(g), k.key.reveal().hex(), k.nonce.reveal().hex()] for g, k in sorted(r.past.items())]]
+                     for (leaf, kind), r in st._ratchets.items()],
+    }
+
+
+def _secret_tree_from_json(doc: dict, suite: CipherSuite, config: GroupConfig) -> SecretTree:
+    st = SecretTree(suite, b"\x00" * suite.hash_length, int(doc["n_leaves"]),
+                    out_of_order_tolerance=config.out_of_order_tolerance,
+                    maximum_forward_distance=config.maximum_forward_distance)
+    st._nodes = {int(k): bytes.fromhex(v) for k, v in doc["nodes"].items()}
+    st._ratchets = {}
+    for leaf, kind, secret, gen, past in doc["ratchets"]:
+        r = _Ratchet(suite, None if secret is None else bytes.fromhex(secret), config.out_of_order_tolerance,
+                     config.maximum_forward_distance)
+        r.generation = int(gen)
+        r.past = {int(g): RatchetKey(int(g), Secret(bytes.fromhex(k), "key"), Secret(bytes.fromhex(n), "nonce"))
+                  for g, k, n in past}
+        st._ratchets[(int(leaf), RatchetType(kind))] = r
+    return st
+
+
+def _state_to_json(s: GroupState) -> dict:
+    secrets = {f.name: _hex_secret(getattr(s.secrets, f.name))
+               for f in fields(s.secrets) if "derivation" in f.metadata}
+    return {
+        "group_context": s.context.to_bytes().hex(),
+        "tree": s.tree.to_bytes().hex(),
+        "own_leaf": s.own_leaf,
+        "leaf_priv": s.private.private_key(2 * s.own_leaf).hex(),
+        "path_secrets": {str(int(n)): s.private.path_secret(n).reveal().hex() for n in s.private.nodes[1:]},
+        "signature_priv": s.signature_priv.hex(),
+        "epoch_secrets": secrets,
+        "secret_tree": _secret_tree_to_json(s.secret_tree),
+        "interim_transcript_hash": s.interim_transcript_hash.hex(),
+        "confirmation_tag": s.confirmation_tag.hex(),
+        "proposals": [[p.ref.hex(), p.authenticated_content.to_bytes().hex()] for p in s.proposals.values()],
+        "resumption_psks": {str(e): v.hex() for e, v in s.resumption_psks.items()},
+        "active": s.active,
+    }
+
+
+def _state_from_json(doc: dict, suite: CipherSuite, config: GroupConfig) -> GroupState:
+    gc_bytes = bytes.fromhex(doc["group_context"])
+    gc = GroupContext.from_bytes(gc_bytes)
+    tree = RatchetTree.from_bytes(bytes.fromhex(doc["tree"]), suite)
+    private = PrivateTree(suite, int(doc["own_leaf"]), bytes.fromhex(doc["leaf_priv"]),
+                          {int(k): bytes.fromhex(v) for k, v in doc["path_secrets"].items()})
+    private.check_against(tree)
+    es = doc["epoch_secrets"]
+    secrets = EpochSecrets(cipher_suite=suite, group_context=gc_bytes,
+                           **{k: None if v is None else Secret(bytes.fromhex(v), k) for k, v in es.items()})
+    proposals = {}
+    for ref_hex, ac_hex in doc["proposals"]:
+        from .proposals import Proposal as _P
+        ac = AuthenticatedContent.from_bytes(bytes.fromhex(ac_hex))
+        proposals[bytes.fromhex(ref_hex)] = StoredProposal(bytes.fromhex(ref_hex), _P.from_bytes(ac.content.body),
+                                                           ac.content.sender, ac)
+    return GroupState(suite=suite, context=gc, tree=tree, private=private,
+                      signature_priv=bytes.fromhex(doc["signature_priv"]), secrets=secrets,
+                      interim_transcript_hash=bytes.fromhex(doc["interim_transcript_hash"]),
+                      confirmation_tag=bytes.fromhex(doc["confirmation_tag"]), config=config,
+                      secret_tree=_secret_tree_from_json(doc["secret_tree"], suite, config),
+                      proposals=proposals, active=bool(doc["active"]),
+                      resumption_psks={int(k): bytes.fromhex(v) for k, v in doc["resumption_psks"].items()})
+
+
+__all__ = ["MlsContext", "TranscriptHashes", "EpochSummary", "STATE_FORMAT"]

@@ -1,0 +1,661 @@
+"""The capture pipeline: packets → flows → byte streams → length-prefixed records → items.
+
+Each :class:`RecordItem` carries the packet time, addresses, ports, a flow id, and either the record
+body (``data``: the bytes after the ``u32-LE length`` prefix — a CBOR GbpFrame, or a raw MLS
+KeyPackage/Welcome blob, reference gbp_rfc.md §3) or an ``error`` description with a stable ``vid``.
+Nothing is lost silently: gaps, garbage, oversize lengths, records cut by FIN/RST/end of capture,
+truncated datagrams, IP datagrams whose fragments never all arrived, a truncated file and unknown
+link types all become error items. IP fragments are reassembled first
+(:class:`~.pcap.IpDefragmenter`).
+
+Transports:
+
+* TCP on the GBP ports (7878 by default) — per direction :class:`~.reassembly.TcpReassembler` +
+  :class:`RecordAssembler`; on any other port a heuristic decides per flow from the first data
+  segments (a plausible record header, see :func:`~.reassembly.plausible_start`);
+* UDP — one frame per datagram (the lab's convention; the reference has no UDP transport). A
+  datagram that starts with its own ``u32-LE length`` prefix (= size − 4) has the prefix removed.
+"""
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass
+from typing import Dict, Iterator, List, Optional, Sequence
+
+from .pcap import (
+    IpDefragmenter,
+    PendingDatagram,
+    TCP_ACK,
+    TCP_FIN,
+    TCP_RST,
+    TCP_SYN,
+    CaptureReader,
+    Packet,
+    decode_packet,
+    link_supported,
+)
+from .reassembly import (
+    MAX_RECORD,
+    StreamData,
+    StreamEnd,
+    StreamGap,
+    StreamStart,
+    TcpReassembler,
+    find_resync_point,
+    plausible_header,
+    plausible_start,
+)
+
+__all__ = [
+    "GBP_PORT",
+    "RecordItem",
+    "RecordAssembler",
+    "RecordPipeline",
+    "PipelineStats",
+    "iter_records",
+    "read_records",
+]
+
+GBP_PORT = 7878
+_U32 = struct.Struct("<I")
+
+
+@dataclass(frozen=True, slots=True)
+class RecordItem:
+    """One record (``data`` set) or one defect (``error`` + ``vid`` set)."""
+
+    time: float
+    src: Optional[str]
+    sport: Optional[int]
+    dst: Optional[str]
+    dport: Optional[int]
+    flow_id: Optional[int]
+    transport: Optional[str]  #: "tcp" | "udp" | None (file-level defects)
+    offset: Optional[int]  #: stream offset of the length prefix (TCP) / of the defect
+    data: Optional[bytes] = None
+    error: Optional[str] = None
+    vid: Optional[str] = None
+    packet: Optional[int] = None  #: index of the packet that completed the record
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class PipelineStats:
+    packets: int = 0
+    non_ip: int = 0
+    tcp_segments: int = 0
+    udp_datagrams: int = 0
+    records: int = 0
+    errors: int = 0
+    flows: int = 0
+    gbp_flows: int = 0
+    gaps: int = 0
+    gap_bytes: int = 0
+    retransmitted_bytes: int = 0
+    fragments: int = 0
+    lost_fragment_datagrams: int = 0  #: incomplete datagrams not known to be GBP
+    unknown_linktype_packets: int = 0
+
+
+# ------------------------------------------------------------------------------------------------
+# length-prefixed records over a byte stream (with gap re-synchronisation)
+# ------------------------------------------------------------------------------------------------
+class RecordAssembler:
+    """Split one direction's byte stream into ``u32-LE length ‖ body`` records.
+
+    Methods return lists of ``(offset, body, error, vid, time)`` tuples (body or error is None).
+    After a gap, garbage or an oversize length the assembler re-synchronises on the next plausible
+    GBP frame header (:func:`~.reassembly.find_resync_point`); skipped bytes are reported.
+    """
+
+    __slots__ = ("_buf", "_base", "_state", "_reason", "_skip_start", "_skipped", "max_record")
+
+    PROBE, SYNCED, RESYNC = 0, 1, 2
+
+    def __init__(self, *, syn: bool = True, max_record: int = MAX_RECORD) -> None:
+        self._buf = bytearray()
+        self._base = 0
+        self._state = self.SYNCED if syn else self.PROBE
+        self._reason = "stream joined without SYN"
+        self._skip_start = 0
+        self._skipped = 0
+        self.max_record = max_record
+
+    def set_start(self, syn: bool) -> None:
+        if not self._buf and self._base == 0:
+            self._state = self.SYNCED if syn else self.PROBE
+
+    def data(self, offset: int, chunk: bytes, time: float) -> list:
+        out: list = []
+        if offset != self._base + len(self._buf):  # defensive: the reassembler is contiguous
+            self.gap(self._base + len(self._buf), offset, time, "discontinuity", out)
+        if self._buf:
+            self._buf += chunk
+            buf = self._buf
+        else:
+            buf = chunk
+        n = len(buf)
+        pos = 0
+        while True:
+            st = self._state
+            if st == self.PROBE:
+                r = plausible_start(buf, pos)
+                if r is None:
+                    break
+                if r:
+                    self._state = self.SYNCED
+                else:
+                    self._state = self.RESYNC
+                    self._skip_start = self._base + pos
+                    self._skipped = 0
+                continue
+            if st == self.RESYNC:
+                p, found = find_resync_point(buf, pos)
+                self._skipped += p - pos
+                pos = p
+                if not found:
+                    break
+                if self._skipped:
+                    out.append((self._skip_start, None,
+                                f"{self._reason}: skipped {self._skipped} bytes "
+                                f"[{self._skip_start}, {self._base + pos}) before the next "
+                                f"plausible record header", "REC-RESYNC", time))
+                self._skipped = 0
+                self._state = self.SYNCED
+            if n - pos < 4:
+                break
+            (length,) = _U32.unpack_from(buf, pos)
+            if length > self.max_record:
+                out.append((self._base + pos, None,
+                            f"record length {length} exceeds the maximum {self.max_record}",
+                            "REC-OVERSIZE", time))
+                self._state = self.RESYNC
+                self._reason = "after an oversize length"
+                self._skip_start = self._base + pos
+                self._skipped = 0
+                continue
+            end = pos + 4 + length
+            if end > n:
+                break
+            out.append((self._base + pos, bytes(buf[pos + 4:end]), None, None, time))
+            pos = end
+        if pos:
+            self._base += pos
+            self._buf = bytearray(buf[pos:]) if pos < n else bytearray()
+        elif buf is chunk:
+            self._buf = bytearray(chunk)
+        return out
+
+    def _drop(self, time: float, what: str, out: list, vid: str) -> None:
+        """Report whatever is buffered (partial record / unsynced bytes) as lost."""
+        have = len(self._buf)
+        if self._state == self.SYNCED and have:
+            if have >= 4:
+                (length,) = _U32.unpack_from(self._buf, 0)
+                desc = f"record at offset {self._base} truncated by {what}: have {have} of {4 + length} bytes"
+            else:
+                desc = f"record header at offset {self._base} truncated by {what}: {have} of 4 bytes"
+            out.append((self._base, None, desc, vid, time))
+        elif self._state != self.SYNCED and (have or self._skipped):
+            total = self._skipped + have
+            out.append((self._skip_start, None,
+                        f"{self._reason}: {total} bytes without a plausible record header "
+                        f"before {what}", vid, time))
+
+    def gap(self, start: int, end: int, time: float, reason: str, out: Optional[list] = None) -> list:
+        if out is None:
+            out = []
+        partial = []
+        self._drop(time, "a gap", partial, "TCP-GAP")
+        detail = f"; {partial[0][2]}" if partial else ""
+        out.append((start, None, f"TCP gap of {end - start} bytes at stream offsets [{start}, {end}) "
+                                 f"({reason}); frames in it are lost{detail}", "TCP-GAP", time))
+        self._buf = bytearray()
+        self._base = end
+        self._state = self.RESYNC
+        self._reason = "after a gap"
+        self._skip_start = end
+        self._skipped = 0
+        return out
+
+    def end(self, time: float, reason: str) -> list:
+        out: list = []
+        what = {"fin": "FIN", "rst": "RST", "eof": "the end of the capture"}.get(reason, reason)
+        self._drop(time, what, out, "REC-TRUNCATED-END")
+        self._buf = bytearray()
+        self._skipped = 0
+        return out
+
+
+# ------------------------------------------------------------------------------------------------
+# flows
+# ------------------------------------------------------------------------------------------------
+class _Dir:
+    __slots__ = ("src", "sport", "dst", "dport", "reasm", "asm")
+
+    def __init__(self, src, sport, dst, dport, reasm_kw) -> None:
+        self.src, self.sport, self.dst, self.dport = src, sport, dst, dport
+        self.reasm = TcpReassembler(**reasm_kw)
+        self.asm = RecordAssembler(syn=True)
+
+
+class _Flow:
+    __slots__ = ("id", "gbp", "dirs", "pending", "probes", "closed", "last_time", "udp")
+
+    def __init__(self, fid: int, gbp: Optional[bool], udp: bool = False) -> None:
+        self.id = fid
+        self.gbp = gbp
+        self.dirs: Dict[tuple, _Dir] = {}
+        self.pending: list = []
+        self.probes = 0
+        self.closed = False
+        self.last_time = math.nan
+        self.udp = udp
+
+
+class RecordPipeline:
+    """Packets in, :class:`RecordItem` out (sans-IO: feed :class:`~.pcap.Packet` objects).
+
+    ``ports``: TCP/UDP ports that carry GBP. ``heuristic``: also look for GBP on other ports
+    (per flow, from the first ``probe_packets`` data packets). ``reasm_kw`` tunes the reassembler.
+    """
+
+    #: packets between two sweeps of the flow table
+    SWEEP_EVERY = 8192
+
+    def __init__(self, *, ports: Sequence[int] = (GBP_PORT,), heuristic: bool = True,
+                 udp: bool = True, probe_packets: int = 4, forget_after: float = 120.0,
+                 **reasm_kw) -> None:
+        self.ports = frozenset(ports)
+        self.heuristic = heuristic
+        self.udp = udp
+        self.probe_packets = probe_packets
+        self.reasm_kw = reasm_kw
+        self.forget_after = forget_after
+        self.stats = PipelineStats()
+        self._flows: Dict[tuple, _Flow] = {}
+        self._next_flow = 0
+        self._bad_links: Dict[int, int] = {}
+        self._defrag = IpDefragmenter()
+        self._last_time = math.nan
+        self._last_index: Optional[int] = None
+
+    # -- packets ---------------------------------------------------------------------------------
+    def packet(self, pkt: Packet) -> List[RecordItem]:
+        out: List[RecordItem] = []
+        st = self.stats
+        st.packets += 1
+        if not math.isnan(pkt.time):
+            self._last_time = pkt.time
+        self._last_index = pkt.index
+        if st.packets % self.SWEEP_EVERY == 0:
+            self._sweep()
+        d = decode_packet(pkt.linktype, pkt.data)
+        if d is None:
+            if not link_supported(pkt.linktype):
+                st.unknown_linktype_packets += 1
+                if pkt.interface not in self._bad_links:
+                    self._bad_links[pkt.interface] = pkt.linktype
+                    out.append(self._err(pkt, None, f"unsupported link type {pkt.linktype} on "
+                                                    f"interface {pkt.interface}: its packets are "
+                                                    f"not decoded", "CAP-LINKTYPE"))
+            else:
+                st.non_ip += 1
+            return out
+        if d.fragment:
+            st.fragments += 1
+            whole, dropped = self._defrag.push(d, pkt.time)
+            for e in dropped:
+                self._lost_datagram(e, pkt, out)
+            if whole is None:
+                return out
+            d = whole
+        if d.proto == 17:
+            if self.udp:
+                self._udp(pkt, d, out)
+            return out
+        st.tcp_segments += 1
+        self._tcp(pkt, d, out)
+        return out
+
+    def _sweep(self) -> None:
+        """Forget flows that hold nothing: closed or non-GBP, and idle for ``forget_after``
+        seconds of capture time (memory stays bounded on long captures). Open GBP flows are
+        kept: their ids must not change."""
+        now = self._last_time
+        if now != now:
+            return
+        limit = now - self.forget_after
+        stale = [k for k, f in self._flows.items()
+                 if (f.closed or f.gbp is False) and f.last_time < limit]
+        for k in stale:
+            del self._flows[k]
+
+    def _lost_datagram(self, e: PendingDatagram, pkt: Optional[Packet], out: List[RecordItem]) -> None:
+        """Report an IP datagram whose fragments never all arrived, if it was GBP's."""
+        sport, dport = e.ports
+        if sport in self.ports or dport in self.ports:
+            have = e.size
+            total = f"of {e.total} " if e.total is not None else ""
+            why = "a fragment was cut by the capture" if e.truncated else "fragments missing"
+            out.append(self._err(pkt, None, f"IP datagram {e.src}:{sport} > {e.dst}:{dport} "
+                                            f"not reassembled ({e.reason}; {why}): {have} "
+                                            f"{total}bytes captured", "IP-FRAGMENTS",
+                                 time=e.first_time))
+        else:
+            self.stats.lost_fragment_datagrams += 1
+
+    def _err(self, pkt: Optional[Packet], d, error: str, vid: str, *, offset=None, flow_id=None,
+             transport=None, time=None) -> RecordItem:
+        self.stats.errors += 1
+        if time is None:
+            time = pkt.time if pkt is not None else self._last_time
+        if d is not None:
+            return RecordItem(time, d.src, d.sport, d.dst, d.dport, flow_id, transport, offset,
+                              None, error, vid, pkt.index if pkt is not None else self._last_index)
+        return RecordItem(time, None, None, None, None, flow_id, transport, offset, None, error, vid,
+                          pkt.index if pkt is not None else self._last_index)
+
+    def _new_flow(self, gbp: Optional[bool], udp: bool = False) -> _Flow:
+        f = _Flow(self._next_flow, gbp, udp)
+        self._next_flow += 1
+        self.stats.flows += 1
+        if gbp:
+            self.stats.gbp_flows += 1
+        return f
+
+    # -- UDP -------------------------------------------------------------------------------------
+    def _udp(self, pkt: Packet, d, out: List[RecordItem]) -> None:
+        self.stats.udp_datagrams += 1
+        on_port = d.sport in self.ports or d.dport in self.ports
+        p = d.payload
+        prefixed = len(p) >= 4 and _U32.unpack_from(p, 0)[0] == len(p) + d.missing - 4
+        if not on_port:
+            if not self.heuristic:
+                return
+            body = p[4:] if prefixed else p
+            if not (len(body) >= 4 and 0xA1 <= body[0] <= 0xB7 and body[1:4] == b"\x61\x76\x01"):
+                return
+        key = (17,) + _canon(d)
+        f = self._flows.get(key)
+        if f is None:
+            f = self._flows[key] = self._new_flow(True, udp=True)
+        f.last_time = pkt.time
+        if d.missing:
+            out.append(self._err(pkt, d, f"UDP datagram truncated by the capture: {d.missing} of "
+                                         f"{len(p) + d.missing} payload bytes missing",
+                                 "UDP-TRUNCATED", flow_id=f.id, transport="udp"))
+            return
+        if not p:
+            out.append(self._err(pkt, d, "empty UDP datagram on a GBP port", "UDP-EMPTY",
+                                 flow_id=f.id, transport="udp"))
+            return
+        self.stats.records += 1
+        out.append(RecordItem(pkt.time, d.src, d.sport, d.dst, d.dport, f.id, "udp", None,
+                              p[4:] if prefixed else p, None, None, pkt.index))
+
+    # -- TCP -------------------------------------------------------------------------------------
+    def _tcp(self, pkt: Packet, d, out: List[RecordItem]) -> None:
+        key = (6,) + _canon(d)
+        f = self._flows.get(key)
+        flags = d.flags
+        new_conn = flags & TCP_SYN and not flags & TCP_ACK
+        if f is not None and new_conn and (f.closed or f.gbp is False or self._flow_used(f, d)):
+            self._close_flow(f, out)
+            f = None
+        if f is None:
+            if not d.payload and not flags & (TCP_SYN | TCP_FIN | TCP_RST):
+                return  # stray ACK of an unknown/closed connection
+            on_port = d.sport in self.ports or d.dport in self.ports
+            if not on_port and not self.heuristic:
+                return
+            f = self._flows[key] = self._new_flow(True if on_port else None)
+        f.last_time = pkt.time
+        if f.closed:
+            self._after_close(f, pkt, d, out)
+            return
+        if f.gbp is False:
+            return
+        if f.gbp is None:
+            f.pending.append((pkt, d))
+            if d.payload:
+                f.probes += 1
+                if _looks_gbp(d.payload):
+                    f.gbp = True
+                    self.stats.gbp_flows += 1
+                elif f.probes >= self.probe_packets:
+                    f.gbp = False
+            elif len(f.pending) > 4 * self.probe_packets + 8:
+                f.gbp = False
+            if f.gbp is None:
+                return
+            pending, f.pending = f.pending, []
+            if not f.gbp:
+                return
+            self._replay(f, pending, out)
+            return
+        self._tcp_feed(f, pkt, d, out)
+
+    def _after_close(self, f: _Flow, pkt: Packet, d, out: List[RecordItem]) -> None:
+        dr = f.dirs.get((d.src, d.sport))
+        if dr is not None and dr.reasm.covers(d.seq, len(d.payload) + d.missing):
+            return  # a late retransmission of bytes already seen
+        if d.payload and f.gbp:
+            out.append(self._err(pkt, d, f"{len(d.payload)} payload bytes after the connection "
+                                         f"closed", "TCP-AFTER-CLOSE", flow_id=f.id,
+                                 transport="tcp"))
+
+    def _replay(self, f: _Flow, pending: list, out: List[RecordItem]) -> None:
+        """Feed the packets held while the heuristic was deciding."""
+        for p2, d2 in pending:
+            if f.closed:
+                self._after_close(f, p2, d2, out)
+            else:
+                self._tcp_feed(f, p2, d2, out)
+
+    @staticmethod
+    def _flow_used(f: _Flow, d) -> bool:
+        dr = f.dirs.get((d.src, d.sport))
+        if dr is None:
+            return bool(f.dirs) and any(x.reasm.ended for x in f.dirs.values())
+        r = dr.reasm
+        if r.isn is not None and ((d.seq + 1) & 0xFFFFFFFF) == r.isn:
+            return False  # retransmitted SYN
+        return r.isn is not None or r.ended is not None
+
+    def _tcp_feed(self, f: _Flow, pkt: Packet, d, out: List[RecordItem]) -> None:
+        dk = (d.src, d.sport)
+        dr = f.dirs.get(dk)
+        if dr is None:
+            dr = f.dirs[dk] = _Dir(d.src, d.sport, d.dst, d.dport, self.reasm_kw)
+        f.last_time = pkt.time
+        events = dr.reasm.segment(d.seq, d.flags, d.payload, pkt.time, d.missing)
+        if events:
+            self._events(f, dr, events, pkt, out)
+        if d.flags & TCP_ACK and not d.flags & TCP_RST:
+            other = f.dirs.get((d.dst, d.dport))
+            if other is not None and other.reasm.ended is None:
+                events = other.reasm.ack(d.ack, pkt.time)
+                if events:
+                    self._events(f, other, events, pkt, out)
+        if d.flags & TCP_RST:
+            # a reset ends both directions
+            for other in f.dirs.values():
+                if other is not dr and other.reasm.ended is None:
+                    self._events(f, other, other.reasm.finish(pkt.time), pkt, out)
+            self._mark_closed(f)
+        elif all(x.reasm.ended for x in f.dirs.values()) and len(f.dirs) == 2:
+            self._mark_closed(f)
+
+    def _mark_closed(self, f: _Flow) -> None:
+        f.closed = True
+        for x in f.dirs.values():
+            if isinstance(x.reasm, _ClosedReasm):
+                continue
+            self.stats.retransmitted_bytes += x.reasm.retransmitted_bytes
+            x.asm = None  # release buffers
+            x.reasm = _ClosedReasm(x.reasm)
+
+    def _events(self, f: _Flow, dr: _Dir, events, pkt: Optional[Packet], out: List[RecordItem]) -> None:
+        st = self.stats
+        asm = dr.asm
+        idx = pkt.index if pkt is not None else self._last_index
+        for ev in events:
+            t = type(ev)
+            if t is StreamData:
+                res = asm.data(ev.offset, ev.data, ev.time)
+            elif t is StreamGap:
+                st.gaps += 1
+                st.gap_bytes += ev.size
+                res = asm.gap(ev.start, ev.end, ev.time, ev.reason)
+            elif t is StreamStart:
+                asm.set_start(ev.syn)
+                continue
+            elif t is StreamEnd:
+                res = asm.end(ev.time, ev.reason)
+            else:  # StreamNotice
+                res = [(ev.start if ev.start >= 0 else None, None, f"TCP: {ev.detail}",
+                        "TCP-" + ev.kind.upper(), ev.time)]
+            for off, body, err, vid, tm in res:
+                if body is not None:
+                    st.records += 1
+                    out.append(RecordItem(tm, dr.src, dr.sport, dr.dst, dr.dport, f.id, "tcp", off,
+                                          body, None, None, idx))
+                else:
+                    st.errors += 1
+                    out.append(RecordItem(tm, dr.src, dr.sport, dr.dst, dr.dport, f.id, "tcp", off,
+                                          None, err, vid, idx))
+
+    def _close_flow(self, f: _Flow, out: List[RecordItem], time: Optional[float] = None) -> None:
+        if f.closed:
+            return
+        if f.gbp is None and f.pending:
+            f.gbp = any(_looks_gbp(d.payload) for _, d in f.pending if d.payload)
+            pending, f.pending = f.pending, []
+            if f.gbp:
+                self.stats.gbp_flows += 1
+                self._replay(f, pending, out)
+        if f.gbp and not f.closed:
+            t = time if time is not None else f.last_time
+            for dr in f.dirs.values():
+                self._events(f, dr, dr.reasm.finish(t), None, out)
+            self._mark_closed(f)
+        f.closed = True
+
+    def finish(self) -> List[RecordItem]:
+        """End of input: flush every open flow (holes → gaps, partial records → errors)."""
+        out: List[RecordItem] = []
+        for e in self._defrag.flush():
+            self._lost_datagram(e, None, out)
+        for f in list(self._flows.values()):
+            self._close_flow(f, out)
+        return out
+
+
+class _ClosedReasm:
+    """Stand-in for a finished reassembler (keeps only what closing needs)."""
+
+    __slots__ = ("ended", "isn", "syn", "retransmitted_bytes", "end")
+
+    def __init__(self, r: TcpReassembler) -> None:
+        self.ended = r.ended or "closed"
+        self.isn = r.isn
+        self.syn = r.syn
+        self.retransmitted_bytes = r.retransmitted_bytes
+        self.end = r.next
+
+    def covers(self, seq: int, n: int) -> bool:
+        """Do bytes ``seq .. seq + n`` lie inside what the stream already delivered?"""
+        if self.isn is None:
+            return False
+        off = (seq - self.isn) & 0xFFFFFFFF
+        return off + n <= self.end
+
+    def finish(self, time=None):
+        return []
+
+    def segment(self, *a, **k):
+        return []
+
+    def ack(self, *a, **k):
+        return []
+
+
+def _canon(d) -> tuple:
+    a = (d.src, d.sport)
+    b = (d.dst, d.dport)
+    return a + b if a <= b else b + a
+
+
+def _looks_gbp(payload: bytes) -> bool:
+    """Heuristic for a TCP payload on a non-GBP port: a plausible record header at its start, or
+    a strict GBP frame header inside it whose record ends exactly at the payload end or at another
+    plausible header."""
+    if plausible_start(payload, 0):
+        return True
+    pos = 0
+    n = len(payload)
+    while pos < n:
+        p, found = find_resync_point(payload, pos)
+        if not found:
+            return False
+        (length,) = _U32.unpack_from(payload, p)
+        nxt = p + 4 + length
+        if nxt == n or (nxt < n and plausible_header(payload, nxt)):
+            return True
+        pos = p + 1
+    return False
+
+
+# ------------------------------------------------------------------------------------------------
+# convenience
+# ------------------------------------------------------------------------------------------------
+def iter_records(source, *, reader_out: Optional[list] = None, pipeline: Optional[RecordPipeline] = None,
+                 **kw) -> Iterator[RecordItem]:
+    """Yield the :class:`RecordItem` of a capture (path, bytes or file object), file defects
+    included. ``reader_out``, if given, receives the :class:`~.pcap.CaptureReader` (for its
+    secrets) as soon as it is open."""
+    pipe = pipeline or RecordPipeline(**kw)
+    reader = CaptureReader(source)
+    if reader_out is not None:
+        reader_out.append(reader)
+    try:
+        for pkt in reader:
+            items = pipe.packet(pkt)
+            if items:
+                yield from items
+        for issue in reader.issues:
+            pipe.stats.errors += 1
+            yield RecordItem(pipe._last_time, None, None, None, None, None, None, issue.offset,
+                             None, f"capture file: {issue.reason} (file offset {issue.offset})",
+                             issue.vid, issue.packet_index)
+        yield from pipe.finish()
+    finally:
+        reader.close()
+
+
+@dataclass
+class RecordResult:
+    items: List[RecordItem]
+    reader: CaptureReader
+    stats: PipelineStats
+
+    @property
+    def records(self) -> List[RecordItem]:
+        return [i for i in self.items if i.error is None]
+
+    @property
+    def errors(self) -> List[RecordItem]:
+        return [i for i in self.items if i.error is not None]
+
+
+def read_records(source, **kw) -> RecordResult:
+    """Read a whole capture into a :class:`RecordResult` (items, reader, stats)."""
+    pipe = RecordPipeline(**kw)
+    holder: list = []
+    items = list(iter_records(source, reader_out=holder, pipeline=pipe))
+    return RecordResult(items, holder[0], pipe.stats)

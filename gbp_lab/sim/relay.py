@@ -1,0 +1,747 @@
+"""A Delivery Service (DS) relay for GBP over TCP (gbp-mls-binding.md §5; gbp_rfc.md §3).
+
+Wire: every record on a connection is ``u32 little-endian length ‖ bytes`` (at most 1 MiB), exactly
+as the reference's ``crates/gbp/transport`` writes it. Records are CBOR GBP frames or raw MLS blobs
+(KeyPackage, Welcome); the relay reads them with :class:`~gbp_lab.core.gbp.framing.RecordReader`
+and classifies them with :func:`~gbp_lab.core.gbp.frame.decode_frame`.
+
+Forwarding rules (gbp-mls-binding.md §5)
+----------------------------------------
+* **Plain clients work unchanged.** A reference-style client just connects and writes records.
+  The frame on the wire carries no target (the reference's ``OutboundFrame.target`` stays in the
+  sender process), so every record of a plain client is **broadcast to every other connection**
+  (rule 1: "to every Active member except the original sender"). The relay learns a plain
+  client's member id from the ``sid`` of its first GBP frame (reference stream-id scheme,
+  ``sid // 100``).
+* **Unicast by target** and **Welcome to its joiner** (rule 2) need the target, so they use the
+  optional DS extension below: a ``ROUTE`` record names the target member id (0 = broadcast).
+  A target nobody has claimed is logged as ``unroutable`` and dropped (the connection stays).
+* **Per-DS monotonic order** (rule 4): every accepted record gets the next value of one relay-wide
+  counter ``ds_seq`` (1, 2, 3 …) in the order the single event loop accepts it, and is handed to
+  every receiver's transport in that order, so each receiver sees a subsequence of one total order.
+  The stamp is visible (a) in the relay log (``trace=True``: one ``record`` event per accepted
+  record) and (b) on the wire for clients that opted in with ``HELLO`` (``DELIVER`` wrapping).
+  Plain clients receive the original bytes, unwrapped.
+* **Closed connections are noticed** (rule 3): a ``leave`` event (member id, reason) is logged and,
+  to clients that asked for it (``HELLO`` flag ``notify``), a ``MEMBER_LEFT`` record is sent.
+
+Faults cost only the faulty connection (``drop`` event with a reason and a stable ``vid``, then
+``leave``); everyone else carries on:
+
+======================  ==================================================================
+``GBP-RECORD-OVERSIZE``  a length prefix above ``max_record`` (the reference errors the
+                         stream: it cannot be resynchronised)
+``DS-GARBAGE``           a record that is neither a GBP frame, an MLS blob, nor a DS message
+``DS-BAD-EXT-*``         a malformed DS extension record (or a DS-only type sent by a client)
+``DS-IDLE``              nothing at all received for ``idle_timeout`` seconds (off unless
+                         set; there is no mandatory hello: plain clients just connect and send;
+                         a listen-only client keeps itself alive with any record, e.g. a
+                         repeated ``HELLO``; a partial record counts as activity)
+``DS-SLOW-READER``       more than ``max_queue`` records waiting for a reader that does not read
+======================  ==================================================================
+
+Slow readers are **disconnected, not back-pressured**: the relay is one fan-out point, and pausing
+the senders for one slow receiver would stall the whole group (head-of-line blocking across
+members). The outgoing path of a connection is the asyncio transport buffer up to its high-water
+mark, then a per-connection queue of at most ``max_queue`` records; overflowing it aborts that
+connection (RST) with ``DS-SLOW-READER``.
+
+DS extension (optional, ours — not part of the reference)
+---------------------------------------------------------
+A record that starts with the 4-byte magic ``b"GBDS"`` is a DS message. The magic cannot start a
+GBP frame (a CBOR map, first byte 0xAA/0xAB) nor an MLS blob (``00 01`` = version mls10). Integers
+are little-endian, like the record prefix::
+
+    HELLO       (1)  u32 member_id ‖ u8 flags (0x01 stamped: wrap deliveries; 0x02 notify)
+    ROUTE       (2)  u32 target (0 = broadcast) ‖ record            client → DS
+    DELIVER     (3)  u64 ds_seq ‖ u32 from_member (0 = unknown) ‖ record   DS → stamped client
+    MEMBER_LEFT (4)  u64 ds_seq ‖ u32 member_id ‖ UTF-8 reason      DS → notify client
+
+Notebook/test entry point: :class:`RelayThread` (the relay on its own event loop in a background
+thread; a context manager with ``.port``, ``.events``, ``.wait_for``). :class:`Relay` is the
+asyncio server underneath (``await relay.serve()``).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+import threading
+import time
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Callable, Dict, List, Optional, Tuple, Union
+
+from gbp_lab.core.errors import DecodeError, GbpLabError, OversizeError, UsageError
+from gbp_lab.core.gbp.frame import decode_frame
+from gbp_lab.core.gbp.framing import MAX_RECORD, RecordReader, encode_record
+from gbp_lab.core.gbp.registry import sender_of
+
+log = logging.getLogger("gbp_lab.sim.relay")
+
+__all__ = [
+    "DS_MAGIC", "DsType", "HelloFlags", "Hello", "Route", "Deliver", "MemberLeft", "DsMessage",
+    "decode_ds_message", "is_ds_message", "RecordKind", "classify_record", "DsExtensionError",
+    "RelayEvent", "Relay", "RelayThread", "DEFAULT_PORT",
+]
+
+DEFAULT_PORT = 7878
+DS_MAGIC = b"GBDS"
+_HDR = len(DS_MAGIC) + 1
+_u32 = struct.Struct("<I")
+_hello = struct.Struct("<IB")
+_deliver = struct.Struct("<QI")
+
+
+class DsExtensionError(DecodeError):
+    """A record with the DS magic whose body is malformed."""
+
+    default_vid = "DS-BAD-EXT"
+
+
+class DsType(IntEnum):
+    """Message types of the optional DS extension."""
+
+    HELLO = 1
+    ROUTE = 2
+    DELIVER = 3
+    MEMBER_LEFT = 4
+
+
+class HelloFlags(IntEnum):
+    """``HELLO`` flag bits."""
+
+    STAMPED = 0x01  #: wrap every delivery in DELIVER (ds_seq, from_member)
+    NOTIFY = 0x02  #: receive MEMBER_LEFT notices
+
+
+@dataclass(frozen=True)
+class Hello:
+    """Client → DS: "I am member *member_id*" (also a keep-alive; may be repeated)."""
+
+    member_id: int
+    flags: int = 0
+
+    @property
+    def stamped(self) -> bool:
+        return bool(self.flags & HelloFlags.STAMPED)
+
+    @property
+    def notify(self) -> bool:
+        return bool(self.flags & HelloFlags.NOTIFY)
+
+    def to_bytes(self) -> bytes:
+        _check_u32(self.member_id, "member_id")
+        if not 0 <= self.flags <= 0xFF:
+            raise UsageError("HELLO flags must fit in u8", vid="DS-USAGE")
+        return DS_MAGIC + bytes((DsType.HELLO,)) + _hello.pack(self.member_id, self.flags)
+
+
+@dataclass(frozen=True)
+class Route:
+    """Client → DS: forward *record* to member *target* only (0 = broadcast)."""
+
+    target: int
+    record: bytes
+
+    def to_bytes(self) -> bytes:
+        _check_u32(self.target, "target")
+        return DS_MAGIC + bytes((DsType.ROUTE,)) + _u32.pack(self.target) + self.record
+
+
+@dataclass(frozen=True)
+class Deliver:
+    """DS → stamped client: *record* from *from_member*, position *ds_seq* in the DS order."""
+
+    ds_seq: int
+    from_member: int
+    record: bytes
+
+    def to_bytes(self) -> bytes:
+        return (DS_MAGIC + bytes((DsType.DELIVER,)) + _deliver.pack(self.ds_seq, self.from_member)
+                + self.record)
+
+
+@dataclass(frozen=True)
+class MemberLeft:
+    """DS → notify client: the connection of *member_id* closed (gbp-mls-binding.md §5 item 3)."""
+
+    ds_seq: int
+    member_id: int
+    reason: str
+
+    def to_bytes(self) -> bytes:
+        return (DS_MAGIC + bytes((DsType.MEMBER_LEFT,)) + _deliver.pack(self.ds_seq, self.member_id)
+                + self.reason.encode("utf-8"))
+
+
+DsMessage = Union[Hello, Route, Deliver, MemberLeft]
+
+
+def _check_u32(v: int, name: str) -> None:
+    if not 0 <= v <= 0xFFFFFFFF:
+        raise UsageError(f"{name} must fit in u32", vid="DS-USAGE")
+
+
+def is_ds_message(record: bytes) -> bool:
+    """True if *record* starts with the DS magic."""
+    return record[:4] == DS_MAGIC
+
+
+def decode_ds_message(record: bytes) -> DsMessage:
+    """Decode a DS extension record; :class:`DsExtensionError` if it is not a valid one.
+
+    ``decode_ds_message(m.to_bytes()) == m`` and ``decode_ds_message(b).to_bytes() == b``.
+    """
+    record = bytes(record)
+    if record[:4] != DS_MAGIC:
+        raise DsExtensionError("record does not start with the DS magic", vid="DS-BAD-EXT-MAGIC")
+    if len(record) < _HDR:
+        raise DsExtensionError("DS record without a type byte", vid="DS-BAD-EXT-SHORT")
+    t = record[4]
+    body = record[_HDR:]
+    if t == DsType.HELLO:
+        if len(body) != _hello.size:
+            raise DsExtensionError(f"HELLO body is {len(body)} bytes, expected {_hello.size}",
+                                   vid="DS-BAD-EXT-HELLO")
+        member, flags = _hello.unpack(body)
+        if member == 0:
+            raise DsExtensionError("HELLO with member id 0", vid="DS-BAD-EXT-MEMBER")
+        return Hello(member, flags)
+    if t == DsType.ROUTE:
+        if len(body) < 4:
+            raise DsExtensionError("ROUTE without a target", vid="DS-BAD-EXT-ROUTE")
+        return Route(_u32.unpack_from(body)[0], body[4:])
+    if t == DsType.DELIVER:
+        if len(body) < _deliver.size:
+            raise DsExtensionError("DELIVER header truncated", vid="DS-BAD-EXT-DELIVER")
+        seq, frm = _deliver.unpack_from(body)
+        return Deliver(seq, frm, body[_deliver.size:])
+    if t == DsType.MEMBER_LEFT:
+        if len(body) < _deliver.size:
+            raise DsExtensionError("MEMBER_LEFT header truncated", vid="DS-BAD-EXT-LEFT")
+        seq, member = _deliver.unpack_from(body)
+        try:
+            reason = body[_deliver.size:].decode("utf-8")
+        except UnicodeDecodeError:
+            raise DsExtensionError("MEMBER_LEFT reason is not UTF-8", vid="DS-BAD-EXT-LEFT") from None
+        return MemberLeft(seq, member, reason)
+    raise DsExtensionError(f"unknown DS message type {t}", vid="DS-BAD-EXT-TYPE")
+
+
+class RecordKind(IntEnum):
+    """What a record carries, as far as the relay can tell."""
+
+    GARBAGE = 0
+    FRAME = 1  #: a CBOR GbpFrame (strict decode)
+    MLS = 2  #: an MLS blob: MLSMessage (``00 01 ‖ wire_format 1..5``) or bare KeyPackage
+    DS = 3  #: a DS extension message
+
+
+def classify_record(record: bytes) -> Tuple[RecordKind, Optional[int]]:
+    """``(kind, sender member id or None)`` of one record.
+
+    MLS blobs are recognised by their first four bytes: ``00 01`` (ProtocolVersion mls10, RFC 9420
+    §6) followed by a u16 in 1..7 — the MLSMessage wire_format (1..5) or, for the bare KeyPackage
+    the reference exports, its cipher suite (1..7).
+    """
+    if record[:4] == DS_MAGIC:
+        return RecordKind.DS, None
+    if record[:2] == b"\x00\x01" and len(record) >= 4 and 1 <= (record[2] << 8 | record[3]) <= 7:
+        return RecordKind.MLS, None
+    try:
+        frame = decode_frame(record)
+    except GbpLabError:
+        return RecordKind.GARBAGE, None
+    return RecordKind.FRAME, sender_of(frame.stream_id)
+
+
+@dataclass(frozen=True)
+class RelayEvent:
+    """One entry of the relay's structured log.
+
+    kinds: ``listen`` · ``join`` (connection accepted) · ``member`` (member id learned: ``detail`` =
+    "hello" or "frame") · ``record`` (``trace=True`` only: ``ds_seq``, ``size``, ``detail`` =
+    "<n> receivers") · ``unroutable`` · ``drop`` (the relay closes a faulty connection: ``reason``,
+    ``vid``) · ``leave`` (connection gone, ``reason``) · ``stop``.
+    """
+
+    time: float
+    kind: str
+    conn: Optional[int] = None
+    peer: Optional[str] = None
+    member: Optional[int] = None
+    reason: Optional[str] = None
+    vid: Optional[str] = None
+    ds_seq: Optional[int] = None
+    size: Optional[int] = None
+    detail: Optional[str] = None
+
+
+class _Conn(asyncio.Protocol):
+    """One client connection (asyncio protocol; lives on the relay's loop)."""
+
+    def __init__(self, relay: "Relay") -> None:
+        self.relay = relay
+        self.id = 0
+        self.peer = "?"
+        self.transport: Optional[asyncio.Transport] = None
+        self.reader = RecordReader(max_record=relay.max_record)
+        self.member: Optional[int] = None
+        self.flags = 0
+        self.last_rx = 0.0
+        self.paused = False
+        self.backlog: List[bytes] = []
+        self.out: List[bytes] = []  # records collected during one data_received, written once
+        self.closing = False
+        self.aborted = False
+        self.leave_reason: Optional[str] = None
+
+    # -- asyncio callbacks ---------------------------------------------------------------------
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        self.transport = transport
+        self.relay._opened(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        self.relay._received(self, data)
+
+    def eof_received(self) -> bool:
+        if not self.closing:
+            tail = self.reader.close()
+            self.leave_reason = (f"closed by peer inside a record ({tail[0].message})" if tail
+                                 else "closed by peer")
+        return False
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        self.relay._lost(self, exc)
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        if self.backlog and not self.closing:
+            data = b"".join(self.backlog)
+            self.backlog.clear()
+            self._write(data)
+
+    # -- sending -------------------------------------------------------------------------------
+    def _write(self, data: bytes) -> None:
+        tap = self.relay.tap
+        if tap is not None:
+            tap.data(self.id, False, data)
+        self.transport.write(data)  # type: ignore[union-attr]
+        self.relay.stats["bytes_out"] += len(data)
+
+    def flush(self) -> None:
+        """Hand the records collected in ``out`` to the transport (or queue them if paused)."""
+        out = self.out
+        if not out or self.closing:
+            out.clear()
+            return
+        if self.paused:
+            self.backlog.extend(out)
+            out.clear()
+            if len(self.backlog) > self.relay.max_queue:
+                self.relay.drop(self, f"slow reader: more than {self.relay.max_queue} records "
+                                      "queued", "DS-SLOW-READER", abort=True)
+            return
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        self._write(data)
+
+
+class Relay:
+    """The asyncio DS relay. Use :class:`RelayThread` from synchronous code (notebooks, tests).
+
+    ``port=0`` picks a free port (see :attr:`port` after :meth:`start`). ``max_queue``: records
+    queued per connection beyond the transport buffer before that reader is dropped.
+    ``idle_timeout``: seconds without any received byte before a connection is dropped (default
+    None: never — notebook users pause; set it to protect a long-running relay from dead peers). ``trace``: log one ``record`` event per accepted record. ``tap``: a
+    :class:`gbp_lab.sim.tap.Tap` recording every byte that crosses the sockets.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = DEFAULT_PORT, *, max_queue: int = 10_000,
+                 idle_timeout: Optional[float] = None, max_record: int = MAX_RECORD,
+                 write_buffer_high: int = 1 << 20, trace: bool = False, tap=None,
+                 clock: Callable[[], float] = time.time) -> None:
+        if max_queue < 1:
+            raise UsageError("max_queue must be at least 1", vid="DS-USAGE")
+        if idle_timeout is not None and idle_timeout <= 0:
+            raise UsageError("idle_timeout must be positive or None", vid="DS-USAGE")
+        self.host, self.port = host, port
+        self.max_queue = max_queue
+        self.idle_timeout = idle_timeout
+        self.max_record = max_record
+        self.write_buffer_high = write_buffer_high
+        self.trace = trace
+        self.tap = tap
+        self.clock = clock
+        self.events: List[RelayEvent] = []
+        self.listeners: List[Callable[[RelayEvent], None]] = []
+        self.stats: Dict[str, int] = {"connections": 0, "records_in": 0, "deliveries": 0,
+                                      "bytes_in": 0, "bytes_out": 0, "drops": 0, "unroutable": 0}
+        self.ds_seq = 0
+        self._conns: Dict[int, _Conn] = {}
+        self._members: Dict[int, _Conn] = {}
+        self._next_id = 0
+        self._server: Optional[asyncio.base_events.Server] = None
+        self._sweeper: Optional[asyncio.Task] = None
+        self._stopped: Optional[asyncio.Event] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+
+    # -- log -----------------------------------------------------------------------------------
+    def _event(self, kind: str, conn: Optional[_Conn] = None, **kw) -> None:
+        if conn is not None:
+            kw.setdefault("conn", conn.id)
+            kw.setdefault("peer", conn.peer)
+            kw.setdefault("member", conn.member)
+        ev = RelayEvent(self.clock(), kind, **kw)
+        self.events.append(ev)
+        if log.isEnabledFor(logging.DEBUG if kind == "record" else logging.INFO):
+            text = " ".join(f"{k}={v}" for k, v in (
+                ("conn", ev.conn), ("peer", ev.peer), ("member", ev.member), ("ds_seq", ev.ds_seq),
+                ("size", ev.size), ("detail", ev.detail), ("reason", ev.reason), ("vid", ev.vid))
+                if v is not None)
+            level = (logging.WARNING if kind in ("drop", "unroutable")
+                     else logging.DEBUG if kind == "record" else logging.INFO)
+            log.log(level, "%s %s", kind, text)
+        for cb in self.listeners:
+            cb(ev)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Bind and start accepting; :attr:`port` is the bound port afterwards."""
+        if self._server is not None:
+            raise UsageError("relay already started", vid="DS-USAGE")
+        self._loop = asyncio.get_running_loop()
+        self._stopped = asyncio.Event()
+        self._server = await self._loop.create_server(lambda: _Conn(self), self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        if self.idle_timeout is not None:
+            self._sweeper = asyncio.ensure_future(self._sweep())
+        self._event("listen", peer=f"{self.host}:{self.port}")
+
+    async def serve(self) -> None:
+        """Start (if needed) and run until :meth:`stop` is called."""
+        if self._server is None:
+            await self.start()
+        assert self._stopped is not None
+        await self._stopped.wait()
+        await self._shutdown()
+
+    def stop(self) -> None:
+        """Ask :meth:`serve` to return (call on the loop; see :meth:`RelayThread.stop`)."""
+        if self._stopped is not None:
+            self._stopped.set()
+
+    async def _shutdown(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        if self._server is not None:
+            self._server.close()
+        for c in list(self._conns.values()):
+            c.leave_reason = c.leave_reason or "relay shutdown"
+            c.closing = True
+            c.transport.close()  # type: ignore[union-attr]
+        for _ in range(50):  # let connection_lost run for every connection (flushes first)
+            if not self._conns:
+                break
+            await asyncio.sleep(0.01)
+        for c in list(self._conns.values()):  # peers that do not read: reset
+            c.aborted = True
+            c.transport.abort()  # type: ignore[union-attr]
+        await asyncio.sleep(0)
+        if self._server is not None:
+            await self._server.wait_closed()
+        self._event("stop")
+
+    async def _sweep(self) -> None:
+        assert self.idle_timeout is not None
+        loop = asyncio.get_running_loop()
+        period = min(1.0, self.idle_timeout / 3)
+        while True:
+            await asyncio.sleep(period)
+            now = loop.time()
+            for c in list(self._conns.values()):
+                if not c.closing and now - c.last_rx > self.idle_timeout:
+                    self.drop(c, f"idle: nothing received for {self.idle_timeout:g} s", "DS-IDLE")
+
+    # -- connection events ---------------------------------------------------------------------
+    def _opened(self, c: _Conn) -> None:
+        self._next_id += 1
+        c.id = self._next_id
+        tr = c.transport
+        assert tr is not None
+        tr.set_write_buffer_limits(high=self.write_buffer_high)
+        peer = tr.get_extra_info("peername") or ("?", 0)
+        sock = tr.get_extra_info("sockname") or ("?", 0)
+        c.peer = f"{peer[0]}:{peer[1]}"
+        c.last_rx = self._loop.time()  # type: ignore[union-attr]
+        self._conns[c.id] = c
+        self.stats["connections"] += 1
+        if self.tap is not None:
+            self.tap.open(c.id, (peer[0], peer[1]), (sock[0], sock[1]))
+        self._event("join", c)
+
+    def _lost(self, c: _Conn, exc: Optional[Exception]) -> None:
+        if self._conns.pop(c.id, None) is None:
+            return
+        if c.member is not None and self._members.get(c.member) is c:
+            del self._members[c.member]
+        reason = c.leave_reason or (f"connection error: {exc}" if exc else "closed")
+        if self.tap is not None:
+            self.tap.close(c.id, by_client=not c.closing, reset=c.aborted or exc is not None)
+        self._event("leave", c, reason=reason)
+        if c.member is not None:
+            self.ds_seq += 1
+            note = encode_record(MemberLeft(self.ds_seq, c.member, reason).to_bytes())
+            for o in self._conns.values():
+                if o.flags & HelloFlags.NOTIFY:
+                    o.out.append(note)
+                    o.flush()
+
+    def drop(self, c: _Conn, reason: str, vid: str, *, abort: bool = False) -> None:
+        """Close *c* because of a fault; log ``drop`` (reason, vid). Others are not affected."""
+        if c.closing:
+            return
+        c.closing = True
+        c.leave_reason = f"dropped: {reason} [{vid}]"
+        c.backlog.clear()
+        c.out.clear()
+        self.stats["drops"] += 1
+        self._event("drop", c, reason=reason, vid=vid)
+        tr = c.transport
+        assert tr is not None
+        if abort:
+            c.aborted = True
+            tr.abort()
+        else:
+            tr.close()
+
+    # -- the data path -------------------------------------------------------------------------
+    def _received(self, c: _Conn, data: bytes) -> None:
+        c.last_rx = self._loop.time()  # type: ignore[union-attr]
+        self.stats["bytes_in"] += len(data)
+        if self.tap is not None:
+            self.tap.data(c.id, True, data)
+        touched: Dict[int, _Conn] = {}
+        for item in c.reader.feed(data):
+            if isinstance(item, OversizeError):
+                self.drop(c, item.message, item.vid)
+                break
+            self._route(c, item, touched)  # type: ignore[arg-type]
+            if c.closing:
+                break
+        for o in touched.values():
+            o.flush()
+
+    def _route(self, c: _Conn, record: bytes, touched: Dict[int, _Conn]) -> None:
+        kind, sender = classify_record(record)
+        target = 0
+        if kind is RecordKind.DS:
+            try:
+                msg = decode_ds_message(record)
+            except DsExtensionError as err:
+                self.drop(c, err.message, err.vid)
+                return
+            if isinstance(msg, Hello):
+                c.flags = msg.flags
+                self._claim(c, msg.member_id, "hello")
+                return
+            if not isinstance(msg, Route):
+                self.drop(c, f"{type(msg).__name__} is sent by the DS only", "DS-BAD-EXT-DIR")
+                return
+            target, record = msg.target, msg.record
+            kind, sender = classify_record(record)
+            if kind is RecordKind.DS:
+                self.drop(c, "ROUTE carrying a DS message", "DS-BAD-EXT-NESTED")
+                return
+        if kind is RecordKind.GARBAGE:
+            head = record[:8].hex()
+            self.drop(c, f"garbage record of {len(record)} bytes (starts {head}): neither a GBP "
+                         "frame nor an MLS blob", "DS-GARBAGE")
+            return
+        if sender is not None and c.member is None and sender > 0:
+            self._claim(c, sender, "frame")
+        self.stats["records_in"] += 1
+        self.ds_seq += 1
+        seq = self.ds_seq
+        if target:
+            dest = self._members.get(target)
+            if dest is None or dest.closing:
+                self.stats["unroutable"] += 1
+                self._event("unroutable", c, ds_seq=seq, size=len(record), detail=f"target {target}",
+                            reason=f"no connection claims member {target}", vid="DS-UNROUTABLE")
+                return
+            receivers = [dest]
+        else:
+            receivers = [o for o in self._conns.values() if o is not c and not o.closing]
+        plain = stamped = None
+        for o in receivers:
+            if o.flags & HelloFlags.STAMPED:
+                if stamped is None:
+                    stamped = encode_record(Deliver(seq, c.member or 0, record).to_bytes())
+                o.out.append(stamped)
+            else:
+                if plain is None:
+                    plain = encode_record(record)
+                o.out.append(plain)
+            touched[o.id] = o
+        self.stats["deliveries"] += len(receivers)
+        if self.trace:
+            self._event("record", c, ds_seq=seq, size=len(record), detail=f"{len(receivers)} receivers")
+
+    def _claim(self, c: _Conn, member: int, how: str) -> None:
+        if c.member == member:
+            return
+        if c.member is not None and self._members.get(c.member) is c:
+            del self._members[c.member]
+        c.member = member
+        prev = self._members.get(member)
+        self._members[member] = c  # the latest claim wins (a reconnecting member)
+        self._event("member", c, detail=how if prev is None else f"{how}, replaces conn {prev.id}")
+
+    # -- views ---------------------------------------------------------------------------------
+    @property
+    def members(self) -> Dict[int, int]:
+        """member id → connection id of the current claims."""
+        return {m: c.id for m, c in self._members.items()}
+
+    @property
+    def connections(self) -> int:
+        return len(self._conns)
+
+
+class RelayThread:
+    """Run a :class:`Relay` on its own event loop in a daemon thread (no asyncio for the caller).
+
+    ::
+
+        with RelayThread(port=0) as relay:
+            ...connect to ("127.0.0.1", relay.port)...
+            relay.wait_for(lambda ev: ev.kind == "leave")
+            relay.events        # a copy of the structured log
+
+    Keyword arguments are those of :class:`Relay`.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, **kw) -> None:
+        self.relay = Relay(host, port, **kw)
+        self._cond = threading.Condition()
+        self.relay.listeners.append(self._notify)
+        self._thread: Optional[threading.Thread] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._ready = threading.Event()
+        self._error: Optional[BaseException] = None
+
+    def _notify(self, ev: RelayEvent) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self.relay.start())
+        except BaseException as exc:  # bind failure: report to start()
+            self._error = exc
+            self._ready.set()
+            loop.close()
+            return
+        self._ready.set()
+        try:
+            loop.run_until_complete(self.relay.serve())
+        finally:
+            loop.close()
+
+    def start(self) -> "RelayThread":
+        if self._thread is not None:
+            raise UsageError("relay thread already started", vid="DS-USAGE")
+        self._thread = threading.Thread(target=self._run, name="gbp-relay", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Close every connection and stop the loop (idempotent)."""
+        if self._thread is None or self._loop is None or not self._thread.is_alive():
+            return
+        self._loop.call_soon_threadsafe(self.relay.stop)
+        self._thread.join(timeout)
+
+    def __enter__(self) -> "RelayThread":
+        return self.start() if self._thread is None else self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def host(self) -> str:
+        return self.relay.host
+
+    @property
+    def port(self) -> int:
+        return self.relay.port
+
+    @property
+    def address(self) -> Tuple[str, int]:
+        return (self.relay.host, self.relay.port)
+
+    @property
+    def events(self) -> List[RelayEvent]:
+        """A copy of the structured log."""
+        return list(self.relay.events)
+
+    @property
+    def stats(self) -> Dict[str, int]:
+        return dict(self.relay.stats)
+
+    def _call(self, fn):
+        """Run *fn()* on the relay loop and return its result."""
+        assert self._loop is not None
+        done = threading.Event()
+        box: list = []
+
+        def run():
+            box.append(fn())
+            done.set()
+        self._loop.call_soon_threadsafe(run)
+        done.wait(10.0)
+        return box[0] if box else None
+
+    @property
+    def members(self) -> Dict[int, int]:
+        return self._call(lambda: self.relay.members)
+
+    def wait_for(self, predicate: Callable[[RelayEvent], bool], timeout: float = 10.0,
+                 count: int = 1) -> List[RelayEvent]:
+        """Block until *count* logged events satisfy *predicate*; return them.
+
+        Raises :class:`RelayWaitTimeout` (a :class:`TimeoutError`) if they do not appear within
+        *timeout* seconds.
+        """
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                hits = [e for e in self.relay.events if predicate(e)]
+                if len(hits) >= count:
+                    return hits
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise RelayWaitTimeout(f"{len(hits)} of {count} matching relay events after "
+                                           f"{timeout:g} s", vid="DS-WAIT-TIMEOUT")
+                self._cond.wait(min(left, 0.5))
+
+
+class RelayWaitTimeout(GbpLabError, TimeoutError):
+    """:meth:`RelayThread.wait_for` gave up."""
+
+    default_vid = "DS-WAIT-TIMEOUT"
+
+
+__all__ += ["RelayWaitTimeout"]

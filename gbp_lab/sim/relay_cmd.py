@@ -1,0 +1,69 @@
+"""``gbp-lab relay`` — run the delivery-service relay (:mod:`gbp_lab.sim.relay`) in the foreground.
+
+    gbp-lab relay [--host 127.0.0.1] [--port 7878] [--max-queue N] [--idle-timeout S]
+                  [--trace] [--pcap FILE]
+
+Logs joins, leaves and drops (with reasons) to stderr; Ctrl-C stops it. ``--pcap`` records what
+crossed the sockets and writes it as a pcap file when the relay stops.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+
+from .relay import DEFAULT_PORT, RelayThread
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
+                        help=f"TCP port (default {DEFAULT_PORT}, 0 = any free port)")
+    parser.add_argument("--max-queue", type=int, default=10_000,
+                        help="records queued for a slow reader before it is disconnected")
+    parser.add_argument("--idle-timeout", type=float, default=0.0,
+                        help="drop a connection that sent nothing for this many seconds "
+                             "(default 0 = never)")
+    parser.add_argument("--trace", action="store_true", help="log every forwarded record with its DS order")
+    parser.add_argument("--pcap", metavar="FILE", help="write the traffic to FILE (pcap) on exit")
+    parser.add_argument("--duration", type=float, default=None, help=argparse.SUPPRESS)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.DEBUG if args.trace else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("asyncio").setLevel(logging.WARNING)
+    tap = None
+    if args.pcap:
+        from .tap import Tap
+        tap = Tap()
+    relay = RelayThread(args.host, args.port, max_queue=args.max_queue,
+                        idle_timeout=args.idle_timeout or None, trace=args.trace, tap=tap)
+    relay.start()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C
+    print(f"gbp-lab relay listening on {relay.host}:{relay.port}", file=sys.stderr, flush=True)
+    try:
+        if args.duration is not None:
+            time.sleep(args.duration)
+        else:
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        relay.stop()
+        s = relay.stats
+        print(f"relay stopped: {s['connections']} connections, {s['records_in']} records in, "
+              f"{s['deliveries']} deliveries, {s['drops']} drops", file=sys.stderr)
+        if tap is not None:
+            n = tap.write_pcap(args.pcap)
+            print(f"wrote {n} packets to {args.pcap}", file=sys.stderr)
+    return 0

@@ -36,6 +36,14 @@ from .gbp.control import ControlMessage, decode_control  # noqa: F401
 from .gbp.error_object import ErrorObject, decode_error_object  # noqa: F401
 from .gbp.aead import open_frame, seal_frame, stream_key  # noqa: F401
 from .keylog import KeyLog  # noqa: F401
+from .gbp.events import NodeEvent, OutboundFrame  # noqa: F401
+from .gbp.node import GroupNode  # noqa: F401
+from .gtp.client import GtpAcceptResult, GtpClient  # noqa: F401
+from .gap.client import GapAcceptResult, GapClient  # noqa: F401
+from .gsp.client import GspAcceptResult, GspClient  # noqa: F401
+from .gsp.signal import SignalType  # noqa: F401
+from .mls.exporter_view import ExporterView  # noqa: F401
+from .mls.context import MlsContext  # noqa: F401
 from .gtp.message import (  # noqa: F401
     AttachmentChunk, AttachmentManifest, GtpContentType, GtpFlags, GtpMessage,
 )

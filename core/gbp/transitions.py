@@ -5,8 +5,10 @@ peers actually run is crates/gbp/core/src/state.rs (``can_transition_to``, ``tim
 crates/gbp/node/src/node.rs (``handle_control``, ``send_control``, ``check_timeouts``).
 
 Everything here is a plain table (tuples, dicts, frozensets) so that a notebook can draw the
-machines (:func:`edges`) and tests can iterate over them; :class:`~gbp_lab.core.gbp.node.GroupNode`
-reads the same tables, so a change here changes the node.
+machines (:func:`edges`) and tests can iterate over them. :class:`~gbp_lab.core.gbp.node.GroupNode`
+decides with :data:`NODE_EDGES`, :data:`SENDABLE_STATES` and :data:`TID_RULES` directly (a change
+here changes the node); :data:`TRANSITION_EFFECTS` and :data:`SEND_EFFECTS` describe what its
+handlers do and tests/test_node_fsm.py checks the node against them.
 
 * :data:`NODE_EDGES` — the node FSM (IDLE → CONNECTING → ESTABLISHING_GROUP → ACTIVE ⇄ RESYNCING,
   FAILED, and CLOSED from anywhere). A transition that is not in the table sends the node to
@@ -104,7 +106,7 @@ def tid_valid(opcode: int, tid: int, last: int, pending: int) -> bool:
 
 
 # --- what the node does (receive side and send side) -----------------------------------------
-#: Receive side: opcode -> (new transition state or None, what else happens). Read by the node.
+#: Receive side: opcode -> (new transition state or None, what else happens).
 TRANSITION_EFFECTS: Mapping[ControlOpcode, Tuple[object, str]] = {
     O.PREPARE_TRANSITION: (T.T_PREPARED, "pending := tid, commit sender := sid (lower sid wins a "
                                          "tie), arm execute deadline, coordinator seen"),

@@ -1,0 +1,228 @@
+"""The GTP (text) client: send text over a GBP node, accept delivered payloads with
+``(sender, message_id)`` idempotency (gtp_rfc.md §4-§5; reference crates/gtp/src/client.rs and the
+``gbp_stack.GtpClient`` binding).
+
+* :meth:`GtpClient.send` builds the message the reference builds (``fl`` = URGENT 0x01, ``ct`` =
+  PLAIN, ``ts`` = ``rid`` = 0), encodes it in the chosen :class:`PayloadCodec` and sends it on the
+  member's text stream (``1 + member_id * 100``) with flags O|R|A (0x0007).
+  :meth:`GtpClient.send_message` sends any :class:`GtpMessage` (other content types and flags).
+* :meth:`GtpClient.accept` decodes a delivered plaintext and answers ``new`` / ``duplicate`` /
+  ``error`` in a :class:`GtpAcceptResult` — the fields of the binding's result plus ``message``
+  (the decoded :class:`GtpMessage`) and ``code`` (the registry code of an error).
+* The seen-set holds at most 10 000 entries per epoch, oldest evicted first, and is cleared when
+  the epoch passed to ``send``/``accept`` changes (or on :meth:`GtpClient.reset`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, Hashable, Optional
+
+import cbor2
+
+from ..errors import DecodeError, UsageError
+from ..gbp.events import OutboundFrame
+from ..gbp.frame import enc_head, enc_key, enc_uint
+from ..gbp.registry import ErrorCode, PayloadCodec, StreamType, sent_flags
+from ..payload_codec import LengthMismatchError, resolve_codec
+from .message import GtpContentType, GtpFlags, GtpMessage
+
+__all__ = ["GtpClient", "GtpAcceptResult", "GtpContentType", "GtpFlags", "BoundedSeen",
+           "SEEN_CAPACITY", "decode_reason"]
+
+#: Per-epoch dedup capacity (GTP §5, GSP §5).
+SEEN_CAPACITY = 10_000
+_TEXT_FLAGS = int(sent_flags(StreamType.TEXT))
+_TEXT_BASE = 1
+
+# --- the CBOR fast paths (hot path of every text message) -----------------------------------
+# A GtpMessage in CBOR is the 8-entry text-keyed map mid sid ts rid fl ct len body, shortest-form
+# integers (message.py). The fast paths only handle that exact shape and defer everything else
+# to GtpMessage.to_bytes / from_bytes, so they cannot accept or produce anything different.
+_KEYS = ("mid", "sid", "ts", "rid", "fl", "ct", "len", "body")
+_K = {k: enc_key(k) for k in _KEYS}
+_PLAIN_MID = b"\xa8" + _K["mid"]
+_PLAIN_SID = _K["sid"]
+_PLAIN_TAIL = _K["ts"] + b"\x00" + _K["rid"] + b"\x00" + _K["fl"] + b"\x01" + _K["ct"] + b"\x00" + _K["len"]
+_FIXED = 1 + sum(len(v) for v in _K.values())
+_new = object.__new__
+_setattr = object.__setattr__
+_loads = cbor2.loads
+
+
+def _ulen(n: int) -> int:
+    return 1 if n < 24 else 2 if n < 0x100 else 3 if n < 0x10000 else 5 if n < 0x100000000 else 9
+
+
+def _plain_cbor(sender_id: int, message_id: int, text: str) -> bytes:
+    """``GtpMessage.plain(sender_id, message_id, text).to_bytes()`` written directly."""
+    body = text.encode("utf-8")
+    n = len(body)
+    return b"".join((_PLAIN_MID, enc_uint(message_id), _PLAIN_SID, enc_uint(sender_id),
+                     _PLAIN_TAIL, enc_uint(n), _K["body"], enc_head(0x40, n), body))
+
+
+def _fast_decode(data: bytes):
+    """The message when *data* is exactly a shortest-form 8-key CBOR GtpMessage, else None."""
+    if type(data) is not bytes or not data or data[0] != 0xA8:
+        return None
+    try:
+        d = _loads(data)
+        mid = d["mid"]; sid = d["sid"]; ts = d["ts"]; rid = d["rid"]
+        fl = d["fl"]; ct = d["ct"]; ln = d["len"]; body = d["body"]
+    except Exception:
+        return None
+    i = int
+    if len(d) != 8 or not (type(mid) is i and type(sid) is i and type(ts) is i and type(rid) is i
+                           and type(fl) is i and type(ct) is i and type(ln) is i
+                           and type(body) is bytes):
+        return None
+    if (mid | ts) >> 64 or (sid | rid | ln) >> 32 or (fl | ct) >> 8 or (
+            mid | sid | ts | rid | fl | ct | ln) < 0 or ln != len(body):
+        return None
+    if _FIXED + _ulen(mid) + _ulen(sid) + _ulen(ts) + _ulen(rid) + _ulen(fl) + _ulen(ct) \
+            + 2 * _ulen(ln) + ln != len(data):
+        return None
+    m = _new(GtpMessage)
+    _setattr(m, "__dict__", {"message_id": mid, "sender_id": sid, "timestamp_ms": ts,
+                             "request_id": rid, "flags": fl, "content_type": ct,
+                             "content_length": ln, "content": body})
+    return m
+
+
+class BoundedSeen:
+    """A set that forgets its oldest entry beyond *capacity* (reference ``BoundedSeen``)."""
+
+    __slots__ = ("_d", "capacity")
+
+    def __init__(self, capacity: int = SEEN_CAPACITY) -> None:
+        self._d: Dict[Hashable, None] = {}
+        self.capacity = capacity
+
+    def insert(self, item: Hashable) -> bool:
+        """Add *item*; ``False`` if it was already there."""
+        d = self._d
+        if item in d:
+            return False
+        d[item] = None
+        if len(d) > self.capacity:
+            del d[next(iter(d))]
+        return True
+
+    def clear(self) -> None:
+        self._d.clear()
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._d
+
+
+def decode_reason(exc: DecodeError) -> str:
+    """The ``reason`` of a decode failure: the reference's text for a length mismatch, our
+    message otherwise (always prefixed ``decode: `` like the reference)."""
+    if isinstance(exc, LengthMismatchError):
+        return "decode: payload_size/content_length/args_length mismatch"
+    return f"decode: {exc.message}"
+
+
+@dataclass(frozen=True)
+class GtpAcceptResult:
+    """Outcome of :meth:`GtpClient.accept`: ``status`` is ``new``, ``duplicate`` or ``error``."""
+
+    status: str
+    sender: Optional[int] = None
+    message_id: Optional[int] = None
+    text: Optional[str] = None
+    reason: Optional[str] = None
+    message: Optional[GtpMessage] = None
+    code: Optional[int] = None
+
+
+class GtpClient:
+    """Group Text Protocol client (idempotency by ``(sender_id, message_id)``)."""
+
+    __slots__ = ("_seen", "_epoch")
+
+    def __init__(self) -> None:
+        self._seen = BoundedSeen()
+        self._epoch: Optional[int] = None
+
+    @classmethod
+    def create(cls) -> "GtpClient":
+        """A fresh client."""
+        return cls()
+
+    def sync_epoch(self, epoch: int) -> None:
+        """Clear the seen-set when *epoch* differs from the last one seen."""
+        if epoch != self._epoch:
+            self._seen.clear()
+            self._epoch = epoch
+
+    def reset(self) -> None:
+        """Forget every seen message (and the epoch)."""
+        self._seen.clear()
+        self._epoch = None
+
+    def send(self, node: Any, mls: Any, target: int, message_id: int, text: str,
+             codec: Any = PayloadCodec.CBOR) -> OutboundFrame:
+        """Send *text* as message *message_id* to *target* (0 = everyone)."""
+        if codec == 0 and type(message_id) is int and 0 <= message_id <= 0xFFFFFFFFFFFFFFFF \
+                and type(text) is str:
+            self.sync_epoch(node.epoch)
+            return node.send_payload(mls, target, StreamType.TEXT,
+                                     node.member_stream_id(_TEXT_BASE), _TEXT_FLAGS,
+                                     _plain_cbor(node.member_id, message_id, text),
+                                     PayloadCodec.CBOR)
+        if not isinstance(text, str):
+            raise UsageError("text must be str", vid="GTP-CLIENT-TEXT")
+        return self.send_message(node, mls, target,
+                                 GtpMessage.plain(node.member_id, message_id, text), codec)
+
+    def send_message(self, node: Any, mls: Any, target: int, message: GtpMessage,
+                     codec: Any = PayloadCodec.CBOR) -> OutboundFrame:
+        """Send a prepared :class:`GtpMessage` (any content type / flags) in *codec*."""
+        c = resolve_codec(codec)
+        self.sync_epoch(node.epoch)
+        return node.send_payload(mls, target, StreamType.TEXT, node.member_stream_id(_TEXT_BASE),
+                                 _TEXT_FLAGS, message.to_bytes(c), c)
+
+    def accept(self, plaintext: bytes, current_epoch: Optional[int] = None,
+               codec: Any = PayloadCodec.CBOR) -> GtpAcceptResult:
+        """Decode a delivered plaintext (``codec`` = the event's ``codec``) and check it against
+        the seen-set of *current_epoch* (``None``: keep the current set, as the pre-1.5 binding
+        whose ``accept`` took no epoch)."""
+        if current_epoch is not None and current_epoch != self._epoch:
+            self.sync_epoch(current_epoch)
+        m = _fast_decode(plaintext) if codec == 0 else None
+        if m is None:
+            try:
+                m = GtpMessage.from_bytes(plaintext, resolve_codec(codec))
+            except DecodeError as exc:
+                return GtpAcceptResult("error", reason=decode_reason(exc),
+                                       code=int(ErrorCode.GTP_BAD_LENGTH)
+                                       if isinstance(exc, LengthMismatchError) else None)
+        try:
+            text = m.content.decode("utf-8")
+        except UnicodeDecodeError:
+            text = "<binary>"
+        sender, mid = m.sender_id, m.message_id
+        res = _new(GtpAcceptResult)
+        if self._seen.insert((sender, mid)):
+            _setattr(res, "__dict__", {"status": "new", "sender": sender, "message_id": mid,
+                                       "text": text, "reason": None, "message": m, "code": None})
+        else:
+            _setattr(res, "__dict__", {"status": "duplicate", "sender": sender,
+                                       "message_id": mid, "text": text, "reason": None,
+                                       "message": m,
+                                       "code": int(ErrorCode.GTP_DUPLICATE_MESSAGE)})
+        return res
+
+    def close(self) -> None:
+        """Nothing to release (kept for the binding's API)."""
+
+    def __enter__(self) -> "GtpClient":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

@@ -1,0 +1,180 @@
+"""Transport bindings of GBP (gbp_rfc.md §3; reference crates/gbp/transport; reference-map §8).
+
+* TCP — a byte stream of *records*, ``u32 little-endian length ‖ bytes`` (at most 1 MiB). One
+  :class:`GbpRecord` per record, read with the core's :class:`~gbp_lab.core.gbp.framing.RecordReader`
+  and written with :func:`~gbp_lab.core.gbp.framing.encode_record`; the record's ``body`` is a
+  :class:`~gbp_lab.dissectors.gbp.GbpFrame` when it is a CBOR map, else an MLS blob
+  (KeyPackage / Welcome, :func:`gbp_lab.dissectors.mls.mls_layer`). Further records of the same
+  segment follow as the payload (one more :class:`GbpRecord` each, the way scapy chains TLS
+  records). A record cut by the end of the segment keeps what is there in a ``Raw`` body and says
+  so in ``error`` (scapy dissects packets, not reassembled streams; use ``gbp_lab.capture`` for
+  those).
+* UDP — one frame per datagram (the lab's convention; the reference has no UDP transport); a
+  datagram that starts with its own length prefix (= size − 4) is read as a record.
+* Port :data:`GBP_PORT` (7878, the CLI demo's) is bound in both directions for TCP and UDP.
+  Other ports: a heuristic (:class:`GbpHeuristic`, on by default, :func:`disable_heuristic`)
+  claims TCP payloads that start with a complete plausible record — a length prefix within
+  bounds whose body begins like a GBP frame (CBOR map of 10 or 11 entries) or an MLS message
+  (``00 01 00 01..05``). Anything else goes to the layer scapy would otherwise pick.
+"""
+from __future__ import annotations
+
+import struct
+
+from scapy.config import conf
+from scapy.fields import LEIntField, PacketLenField
+from scapy.layers.inet import TCP, UDP
+from scapy.packet import Packet, bind_layers
+
+from gbp_lab.core.gbp.framing import MAX_RECORD, RecordReader, encode_record
+
+from ._common import CoreLayer, annotation
+from .gbp import GbpFrame
+
+__all__ = ["GBP_PORT", "GbpRecord", "GbpDatagram", "GbpHeuristic", "record_body",
+           "looks_like_record", "enable_heuristic", "disable_heuristic", "bind_port"]
+
+GBP_PORT = 7878
+_u32le = struct.Struct("<I")
+
+
+def _looks_like_frame(body: bytes) -> bool:
+    return bool(body) and body[0] in (0xAA, 0xAB)
+
+
+def _looks_like_mls(body: bytes) -> bool:
+    return len(body) >= 4 and body[:3] == b"\x00\x01\x00" and 1 <= body[3] <= 5
+
+
+def record_body(data: bytes, **kw):
+    """The layer for one record body: a GBP frame (CBOR map) or an MLS blob."""
+    data = bytes(data)
+    kw.pop("_parent", None)
+    if data[:1] and 0xA0 <= data[0] <= 0xBF:
+        return GbpFrame(data, **kw)
+    if data[:2] == b"\x00\x01":
+        from .mls import mls_layer
+
+        return mls_layer(data)
+    return GbpFrame(data, **kw)  # not a frame: shown with its decode error and Raw bytes
+
+
+class GbpRecord(CoreLayer):
+    """One length-prefixed record of a GBP byte stream. ``len`` defaults to ``len(body)``."""
+
+    name = "GBP Record"
+    fields_desc = [
+        LEIntField("len", None),
+        PacketLenField("body", None, record_body, length_from=lambda p: p.len),
+        annotation("error"),
+    ]
+
+    def decode_core(self, s: bytes):
+        reader = RecordReader()
+        items = reader.feed(s)
+        if not items:
+            items = reader.close()
+        first = items[0]
+        if isinstance(first, Exception):
+            raise first
+        return first
+
+    def consumed(self, s: bytes, body: bytes) -> int:
+        return 4 + len(body)
+
+    def fill(self, body: bytes) -> None:
+        self.fields["len"] = len(body)
+        self.fields["body"] = record_body(body)
+
+    def do_dissect(self, s: bytes) -> bytes:
+        rest = super().do_dissect(s)
+        if self._failed and len(s) >= 4:
+            # keep the prefix readable; the body (truncated or oversize) stays Raw
+            self.fields["len"] = _u32le.unpack_from(s)[0]
+        return rest
+
+    def encode_core(self) -> bytes:
+        body = b"" if self.body is None else bytes(self.body)
+        if self.len is None:
+            return encode_record(body)
+        return _u32le.pack(int(self.len)) + body
+
+    def guess_payload_class(self, payload: bytes):
+        return GbpRecord
+
+    def describe(self) -> str:
+        body = self.body
+        inner = body.summary() if body is not None else "empty"
+        return f"GBP record len={self.len} [{inner}]"
+
+
+class GbpDatagram(Packet):
+    """Dispatcher for a UDP datagram: a record when it carries its own length prefix, else one
+    frame (or MLS blob)."""
+
+    name = "GBP Datagram"
+
+    @classmethod
+    def dispatch_hook(cls, _pkt=None, *args, **kargs):
+        if _pkt and len(_pkt) >= 4 and _u32le.unpack_from(_pkt)[0] == len(_pkt) - 4:
+            return GbpRecord
+        if _pkt and _looks_like_mls(bytes(_pkt)):
+            from .mls import MlsBlob
+
+            return MlsBlob
+        return GbpFrame
+
+
+def looks_like_record(data: bytes) -> bool:
+    """True when *data* starts with one complete, plausible GBP record (see the module doc)."""
+    if len(data) < 5:
+        return False
+    n = _u32le.unpack_from(data)[0]
+    if not 1 <= n <= MAX_RECORD or n > len(data) - 4:
+        return False
+    body = bytes(data[4:4 + n])
+    return _looks_like_frame(body) or _looks_like_mls(body)
+
+
+class GbpHeuristic(Packet):
+    """Heuristic dispatcher bound to TCP on every port (see the module docstring)."""
+
+    name = "GBP heuristic"
+
+    @classmethod
+    def dispatch_hook(cls, _pkt=None, *args, **kargs):
+        if _pkt and looks_like_record(bytes(_pkt)):
+            return GbpRecord
+        under = kargs.get("_underlayer")
+        if under is not None:  # what scapy would have chosen after us
+            after = False
+            for fval, other in type(under).payload_guess:
+                if other is cls:
+                    after = True
+                    continue
+                if after and all(hasattr(under, k) and under.getfieldval(k) == v
+                                 for k, v in fval.items()):
+                    return other
+        return conf.raw_layer
+
+
+def bind_port(port: int) -> None:
+    """Bind GBP to another TCP/UDP port (both directions)."""
+    for field in ("sport", "dport"):
+        bind_layers(TCP, GbpRecord, **{field: port})
+        bind_layers(UDP, GbpDatagram, **{field: port})
+
+
+def enable_heuristic() -> None:
+    """Claim plausible GBP records on any TCP port (idempotent)."""
+    if not any(c is GbpHeuristic for _f, c in TCP.payload_guess):
+        TCP.payload_guess.append(({}, GbpHeuristic))
+
+
+def disable_heuristic() -> None:
+    """Stop claiming TCP payloads on ports other than the bound ones."""
+    TCP.payload_guess[:] = [(f, c) for f, c in TCP.payload_guess if c is not GbpHeuristic]
+
+
+bind_port(GBP_PORT)
+enable_heuristic()

@@ -154,7 +154,7 @@ def reference_frames(group: RefGroup, sender: str = "alice", receiver: str = "bo
     tid = node.last_transition_id
     for op, rid, args in ((ControlOpcode.ACK, 11, b""),
                           (ControlOpcode.CAPABILITIES_ADVERTISE, 0, b"\xa1\x00\xf5"),
-                          (ControlOpcode.GROUP_STATE_DIGEST_REQUEST, 12, b"\xa1\x68since_tid\x00"),
+                          (ControlOpcode.GROUP_STATE_DIGEST_REQUEST, 12, b"\xa1\x69since_tid\x00"),
                           (ControlOpcode.NACK, 0xFFFFFFFF, bytes(range(40)))):
         f = node.send_control(mls, target, op, tid, rid, args)
         take("control", 0, 0, f.wire, (int(op), rid, sid, tid, args))

@@ -121,7 +121,8 @@ class GbpDatagram(Packet):
         if _pkt and _looks_like_mls(bytes(_pkt)):
             from .mls import MlsBlob
 
-            return MlsBlob
+            # scapy runs one dispatch_hook per instantiation: resolve the blob's kind here
+            return MlsBlob.dispatch_hook(_pkt, *args, **kargs)
         return GbpFrame
 
 

@@ -7,7 +7,7 @@ STAMP_TEST := $(VENV)/.installed-test
 STAMP_LAB  := $(VENV)/.installed-lab
 PYTEST_ARGS ?=
 
-.PHONY: test lab venv clean bench vectors
+.PHONY: test lab venv clean bench vectors chromium
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,21 @@ $(STAMP_LAB): pyproject.toml setup.py | $(PY)
 	$(PY) -m pip install -q -e '.[test,lab]'
 	touch $@
 
-test: $(STAMP_TEST)
+test: $(STAMP_TEST) chromium
 	$(PY) -m pytest -n auto $(PYTEST_ARGS)
+
+# tests/test_browser.py drives Debian's Chromium (never `playwright install`): as root, install it
+# when missing; otherwise say what to install and go on (that one test then fails and says so).
+CHROMIUM := /usr/bin/chromium
+chromium:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get install -y chromium || { apt-get update && apt-get install -y chromium; } || \
+	      echo "WARNING: could not install chromium: run 'apt-get install -y chromium' as root"; \
+	  else \
+	    echo "NOTE: $(CHROMIUM) is missing; tests/test_browser.py needs it: run 'apt-get install -y chromium' as root"; \
+	  fi; \
+	fi
 
 lab: $(STAMP_LAB)
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)

@@ -31,8 +31,28 @@ class Commit(Struct):
 
     @classmethod
     def decode(cls, r: Reader) -> "Commit":
+        global _last
+        start = r.pos
         proposals = tuple(r.vec_of(ProposalOrRef.decode, "Commit.proposals"))
-        return cls(proposals, r.optional(UpdatePath.decode, "Commit.path"))
+        commit = cls(proposals, r.optional(UpdatePath.decode, "Commit.path"))
+        _last = (bytes(r.data[start:r.pos]), commit)
+        return commit
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Commit":
+        """Decode exactly one Commit. A received Commit is read twice — once by the framing
+        layer to find where the body ends, once by the group to use it — so the last one decoded
+        is kept with its exact bytes and handed back for the same bytes (a Commit is immutable;
+        a large group's UpdatePath holds a thousand ciphertexts)."""
+        data = bytes(data)
+        last = _last
+        if last is not None and cls is Commit and last[0] == data:
+            return last[1]
+        return super().from_bytes(data)
+
+
+#: ``(bytes, Commit)`` of the last Commit decoded (see :meth:`Commit.from_bytes`).
+_last: Optional[Tuple[bytes, Commit]] = None
 
 
 __all__ = ["Commit"]

@@ -17,6 +17,12 @@ epoch 0, as the reference creates one. Calls and their epochs:
 * ``clear_pending_commit()`` — drop both;
 * ``accept_welcome(welcome)`` — replace the current group by the one joined.
 
+Beyond the reference binding (logic in ``external.py``, ``psk_store.py``, ``reinit.py``):
+``export_group_info()``, ``MlsContext.join_external(group_info, identity) -> (ctx, commit)``,
+``resync_external(group_info)``, ``add_external_psk``, ``propose_psk``, ``commit_psks``,
+``reinit`` / ``create_reinit_group``, ``branch`` / ``join_branch`` (RFC 9420 §12.4.3.2, §8.4,
+§11.2, §11.3).
+
 A second received commit while one is staged is refused (:class:`GroupStateError`); a failed
 ``process_message`` leaves the context as it was (the group module works on copies).
 
@@ -217,7 +223,7 @@ class MlsContext:
 
     def _commit(self, proposals) -> CommitResult:
         self._no_pending()
-        res = create_commit(self._s, proposals, rng=self._rng, now=int(self._clock()))
+        res = create_commit(self._s, proposals, rng=self._rng, now=int(self._clock()), psks=self.psk_resolver())
         self._state = res.sent_state
         return res
 
@@ -284,7 +290,7 @@ class MlsContext:
         if msg.wire_format not in (WireFormat.MLS_PUBLIC_MESSAGE, WireFormat.MLS_PRIVATE_MESSAGE):
             raise GroupStateError(f"expected a protocol message, got {WireFormat(msg.wire_format).name}",
                                   vid="MLS-GROUP-WIRE-FORMAT")
-        res = _process(self._s, msg, now=int(self._clock()))
+        res = _process(self._s, msg, now=int(self._clock()), psks=self.psk_resolver())
         if res.kind == "commit" and self._staged is not None:
             raise GroupStateError("a received commit is already staged: finalize or clear it first",
                                   vid="MLS-CONTEXT-STAGED")
@@ -317,15 +323,91 @@ class MlsContext:
         if msg.wire_format != WireFormat.MLS_WELCOME:
             raise GroupStateError(f"expected a Welcome, got {WireFormat(msg.wire_format).name}",
                                   vid="MLS-GROUP-WIRE-FORMAT")
-        state = join_group(msg.message, self._key_package, self._init_priv, self._kp_leaf_priv,
-                           self._signature_priv, config=self._config)
+        from .reinit import join_checked  # PSKs from our store, §11.2/§11.3 resumption checks
+        state = join_checked(self, msg.message)
         self._state = state
         self._staged = self._pending = None
         self._entered(state)
 
+    # -- PSKs, external joins, ReInit, branches (RFC 9420 §8.4, §12.4.3.2, §11.2, §11.3) ---------
+    # The logic lives in psk_store.py, external.py and reinit.py; these are thin entry points.
+    @property
+    def psk_store(self):
+        """The :class:`~.psk_store.PskStore` of this member (external and resumption PSKs)."""
+        from .psk_store import PskStore
+        store = self.__dict__.get("_psk_store")
+        if store is None:
+            store = self.__dict__["_psk_store"] = PskStore()
+        return store
+
+    def psk_resolver(self):
+        """``PreSharedKeyID -> bytes | None`` over our store and the current group's state."""
+        return self.psk_store.resolver(self._state)
+
+    def add_external_psk(self, psk_id: Union[str, bytes], secret: bytes) -> None:
+        """Register an external PSK (``psktype = external``, RFC 9420 §8.4)."""
+        self.psk_store.add_external(psk_id, secret)
+
+    def propose_psk(self, psk_id: Union[str, bytes, None] = None, *, epoch: Optional[int] = None) -> bytes:
+        """A standalone PreSharedKey proposal (§12.1.4) for the external PSK ``psk_id`` or the
+        resumption PSK of this group's ``epoch``; stored for a later commit by reference."""
+        from .psk_store import psk_proposal_for
+        return psk_proposal_for(self, psk_id, epoch)
+
+    def commit_psks(self, psk_ids=(), *, epochs=(), by_reference: bool = True) -> bytes:
+        """A Commit (pending) with inline PreSharedKey proposals for the external ``psk_ids`` and the
+        resumption PSKs of ``epochs``, plus every stored proposal by reference."""
+        from .psk_store import commit_psks_for
+        return commit_psks_for(self, psk_ids, epochs, by_reference)
+
+    def export_group_info(self, with_external_pub: bool = True, with_ratchet_tree: bool = True) -> bytes:
+        """A GroupInfo (MLSMessage) of the current epoch signed by us, for external joiners (§12.4.3)."""
+        from .external import export_group_info
+        return export_group_info(self._s, with_external_pub=with_external_pub, with_ratchet_tree=with_ratchet_tree)
+
+    @classmethod
+    def join_external(cls, group_info: bytes, identity: Union[str, bytes], *, ratchet_tree=None,
+                      rng: Optional[Rng] = None, psk_ids=(), **kw) -> Tuple["MlsContext", bytes]:
+        """Join by external commit (§12.4.3.2): a new member ``identity`` in the group of
+        ``group_info``; returns ``(ctx, commit)`` with ``ctx`` already in the new epoch (send the
+        commit to the group; ``kw``: ``keylog``, ``clock``, ``config``)."""
+        from .external import context_join_external
+        return context_join_external(cls, group_info, identity, ratchet_tree=ratchet_tree, rng=rng,
+                                     psk_ids=psk_ids, **kw)
+
+    def resync_external(self, group_info: bytes, *, ratchet_tree=None) -> bytes:
+        """Rejoin our group by an external commit that removes our old leaf (§12.4.3.2 resync);
+        our state moves to the new epoch; returns the commit."""
+        from .external import context_resync
+        return context_resync(self, group_info, ratchet_tree=ratchet_tree)
+
+    def reinit(self, group_id: Optional[bytes] = None, *, extensions=None) -> bytes:
+        """Commit a ReInit (§12.1.5, pending): once merged, the group is closed and a member
+        re-creates it with :meth:`create_reinit_group`."""
+        from .reinit import context_reinit
+        return context_reinit(self, group_id, extensions)
+
+    def create_reinit_group(self, key_packages) -> bytes:
+        """After a merged ReInit: create the new group with the other members' KeyPackages and a
+        ``reinit`` resumption PSK (§11.2); we move to it; returns the Welcome."""
+        from .reinit import context_create_reinit_group
+        return context_create_reinit_group(self, key_packages)
+
+    def branch(self, key_packages, *, group_id: Optional[bytes] = None) -> Tuple["MlsContext", bytes]:
+        """A subgroup branch (§11.3) of the current epoch: ``(new context, Welcome)``; this context
+        stays in the old group."""
+        from .reinit import context_branch
+        return context_branch(self, key_packages, group_id)
+
+    def join_branch(self, welcome: bytes) -> "MlsContext":
+        """Join a branch of our current group from its Welcome; returns a new context."""
+        from .reinit import context_join_branch
+        return context_join_branch(self, welcome)
+
     # -- key log and history --------------------------------------------------------------
     def _entered(self, state: GroupState) -> None:
         s = state.secrets
+        self.psk_store.remember_state(state)  # resumption PSKs of every epoch we were in (§8.6)
         self._history.append(EpochSummary(state.group_id, state.epoch, state.context, s,
                                           tuple(state.tree.members()), state.confirmation_tag))
         del self._history[:-self._history_size]
@@ -514,6 +596,7 @@ def _state_to_json(s: GroupState) -> dict:
         "proposals": [[p.ref.hex(), p.authenticated_content.to_bytes().hex()] for p in s.proposals.values()],
         "resumption_psks": {str(e): v.hex() for e, v in s.resumption_psks.items()},
         "active": s.active,
+        "reinit": None if s.reinit is None else s.reinit.to_bytes().hex(),  # a committed ReInit (§11.2)
     }
 
 
@@ -539,7 +622,13 @@ def _state_from_json(doc: dict, suite: CipherSuite, config: GroupConfig) -> Grou
                       confirmation_tag=bytes.fromhex(doc["confirmation_tag"]), config=config,
                       secret_tree=_secret_tree_from_json(doc["secret_tree"], suite, config),
                       proposals=proposals, active=bool(doc["active"]),
-                      resumption_psks={int(k): bytes.fromhex(v) for k, v in doc["resumption_psks"].items()})
+                      resumption_psks={int(k): bytes.fromhex(v) for k, v in doc["resumption_psks"].items()},
+                      reinit=_reinit_from_json(doc.get("reinit")))
+
+
+def _reinit_from_json(value):
+    from .proposals import ReInit
+    return None if value is None else ReInit.from_bytes(bytes.fromhex(value))
 
 
 __all__ = ["MlsContext", "TranscriptHashes", "EpochSummary", "STATE_FORMAT"]

@@ -62,7 +62,7 @@ from .welcome import Welcome, create_welcome, process_welcome
 from . import mls_message as _mls_message  # noqa: F401  (registers Welcome/GroupInfo/KeyPackage bodies)
 
 Rng = Callable[[int], bytes]
-PskStore = Mapping[bytes, bytes]
+PskStore = Union[Mapping[bytes, bytes], Callable[[PreSharedKeyID], Optional[bytes]]]  # see psk_store.py
 
 
 # --- errors ----------------------------------------------------------------------------------
@@ -87,8 +87,9 @@ class CommitError(ProtocolError):
 
 
 class UnsupportedError(ProtocolError):
-    """A well-formed message uses a feature this implementation does not handle (ReInit,
-    external commits …)."""
+    """A well-formed message uses a feature this implementation does not handle (an unknown
+    sender type …). External commits, ReInit and PSKs are handled by external.py, reinit.py and
+    psk_store.py."""
 
     default_vid = "MLS-UNSUPPORTED"
 
@@ -141,14 +142,14 @@ class GroupState:
 
     __slots__ = ("suite", "context", "tree", "private", "signature_priv", "secrets", "secret_tree",
                  "interim_transcript_hash", "confirmation_tag", "proposals", "config", "active",
-                 "resumption_psks")
+                 "resumption_psks", "reinit")
 
     def __init__(self, *, suite: CipherSuite, context: GroupContext, tree: RatchetTree,
                  private: PrivateTree, signature_priv: bytes, secrets: EpochSecrets,
                  interim_transcript_hash: bytes, confirmation_tag: bytes, config: GroupConfig,
                  secret_tree: Optional[SecretTree] = None,
                  proposals: Optional[Dict[bytes, StoredProposal]] = None, active: bool = True,
-                 resumption_psks: Optional[Dict[int, bytes]] = None) -> None:
+                 resumption_psks: Optional[Dict[int, bytes]] = None, reinit=None) -> None:
         self.suite = suite
         self.context = context
         self.tree = tree
@@ -165,6 +166,7 @@ class GroupState:
         self.active = active
         self.resumption_psks: Dict[int, bytes] = dict(resumption_psks or {})
         self.resumption_psks[context.epoch] = secrets.resumption_psk.reveal()
+        self.reinit = reinit  #: the committed ReInit proposal body: the group is closed (§11.2)
 
     # -- convenience ----------------------------------------------------------------------
     @property
@@ -222,7 +224,7 @@ def copy_secret_tree(st: SecretTree) -> SecretTree:
 
 
 def _new_epoch_state(old: GroupState, *, context: GroupContext, tree: RatchetTree, private: PrivateTree,
-                     secrets: EpochSecrets, confirmation_tag: bytes) -> GroupState:
+                     secrets: EpochSecrets, confirmation_tag: bytes, reinit=None) -> GroupState:
     interim = interim_transcript_hash(old.suite, context.confirmed_transcript_hash, confirmation_tag)
     psks = dict(old.resumption_psks)
     while len(psks) >= max(1, old.config.max_resumption_psks):
@@ -230,7 +232,7 @@ def _new_epoch_state(old: GroupState, *, context: GroupContext, tree: RatchetTre
     return GroupState(suite=old.suite, context=context, tree=tree, private=private,
                       signature_priv=old.signature_priv, secrets=secrets,
                       interim_transcript_hash=interim, confirmation_tag=confirmation_tag,
-                      config=old.config, resumption_psks=psks)
+                      config=old.config, resumption_psks=psks, reinit=reinit)
 
 
 # --- creating and joining --------------------------------------------------------------------
@@ -267,7 +269,8 @@ def join_group(welcome: Welcome, key_package: KeyPackage, init_priv: bytes, leaf
     transcript hash is computed from the GroupInfo's confirmation tag."""
     store = psks or {}
     joined = process_welcome(welcome, key_package, init_priv,
-                             psks=lambda pid: store.get(pid.psk_id) if pid.psktype == PSKType.EXTERNAL else None,
+                             psks=store if callable(store) else
+                             lambda pid: store.get(pid.psk_id) if pid.psktype == PSKType.EXTERNAL else None,
                              ratchet_tree=ratchet_tree)
     if joined.tree is None:  # pragma: no cover - process_welcome needs a tree or a signer key
         raise MissingKeyError("no ratchet tree for the Welcome", vid="MLS-GROUP-NO-TREE")
@@ -304,6 +307,8 @@ class AppliedProposals:
     psk_ids: List[PreSharedKeyID] = field(default_factory=list)
     extensions: Optional[Tuple[Extension, ...]] = None
     path_required: bool = False
+    reinit: Optional[object] = None          #: the ReInit body (reinit.py)
+    external_init: Optional[object] = None   #: the ExternalInit body (external.py)
 
 
 def apply_proposals(state: GroupState, proposals: Sequence[Tuple[Proposal, Sender]], committer: Optional[int],
@@ -320,7 +325,8 @@ def apply_proposals(state: GroupState, proposals: Sequence[Tuple[Proposal, Sende
         if p.proposal_type not in PATH_OPTIONAL:
             out.path_required = True
     if ProposalType.REINIT in by_type or ProposalType.EXTERNAL_INIT in by_type:
-        raise UnsupportedError("ReInit and ExternalInit are not supported", vid="MLS-UNSUPPORTED-PROPOSAL")
+        from .reinit import check_special_proposals  # §12.1.5, §12.1.6, §12.2
+        out.reinit, out.external_init = check_special_proposals(state, by_type, committer, len(proposals))
     gce = by_type.get(ProposalType.GROUP_CONTEXT_EXTENSIONS, [])
     if len(gce) > 1:
         raise ProposalError("more than one GroupContextExtensions proposal", vid="MLS-PROPOSAL-GCE-MULTIPLE")
@@ -376,6 +382,8 @@ def apply_proposals(state: GroupState, proposals: Sequence[Tuple[Proposal, Sende
             raise ProposalError(f"Add: {exc.message}", vid="MLS-PROPOSAL-ADD-KEY-PACKAGE") from exc
         out.added.append((tree.add_leaf(kp.leaf_node), kp))
     for p, s in by_type.get(ProposalType.PSK, []):
+        from .psk_store import check_psk_id  # §12.1.4
+        check_psk_id(state.suite, p.body.psk, creating_group=state.epoch == 0)
         out.psk_ids.append(p.body.psk)
     if len(set(out.psk_ids)) != len(out.psk_ids):
         raise ProposalError("the same PSK is proposed twice", vid="MLS-PROPOSAL-PSK-DUPLICATE")
@@ -395,15 +403,18 @@ def apply_proposals(state: GroupState, proposals: Sequence[Tuple[Proposal, Sende
 
 def _commit_psk_secret(state: GroupState, psk_ids: Sequence[PreSharedKeyID], psks: Optional[PskStore]):
     """``psk_secret`` (§8.4) of a Commit's PSK proposals: external PSKs from ``psks`` (by
-    ``psk_id``), resumption PSKs of this group's past epochs from the state. ``None`` if none."""
+    ``psk_id``; or ``psks`` is a resolver ``PreSharedKeyID -> bytes | None``), resumption PSKs of
+    this group's past epochs from the state. ``None`` if none."""
     if not psk_ids:
         return None
     pairs = []
     for pid in psk_ids:
-        value = None
-        if pid.psktype == PSKType.EXTERNAL:
+        value = psks(pid) if callable(psks) else None  # a resolver (psk_store.PskStore.resolver)
+        if value is not None:
+            pass
+        elif pid.psktype == PSKType.EXTERNAL and not callable(psks):
             value = (psks or {}).get(pid.psk_id)
-        elif pid.psk_group_id == state.group_id:
+        elif pid.psktype == PSKType.RESUMPTION and pid.psk_group_id == state.group_id:
             value = state.resumption_psks.get(pid.psk_epoch)
         if value is None:
             raise MissingKeyError("the Commit names a PSK we do not have", vid="MLS-COMMIT-PSK")
@@ -469,6 +480,8 @@ def create_proposal_message(state: GroupState, proposal: Proposal, *,
 def _check_active(state: GroupState) -> None:
     if not state.active:
         raise GroupStateError("we are no longer a member of this group", vid="MLS-GROUP-INACTIVE")
+    if state.reinit is not None:
+        raise GroupStateError("the group was closed by a ReInit (RFC 9420 §11.2)", vid="MLS-GROUP-REINIT")
 
 
 # --- commits we create (§12.4.1) ---------------------------------------------------------------
@@ -541,7 +554,8 @@ def create_commit(state: GroupState, proposals: Sequence[Proposal] = (), *,
     gc: GroupContext = box["gc"]  # type: ignore[assignment]
     secrets: EpochSecrets = box["secrets"]  # type: ignore[assignment]
     new_state = _new_epoch_state(state, context=gc, tree=path.tree, private=path.private,
-                                 secrets=secrets, confirmation_tag=ac.auth.confirmation_tag)
+                                 secrets=secrets, confirmation_tag=ac.auth.confirmation_tag,
+                                 reinit=applied.reinit)
     welcome_bytes = None
     gi = None
     if applied.added:
@@ -626,6 +640,9 @@ def _unprotect(work: GroupState, msg: MLSMessage) -> AuthenticatedContent:
                                     vid="MLS-PROPOSAL-NEW-MEMBER")
             return unprotect_public_message(suite, body, proposal.body.key_package.leaf_node.signature_key,
                                             work.context)
+        if st == SenderType.NEW_MEMBER_COMMIT:  # §12.4.3.2, external.py
+            from .external import unprotect_external_commit
+            return unprotect_external_commit(work, body)
         raise UnsupportedError(f"{SenderType(st).name} senders are not supported", vid="MLS-UNSUPPORTED-SENDER")
     if isinstance(body, PrivateMessage):
         if body.group_id != work.group_id:
@@ -666,6 +683,9 @@ def _process_commit(state: GroupState, ac: AuthenticatedContent, *, psks: Option
                     now: Optional[int]) -> Tuple[GroupState, bool]:
     suite = state.suite
     c = ac.content
+    if c.sender.sender_type == SenderType.NEW_MEMBER_COMMIT:  # §12.4.3.2, external.py
+        from .external import process_external_commit
+        return process_external_commit(state, ac, psks=psks, now=now)
     if c.sender.sender_type != SenderType.MEMBER:
         raise UnsupportedError("only member commits are supported", vid="MLS-UNSUPPORTED-SENDER")
     committer = c.sender.index
@@ -716,7 +736,7 @@ def _process_commit(state: GroupState, ac: AuthenticatedContent, *, psks: Option
     secrets = key_schedule(suite, state.secrets.init_secret, commit_secret, gc, psk_secret)
     verify_confirmation_tag(suite, secrets.confirmation_key, cth, ac.auth.confirmation_tag)
     return _new_epoch_state(state, context=gc, tree=new_tree, private=private, secrets=secrets,
-                            confirmation_tag=ac.auth.confirmation_tag), False
+                            confirmation_tag=ac.auth.confirmation_tag, reinit=applied.reinit), False
 
 
 __all__ = [

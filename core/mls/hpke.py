@@ -34,7 +34,6 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, x448, x25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
-from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
 from ..errors import CryptoError, DecodeError, DecryptError, UsageError
 
@@ -82,6 +81,28 @@ class Mode(IntEnum):
 # ------------------------------------------------------------------------------------------
 # KDF (RFC 9180 §4, §7.2)
 # ------------------------------------------------------------------------------------------
+_hmac_digest = hmac.digest
+
+
+def hkdf_expand(hash_name: str, nh: int, prk: bytes, info: bytes, length: int) -> bytes:
+    """RFC 5869 §2.3 HKDF-Expand with one-shot HMACs (``T(i) = HMAC(prk, T(i-1) ‖ info ‖ i)``).
+
+    Same output as ``cryptography``'s ``HKDFExpand``, a few times faster for the one-block
+    outputs MLS derives by the thousand; the caller checks ``0 < length <= 255·Nh``."""
+    prk = bytes(prk)
+    info = bytes(info)
+    if length <= nh:
+        return _hmac_digest(prk, info + b"\x01", hash_name)[:length]
+    out = bytearray()
+    t = b""
+    i = 1
+    while len(out) < length:
+        t = _hmac_digest(prk, t + info + bytes((i,)), hash_name)
+        out += t
+        i += 1
+    return bytes(out[:length])
+
+
 _KDF_HASH = {
     KdfId.HKDF_SHA256: ("sha256", hashes.SHA256, 32),
     KdfId.HKDF_SHA384: ("sha384", hashes.SHA384, 48),
@@ -99,13 +120,13 @@ class Kdf:
 
     def extract(self, salt: bytes, ikm: bytes) -> bytes:
         """``Extract(salt, ikm)`` — HKDF-Extract; an empty salt equals ``Nh`` zero bytes."""
-        return hmac.new(salt or bytes(self.Nh), ikm, self.hash_name).digest()
+        return _hmac_digest(salt or bytes(self.Nh), ikm, self.hash_name)
 
     def expand(self, prk: bytes, info: bytes, length: int) -> bytes:
         """``Expand(prk, info, L)`` — HKDF-Expand; ``L`` ≤ 255·Nh."""
         if not 0 < length <= 255 * self.Nh:
             raise UsageError(f"HKDF-Expand length {length} out of range", vid="HPKE-KDF-LENGTH")
-        return HKDFExpand(_KDF_HASH[self.id][1](), length, info).derive(prk)
+        return hkdf_expand(self.hash_name, self.Nh, prk, info, length)
 
     def labeled_extract(self, suite_id: bytes, salt: bytes, label: bytes, ikm: bytes) -> bytes:
         """RFC 9180 §4 ``LabeledExtract``: ``Extract(salt, "HPKE-v1" ‖ suite_id ‖ label ‖ ikm)``."""
@@ -230,7 +251,7 @@ class Kem:
     @property
     def suite_id(self) -> bytes:
         """``"KEM" ‖ I2OSP(kem_id, 2)`` (§4.1)."""
-        return b"KEM" + int(self.id).to_bytes(2, "big")
+        return _KEM_SUITE_ID[self.id]
 
     # -- key (de)serialisation ----------------------------------------------------------------
     def _load_private(self, sk: bytes):
@@ -302,18 +323,21 @@ class Kem:
         X25519/X448: ``sk = LabeledExpand(dkp_prk, "sk", "", Nsk)``. NIST curves: rejection sampling
         of ``LabeledExpand(dkp_prk, "candidate", I2OSP(counter, 1), Nsk)`` with the top byte masked
         (0xFF, or 0x01 for P-521) until ``0 < sk < order``; more than 256 tries is an error."""
+        sk = self._derive_private(ikm)
+        return sk, self.public_key(sk)
+
+    def _derive_private(self, ikm: bytes) -> bytes:
+        """The ``SerializePrivateKey`` half of :meth:`derive_key_pair` (no scalar multiplication)."""
         k = self.kdf
         dkp_prk = k.labeled_extract(self.suite_id, b"", b"dkp_prk", bytes(ikm))
         if self.kind != "ec":
-            sk = k.labeled_expand(self.suite_id, dkp_prk, b"sk", b"", self.Nsk)
-            return sk, self.public_key(sk)
+            return k.labeled_expand(self.suite_id, dkp_prk, b"sk", b"", self.Nsk)
         for counter in range(256):
             cand = bytearray(k.labeled_expand(self.suite_id, dkp_prk, b"candidate", bytes((counter,)), self.Nsk))
             cand[0] &= self.bitmask
             scalar = int.from_bytes(cand, "big")
             if 0 < scalar < self.order:
-                sk = bytes(cand)
-                return sk, self.public_key(sk)
+                return bytes(cand)
         raise CryptoError("DeriveKeyPair found no valid scalar", vid="HPKE-DERIVE-KEY-PAIR")
 
     def generate_key_pair(self, rng: Optional[Rng] = None) -> Tuple[bytes, bytes]:
@@ -323,7 +347,11 @@ class Kem:
     # -- DH and the KEM -----------------------------------------------------------------------
     def dh(self, sk: bytes, pk: bytes) -> bytes:
         """``DH(skX, pkY)``: the X coordinate (NIST curves) or the raw X25519/X448 output."""
-        priv, pub = self._load_private(sk), self._load_public(pk)
+        return self._dh(self._load_private(sk), self._load_public(pk))
+
+    def _dh(self, priv, pub) -> bytes:
+        """:meth:`dh` on loaded key objects (loading a private key costs a scalar multiplication:
+        the encapsulation and decapsulation below load each key once)."""
         try:
             if self.kind == "ec":
                 out = priv.exchange(ec.ECDH(), pub)
@@ -339,39 +367,50 @@ class Kem:
         eae_prk = self.kdf.labeled_extract(self.suite_id, b"", b"eae_prk", dh)
         return self.kdf.labeled_expand(self.suite_id, eae_prk, b"shared_secret", kem_context, self.Nsecret)
 
-    def _ephemeral(self, ephemeral: Optional[bytes], rng: Optional[Rng]) -> Tuple[bytes, bytes]:
-        if ephemeral is not None:
-            return bytes(ephemeral), self.public_key(ephemeral)
-        return self.generate_key_pair(rng)
+    def _ephemeral(self, ephemeral: Optional[bytes], rng: Optional[Rng]):
+        """``(skE object, SerializePublicKey(pkE))``: ``ephemeral`` or ``GenerateKeyPair()``
+        (= ``DeriveKeyPair(random(Nsk))``), loaded once."""
+        if ephemeral is None:
+            ephemeral = self._derive_private((rng or os.urandom)(self.Nsk))
+        obj = self._load_private(ephemeral)
+        return obj, self._ser_public(obj.public_key())
+
+    def _public_obj(self, pk: bytes):
+        """``(key object, SerializePublicKey(pk))`` of a peer's public key (validated)."""
+        obj = self._load_public(pk)
+        return obj, self._ser_public(obj)
 
     def encap(self, pk_r: bytes, *, ephemeral: Optional[bytes] = None,
               rng: Optional[Rng] = None) -> Tuple[bytes, bytes]:
         """``Encap(pkR)`` → ``(shared_secret, enc)``; ``ephemeral`` = a fixed serialised ``skE``."""
-        sk_e, pk_e = self._ephemeral(ephemeral, rng)
-        pk_r = self.serialize_public_key(pk_r)
-        dh = self.dh(sk_e, pk_r)
+        pub_r, pk_r = self._public_obj(pk_r)
+        obj_e, pk_e = self._ephemeral(ephemeral, rng)
+        dh = self._dh(obj_e, pub_r)
         return self._extract_and_expand(dh, pk_e + pk_r), pk_e
 
     def decap(self, enc: bytes, sk_r: bytes) -> bytes:
         """``Decap(enc, skR)`` → ``shared_secret``."""
-        enc = self.serialize_public_key(enc)
-        dh = self.dh(sk_r, enc)
-        return self._extract_and_expand(dh, enc + self.public_key(sk_r))
+        pub_e, enc = self._public_obj(enc)
+        obj_r = self._load_private(sk_r)
+        dh = self._dh(obj_r, pub_e)
+        return self._extract_and_expand(dh, enc + self._ser_public(obj_r.public_key()))
 
     def auth_encap(self, pk_r: bytes, sk_s: bytes, *, ephemeral: Optional[bytes] = None,
                    rng: Optional[Rng] = None) -> Tuple[bytes, bytes]:
         """``AuthEncap(pkR, skS)`` → ``(shared_secret, enc)`` (§4.1)."""
-        sk_e, pk_e = self._ephemeral(ephemeral, rng)
-        pk_r = self.serialize_public_key(pk_r)
-        dh = self.dh(sk_e, pk_r) + self.dh(sk_s, pk_r)
-        return self._extract_and_expand(dh, pk_e + pk_r + self.public_key(sk_s)), pk_e
+        pub_r, pk_r = self._public_obj(pk_r)
+        obj_e, pk_e = self._ephemeral(ephemeral, rng)
+        obj_s = self._load_private(sk_s)
+        dh = self._dh(obj_e, pub_r) + self._dh(obj_s, pub_r)
+        return self._extract_and_expand(dh, pk_e + pk_r + self._ser_public(obj_s.public_key())), pk_e
 
     def auth_decap(self, enc: bytes, sk_r: bytes, pk_s: bytes) -> bytes:
         """``AuthDecap(enc, skR, pkS)`` → ``shared_secret`` (§4.1)."""
-        enc = self.serialize_public_key(enc)
-        pk_s = self.serialize_public_key(pk_s)
-        dh = self.dh(sk_r, enc) + self.dh(sk_r, pk_s)
-        return self._extract_and_expand(dh, enc + self.public_key(sk_r) + pk_s)
+        pub_e, enc = self._public_obj(enc)
+        pub_s, pk_s = self._public_obj(pk_s)
+        obj_r = self._load_private(sk_r)
+        dh = self._dh(obj_r, pub_e) + self._dh(obj_r, pub_s)
+        return self._extract_and_expand(dh, enc + self._ser_public(obj_r.public_key()) + pk_s)
 
 
 def kem(kem_id: int) -> Kem:
@@ -404,6 +443,8 @@ class Context:
     def _nonce(self) -> bytes:
         if self.seq >= (1 << (8 * self.aead.Nn)) - 1:
             raise UsageError("HPKE message limit reached", vid="HPKE-SEQ-OVERFLOW")
+        if self.seq == 0:  # single-shot (§6.1): the base nonce itself
+            return bytes(self.base_nonce)
         seq_bytes = self.seq.to_bytes(self.aead.Nn, "big")
         return bytes(a ^ b for a, b in zip(self.base_nonce, seq_bytes))
 
@@ -442,8 +483,25 @@ class Hpke:
     @property
     def suite_id(self) -> bytes:
         """``"HPKE" ‖ I2OSP(kem_id, 2) ‖ I2OSP(kdf_id, 2) ‖ I2OSP(aead_id, 2)`` (§5.1)."""
-        return (b"HPKE" + int(self.kem.id).to_bytes(2, "big") + int(self.kdf.id).to_bytes(2, "big")
-                + int(self.aead.id).to_bytes(2, "big"))
+        sid = _HPKE_SUITE_ID.get((self.kem.id, self.kdf.id, self.aead.id))
+        if sid is None:
+            sid = (b"HPKE" + int(self.kem.id).to_bytes(2, "big") + int(self.kdf.id).to_bytes(2, "big")
+                   + int(self.aead.id).to_bytes(2, "big"))
+            _HPKE_SUITE_ID[(self.kem.id, self.kdf.id, self.aead.id)] = sid
+        return sid
+
+    def _labeled_hash(self, label: bytes, value: bytes) -> bytes:
+        """``LabeledExtract("", label, value)`` for the ``psk_id_hash``/``info_hash`` of §5.1:
+        public inputs, the same for every encryption to one UpdatePath context, so the last
+        few are kept (keyed by suite, label and the value itself: never stale)."""
+        key = (self.suite_id, label, value)
+        h = _LABELED_HASHES.get(key)
+        if h is None:
+            h = self.kdf.labeled_extract(self.suite_id, b"", label, value)
+            if len(_LABELED_HASHES) >= 64:
+                _LABELED_HASHES.pop(next(iter(_LABELED_HASHES)))
+            _LABELED_HASHES[key] = h
+        return h
 
     def key_schedule(self, mode: Mode, shared_secret: bytes, info: bytes, psk: bytes = b"",
                      psk_id: bytes = b"") -> Context:
@@ -454,8 +512,8 @@ class Hpke:
         if has_psk != (mode in (Mode.PSK, Mode.AUTH_PSK)):
             raise UsageError(f"psk given/missing for mode {Mode(mode).name}", vid="HPKE-PSK")
         sid, k = self.suite_id, self.kdf
-        psk_id_hash = k.labeled_extract(sid, b"", b"psk_id_hash", psk_id)
-        info_hash = k.labeled_extract(sid, b"", b"info_hash", info)
+        psk_id_hash = self._labeled_hash(b"psk_id_hash", bytes(psk_id))
+        info_hash = self._labeled_hash(b"info_hash", bytes(info))
         ks_context = bytes((int(mode),)) + psk_id_hash + info_hash
         secret = k.labeled_extract(sid, shared_secret, b"secret", psk)
         if self.aead.id == AeadId.EXPORT_ONLY:
@@ -490,7 +548,23 @@ class Hpke:
     # -- single shot (§6.1) -------------------------------------------------------------------
     def seal(self, pk_r: bytes, info: bytes, aad: bytes, pt: bytes, *,
              ephemeral: Optional[bytes] = None, rng: Optional[Rng] = None, **mode_args) -> Tuple[bytes, bytes]:
-        """``Seal<MODE>(pkR, info, aad, pt, ...)`` → ``(enc, ct)``; base mode by default."""
+        """``Seal<MODE>(pkR, info, aad, pt, ...)`` → ``(enc, ct)``; base mode by default.
+
+        Base mode with an empty ``aad`` and OS randomness (no ``ephemeral``, ``rng`` None or
+        :func:`os.urandom`) — every MLS ``EncryptWithLabel`` of a live group — runs in one call of
+        ``cryptography``'s own RFC 9180 HPKE where it has the suite (not X448); anything it
+        refuses (e.g. a small-order key) goes the written-out way below, which raises the typed
+        error."""
+        if (not mode_args and ephemeral is None and not aad and (rng is None or rng is os.urandom)):
+            native = _native_suite(self)
+            if native is not None:
+                try:
+                    out = native.encrypt(bytes(pt), self.kem._load_public(pk_r), bytes(info))
+                except Exception:  # noqa: BLE001 - the written-out path below raises the typed error
+                    pass
+                else:
+                    n = self.kem.Nenc
+                    return out[:n], out[n:]
         enc, ctx = self.setup_s(pk_r, info, ephemeral=ephemeral, rng=rng, **mode_args)
         return enc, ctx.seal(aad, pt)
 
@@ -506,6 +580,40 @@ def _mode(psk: bool, auth: bool) -> Mode:
 
 
 _CACHE: Dict[Tuple[int, int, int], Hpke] = {}
+_KEM_SUITE_ID = {k: b"KEM" + int(k).to_bytes(2, "big") for k in KemId}
+_HPKE_SUITE_ID: Dict[tuple, bytes] = {}
+_LABELED_HASHES: Dict[tuple, bytes] = {}
+
+try:  # cryptography >= 46: RFC 9180 HPKE in Rust (X25519 and NIST curves)
+    from cryptography.hazmat.primitives import hpke as _native_hpke
+except ImportError:  # pragma: no cover - older cryptography: the written-out HPKE only
+    _native_hpke = None
+
+_NATIVE: Dict[Tuple[int, int, int], object] = {}
+
+
+def _native_suite(h: "Hpke"):
+    """The ``cryptography`` HPKE ``Suite`` for ``h``'s ids, or ``None`` when it has none."""
+    key = (int(h.kem.id), int(h.kdf.id), int(h.aead.id))
+    if key in _NATIVE:
+        return _NATIVE[key]
+    suite = None
+    if _native_hpke is not None:
+        kems = {KemId.DHKEM_X25519_HKDF_SHA256: "X25519", KemId.DHKEM_P256_HKDF_SHA256: "P256",
+                KemId.DHKEM_P384_HKDF_SHA384: "P384", KemId.DHKEM_P521_HKDF_SHA512: "P521"}
+        kdfs = {KdfId.HKDF_SHA256: "HKDF_SHA256", KdfId.HKDF_SHA384: "HKDF_SHA384",
+                KdfId.HKDF_SHA512: "HKDF_SHA512"}
+        aeads = {AeadId.AES_128_GCM: "AES_128_GCM", AeadId.AES_256_GCM: "AES_256_GCM",
+                 AeadId.CHACHA20_POLY1305: "CHACHA20_POLY1305"}
+        names = (kems.get(h.kem.id), kdfs.get(h.kdf.id), aeads.get(h.aead.id))
+        if None not in names:
+            try:
+                suite = _native_hpke.Suite(getattr(_native_hpke.KEM, names[0]), getattr(_native_hpke.KDF, names[1]),
+                                           getattr(_native_hpke.AEAD, names[2]))
+            except Exception:  # noqa: BLE001 - an unsupported combination: written-out HPKE
+                suite = None
+    _NATIVE[key] = suite
+    return suite
 
 
 def hpke(kem_id: int, kdf_id: int, aead_id: int) -> Hpke:

@@ -31,20 +31,27 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Iterable, Optional, Tuple
 
-from ..errors import SignatureError, UsageError
-from ..tls import Reader, Writer
+from ..errors import SignatureError, TruncatedError, UsageError
+from ..tls import Reader, Writer, encode_vec
 from .credentials import Credential
 from .extensions import Extension, decode_extensions, encode_extensions
 from .registries import (CredentialType, ExtensionType, LeafNodeSource, ProposalType,
-                         ProtocolVersion, Struct, enum_value, known)
+                         ProtocolVersion, Struct, enum_value)
 
 LEAF_NODE_LABEL = "LeafNodeTBS"
 
 
 def _u16s(r: Reader, enum, what: str) -> Tuple[int, ...]:
+    """``uint16 values<V>``: read the vector at once and split it (a leaf has five of these, and
+    a tree a thousand leaves); unknown values of ``enum`` stay ints, as :func:`.registries.known`."""
+    data = r.vec(what)
+    if len(data) % 2:
+        raise TruncatedError(f"{what}: need 2 bytes, 1 left", vid="TLS-TRUNCATED", where=what)
+    values = [int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2)]
     if enum is None:
-        return tuple(r.vec_of(lambda rr: rr.u16(what), what))
-    return tuple(r.vec_of(lambda rr: known(enum, rr.u16(what)), what))
+        return tuple(values)
+    members = enum._value2member_map_
+    return tuple(members.get(v, v) for v in values)
 
 
 def _put_u16s(w: Writer, values: Iterable[int]) -> None:
@@ -122,7 +129,32 @@ class LeafNode(Struct):
             raise UsageError("a parent_hash is present exactly for commit leaves", vid="MLS-LEAF-SOURCE")
 
     # -- codec --------------------------------------------------------------------------------
+    # A LeafNode is immutable, so its encodings are computed once and kept on the instance
+    # (``_content``: everything but the signature; ``_encoded``: the whole LeafNode) — a leaf is
+    # encoded for every tree hash, LeafNodeTBS and ratchet-tree extension it appears in. They are
+    # not dataclass fields: equality, hashing and ``replace()`` (a new instance, no cache) ignore
+    # them. A decoded leaf keeps the exact bytes it was read from (the strict decoder accepts only
+    # the one canonical encoding of each value, so they equal a fresh encoding).
+    def _content_bytes(self) -> bytes:
+        c = self.__dict__.get("_content")
+        if c is None:
+            w = Writer()
+            self._write_content(w)
+            c = w.getvalue()
+            object.__setattr__(self, "_content", c)
+        return c
+
+    def to_bytes(self) -> bytes:
+        e = self.__dict__.get("_encoded")
+        if e is None:
+            e = self._content_bytes() + encode_vec(self.signature)
+            object.__setattr__(self, "_encoded", e)
+        return e
+
     def _encode_content(self, w: Writer) -> None:
+        w.raw(self._content_bytes())
+
+    def _write_content(self, w: Writer) -> None:
         w.vec(self.encryption_key).vec(self.signature_key)
         self.credential.encode(w)
         self.capabilities.encode(w)
@@ -134,11 +166,11 @@ class LeafNode(Struct):
         encode_extensions(w, self.extensions)
 
     def encode(self, w: Writer) -> None:
-        self._encode_content(w)
-        w.vec(self.signature)
+        w.raw(self.to_bytes())
 
     @classmethod
     def decode(cls, r: Reader) -> "LeafNode":
+        start = r.pos
         encryption_key = r.vec("LeafNode.encryption_key")
         signature_key = r.vec("LeafNode.signature_key")
         credential = Credential.decode(r)
@@ -147,21 +179,26 @@ class LeafNode(Struct):
         lifetime = Lifetime.decode(r) if source == LeafNodeSource.KEY_PACKAGE else None
         parent_hash = r.vec("LeafNode.parent_hash") if source == LeafNodeSource.COMMIT else None
         extensions = decode_extensions(r, "LeafNode.extensions")
+        content_end = r.pos
         signature = r.vec("LeafNode.signature")
-        return cls(encryption_key, signature_key, credential, capabilities, source, lifetime,
+        leaf = cls(encryption_key, signature_key, credential, capabilities, source, lifetime,
                    parent_hash, extensions, signature)
+        object.__setattr__(leaf, "_content", bytes(r.data[start:content_end]))
+        object.__setattr__(leaf, "_encoded", bytes(r.data[start:r.pos]))
+        return leaf
 
     # -- signing ------------------------------------------------------------------------------
     def tbs(self, group_id: Optional[bytes] = None, leaf_index: Optional[int] = None) -> bytes:
         """``LeafNodeTBS`` bytes; ``group_id`` and ``leaf_index`` are required for update/commit."""
-        w = Writer()
-        self._encode_content(w)
+        content = self._content_bytes()
         if self.leaf_node_source in (LeafNodeSource.UPDATE, LeafNodeSource.COMMIT):
             if group_id is None or leaf_index is None:
                 raise UsageError(f"a {self.leaf_node_source.name.lower()} leaf is signed with its "
                                  "group_id and leaf_index", vid="MLS-LEAF-TBS")
+            w = Writer()
             w.vec(group_id).u32(leaf_index)
-        return w.getvalue()
+            return content + w.getvalue()
+        return content
 
     def signed(self, suite, signature_priv: bytes, group_id: Optional[bytes] = None,
                leaf_index: Optional[int] = None) -> "LeafNode":

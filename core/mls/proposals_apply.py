@@ -58,16 +58,39 @@ RULES: Tuple[Rule, ...] = (
          "capabilities", "ProposalError"),
     Rule("MLS-PROPOSAL-NEW-MEMBER", "§12.1.8", "a new_member_proposal sender proposes only its own Add",
          "ProposalError"),
-    Rule("MLS-UNSUPPORTED-PROPOSAL", "§12.1.5, §12.1.6", "ReInit and ExternalInit (not supported here)",
-         "UnsupportedError"),
+    Rule("MLS-PROPOSAL-PSK-NONCE", "§8.4, §12.1.4", "a PreSharedKey's psk_nonce has Nh bytes", "ProposalError"),
+    Rule("MLS-PROPOSAL-PSK-USAGE", "§12.1.4", "resumption PSKs of usage reinit/branch only in the first "
+         "commit of a re-initialised/branched group", "ProposalError"),
+    Rule("MLS-PROPOSAL-EXTERNAL-INIT-MEMBER", "§12.1.6, §12.2", "ExternalInit only in an external commit",
+         "ProposalError"),
+    Rule("MLS-PROPOSAL-EXTERNAL-INIT-COUNT", "§12.2", "at most one ExternalInit", "ProposalError"),
+    Rule("MLS-PROPOSAL-REINIT-ALONE", "§12.2", "a ReInit is the only proposal of a member's Commit",
+         "ProposalError"),
+    Rule("MLS-PROPOSAL-REINIT-SUITE", "§12.1.5", "a ReInit names a supported suite, no lower version and "
+         "unique extensions", "ProposalError"),
+    Rule("MLS-EXTERNAL-INIT-COUNT", "§12.2", "an external commit carries exactly one ExternalInit",
+         "ProposalError"),
+    Rule("MLS-EXTERNAL-REMOVE-COUNT", "§12.2", "an external commit removes at most one leaf", "ProposalError"),
+    Rule("MLS-EXTERNAL-PROPOSAL-TYPE", "§12.2", "an external commit covers only ExternalInit, Remove and "
+         "PreSharedKey proposals", "ProposalError"),
+    Rule("MLS-EXTERNAL-BY-REFERENCE", "§12.2", "an external commit has no proposals by reference",
+         "CommitError"),
+    Rule("MLS-EXTERNAL-NO-PATH", "§12.4.3.2", "an external commit carries an UpdatePath", "CommitError"),
+    Rule("MLS-EXTERNAL-INIT-KEM", "§8.3", "the ExternalInit kem_output is a valid KEM output", "CommitError"),
+    Rule("MLS-EXTERNAL-RESYNC-IDENTITY", "§12.2, §12.1.2", "the Remove of an external commit removes the "
+         "joiner's own old leaf (same credential)", "CommitError"),
+    Rule("MLS-EXTERNAL-DUPLICATE-KEY", "§7.3", "the external joiner's keys are unique in the tree",
+         "ProposalError"),
+    Rule("MLS-EXTERNAL-CAPABILITIES", "§11.1", "the external joiner supports the required capabilities",
+         "ProposalError"),
     Rule("MLS-COMMIT-PATH-REQUIRED", "§12.4", "a Commit covering anything but Add/PSK/ReInit (or nothing) "
          "carries an UpdatePath", "CommitError"),
     Rule("MLS-COMMIT-UNKNOWN-REF", "§12.4", "our own Commit by reference names a stored proposal "
          "(a misuse of create_commit)", "UsageError"),
     Rule("MLS-COMMIT-PSK", "§8.4", "every PSK a Commit names is known", "MissingKeyError"),
-    Rule("MLS-EXTERNAL-CONTENT", "§6, §12.1.8", "external and new-member senders send proposals only",
-         "CommitError"),
-    Rule("MLS-UNSUPPORTED-SENDER", "§12.4.3.2", "external commits (new_member_commit) are not supported here",
+    Rule("MLS-EXTERNAL-CONTENT", "§6, §12.1.8, §12.4.3.2", "external and new_member_proposal senders send "
+         "proposals only, new_member_commit senders commits only", "CommitError"),
+    Rule("MLS-UNSUPPORTED-SENDER", "§6", "a sender type this implementation does not handle",
          "UnsupportedError"),
     Rule("MLS-GROUP-UNKNOWN-SENDER", "§6", "the sender is a current member (or a configured external "
          "sender)", "GroupStateError"),

@@ -34,12 +34,11 @@ from enum import IntEnum
 from typing import Dict, Optional, Tuple
 
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
 from ..errors import UsageError
 from ..tls import Writer, encode_vec
 from . import signatures as _sig
-from .hpke import AeadId, Hpke, KdfId, KemId, Rng, hpke as _hpke
+from .hpke import AeadId, Hpke, KdfId, KemId, Rng, hkdf_expand, hpke as _hpke
 from .signatures import SignatureScheme
 
 MLS_LABEL_PREFIX = b"MLS 1.0 "
@@ -62,6 +61,16 @@ _HASHES = {
     KdfId.HKDF_SHA384: ("sha384", hashes.SHA384, 48),
     KdfId.HKDF_SHA512: ("sha512", hashes.SHA512, 64),
 }
+
+_HASH_CTOR = {KdfId.HKDF_SHA256: hashlib.sha256, KdfId.HKDF_SHA384: hashlib.sha384,
+              KdfId.HKDF_SHA512: hashlib.sha512}
+
+
+def _fixed_u16(v: int) -> bytes:
+    if not 0 <= v < 1 << 16:
+        raise UsageError(f"value {v} does not fit in uint16", vid="TLS-RANGE")
+    return v.to_bytes(2, "big")
+
 
 _AEAD_SIZES = {  # key length, nonce length
     AeadId.AES_128_GCM: (16, 12),
@@ -111,27 +120,30 @@ class CipherSuite:
 
     # -- hash / KDF ---------------------------------------------------------------------------
     def hash(self, data: bytes) -> bytes:
-        return hashlib.new(self.hash_name, data).digest()
+        return _HASH_CTOR[self.kdf](data).digest()
 
     def mac(self, key: bytes, data: bytes) -> bytes:
         """``MAC(key, data)`` = HMAC with the suite's hash (RFC 9420 §5.1)."""
-        return hmac.new(key, data, self.hash_name).digest()
+        return hmac.digest(key, data, self.hash_name)
 
     def extract(self, salt: bytes, ikm: bytes) -> bytes:
         """``KDF.Extract(salt, ikm)`` = HKDF-Extract (RFC 5869 §2.2)."""
         if not salt:
             salt = bytes(self.hash_length)
-        return hmac.new(salt, ikm, self.hash_name).digest()
+        return hmac.digest(salt, ikm, self.hash_name)
 
     def expand(self, prk: bytes, info: bytes, length: int) -> bytes:
         """``KDF.Expand(prk, info, length)`` = HKDF-Expand (RFC 5869 §2.3)."""
-        return HKDFExpand(self.hash_algorithm(), length, info).derive(prk)
+        nh = self.hash_length
+        if not 0 <= length <= 255 * nh:
+            raise UsageError(f"HKDF-Expand length {length} out of range", vid="MLS-KDF-LENGTH")
+        return hkdf_expand(self.hash_name, nh, prk, info, length)
 
     def expand_with_label(self, secret: bytes, label: bytes | str, context: bytes, length: int) -> bytes:
         """RFC 9420 §8 ``ExpandWithLabel``: KDFLabel = uint16 length ‖ opaque label<V> ‖ opaque context<V>."""
         if isinstance(label, str):
             label = label.encode()
-        info = Writer().u16(length).vec(MLS_LABEL_PREFIX + label).vec(context).getvalue()
+        info = _fixed_u16(length) + encode_vec(MLS_LABEL_PREFIX + label) + encode_vec(context)
         return self.expand(secret, info, length)
 
     def derive_secret(self, secret: bytes, label: bytes | str) -> bytes:

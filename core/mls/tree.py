@@ -45,6 +45,25 @@ def _dpath(x: int, n_leaves: int) -> Tuple[int, ...]:
     return tuple(int(p) for p in tm.direct_path(x, n_leaves))
 
 
+# Plain-int forms of the treemath navigation used in the loops below (RFC 9420 Appendix C); the
+# typed :mod:`.treemath` functions check and wrap every index, which dominated the tree walks.
+def _lvl(x: int) -> int:
+    """Level of node ``x``: its number of trailing one bits."""
+    return (~x & (x + 1)).bit_length() - 1
+
+
+def _left(x: int) -> int:
+    return x ^ (1 << (_lvl(x) - 1))
+
+
+def _right(x: int) -> int:
+    return x ^ (3 << (_lvl(x) - 1))
+
+
+_LEAF_TAG = bytes((NodeType.LEAF,))
+_PARENT_TAG = bytes((NodeType.PARENT,))
+
+
 class TreeValidationError(ProtocolError):
     """A ratchet tree that decodes but breaks a rule of RFC 9420 §7.9.2 / §12.4.3.1."""
 
@@ -346,25 +365,39 @@ class RatchetTree:
     # -- resolution and paths (§4.1.1, §7.1) ------------------------------------------------
     def resolution(self, index: int) -> List[int]:
         """Node indices of the resolution of node ``index`` (§4.1.1)."""
-        node = self._nodes[index]
-        if node is not None:
-            if index % 2 == 0:
-                return [index]
-            if node.unmerged_leaves and 2 * max(node.unmerged_leaves) >= len(self._nodes):
-                raise TreeValidationError(f"node {index} lists unmerged leaf {max(node.unmerged_leaves)} "
-                                          "outside the tree", vid="MLS-TREE-UNMERGED", where=f"node {index}")
-            return [index] + [2 * u for u in node.unmerged_leaves]
-        if index % 2 == 0:
-            return []
-        return self.resolution(tm.left(index)) + self.resolution(tm.right(index))
+        nodes = self._nodes
+        out: List[int] = []
+        stack = [int(index)]
+        while stack:
+            i = stack.pop()
+            node = nodes[i]
+            if node is not None:
+                out.append(i)
+                if i & 1 and node.unmerged_leaves:
+                    if 2 * max(node.unmerged_leaves) >= len(nodes):
+                        raise TreeValidationError(f"node {i} lists unmerged leaf {max(node.unmerged_leaves)} "
+                                                  "outside the tree", vid="MLS-TREE-UNMERGED", where=f"node {i}")
+                    out.extend(2 * u for u in node.unmerged_leaves)
+            elif i & 1:
+                half = 1 << (_lvl(i) - 1)
+                stack.append(i + half)   # right child, taken after the whole left subtree
+                stack.append(i - half)
+        return out
+
+    def _subtree_blank(self, index: int) -> bool:
+        """True when every node under (and at) ``index`` is blank, i.e. its resolution is empty
+        (a non-blank node anywhere below puts a leaf or a parent into the resolution)."""
+        span = (1 << _lvl(index)) - 1
+        sub = self._nodes[index - span:index + span + 1]
+        return sub.count(None) == len(sub)
 
     def filtered_direct_path(self, leaf_index: int) -> List[int]:
         """Direct-path nodes whose child on the copath has a non-empty resolution (§4.1.2)."""
         x = 2 * leaf_index
         out = []
         for p in _dpath(x, self.n_leaves):
-            sib = tm.right(p) if x < p else tm.left(p)
-            if self.resolution(sib):
+            sib = _right(p) if x < p else _left(p)
+            if not self._subtree_blank(sib):
                 out.append(p)
             x = p
         return out
@@ -380,8 +413,10 @@ class RatchetTree:
 
     def copath_child(self, parent: int, leaf_index: int) -> int:
         """The child of ``parent`` that is *not* an ancestor of ``leaf_index``."""
-        left = tm.left(parent)
-        return int(tm.right(parent) if tm.is_ancestor(left, 2 * leaf_index) else left)
+        half = 1 << (_lvl(parent) - 1)
+        left = parent - half
+        # the left child's subtree spans node indices left-(half-1) .. left+(half-1)
+        return parent + half if abs(2 * leaf_index - left) < half else left
 
     # -- tree hash (§7.8) -------------------------------------------------------------------
     def tree_hash(self, index: Optional[int] = None) -> bytes:
@@ -401,32 +436,30 @@ class RatchetTree:
         return [self.tree_hash(i) for i in range(len(self._nodes))]
 
     def _compute_hash(self, index: int, excluded: Optional[Set[int]]) -> bytes:
+        """``Hash(TreeHashInput)`` (§7.8): ``LeafNodeHashInput`` = ``uint32 leaf_index ‖
+        optional<LeafNode>``, ``ParentNodeHashInput`` = ``optional<ParentNode> ‖ left_hash<V> ‖
+        right_hash<V>``, each after its ``NodeType``; built as one byte string."""
         node = self._nodes[index]
-        w = Writer()
         if index % 2 == 0:
-            w.u8(NodeType.LEAF).u32(index // 2)
-            if node is None or (excluded and index // 2 in excluded):
-                w.u8(0)
-            else:
-                w.u8(1)
-                node.encode(w)
+            li = index // 2
+            head = _LEAF_TAG + li.to_bytes(4, "big")
+            if node is None or (excluded and li in excluded):
+                return self.suite.hash(head + b"\x00")
+            return self.suite.hash(head + b"\x01" + node.to_bytes())
+        if node is None:
+            body = _PARENT_TAG + b"\x00"
         else:
-            w.u8(NodeType.PARENT)
-            if node is None:
-                w.u8(0)
-            else:
-                w.u8(1)
-                if excluded and any(u in excluded for u in node.unmerged_leaves):
-                    node = replace(node, unmerged_leaves=tuple(u for u in node.unmerged_leaves if u not in excluded))
-                node.encode(w)
-            if excluded:
-                left = self._compute_hash(tm.left(index), excluded)
-                right = self._compute_hash(tm.right(index), excluded)
-            else:
-                left = self.tree_hash(tm.left(index))
-                right = self.tree_hash(tm.right(index))
-            w.vec(left).vec(right)
-        return self.suite.hash(w.buf)
+            if excluded and any(u in excluded for u in node.unmerged_leaves):
+                node = replace(node, unmerged_leaves=tuple(u for u in node.unmerged_leaves if u not in excluded))
+            body = _PARENT_TAG + b"\x01" + node.to_bytes()
+        half = 1 << (_lvl(index) - 1)
+        if excluded:
+            left = self._compute_hash(index - half, excluded)
+            right = self._compute_hash(index + half, excluded)
+        else:
+            left = self.tree_hash(index - half)
+            right = self.tree_hash(index + half)
+        return self.suite.hash(body + encode_vec(left) + encode_vec(right))
 
     def original_tree_hash(self, index: int, excluded: Iterable[int]) -> bytes:
         """Tree hash of ``index`` with the leaves ``excluded`` blanked and removed from every

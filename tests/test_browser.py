@@ -1,0 +1,132 @@
+"""Notebook 03 in a real browser: JupyterLab + headless Debian Chromium (Playwright for Python).
+
+The test starts its own JupyterLab server on the loopback (random port and token, a temp copy of
+``notebooks/``), opens ``03_mls_epochs.ipynb``, runs every cell through the *Run* menu, waits for
+the ``EpochStepperView`` over the notebook's own capture (DOM class ``gbp-stepper-capture``) to
+render, then moves it twice — the *next ▶* button, then the keyboard on the slider — and checks
+each time that the epoch shown in the title and the decrypted-traffic table both changed (to the
+values the view-model itself reports for that step). A screenshot lands in ``tmp_path``.
+
+Prerequisites are not optional: a missing ``/usr/bin/chromium`` is a FAILURE that names the
+exact install command (``make test`` installs it when run as root); Playwright is used only as a
+driver (``executable_path``), never ``playwright install``.
+"""
+from __future__ import annotations
+
+import pathlib
+import re
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+import browser_util as bu  # noqa: E402
+
+NOTEBOOK = "03_mls_epochs.ipynb"
+STEPPER = ".gbp-stepper-capture"
+TIMEOUT_MS = 60_000
+
+
+def _epoch(title: str) -> int:
+    m = re.search(r"epoch (\d+)", title)
+    assert m, f"no epoch in the stepper title {title!r}"
+    return int(m.group(1))
+
+
+def _wait_kernel_idle(page, timeout_s: float = 60) -> None:
+    """Wait until the notebook's kernel is up and idle (status bar ``Python 3 … | Idle``). If
+    JupyterLab asks which kernel to start (it should not: the test's settings say start the
+    preferred one), accept the notebook's own kernelspec."""
+    idle = page.locator(".jp-StatusBar-TextItem", has_text=re.compile(r"Python 3.*\| Idle"))
+    dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if dialog.count():
+            dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
+        if idle.count():
+            return
+        page.wait_for_timeout(250)
+    raise AssertionError("the notebook's kernel did not start: "
+                         + " / ".join(page.locator(".jp-StatusBar-TextItem").all_inner_texts()))
+
+
+def _run_all_cells(page) -> None:
+    """Run → Run All Cells (menu item found by its label; JupyterLab 4 binds it to the command
+    ``runmenu:run-all``)."""
+    page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).first.click()
+    item = page.locator(".lm-Menu-item", has=page.locator(".lm-Menu-itemLabel",
+                                                          has_text=re.compile(r"^Run All Cells$")))
+    item.wait_for(state="visible", timeout=10_000)
+    item.click()
+
+
+@pytest.mark.slow
+def test_epoch_stepper_in_jupyterlab(tmp_path):
+    bu.require_chromium()
+    bu.require_module("playwright")
+    bu.require_module("jupyterlab")
+    from playwright.sync_api import expect, sync_playwright
+
+    page_errors: list = []
+    with bu.LabServer(tmp_path / "lab") as lab, sync_playwright() as pw:
+        ctx = bu.launch_chromium(pw, tmp_path / "chromium-profile")
+        try:
+            page = ctx.pages[0] if ctx.pages else ctx.new_page()
+            page.on("pageerror", lambda e: page_errors.append(str(e)))
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(lab.url(f"lab/tree/{NOTEBOOK}?reset"), wait_until="domcontentloaded")
+            page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(state="visible")
+            _wait_kernel_idle(page)
+            _run_all_cells(page)
+
+            stepper = page.locator(STEPPER)
+            try:
+                stepper.wait_for(state="visible", timeout=TIMEOUT_MS)
+            except Exception:
+                page.screenshot(path=str(tmp_path / "no-stepper.png"), full_page=True)
+                raise AssertionError(f"the EpochStepperView did not render; page errors: "
+                                     f"{page_errors}; server log:\n{lab.log_tail()}")
+            stepper.scroll_into_view_if_needed()
+            title = stepper.locator("h4").first
+            traffic = stepper.locator("table.gbp-traffic").first
+            expect(traffic).to_be_visible()
+            epoch0, table0 = _epoch(title.inner_text()), traffic.inner_text()
+            assert epoch0 == 1, "the notebook leaves the capture stepper on epoch 1"
+            assert "text" in table0 and "control" in table0, table0
+
+            # 1. the next button
+            stepper.locator("button", has_text="next").click()
+            expect(title).not_to_have_text(re.compile(rf"epoch {epoch0}\b"))
+            epoch1 = _epoch(title.inner_text())
+            expect(traffic).not_to_have_text(table0)
+            table1 = traffic.inner_text()
+            assert epoch1 == epoch0 + 1
+            assert table1 != table0 and table1.strip()
+
+            # 2. the keyboard on the slider (ipywidgets 8: a noUiSlider handle)
+            handle = stepper.locator(".noUi-handle").first
+            handle.focus()
+            handle.press("ArrowRight")
+            expect(title).not_to_have_text(re.compile(rf"epoch {epoch1}\b"))
+            epoch2 = _epoch(title.inner_text())
+            assert epoch2 == epoch1 + 1
+            expect(traffic).not_to_have_text(table1)
+
+            stepper.scroll_into_view_if_needed()
+            shot = tmp_path / "notebook03-epoch-stepper.png"
+            page.screenshot(path=str(shot), full_page=False)
+            stepper.screenshot(path=str(tmp_path / "epoch-stepper-widget.png"))
+            assert shot.stat().st_size > 10_000
+        finally:
+            ctx.close()
+    assert not [e for e in page_errors if "gbp" in e.lower()], page_errors
+
+
+def test_missing_chromium_fails_with_the_install_command(monkeypatch, tmp_path):
+    """No Chromium is a failure (not a skip) that names the exact command."""
+    monkeypatch.setattr(bu, "CHROMIUM", str(tmp_path / "no-such-chromium"))
+    with pytest.raises(pytest.fail.Exception) as exc:
+        bu.require_chromium()
+    assert "apt-get install -y chromium" in str(exc.value)
+    assert str(tmp_path / "no-such-chromium") in str(exc.value)

@@ -30,7 +30,8 @@ CHROMIUM := /usr/bin/chromium
 chromium:
 	@if [ ! -x $(CHROMIUM) ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get install -y chromium || { apt-get update && apt-get install -y chromium; } || \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; } || \
 	      echo "WARNING: could not install chromium: run 'apt-get install -y chromium' as root"; \
 	  else \
 	    echo "NOTE: $(CHROMIUM) is missing; tests/test_browser.py needs it: run 'apt-get install -y chromium' as root"; \
@@ -38,7 +39,7 @@ chromium:
 	fi
 
 lab: $(STAMP_LAB)
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
+	$(VENV)/bin/gbp-lab lab -- $(LAB_ARGS)
 
 bench: $(STAMP_TEST)
 	for b in benchmarks/*_bench.py; do $(PY) $$b || exit 1; done

@@ -50,3 +50,15 @@ def test_wheel_installs_into_fresh_venv_and_imports(tmp_path):
     core_file, nh = out.stdout.split()
     assert str(venv) in core_file and "site-packages/gbp_lab/core/__init__.py" in core_file
     assert nh == "32"
+
+
+def test_lab_command_opens_the_notebooks():
+    from gbp_lab.cli import build_parser
+    from gbp_lab.lab_cmd import command, notebooks_dir
+
+    args = build_parser().parse_args(["lab", "--", "--no-browser"])
+    assert args.jupyter_args == ["--no-browser"]
+    nb = notebooks_dir()
+    cmd = command(nb, args.jupyter_args)
+    assert cmd[1] == "lab" and cmd[2] == f"--notebook-dir={nb}" and cmd[-1] == "--no-browser"
+    assert os.path.exists(cmd[0])

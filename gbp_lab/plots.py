@@ -1,0 +1,342 @@
+"""Matplotlib plots of a capture; each ``plot_*`` returns its :class:`matplotlib.figure.Figure`
+(built without pyplot, so nothing global changes and tests run headless).
+
+Inputs are a :class:`~gbp_lab.capture.model.Capture` (``frames`` + ``plaintexts``) or the tables
+derived from it here:
+
+* :func:`audio_table` — one row per decrypted GAP frame (gap_rfc §4 fields);
+* :func:`control_table` — one row per decrypted control message (gbp-control-plane §3);
+* :func:`rtp_jitter` — RFC 3550 §6.4.1 interarrival jitter per media source
+  (``J += (|D| - J) / 16``, ``D`` in RTP timestamp units; Opus clock 48 kHz);
+* :func:`rtp_loss` — RFC 3550 Appendix A.3 expected/received/lost per source from the 16-bit
+  sequence numbers extended over wrap-around, with the gaps;
+* :func:`transition_latency` — PREPARE_TRANSITION → EXECUTE_TRANSITION per transition id.
+
+Plots: :func:`plot_epoch_timeline`, :func:`plot_throughput`, :func:`plot_gap_jitter`,
+:func:`plot_transition_latency`, :func:`plot_flow_ladder` (the static twin of
+:class:`gbp_lab.widgets.FlowLadder`).
+"""
+from __future__ import annotations
+
+from typing import Any, List, Optional
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from gbp_lab.core.errors import GbpLabError, UsageError
+from gbp_lab.core.gbp.control import decode_control
+from gbp_lab.core.gbp.registry import ControlOpcode, PayloadCodec, StreamType
+
+__all__ = ["audio_table", "control_table", "rtp_jitter", "rtp_loss", "transition_latency",
+           "plot_epoch_timeline", "plot_throughput", "plot_gap_jitter", "plot_transition_latency",
+           "plot_flow_ladder", "OPUS_CLOCK_RATE"]
+
+#: RTP clock rate of Opus (RFC 7587 §4.1)
+OPUS_CLOCK_RATE = 48_000
+
+AUDIO_COLUMNS = ["time", "epoch", "sender", "stream_id", "media_source_id", "rtp_sequence",
+                 "rtp_timestamp", "key_phase", "opus_size", "row"]
+CONTROL_COLUMNS = ["time", "epoch", "sender", "opcode", "opcode_name", "transition_id",
+                   "request_id", "args_length", "row"]
+
+
+def _frames(capture: Any) -> pd.DataFrame:
+    f = getattr(capture, "frames", None)
+    if not isinstance(f, pd.DataFrame):
+        raise UsageError("expected a Capture (with a frames table)", vid="LAB-PLOT-INPUT")
+    return f
+
+
+def _decrypted_rows(capture: Any, st: int):
+    f = _frames(capture)
+    if not len(f):
+        return f, []
+    m = (f["stream_type"].eq(st).fillna(False).astype(bool) & f["decrypted"].astype(bool)).to_numpy()
+    return f, [i for i in m.nonzero()[0] if capture.plaintexts[i] is not None]
+
+
+def audio_table(capture: Any) -> pd.DataFrame:
+    """One row per decrypted GAP frame (undecodable plaintexts are skipped: they are the
+    ``error`` column's business). Taken from the capture's own ``audio`` table
+    (:mod:`gbp_lab.capture.tables`) when it has one, else decoded here."""
+    own = _table_of(capture, "audio", {"time", "frame", "media_source_id", "rtp_sequence",
+                                        "rtp_timestamp"})
+    if own is not None:
+        df = own.rename(columns={"payload_len": "opus_size", "frame": "row"})
+        f = capture.frames
+        if "stream_id" not in df.columns:
+            df = df.assign(stream_id=[None if pd.isna(r) else _int(f["stream_id"].iloc[int(r)])
+                                      for r in df["row"]])
+        for c in AUDIO_COLUMNS:
+            if c not in df.columns:
+                df = df.assign(**{c: None})
+        return df[AUDIO_COLUMNS].reset_index(drop=True)
+    from gbp_lab.core.gap.payload import GapPayload
+    from gbp_lab.core.payload_codec import decode
+
+    f, rows = _decrypted_rows(capture, int(StreamType.AUDIO))
+    pf = {"CBOR": 0, "PROTOBUF": 1, "FLATBUFFERS": 2}
+    out = []
+    for i in rows:
+        r = f.iloc[i]
+        codec = PayloadCodec.for_wire(pf.get(str(r["codec"]), 0))
+        try:
+            g = decode(GapPayload, capture.plaintexts[i], codec)
+        except GbpLabError:
+            continue
+        out.append((float(r["time"]), _int(r["epoch"]), _int(r["sender"]), _int(r["stream_id"]),
+                    g.media_source_id, g.rtp_sequence, g.rtp_timestamp, g.key_phase,
+                    len(g.opus_frame), int(f.index[i])))
+    return pd.DataFrame(out, columns=AUDIO_COLUMNS)
+
+
+def control_table(capture: Any) -> pd.DataFrame:
+    """One row per decrypted control message (from the capture's ``control`` table when it has
+    one, else decoded here)."""
+    own = _table_of(capture, "control", {"time", "frame", "opcode", "transition_id"})
+    if own is not None:
+        if "decrypted" in own.columns:
+            own = own[own["decrypted"].fillna(False).astype(bool)]
+        df = own.rename(columns={"args_len": "args_length", "frame": "row"})
+        if "sender_id" in df.columns:
+            df = df.drop(columns=["sender"], errors="ignore").rename(columns={"sender_id": "sender"})
+        for c in CONTROL_COLUMNS:
+            if c not in df.columns:
+                df = df.assign(**{c: None})
+        return df[CONTROL_COLUMNS].reset_index(drop=True)
+    f, rows = _decrypted_rows(capture, int(StreamType.CONTROL))
+    out = []
+    for i in rows:
+        r = f.iloc[i]
+        try:
+            c = decode_control(capture.plaintexts[i])
+        except GbpLabError:
+            continue
+        name = c.op.name if c.op is not None else f"0x{c.opcode:04x}"
+        out.append((float(r["time"]), _int(r["epoch"]), c.sender_id, c.opcode, name,
+                    c.transition_id, c.request_id, c.args_length, int(f.index[i])))
+    return pd.DataFrame(out, columns=CONTROL_COLUMNS)
+
+
+def _table_of(capture: Any, name: str, need: set) -> Optional[pd.DataFrame]:
+    """The capture's derived table ``name`` if it has one with the ``need`` columns."""
+    _frames(capture)
+    try:
+        df = getattr(capture, name, None)
+    except GbpLabError:
+        return None
+    if isinstance(df, pd.DataFrame) and need <= set(df.columns):
+        return df
+    return None
+
+
+def _int(v: Any) -> Optional[int]:
+    return None if v is None or pd.isna(v) else int(v)
+
+
+def rtp_jitter(audio: pd.DataFrame, clock_rate: int = OPUS_CLOCK_RATE) -> pd.DataFrame:
+    """RFC 3550 §6.4.1 interarrival jitter, per ``media_source_id`` in arrival order: columns
+    ``media_source_id``, ``time``, ``rtp_sequence``, ``transit`` (s), ``d`` (s), ``jitter`` (s).
+    ``D(i-1, i) = (R_i - R_{i-1}) - (S_i - S_{i-1})`` with ``S`` the RTP timestamp over
+    ``clock_rate`` (the GAP ``ts`` field), ``J += (|D| - J) / 16``."""
+    rows = []
+    for msid, g in audio.sort_values(["media_source_id", "time"], kind="stable").groupby(
+            "media_source_id", sort=True):
+        j = 0.0
+        prev = None
+        for t, seq, ts in zip(g["time"], g["rtp_sequence"], g["rtp_timestamp"]):
+            transit = float(t) - int(ts) / clock_rate
+            d = 0.0 if prev is None else transit - prev
+            if prev is not None:
+                j += (abs(d) - j) / 16.0
+            prev = transit
+            rows.append((int(msid), float(t), int(seq), transit, d, j))
+    return pd.DataFrame(rows, columns=["media_source_id", "time", "rtp_sequence", "transit", "d",
+                                       "jitter"])
+
+
+def rtp_loss(audio: pd.DataFrame) -> pd.DataFrame:
+    """RFC 3550 Appendix A.3 per ``media_source_id``: ``first``/``last`` extended sequence,
+    ``expected = last - first + 1``, ``received``, ``lost = expected - received`` (negative with
+    duplicates), ``gaps``: the missing extended sequence numbers. Sequence numbers are 16-bit and
+    extended over wrap-around (a jump back by more than half the space is a new cycle)."""
+    rows = []
+    for msid, g in audio.sort_values(["media_source_id", "time"], kind="stable").groupby(
+            "media_source_id", sort=True):
+        ext: List[int] = []
+        cycles = 0
+        max_seq = None
+        for s in g["rtp_sequence"]:
+            s = int(s) & 0xFFFF
+            if max_seq is None:
+                max_seq = s
+                ext.append(s)
+                continue
+            if s < max_seq and max_seq - s > 0x8000:  # wrapped: a new cycle
+                cycles += 0x10000
+                max_seq = s
+                ext.append(cycles + s)
+            elif s > max_seq and s - max_seq > 0x8000:  # late packet of the previous cycle
+                ext.append(cycles - 0x10000 + s)
+            else:
+                max_seq = max(max_seq, s)
+                ext.append(cycles + s)
+        first, hi = min(ext), max(ext)
+        seen = set(ext)
+        gaps = [x for x in range(first, hi + 1) if x not in seen]
+        expected = hi - first + 1
+        rows.append((int(msid), first, hi, expected, len(ext), expected - len(ext), gaps))
+    return pd.DataFrame(rows, columns=["media_source_id", "first", "last", "expected", "received",
+                                       "lost", "gaps"])
+
+
+def transition_latency(control: pd.DataFrame) -> pd.DataFrame:
+    """Per transition id: first PREPARE_TRANSITION time, first EXECUTE_TRANSITION time and the
+    latency between them (``NaN`` when one of them is missing); READY count as a bonus."""
+    rows = []
+    for tid, g in control.groupby("transition_id", sort=True):
+        prep = g.loc[g["opcode"] == ControlOpcode.PREPARE_TRANSITION, "time"]
+        exe = g.loc[g["opcode"] == ControlOpcode.EXECUTE_TRANSITION, "time"]
+        ready = int((g["opcode"] == ControlOpcode.READY_FOR_TRANSITION).sum())
+        if not len(prep) and not len(exe):
+            continue
+        p = float(prep.min()) if len(prep) else float("nan")
+        e = float(exe.min()) if len(exe) else float("nan")
+        rows.append((int(tid), p, e, e - p, ready))
+    return pd.DataFrame(rows, columns=["transition_id", "prepare", "execute", "latency", "ready"])
+
+
+# --- plots ----------------------------------------------------------------------------------
+
+def _fig(nrows: int = 1, **kw):
+    fig = Figure(figsize=kw.pop("figsize", (9, 3.2 * nrows)), layout="constrained")
+    axes = fig.subplots(nrows, 1, squeeze=False)[:, 0]
+    return fig, axes
+
+
+def plot_epoch_timeline(capture: Any) -> Figure:
+    """Epochs as bands over time (one ``broken_barh`` collection per epoch) and every frame as a
+    dot on its stream's row (one scatter collection per stream type present)."""
+    f = _frames(capture)
+    fig, (ax,) = _fig()
+    ep = f[f["epoch"].notna()]
+    if len(ep):
+        for i, (e, g) in enumerate(ep.groupby("epoch", sort=True)):
+            t0, t1 = float(g["time"].min()), float(g["time"].max())
+            ax.broken_barh([(t0, max(t1 - t0, 1e-6))], (-0.5, 5), alpha=0.15,
+                           facecolors=f"C{i % 10}", label=f"epoch {int(e)}")
+    names = {0: "control", 1: "audio", 2: "text", 3: "signal"}
+    streams = f["stream_type"].dropna().astype(int)
+    for st in sorted(set(streams)):
+        g = f[f["stream_type"].eq(st).fillna(False).astype(bool)]
+        ax.scatter(g["time"], [st] * len(g), s=12, label=names.get(st, str(st)))
+    mls = f[f["protocol"] == "MLS"]
+    if len(mls):
+        ax.scatter(mls["time"], [4] * len(mls), s=12, marker="x", label="MLS")
+    ax.set_yticks([0, 1, 2, 3, 4], ["control", "audio", "text", "signal", "MLS"])
+    ax.set_xlabel("time (s)")
+    ax.set_title("epochs and frames over time")
+    if len(f):
+        ax.legend(loc="upper left", fontsize="small", ncols=4)
+    return fig
+
+
+def plot_throughput(capture: Any, bin_seconds: float = 1.0) -> Figure:
+    """Bytes per second (``payload_size`` summed per time bin) per sending member: one line
+    per member id."""
+    if bin_seconds <= 0:
+        raise UsageError("bin_seconds must be > 0", vid="LAB-PLOT-INPUT")
+    f = _frames(capture)
+    fig, (ax,) = _fig()
+    g = f[f["sender"].notna()]
+    if len(g):
+        t0 = float(f["time"].min())
+        bins = ((g["time"] - t0) // bin_seconds).astype(int)
+        tab = g.assign(bin=bins).groupby(["sender", "bin"])["payload_size"].sum()
+        n = int(bins.max()) + 1
+        for sender in sorted(set(int(s) for s in g["sender"])):
+            series = tab.loc[sender].reindex(range(n), fill_value=0)
+            ax.plot([t0 + (b + 0.5) * bin_seconds for b in range(n)],
+                    series.to_numpy(dtype=float) / bin_seconds, marker=".", label=f"member {sender}")
+        ax.legend(fontsize="small")
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("payload bytes / s")
+    ax.set_title(f"throughput per member ({bin_seconds:g} s bins)")
+    return fig
+
+
+def plot_gap_jitter(capture: Any, clock_rate: int = OPUS_CLOCK_RATE) -> Figure:
+    """Top: RFC 3550 jitter (ms) per media source over time (one line per source). Bottom:
+    lost packets per source (one bar per source), gaps marked on the top axis as red ``x``."""
+    audio = capture if isinstance(capture, pd.DataFrame) else audio_table(capture)
+    fig, (ax, ax2) = _fig(2)
+    if len(audio):
+        jit = rtp_jitter(audio, clock_rate)
+        for msid, g in jit.groupby("media_source_id", sort=True):
+            ax.plot(g["time"], g["jitter"] * 1000.0, label=f"source {msid}")
+        loss = rtp_loss(audio)
+        ax2.bar([str(m) for m in loss["media_source_id"]], loss["lost"], color="C3")
+        for msid, gaps in zip(loss["media_source_id"], loss["gaps"]):
+            if not gaps:
+                continue
+            a = audio[audio["media_source_id"] == msid].sort_values("time")
+            # a gap shows at the arrival of the first packet after it
+            after = [float(a["time"][a["rtp_sequence"] > (x & 0xFFFF)].min()) for x in gaps]
+            ax.scatter(after, [0.0] * len(after), marker="x", color="red")
+        ax.legend(fontsize="small")
+    ax.set_ylabel("jitter (ms)")
+    ax.set_title("GAP interarrival jitter (RFC 3550 §6.4.1)")
+    ax2.set_xlabel("media source id")
+    ax2.set_ylabel("lost packets")
+    ax2.set_title("GAP loss from RTP sequence gaps")
+    return fig
+
+
+def plot_transition_latency(capture: Any) -> Figure:
+    """PREPARE→EXECUTE latency (ms) per transition id: one bar per transition."""
+    control = capture if isinstance(capture, pd.DataFrame) else control_table(capture)
+    fig, (ax,) = _fig()
+    lat = transition_latency(control) if len(control) else pd.DataFrame(
+        columns=["transition_id", "latency"])
+    lat = lat[lat["latency"].notna()]
+    ax.bar([str(t) for t in lat["transition_id"]], lat["latency"] * 1000.0, color="C2")
+    ax.set_xlabel("transition id")
+    ax.set_ylabel("PREPARE → EXECUTE (ms)")
+    ax.set_title("transition latency")
+    return fig
+
+
+def plot_flow_ladder(capture: Any, *, start: int = 0, max_arrows: int = 40) -> Figure:
+    """A sequence diagram (the model of :class:`gbp_lab.widgets.models.FlowLadder`): one vertical
+    lane per endpoint (the delivery service first), one arrow per frame of the window
+    ``[start, start + max_arrows)`` labelled with its ``info``, epochs as shaded bands."""
+    from gbp_lab.widgets.models import FlowLadder
+
+    model = FlowLadder(capture, max_arrows=max_arrows)
+    model.window(start)
+    arrows = model.visible
+    n = max(len(model.lanes), 1)
+    fig, (ax,) = _fig(figsize=(max(6.0, 2.6 * n), 1.2 + 0.32 * max(len(arrows), 1)))
+    ax.set_xlim(-0.5, n - 0.5)
+    ax.set_ylim(len(arrows) + 0.5, -0.8)
+    for i, ln in enumerate(model.lanes):
+        ax.axvline(i, color="0.7", lw=1, zorder=0)
+        ax.text(i, -0.6, ln.name, ha="center", va="bottom", fontsize=8, fontweight="bold")
+    k = 0
+    while k < len(arrows):
+        j = k
+        while j + 1 < len(arrows) and arrows[j + 1].epoch == arrows[k].epoch:
+            j += 1
+        ep = arrows[k].epoch
+        ax.axhspan(k + 0.5, j + 1.5, color=f"C{(ep or 0) % 10}", alpha=0.08, zorder=0)
+        ax.text(-0.45, k + 0.7, "MLS" if ep is None else f"epoch {ep}", fontsize=7, color="0.4")
+        k = j + 1
+    for r, a in enumerate(arrows, start=1):
+        ax.annotate("", xy=(a.dst, r), xytext=(a.src, r),
+                    arrowprops=dict(arrowstyle="-|>", color="0.2", lw=1))
+        label = a.label if len(a.label) <= 60 else a.label[:59] + "…"
+        ax.text((a.src + a.dst) / 2, r - 0.12, label, ha="center", va="bottom", fontsize=7)
+    ax.set_yticks([])
+    ax.set_xticks([])
+    ax.set_title("flow ladder")
+    return fig

@@ -1,0 +1,179 @@
+"""Thin ipywidgets views over the view-models of :mod:`.models`.
+
+Each view is an ``ipywidgets.VBox`` holding ``.model``; user input calls the model, and the
+model's ``observe`` callback re-renders the HTML parts. All output goes through
+``ipywidgets.HTML`` values (strings from :mod:`.render`), so a test can drive a view without a
+browser: set ``view.slider.value``, click ``view.next_button`` (``.click()``), read
+``view.tree_html.value``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import ipywidgets as W
+
+from . import render
+from .models import EpochStepper, FlowLadder, FrameInspector, WidgetError
+
+__all__ = ["EpochStepperView", "FrameInspectorView", "FlowLadderView"]
+
+
+def _df_html(df, max_rows: int = 200) -> str:
+    if df is None or not len(df):
+        return "<i>no traffic in this epoch</i>"
+    return df.head(max_rows).to_html(classes="gbp-traffic", na_rep="", max_cols=20)
+
+
+class EpochStepperView(W.VBox):
+    """Slider + prev/next + "reveal secrets" over an :class:`EpochStepper` (or anything it
+    accepts: MlsContexts, a capture)."""
+
+    def __init__(self, source: Any, **kw: Any) -> None:
+        model = source if isinstance(source, EpochStepper) else EpochStepper(source, **kw)
+        self.model = model
+        self.slider = W.IntSlider(value=model.index, min=0, max=max(len(model) - 1, 0),
+                                  description="step", continuous_update=False)
+        self.prev_button = W.Button(description="◀ prev")
+        self.next_button = W.Button(description="next ▶")
+        self.reveal_toggle = W.ToggleButton(value=model.reveal, description="reveal secrets")
+        self.title = W.HTML()
+        self.tree_html = W.HTML()
+        self.members_html = W.HTML()
+        self.secrets_html = W.HTML()
+        self.commit_html = W.HTML()
+        self.traffic_html = W.HTML()
+        self.slider.observe(lambda ch: model.go(int(ch["new"])), names="value")
+        self.prev_button.on_click(lambda _b: model.prev())
+        self.next_button.on_click(lambda _b: model.next())
+        self.reveal_toggle.observe(lambda ch: setattr(model, "reveal", bool(ch["new"])), names="value")
+        model.observe(lambda _m: self.refresh())
+        super().__init__([W.HBox([self.prev_button, self.slider, self.next_button, self.reveal_toggle]),
+                          self.title, W.HBox([self.tree_html, self.members_html]),
+                          self.commit_html, self.secrets_html, self.traffic_html])
+        self.refresh()
+
+    def refresh(self) -> None:
+        v = self.model.current
+        if self.slider.value != v.index:
+            self.slider.value = v.index
+        if self.reveal_toggle.value != v.revealed:
+            self.reveal_toggle.value = v.revealed
+        gid = v.group_id.hex() if v.group_id else "?"
+        self.title.value = (f"<h4>epoch {v.epoch} <small>group {render.esc(gid)} · "
+                            f"step {v.index + 1}/{len(self.model)}</small></h4>")
+        note = "" if v.tree_known else "<div><i>" + "<br>".join(render.esc(u) for u in v.unknown) + "</i></div>"
+        self.tree_html.value = v.tree_svg + note
+        senders = (f"<div>GBP members seen sending: {render.esc(', '.join(map(str, v.senders)))}</div>"
+                   if v.senders else "")
+        self.members_html.value = (render.table_html(list(v.members), ["leaf_index", "identity"])
+                                   if v.members else "<i>MLS members unknown</i>") + senders
+        self.commit_html.value = (f"<b>commit:</b> {render.esc(v.commit)}" +
+                                  ("<ul>" + "".join(f"<li>{render.esc(p)}</li>" for p in v.proposals)
+                                   + "</ul>" if v.proposals else ""))
+        self.secrets_html.value = v.secrets_html()
+        self.traffic_html.value = _df_html(v.traffic)
+
+
+class FrameInspectorView(W.VBox):
+    """Filter boxes, the frame list, the protocol tree, a field chooser and the hex dump."""
+
+    def __init__(self, source: Any, *, max_list: int = 5000, **kw: Any) -> None:
+        model = source if isinstance(source, FrameInspector) else FrameInspector(source, **kw)
+        self.model = model
+        self.max_list = max_list
+        self.filter_text = W.Text(placeholder="filter: protocol / info / src / dst",
+                                  continuous_update=False)
+        self.query_text = W.Text(placeholder="pandas query, e.g. epoch == 1 and sender == 2",
+                                 continuous_update=False)
+        self.status = W.HTML()
+        self.frame_list = W.Select(options=[], rows=12, layout=W.Layout(width="100%"))
+        self.field_list = W.Dropdown(options=[], description="field")
+        self.tree_html = W.HTML()
+        self.hex_html = W.HTML()
+        self._busy = False
+        self.filter_text.observe(lambda ch: self._filter(text=ch["new"]), names="value")
+        self.query_text.observe(lambda ch: self._filter(query=ch["new"]), names="value")
+        self.frame_list.observe(self._on_frame, names="value")
+        self.field_list.observe(self._on_field, names="value")
+        model.observe(lambda _m: self.refresh())
+        super().__init__([W.HBox([self.filter_text, self.query_text]), self.status,
+                          self.frame_list, self.field_list, W.HBox([self.tree_html, self.hex_html])])
+        self._fill_list()
+        self.refresh()
+
+    def _filter(self, **kw: Any) -> None:
+        try:
+            self.model.set_filter(**kw)
+            self._fill_list()
+        except WidgetError as exc:
+            self.status.value = f"<span style='color:#b00'>{render.esc(exc.message)}</span>"
+
+    def _fill_list(self) -> None:
+        all_rows = self.model.rows
+        rows = all_rows.head(self.max_list)  # a Select with 10^5 options would choke the browser
+        opts = [(f"{lab:>5} {t:.6f} {p} {info}", int(lab))
+                for lab, t, p, info in zip(rows.index, rows["time"], rows["protocol"], rows["info"])]
+        self._busy = True
+        try:
+            self.frame_list.options = opts
+            sel = self.model.selected
+            self.frame_list.value = sel if sel in set(rows.index) else None
+        finally:
+            self._busy = False
+        more = f" (first {len(rows)} listed: narrow the filter)" if len(all_rows) > len(rows) else ""
+        self.status.value = f"{len(all_rows)} of {len(self.model.capture.frames)} frames{more}"
+
+    def _on_frame(self, ch) -> None:
+        if self._busy or ch["new"] is None:
+            return
+        self.model.select(int(ch["new"]))
+
+    def _on_field(self, ch) -> None:
+        if self._busy or not ch["new"]:
+            return
+        self.model.select_field(ch["new"])
+
+    def refresh(self) -> None:
+        m = self.model
+        if m.selected is None:
+            self.tree_html.value = "<i>select a frame</i>"
+            self.hex_html.value = ""
+            self._busy = True
+            try:
+                self.field_list.options = []
+            finally:
+                self._busy = False
+            return
+        paths = m.fields()
+        names = [n for n in paths if "/" in n]
+        sel = m.selected_field_path
+        self._busy = True
+        try:
+            if list(self.field_list.options) != names:
+                self.field_list.options = names
+            current = next((n for n, p in paths.items() if p == sel), None)
+            self.field_list.value = current if current in names else None
+        finally:
+            self._busy = False
+        self.tree_html.value = m.tree_html()
+        self.hex_html.value = m.hexdump_html()
+
+
+class FlowLadderView(W.VBox):
+    """The ladder SVG with a slider paging through the arrows."""
+
+    def __init__(self, source: Any, **kw: Any) -> None:
+        model = source if isinstance(source, FlowLadder) else FlowLadder(source, **kw)
+        self.model = model
+        self.slider = W.IntSlider(value=0, min=0, max=max(len(model.arrows) - 1, 0),
+                                  description="from frame", continuous_update=False)
+        self.svg_html = W.HTML()
+        self.slider.observe(lambda ch: model.window(int(ch["new"])), names="value")
+        model.observe(lambda _m: self.refresh())
+        super().__init__([self.slider, self.svg_html])
+        self.refresh()
+
+    def refresh(self) -> None:
+        if self.slider.value != self.model.start:
+            self.slider.value = self.model.start
+        self.svg_html.value = self.model.svg()

@@ -34,7 +34,7 @@ from gbp_lab.core.sframe import SFrameSession
 from gbp_lab.sim import demo as demo_mod
 from gbp_lab.sim.script import (Create, Join, Script, ScriptError, Text,
                                 builtin_scripts, load_script)
-from gbp_lab.sim.simulator import DeterministicRng, Simulator, simulate
+from gbp_lab.sim.simulator import EPOCH_BASE, DeterministicRng, Simulator, simulate
 
 FRAME_KEYS = ["sport", "dport", "group_id", "epoch", "transition_id", "stream_type", "stream_id",
               "sender", "flags", "sequence_no", "payload_size", "codec", "decrypted", "protocol",
@@ -363,11 +363,27 @@ def test_classroom_every_feature(tmp_path):
     assert len({m.mls.epoch for m in survivors}) == 1
 
 
-# --- the reuse-guard shim is scoped --------------------------------------------------------------
-def test_reuse_guard_shim_is_restored(demo_run):
-    from gbp_lab.core.mls import framing
+# --- seeded MLS contexts are deterministic, reuse guards included -------------------------------
+def test_seeded_mls_commits_are_byte_identical():
+    from gbp_lab.core import MlsContext
+    from gbp_lab.core.mls.framing import MLSMessage
+    from gbp_lab.sim.simulator import DeterministicRng
 
-    assert framing.os is os  # the run is over: the module sees the real os again
+    def run():
+        clock = lambda: EPOCH_BASE  # noqa: E731
+        a = MlsContext.create("alice", rng=DeterministicRng(7, "alice"), clock=clock)
+        b = MlsContext.create("bob", rng=DeterministicRng(7, "bob"), clock=clock)
+        commit, welcome = a.invite_full(b.export_key_package())
+        a.finalize_commit()
+        b.accept_welcome(welcome)
+        c = MlsContext.create("carol", rng=DeterministicRng(7, "carol"), clock=clock)
+        commit2, _ = a.invite_full(c.export_key_package())
+        return commit, welcome, commit2
+
+    first, second = run(), run()
+    assert first == second
+    # the second commit is a PrivateMessage: its sender data (with the reuse guard) is identical
+    assert MLSMessage.from_bytes(first[2]).wire_format == 2
 
 
 # --- mixed capture: a reference (gbp_stack) member ----------------------------------------------

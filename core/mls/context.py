@@ -273,7 +273,7 @@ class MlsContext:
     def send_application(self, data: bytes, *, authenticated_data: bytes = b"") -> bytes:
         """Application data as an MLS PrivateMessage (not used by GBP, which seals its own
         frames; handy for tests and teaching)."""
-        new, msg = create_application_message(self._s, data, authenticated_data=authenticated_data)
+        new, msg = create_application_message(self._s, data, authenticated_data=authenticated_data, rng=self._rng)
         self._state = new
         return msg
 

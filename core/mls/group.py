@@ -426,8 +426,12 @@ def _commit_psk_secret(state: GroupState, psk_ids: Sequence[PreSharedKeyID], psk
 
 def _frame(state: GroupState, content: FramedContent, wire_format: WireFormat,
            confirmation_tag_fn: Optional[Callable[[AuthenticatedContent], bytes]] = None,
-           reuse_guard: Optional[bytes] = None) -> Tuple[AuthenticatedContent, MLSMessage]:
+           reuse_guard: Optional[bytes] = None,
+           rng: Optional[Rng] = None) -> Tuple[AuthenticatedContent, MLSMessage]:
     """Sign ``content`` with the current GroupContext and wrap it as ``wire_format``.
+
+    A PrivateMessage's reuse guard (§6.3.1) is ``reuse_guard`` when given, else drawn from the
+    injected ``rng`` (``os.urandom`` when none), so seeded runs give identical bytes.
 
     For a commit, ``confirmation_tag_fn(ac_without_tag)`` supplies the tag (it depends on the
     signature through the confirmed transcript hash). Uses ``state.secret_tree`` (mutated) for
@@ -446,24 +450,26 @@ def _frame(state: GroupState, content: FramedContent, wire_format: WireFormat,
         len(encode_vec(content.body)) if content.content_type == ContentType.APPLICATION else len(content.body))
     pad = padding_length(state.config, body_len)
     msg = protect(suite, content, auth, state.secret_tree, state.secrets.sender_data_secret,
-                  padding=pad, reuse_guard=reuse_guard)
+                  padding=pad, reuse_guard=reuse_guard if reuse_guard is not None else (rng or os.urandom)(4))
     return ac, MLSMessage.private(msg)
 
 
 def create_application_message(state: GroupState, data: bytes, *, authenticated_data: bytes = b"",
-                               reuse_guard: Optional[bytes] = None) -> Tuple[GroupState, bytes]:
+                               reuse_guard: Optional[bytes] = None,
+                               rng: Optional[Rng] = None) -> Tuple[GroupState, bytes]:
     """Application data as a PrivateMessage (§6.3). Returns the new state (its application
     ratchet advanced) and the MLSMessage bytes."""
     _check_active(state)
     new = state.copy()
     content = FramedContent(state.group_id, state.epoch, Sender.member(state.own_leaf),
                             bytes(authenticated_data), ContentType.APPLICATION, bytes(data))
-    _, msg = _frame(new, content, WireFormat.MLS_PRIVATE_MESSAGE, reuse_guard=reuse_guard)
+    _, msg = _frame(new, content, WireFormat.MLS_PRIVATE_MESSAGE, reuse_guard=reuse_guard, rng=rng)
     return new, msg.to_bytes()
 
 
 def create_proposal_message(state: GroupState, proposal: Proposal, *,
-                            wire_format: Optional[WireFormat] = None) -> Tuple[GroupState, bytes, bytes]:
+                            wire_format: Optional[WireFormat] = None,
+                            rng: Optional[Rng] = None) -> Tuple[GroupState, bytes, bytes]:
     """A standalone proposal (§12.1) from us; returns (new state, message bytes, proposal ref).
     The proposal is stored for a later Commit by reference."""
     _check_active(state)
@@ -471,7 +477,7 @@ def create_proposal_message(state: GroupState, proposal: Proposal, *,
     wf = wire_format or state.config.handshake_wire_format
     content = FramedContent(state.group_id, state.epoch, Sender.member(state.own_leaf), b"",
                             ContentType.PROPOSAL, proposal.to_bytes())
-    ac, msg = _frame(new, content, wf)
+    ac, msg = _frame(new, content, wf, rng=rng)
     ref = state.suite.make_proposal_ref(ac.to_bytes())
     new.proposals[ref] = StoredProposal(ref, proposal, content.sender, ac)
     return new, msg.to_bytes(), ref
@@ -550,7 +556,7 @@ def create_commit(state: GroupState, proposals: Sequence[Proposal] = (), *,
         box["gc"], box["secrets"] = gc, secrets
         return secrets.confirmation_tag(cth)
 
-    ac, msg = _frame(work, content, wf, tag_for)
+    ac, msg = _frame(work, content, wf, tag_for, rng=rng)
     gc: GroupContext = box["gc"]  # type: ignore[assignment]
     secrets: EpochSecrets = box["secrets"]  # type: ignore[assignment]
     new_state = _new_epoch_state(state, context=gc, tree=path.tree, private=path.private,

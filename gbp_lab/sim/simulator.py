@@ -35,11 +35,8 @@ the old epoch, like the PREPARE; the Welcome follows the EXECUTE. (docs/en/gbp-l
 step 6 describes merging first; a receiver that has only staged the commit could not open such an
 EXECUTE.)
 
-One gap in the core's randomness injection: :func:`gbp_lab.core.mls.framing.protect` draws the
-PrivateMessage ``reuse_guard`` (RFC 9420 §6.3.1) from :func:`os.urandom`, and
-``create_commit`` does not pass one in. While a simulation runs, :func:`_seeded_reuse_guard`
-points that module's ``os`` at a shim whose ``urandom`` is the simulation's seeded generator
-(restored afterwards), so commits — hence PREPARE frames — are deterministic too.
+Every member's MlsContext draws all its randomness (keys, group id, PrivateMessage reuse guards)
+from its own seeded generator, so commits — hence PREPARE frames — are deterministic too.
 """
 from __future__ import annotations
 
@@ -73,7 +70,6 @@ from gbp_lab.core.gsp.client import GspClient
 from gbp_lab.core.gsp.signal import SignalType
 from gbp_lab.core.gtp.client import GtpClient
 from gbp_lab.core.keylog import KeyLog
-from gbp_lab.core.mls import framing as _mls_framing
 from gbp_lab.core.mls.context import MlsContext
 from gbp_lab.core.sframe import SFrameSession
 
@@ -139,23 +135,6 @@ class DeterministicRng:
         return out
 
 
-_patch_lock = threading.Lock()
-
-
-@contextlib.contextmanager
-def _seeded_reuse_guard(rng: Callable[[int], bytes]) -> Iterator[None]:
-    """Point :mod:`gbp_lab.core.mls.framing`'s ``os.urandom`` (only used for the PrivateMessage
-    reuse guard) at *rng* for the duration (see the module docstring)."""
-    with _patch_lock:
-        orig = _mls_framing.os
-        shim = types.ModuleType("os")
-        shim.__dict__.update(orig.__dict__)
-        shim.urandom = rng  # type: ignore[attr-defined]
-        _mls_framing.os = shim
-        try:
-            yield
-        finally:
-            _mls_framing.os = orig
 
 
 # --------------------------------------------------------------------------------------------
@@ -561,7 +540,6 @@ class Simulator:
         self._removing: Optional[SimMember] = None
         self._expected_codes: Counter = Counter()
         self._sframe_expected: Dict[Tuple[int, int], int] = {}
-        self._guard_rng = DeterministicRng(self.seed, "reuse-guard")
         self.log: List[str] = []
         self.sent: List[Tuple[str, str, Any]] = []
 
@@ -937,16 +915,15 @@ class Simulator:
         self.relay = RelayThread(self.host, 0, tap=self.tap)
         self.relay.start()
         try:
-            with _seeded_reuse_guard(self._guard_rng):
-                for i, step in enumerate(self.script.steps):
-                    if step.at_ms:
-                        self.clock.advance(step.at_ms)
-                    handler = getattr(self, f"_do_{step.kind}")
-                    try:
-                        handler(step)
-                    except ScriptError as exc:
-                        raise ScriptError(f"step {i} ({step.kind}): {exc.message}", vid=exc.vid,
-                                          where=i) from None
+            for i, step in enumerate(self.script.steps):
+                if step.at_ms:
+                    self.clock.advance(step.at_ms)
+                handler = getattr(self, f"_do_{step.kind}")
+                try:
+                    handler(step)
+                except ScriptError as exc:
+                    raise ScriptError(f"step {i} ({step.kind}): {exc.message}", vid=exc.vid,
+                                      where=i) from None
             for m in self._connected():
                 self._disconnect(m)
         finally:

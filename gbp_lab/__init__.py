@@ -1,6 +1,10 @@
 """gbp-lab: explore, dissect and teach the Group Protocol Stack."""
 __version__ = "0.1.0"
 
+from . import display as _display  # noqa: E402
+
+_display.register()  # rich HTML for core objects when running under IPython (a no-op elsewhere)
+
 # -- capture API (imported on first use: pandas is heavy, and `gbp-lab --help` stays fast) --------
 _LAZY_EXPORTS = {
     "read_capture": "gbp_lab.capture.model",

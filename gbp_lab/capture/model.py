@@ -13,22 +13,37 @@ blobs the reference sends with the same length prefix — ``protocol`` = ``"MLS"
 column holds what went wrong *with that frame* (no key for its epoch, AEAD tag failure,
 undecodable plaintext). ``errors`` has one row per defect: everything the record pipeline reports
 (file, TCP, record framing), records that are neither a frame nor an MLS message, and AEAD
-failures; ``kind`` says which layer found it.
+failures; ``kind`` says which layer found it; ``frame`` links an AEAD failure to its row.
+
+On top of these, :class:`Capture` builds on first access (in bulk, cached): ``messages`` (GTP),
+``audio`` (GAP + SFrame header), ``signals`` (GSP), ``control`` (with PREPARE's commit decrypted
+when the key log allows), ``epochs`` (:mod:`.tables`) and ``findings``
+(:mod:`gbp_lab.analysis.findings`); plus :meth:`Capture.summary`, a notebook view
+(``_repr_html_``) and :meth:`Capture.to_parquet`. Streaming: :mod:`.stream`.
+
+Hot path: decryption keeps this read's own ``(group, epoch, stream type) → AEAD`` table and only
+goes through :func:`~gbp_lab.core.gbp.aead.open_frame` for the unusual cases (no key, bad tag …),
+which raise the typed errors; CBOR payloads are summarised by a checker compiled per schema
+(:func:`_compile_fast`) that accepts only canonical messages and leaves the rest to the strict
+reader. ``python benchmarks/capture_bench.py`` prints the speed against scapy and a raw loop.
 """
 from __future__ import annotations
 
-import io
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Union
 
 import cbor2
+import numpy as np
 import pandas as pd
+
+from cryptography.exceptions import InvalidTag
 
 from gbp_lab.core.errors import (DecodeError, DecryptError, GbpLabError, KeyLogError,
                                   MissingKeyError)
 from gbp_lab.core.gap.payload import GapPayload
-from gbp_lab.core.gbp.aead import open_frame
+from gbp_lab.core.gbp.aead import _aead_for, open_frame
 from gbp_lab.core.gbp.control import decode_control
 from gbp_lab.core.gbp.frame import decode_frame
 from gbp_lab.core.gbp.registry import ControlOpcode, PayloadCodec, StreamType
@@ -49,14 +64,16 @@ FRAME_COLUMNS = ["time", "src", "sport", "dst", "dport", "group_id", "epoch", "t
                  # beyond the list in the brief: where the row came from
                  "flow_id", "transport", "offset", "packet"]
 ERROR_COLUMNS = ["time", "src", "sport", "dst", "dport", "flow_id", "transport", "offset",
-                 "packet", "kind", "vid", "error"]
+                 "packet", "kind", "vid", "error",
+                 # the ``frames`` row the defect belongs to (AEAD failures), else missing
+                 "frame"]
 
 _STREAM_NAMES = {0: "control", 1: "audio", 2: "text", 3: "signal"}
 _PROTOCOLS = {0: "GBP", 1: "GAP", 2: "GTP", 3: "GSP"}
 _CODEC_NAMES = {c.value: c.name for c in PayloadCodec}
 _MLS_WIRE = {1: "KeyPackage", 2: "MLSMessage (PrivateMessage)", 3: "Welcome",
              4: "GroupInfo", 5: "KeyPackage (MLSMessage)"}
-_INT_COLUMNS = {"sport": "Int64", "dport": "Int64", "transition_id": "Int64",
+_INT_COLUMNS = {"frame": "Int64", "sport": "Int64", "dport": "Int64", "transition_id": "Int64",
                 "stream_type": "Int64", "stream_id": "Int64", "sender": "Int64", "flags": "Int64",
                 "sequence_no": "Int64", "payload_size": "Int64", "flow_id": "Int64",
                 "offset": "Int64", "packet": "Int64", "epoch": "UInt64"}
@@ -64,7 +81,14 @@ _INT_COLUMNS = {"sport": "Int64", "dport": "Int64", "transition_id": "Int64",
 
 @dataclass
 class Capture:
-    """A read capture: the two tables plus what was learnt on the way."""
+    """A read capture: the ``frames`` and ``errors`` tables plus what was learnt on the way.
+
+    Derived tables, built in bulk on first access and cached (:mod:`.tables`,
+    :mod:`gbp_lab.analysis`): :attr:`messages` (GTP), :attr:`audio` (GAP), :attr:`signals` (GSP),
+    :attr:`control` (GBP control, PREPARE's commit decrypted when the key log allows),
+    :attr:`epochs` (timeline) and :attr:`findings` (security/robustness findings). Each has
+    ``time`` and ``frame`` columns (``frame`` = index into :attr:`frames`).
+    """
 
     frames: pd.DataFrame
     errors: pd.DataFrame
@@ -74,10 +98,162 @@ class Capture:
     interfaces: List[Interface] = field(default_factory=list)
     stats: Optional[PipelineStats] = None
     source: Optional[str] = None
+    payloads: List[Optional[bytes]] = field(default_factory=list)  #: frame ``pl`` per row
+    _cache: Dict[str, pd.DataFrame] = field(default_factory=dict, repr=False, compare=False)
 
     def __repr__(self) -> str:
         return (f"Capture({self.source!r}: {len(self.frames)} frames, {len(self.errors)} errors, "
                 f"{int(self.frames['decrypted'].sum()) if len(self.frames) else 0} decrypted)")
+
+    # -- derived tables (lazy) -----------------------------------------------------------------
+    def _get(self, name: str, build) -> pd.DataFrame:
+        df = self._cache.get(name)
+        if df is None:
+            df = self._cache[name] = build()
+        return df
+
+    @property
+    def messages(self) -> pd.DataFrame:
+        """GTP text messages (see :func:`.tables.build_messages`)."""
+        from . import tables
+        return self._get("messages", lambda: tables.build_messages(self.frames, self.plaintexts))
+
+    @property
+    def audio(self) -> pd.DataFrame:
+        """GAP audio payloads with SFrame header fields (see :func:`.tables.build_audio`)."""
+        from . import tables
+        return self._get("audio", lambda: tables.build_audio(self.frames, self.plaintexts))
+
+    @property
+    def signals(self) -> pd.DataFrame:
+        """GSP signals with decoded args (see :func:`.tables.build_signals`)."""
+        from . import tables
+        return self._get("signals", lambda: tables.build_signals(self.frames, self.plaintexts))
+
+    @property
+    def control(self) -> pd.DataFrame:
+        """GBP control messages (see :func:`.tables.build_control`)."""
+        from . import tables
+        return self._get("control", lambda: tables.build_control(self.frames, self.plaintexts,
+                                                                 self.keylog))
+
+    @property
+    def epochs(self) -> pd.DataFrame:
+        """Epoch timeline (see :func:`.tables.build_epochs`)."""
+        from . import tables
+        return self._get("epochs", lambda: tables.build_epochs(self.frames))
+
+    @property
+    def findings(self) -> pd.DataFrame:
+        """Findings (nonce reuse, replays, …; kinds in :data:`gbp_lab.analysis.findings.KINDS`)."""
+        from gbp_lab.analysis.findings import find
+        return self._get("findings", lambda: find(self))
+
+    TABLES = ("frames", "errors", "messages", "audio", "signals", "control", "epochs", "findings")
+
+    # -- presentation ----------------------------------------------------------------------------
+    def summary(self) -> str:
+        """A text summary: counts per protocol / stream / epoch, members, findings."""
+        f = self.frames
+        lines = [f"capture {self.source or '<memory>'}: {len(f)} frames "
+                 f"({int(f['decrypted'].sum()) if len(f) else 0} decrypted), "
+                 f"{len(self.errors)} errors"]
+        if self.stats is not None:
+            st = self.stats
+            lines.append(f"  packets {st.packets}, records {st.records}, flows {st.flows} "
+                         f"(GBP {st.gbp_flows}), TCP gaps {st.gaps}")
+        if len(f):
+            lines.append("  per protocol: " + ", ".join(
+                f"{k} {v}" for k, v in f["protocol"].value_counts().sort_index().items()))
+            gbp = f[f["stream_name"].notna()]
+            if len(gbp):
+                lines.append("  per stream: " + ", ".join(
+                    f"{k} {v}" for k, v in gbp["stream_name"].value_counts().sort_index().items()))
+        ep = self.epochs
+        for r in ep.itertuples(index=False):
+            lines.append(f"  epoch {r.epoch} (group {str(r.group_id)[:8]}…, tid {r.transition_id}): "
+                         f"{r.frames} frames, {r.decrypted} decrypted, members {list(r.members)}, "
+                         f"{r.first_time:.3f} … {r.last_time:.3f}")
+        members = sorted({int(x) for x in f["sender"].dropna()}) if len(f) else []
+        lines.append(f"  members seen: {members}")
+        fi = self.findings
+        if len(fi):
+            lines.append(f"  findings: {len(fi)} — " + ", ".join(
+                f"{k} {v}" for k, v in fi["kind"].value_counts().sort_index().items()))
+        else:
+            lines.append("  findings: none")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        import html
+
+        from gbp_lab.analysis.findings import SEVERITY
+
+        parts = [f"<pre>{html.escape(self.summary())}</pre>"]
+        fi = self.findings
+        if len(fi):
+            def style(row):
+                sev = SEVERITY.get(row["kind"], "info")
+                color = {"high": "#f8d7da", "medium": "#fff3cd"}.get(sev, "#e2e3e5")
+                return [f"background-color: {color}"] * len(row)
+
+            shown = fi.drop(columns=[c for c in ("xor",) if c in fi.columns]).head(50)
+            try:
+                parts.append("<h4>Findings</h4>" + shown.style.apply(style, axis=1).to_html())
+            except Exception:  # jinja2 missing: plain table
+                parts.append("<h4>Findings</h4>" + shown.to_html())
+        parts.append("<h4>Frames (head)</h4>" + self.frames.head(20).to_html())
+        return "\n".join(parts)
+
+    def to_parquet(self, directory) -> Dict[str, str]:
+        """Write every table to ``directory/<table>.parquet`` (object columns made parquet-safe:
+        bytes as hex text, lists/dicts as JSON text). Returns ``{table: path}``."""
+        os.makedirs(directory, exist_ok=True)
+        out = {}
+        for name in self.TABLES:
+            df = getattr(self, name)
+            path = os.path.join(str(directory), f"{name}.parquet")
+            _parquet_safe(df).to_parquet(path, index=True)
+            out[name] = path
+        return out
+
+
+def _json_safe(v):
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return bytes(v).hex()
+    if isinstance(v, dict):
+        return {str(k): _json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple, set, frozenset)):
+        return [_json_safe(x) for x in v]
+    return v
+
+
+def _parquet_safe(df: pd.DataFrame) -> pd.DataFrame:
+    """Object columns → one Arrow type each: str, bytes→hex, containers→JSON text."""
+    import json
+
+    out = df.copy()
+    for c in out.columns:
+        if out[c].dtype != object:
+            continue
+        vals = out[c].tolist()
+        kinds = {type(v) for v in vals if v is not None and v is not pd.NA}
+        if kinds <= {str}:
+            continue
+        conv = []
+        for v in vals:
+            if v is None or v is pd.NA:
+                conv.append(None)
+            elif isinstance(v, str):
+                conv.append(v)
+            elif isinstance(v, (bytes, bytearray, memoryview)):
+                conv.append(bytes(v).hex())
+            elif isinstance(v, (dict, list, tuple, set, frozenset)):
+                conv.append(json.dumps(_json_safe(v), sort_keys=True, default=str))
+            else:
+                conv.append(str(v))
+        out[c] = pd.array(conv, dtype=object)
+    return out
 
 
 def _load_keylog(keylog: Union[None, KeyLog, str, os.PathLike]) -> Optional[KeyLog]:
@@ -94,6 +270,7 @@ def _load_keylog(keylog: Union[None, KeyLog, str, os.PathLike]) -> Optional[KeyL
 
 
 _MISSING = object()
+_cbor_loads = cbor2.loads
 
 
 def _fast_fields(schema, data: bytes) -> Optional[Dict[str, Any]]:
@@ -101,45 +278,58 @@ def _fast_fields(schema, data: bytes) -> Optional[Dict[str, Any]]:
 
     Accepts only a subset of what the strict reader (:func:`gbp_lab.core.payload_codec.decode`)
     accepts — a definite map with exactly the schema's keys, right types, in range, lengths
-    consistent, nothing after it — and for that subset yields the same values; ``None`` sends the
-    caller to the strict reader (which then explains what is wrong)."""
-    plan = _PLANS.get(schema.name)
-    if plan is None:
-        plan = _PLANS[schema.name] = (
-            tuple((f.key, f.attr, f.kind.value if f.kind.is_int else
-                   (-1 if f.kind is Kind.BYTES else -2)) for f in schema.fields),
-            tuple(schema.length_checks))
-    spec, checks = plan
+    consistent, and ``len(data)`` equal to the shortest encoding of those values (which rules out
+    trailing bytes, duplicate keys and non-shortest heads) — and for that subset yields the same
+    values; ``None`` sends the caller to the strict reader (which then explains what is wrong).
+    The check is compiled once per schema into straight-line code (:func:`_compile_fast`)."""
+    fn = _PLANS.get(schema.name)
+    if fn is None:
+        fn = _PLANS[schema.name] = _compile_fast(schema)
+    return fn(data)
+
+
+def _compile_fast(schema):
+    """Generate the checker of :func:`_fast_fields` for one payload schema."""
+    spec = [(f.key, f.attr, f.kind.value if f.kind.is_int else
+             (-1 if f.kind is Kind.BYTES else -2)) for f in schema.fields]
     n = len(spec)
-    if not data or data[0] != 0xA0 + n:
-        return None
-    fp = io.BytesIO(data)
-    try:
-        obj = cbor2.load(fp)
-    except Exception:
-        return None
-    if type(obj) is not dict or len(obj) != n or fp.tell() != len(data):
-        return None
-    out: Dict[str, Any] = {}
-    for key, attr, bits in spec:
-        v = obj.get(key, _MISSING)
+    names = [f"a{i}" for i in range(n)]
+    lines = ["def check(data):",
+             f"    if not data or data[0] != {0xA0 + n}:", "        return None",
+             "    try:", "        o = loads(data)", "    except Exception:", "        return None",
+             f"    if type(o) is not dict or len(o) != {n}:", "        return None",
+             "    try:"]
+    for a, (key, _attr, _b) in zip(names, spec):
+        lines.append(f"        {a} = o[{key!r}]")
+    lines += ["    except KeyError:", "        return None"]
+    types, ranges = [], []
+    for a, (_k, _attr, bits) in zip(names, spec):
         if bits > 0:
-            if type(v) is not int or v < 0 or v >> bits:
-                return None
-        elif type(v) is not (bytes if bits == -1 else str):
-            return None
-        out[attr] = v
-    for length_attr, data_attr in checks:
-        if out[length_attr] != len(out[data_attr]):
-            return None
-    return out
+            types.append(f"type({a}) is int")
+            ranges.append(f"{a} < 0 or {a} >> {bits}")
+        else:
+            types.append(f"type({a}) is {'bytes' if bits == -1 else 'str'}")
+    lines += [f"    if not ({' and '.join(types)}):", "        return None"]
+    if ranges:
+        lines += [f"    if {' or '.join(ranges)}:", "        return None"]
+    # the canonical re-encoding (cbor2 keeps the decoded key order; shortest heads, definite
+    # lengths) equals the input exactly when the input was canonical with nothing after it
+    lines += ["    if dumps(o) != data:", "        return None"]
+    attr_var = {attr: a for a, (_k, attr, _b) in zip(names, spec)}
+    for length_attr, data_attr in schema.length_checks:
+        lines += [f"    if {attr_var[length_attr]} != len({attr_var[data_attr]}):",
+                  "        return None"]
+    lines.append("    return {" + ", ".join(f"{attr!r}: {a}" for attr, a in attr_var.items()) + "}")
+    ns = {"loads": _cbor_loads, "dumps": cbor2.dumps}
+    exec("\n".join(lines), ns)  # noqa: S102 - generated from the schema, no outside input
+    return ns["check"]
 
 
 _PLANS: Dict[str, tuple] = {}
 
 
 def _fields(cls, pt: bytes, codec: int) -> Dict[str, Any]:
-    if PayloadCodec.for_wire(codec) is PayloadCodec.CBOR:
+    if codec != 1 and codec != 2:  # PayloadCodec.for_wire: every other value is read as CBOR
         v = _fast_fields(cls.SCHEMA, pt)
         if v is not None:
             return v
@@ -185,17 +375,96 @@ def read_capture(path, keylog=None, *, ports=(GBP_PORT,), heuristic: bool = True
     ``path`` may also be bytes or a binary file object. ``keylog``: KeyLog, key-log path or text.
     ``ports`` / ``heuristic`` select the GBP flows (:class:`~.records.RecordPipeline`).
     """
+    state = _ReadState()
+    frame_rows: List[tuple] = []
+    error_rows: List[tuple] = []
+    plaintexts: List[Optional[bytes]] = []
+    payloads: List[Optional[bytes]] = []
+    for fr, er, pt, pl in _read_chunks(path, keylog, state, ports=ports, heuristic=heuristic,
+                                       decrypt=decrypt, summarize=summarize, chunksize=None,
+                                       **pipeline_kw):
+        frame_rows, error_rows, plaintexts, payloads = fr, er, pt, pl
+    return Capture(_frame(frame_rows, FRAME_COLUMNS), _frame(error_rows, ERROR_COLUMNS),
+                   plaintexts, state.keys, state.secrets, state.interfaces, state.stats,
+                   str(path) if isinstance(path, (str, os.PathLike)) else None, payloads)
+
+
+def _aead_of(keys: KeyLog, fr) -> Any:
+    """The frame's stream AEAD if the key log has its epoch (16-byte group id, known stream
+    type); ``None`` sends the frame to :func:`open_frame` (which raises the right error)."""
+    gid = fr.group_id
+    if len(gid) != 16 or not 0 <= fr.stream_type <= 3:
+        return None
+    secret = keys.exporter_secret(gid, fr.epoch)
+    if secret is None:
+        return None
+    try:
+        return _aead_for(secret, fr.stream_type, keys.suite(gid))
+    except GbpLabError:
+        return None
+
+
+def _open_slow(fr, keys: KeyLog, it, add_error, row: int) -> tuple:
+    """:func:`open_frame` with its typed errors turned into ``(plaintext, error text)``; a tag
+    failure is also an ``errors`` row (kind ``decrypt``)."""
+    try:
+        return open_frame(fr, keys), None
+    except MissingKeyError as exc:
+        return None, f"[{exc.vid}] {exc.message}"
+    except DecryptError as exc:
+        add_error(it, "decrypt", exc.vid, f"frame seq={fr.sequence_no} st={fr.stream_type} "
+                                          f"epoch={fr.epoch}: {exc.message}", row)
+        return None, f"[{exc.vid}] {exc.message}"
+    except GbpLabError as exc:
+        return None, f"[{exc.vid}] {exc.message}"
+
+
+def _nonce(seq: int, cache: Dict[int, bytes]) -> bytes:
+    """``seq`` as u32 big-endian ‖ 8 zero bytes (reference-map §5), cached for the first 64 Ki
+    sequence numbers (bounded: streaming reads must not grow with the capture)."""
+    n = seq.to_bytes(4, "big") + b"\0" * 8
+    if len(cache) < 65536:
+        cache[seq] = n
+    return n
+
+
+class _ReadState:
+    """What a read learnt besides the rows (filled while :func:`_read_chunks` runs)."""
+
+    __slots__ = ("keys", "secrets", "interfaces", "stats")
+
+    def __init__(self) -> None:
+        self.keys: Optional[KeyLog] = None
+        self.secrets: List[DecryptionSecrets] = []
+        self.interfaces: List[Interface] = []
+        self.stats: Optional[PipelineStats] = None
+
+
+def _read_chunks(path, keylog, state: _ReadState, *, ports=(GBP_PORT,), heuristic: bool = True,
+                 decrypt: bool = True, summarize: bool = True, chunksize: Optional[int] = None,
+                 on_packet=None, **pipeline_kw):
+    """The reading loop: yield ``(frame_rows, error_rows, plaintexts, payloads)`` lists, a new set
+    whenever ``chunksize`` frame rows are collected (``None``: once, at the end). ``state`` gets
+    the key log, secrets, interfaces and stats as they become known."""
     keys = _load_keylog(keylog)
+    state.keys = keys
     pipe = RecordPipeline(ports=ports, heuristic=heuristic, **pipeline_kw)
+    state.stats = pipe.stats
     holder: list = []
     frame_rows: List[tuple] = []  # one tuple per row, transposed once at the end
     error_rows: List[tuple] = []
     plaintexts: List[Optional[bytes]] = []
+    payloads: List[Optional[bytes]] = []
     seen_secrets = 0
+    limit = chunksize if chunksize else -1
+    aeads: Dict[tuple, Any] = {}  # (gid, epoch, st) -> ChaCha20Poly1305 or None (use open_frame)
+    nonces: Dict[int, bytes] = {}
 
-    def add_error(it, kind: str, vid: str, text: str) -> None:
+    done = 0  # frame rows already handed out in earlier chunks
+
+    def add_error(it, kind: str, vid: str, text: str, frame: Optional[int] = None) -> None:
         error_rows.append((it.time, it.src, it.sport, it.dst, it.dport, it.flow_id,
-                           it.transport, it.offset, it.packet, kind, vid, text))
+                           it.transport, it.offset, it.packet, kind, vid, text, frame))
 
     def merge_secrets(time: float) -> None:
         """Merge the GBPK secrets blocks read so far into the key log."""
@@ -210,13 +479,16 @@ def read_capture(path, keylog=None, *, ports=(GBP_PORT,), heuristic: bool = True
                     keys = extra
                 else:
                     keys.update(extra)
+                state.keys = keys
+                aeads.clear()  # new secrets: look the keys up again
             except KeyLogError as exc:  # a bad secrets block is a defect of the file
                 error_rows.append((time, None, None, None, None, None, None, s.offset, None,
                                    "capture", exc.vid,
-                                   f"decryption secrets block at file offset {s.offset}: {exc}"))
+                                   f"decryption secrets block at file offset {s.offset}: {exc}",
+                                   None))
         seen_secrets = len(reader.secrets)
 
-    for it in iter_records(path, reader_out=holder, pipeline=pipe):
+    for it in iter_records(path, reader_out=holder, pipeline=pipe, on_packet=on_packet):
         if len(holder[0].secrets) != seen_secrets:  # a DSB was read: its keys apply from here
             merge_secrets(it.time)
         if it.error is not None:
@@ -237,16 +509,22 @@ def read_capture(path, keylog=None, *, ports=(GBP_PORT,), heuristic: bool = True
             pt: Optional[bytes] = None
             err: Optional[str] = None
             if decrypt and keys is not None:
-                try:
-                    pt = open_frame(fr, keys)
-                except MissingKeyError as exc:
-                    err = f"[{exc.vid}] {exc.message}"
-                except DecryptError as exc:
-                    err = f"[{exc.vid}] {exc.message}"
-                    add_error(it, "decrypt", exc.vid,
-                              f"frame seq={fr.sequence_no} st={st} epoch={fr.epoch}: {exc.message}")
-                except GbpLabError as exc:
-                    err = f"[{exc.vid}] {exc.message}"
+                # hot path: this read's own (gid, epoch, st) → AEAD cache; anything unusual
+                # (no key, short payload, bad tag, odd group id) goes through open_frame,
+                # which raises the typed error
+                ck = (fr.group_id, fr.epoch, st)
+                aead = aeads.get(ck, _MISSING)
+                if aead is _MISSING:
+                    aead = aeads[ck] = _aead_of(keys, fr)
+                if aead is not None and len(fr.payload) >= 16:
+                    seq = fr.sequence_no
+                    try:
+                        pt = aead.decrypt(nonces[seq] if seq in nonces else _nonce(seq, nonces),
+                                          fr.payload, None)
+                    except InvalidTag:
+                        pt = None
+                if pt is None:
+                    pt, err = _open_slow(fr, keys, it, add_error, done + len(frame_rows))
             name = _STREAM_NAMES.get(st, f"unknown({st})")
             if pt is not None and summarize:
                 try:
@@ -265,42 +543,61 @@ def read_capture(path, keylog=None, *, ports=(GBP_PORT,), heuristic: bool = True
                    pt is not None, _PROTOCOLS.get(st, "GBP"), info, err,
                    it.flow_id, it.transport, it.offset, it.packet)
             plaintexts.append(pt)
+            payloads.append(fr.payload)
         elif len(data) >= 4 and data[0] == 0 and data[1] == 1 and data[2] == 0:
             what = _MLS_WIRE.get(data[3], f"MLS wire format {data[3]}")
             row = (it.time, it.src, it.sport, it.dst, it.dport, None, None, None, None, None,
                    None, None, None, None, len(data), None, False, "MLS", f"{what} ({len(data)}B)",
                    None, it.flow_id, it.transport, it.offset, it.packet)
             plaintexts.append(None)
+            payloads.append(None)
         else:
             add_error(it, "decode", "REC-UNKNOWN",
                       f"record of {len(data)} bytes is neither a GBP frame nor an MLS message "
                       f"(starts {data[:8].hex()})")
             continue
         frame_rows.append(row)
+        if len(frame_rows) == limit:
+            yield frame_rows, error_rows, plaintexts, payloads
+            done += len(frame_rows)
+            frame_rows, error_rows, plaintexts, payloads = [], [], [], []
 
     reader = holder[0] if holder else None
     if reader is not None and len(reader.secrets) != seen_secrets:
         merge_secrets(pipe._last_time)  # blocks after the last record: for Capture.keylog
-    frames = _frame(frame_rows, FRAME_COLUMNS)
-    errors = _frame(error_rows, ERROR_COLUMNS)
-    return Capture(frames, errors, plaintexts, keys,
-                   list(reader.secrets) if reader else [],
-                   list(reader.interfaces) if reader else [], pipe.stats,
-                   str(path) if isinstance(path, (str, os.PathLike)) else None)
+    if reader is not None:
+        state.secrets = list(reader.secrets)
+        state.interfaces = list(reader.interfaces)
+    state.keys = keys
+    if frame_rows or error_rows or chunksize is None:
+        yield frame_rows, error_rows, plaintexts, payloads
 
 
 def _frame(rows: List[tuple], order: List[str]) -> pd.DataFrame:
     cols = list(zip(*rows)) if rows else [()] * len(order)
     data = {}
     for c, v in zip(order, cols):
-        v = list(v)
         dt = _INT_COLUMNS.get(c)
         if dt is not None:
-            data[c] = pd.array(v, dtype=dt)
+            data[c] = _int_array(v, dt)
         elif c == "time":
-            data[c] = pd.array(v, dtype="float64")
+            data[c] = np.array([math.nan if x is None else x for x in v], dtype=np.float64) \
+                if None in v else np.fromiter(v, dtype=np.float64, count=len(v))
         elif c == "decrypted":
-            data[c] = pd.array(v, dtype="bool")
+            data[c] = np.fromiter(v, dtype=bool, count=len(v)) if v else pd.array([], dtype="bool")
         else:
-            data[c] = pd.array(v, dtype=object)
+            arr = np.empty(len(v), dtype=object)
+            arr[:] = v
+            data[c] = arr
     return pd.DataFrame(data, columns=order)
+
+
+def _int_array(v: tuple, dtype: str):
+    """A nullable integer array; the common no-missing-value case without a Python loop."""
+    if v and None not in v:
+        try:
+            vals = np.fromiter(v, dtype=np.uint64 if dtype == "UInt64" else np.int64, count=len(v))
+            return pd.arrays.IntegerArray(vals, np.zeros(len(v), dtype=bool))
+        except (TypeError, OverflowError, ValueError):
+            pass
+    return pd.array(list(v), dtype=dtype)

@@ -615,16 +615,19 @@ def _looks_gbp(payload: bytes) -> bool:
 # convenience
 # ------------------------------------------------------------------------------------------------
 def iter_records(source, *, reader_out: Optional[list] = None, pipeline: Optional[RecordPipeline] = None,
-                 **kw) -> Iterator[RecordItem]:
+                 on_packet=None, **kw) -> Iterator[RecordItem]:
     """Yield the :class:`RecordItem` of a capture (path, bytes or file object), file defects
     included. ``reader_out``, if given, receives the :class:`~.pcap.CaptureReader` (for its
-    secrets) as soon as it is open."""
+    secrets) as soon as it is open. ``on_packet(packet)``, if given, is called for every packet
+    read (progress reporting)."""
     pipe = pipeline or RecordPipeline(**kw)
     reader = CaptureReader(source)
     if reader_out is not None:
         reader_out.append(reader)
     try:
         for pkt in reader:
+            if on_packet is not None:
+                on_packet(pkt)
             items = pipe.packet(pkt)
             if items:
                 yield from items

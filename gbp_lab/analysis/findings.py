@@ -1,0 +1,228 @@
+"""Findings: what an analyst should look at in a capture (security and robustness).
+
+The one place the finding kinds are defined (:data:`KINDS`, stable strings):
+
+==================  ========  ===============================================================
+kind                severity  meaning
+==================  ========  ===============================================================
+``nonce_reuse``     high      two or more DIFFERENT senders sealed frames with the same
+                              (group, epoch, stream type, seq). The reference derives one key
+                              per (epoch, stream type) for every member (``MLS-Exporter
+                              ("gbp/<stream>", "", 32)``) and uses ``nonce = seq ‖ 0^8``
+                              (reference-map §5), so these frames share key AND nonce:
+                              ChaCha20 keystream reuse, ``ct1 ⊕ ct2 = pt1 ⊕ pt2``, and the
+                              Poly1305 one-time key is reused (forgery). ONE row per (group,
+                              epoch, stream type, seq); ``frames`` = every frame involved
+                              (forwarded copies included), ``senders``, ``xor`` = pt1 ⊕ pt2 of
+                              the first two senders (from the plaintexts when decrypted, else
+                              from the ciphertexts — the same bytes), also in ``detail``.
+                              Identical bytes seen on several connections (a relay forwarding
+                              one frame) are ONE frame and never count.
+``replay``          medium    the same frame bytes again on the same direction of a flow.
+``replay_modified`` high      the same (group, epoch, sender stream, seq) with different frame
+                              bytes (a re-sealed or forged frame; under the reference's keys it
+                              also reuses key + nonce). ``xor`` as for nonce_reuse.
+``outside_window``  medium    seq ≤ the highest seq already seen for that (group, epoch,
+                              stream type, stream id) on that direction of the flow: the
+                              reference receiver drops it (no reordering window, §5).
+``epoch_regression`` medium   a frame of a lower epoch after a higher one on the same direction
+                              of a flow (one row per regression, frames = its run).
+``decrypt_failure`` high      the key log has the epoch's secret but the AEAD tag does not
+                              verify (tampered or mis-keyed frame).
+``malformed``       medium    a record that is no valid frame, a decrypted plaintext that does
+                              not decode, an oversize length, a bad record (from ``errors``).
+``capture_defect``  low       the capture itself lost data: truncated file, unknown link type,
+                              TCP gaps, garbage skipped during re-synchronisation …
+==================  ========  ===============================================================
+
+Columns: ``kind, epoch, stream_type, sequence_no, frames, detail`` (the brief's contract) then
+``time`` (first frame/error), ``senders``, ``xor`` (bytes or None), ``errors`` (indexes into
+``Capture.errors``), ``severity``.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+import pandas as pd
+
+__all__ = ["KINDS", "SEVERITY", "FINDING_COLUMNS", "find", "xor_bytes"]
+
+KINDS = ("nonce_reuse", "replay", "replay_modified", "outside_window", "epoch_regression",
+         "decrypt_failure", "malformed", "capture_defect")
+SEVERITY = {"nonce_reuse": "high", "replay": "medium", "replay_modified": "high",
+            "outside_window": "medium", "epoch_regression": "medium", "decrypt_failure": "high",
+            "malformed": "medium", "capture_defect": "low"}
+FINDING_COLUMNS = ["kind", "epoch", "stream_type", "sequence_no", "frames", "detail", "time",
+                   "senders", "xor", "errors", "severity"]
+
+TAG_LENGTH = 16
+_DEFECT_KINDS = {"capture", "tcp", "udp"}
+
+
+def xor_bytes(a: bytes, b: bytes) -> bytes:
+    """``a ⊕ b`` over the shorter length."""
+    n = min(len(a), len(b))
+    return (int.from_bytes(a[:n], "big") ^ int.from_bytes(b[:n], "big")).to_bytes(n, "big")
+
+
+def _na(v):
+    """None for every spelling of a missing value (None, pd.NA, NaN)."""
+    if v is None or v is pd.NA or (type(v) is float and v != v):
+        return None
+    return v
+
+
+def _pair_xor(i: int, j: int, plaintexts, payloads) -> tuple:
+    """(xor, source) of frames ``i`` and ``j``: plaintexts if both decrypted, else ciphertexts."""
+    pi = plaintexts[i] if i < len(plaintexts) else None
+    pj = plaintexts[j] if j < len(plaintexts) else None
+    if pi is not None and pj is not None:
+        return xor_bytes(pi, pj), "plaintexts"
+    ci = payloads[i] if i < len(payloads) else None
+    cj = payloads[j] if j < len(payloads) else None
+    if ci is not None and cj is not None:
+        return xor_bytes(ci[:-TAG_LENGTH], cj[:-TAG_LENGTH]), "ciphertexts (keystream cancels)"
+    return None, None
+
+
+def find(capture) -> pd.DataFrame:
+    """All findings of a :class:`~gbp_lab.capture.model.Capture` (kinds in :data:`KINDS`)."""
+    return find_in(capture.frames, capture.errors, capture.plaintexts,
+                   getattr(capture, "payloads", None) or [])
+
+
+def find_in(frames: pd.DataFrame, errors: pd.DataFrame, plaintexts, payloads) -> pd.DataFrame:
+    rows: List[tuple] = []
+
+    def add(kind, epoch, st, seq, fr, detail, time, senders=None, xor=None, errs=None):
+        rows.append((kind, epoch, st, seq, list(fr), detail, time, senders, xor,
+                     list(errs or []), SEVERITY[kind]))
+
+    n = len(frames)
+    if n:
+        cols = {c: frames[c].tolist() for c in (
+            "time", "src", "sport", "flow_id", "group_id", "epoch", "transition_id",
+            "stream_type", "stream_id", "sender", "flags", "sequence_no", "codec", "error",
+            "protocol")}
+        T, SRC, SP, FL = cols["time"], cols["src"], cols["sport"], cols["flow_id"]
+        GID, EP, TID, ST = cols["group_id"], cols["epoch"], cols["transition_id"], cols["stream_type"]
+        SID, SND, FLG, SEQ = cols["stream_id"], cols["sender"], cols["flags"], cols["sequence_no"]
+        COD, ERR, PROTO = cols["codec"], cols["error"], cols["protocol"]
+        nonce: Dict[tuple, Dict[int, List[int]]] = {}   # (gid, ep, st, seq) -> sender -> frames
+        nonce_bytes: Dict[tuple, Dict[tuple, int]] = {}  # same key -> frame identity -> first
+        by_dir_bytes: Dict[tuple, int] = {}              # (dir, identity) -> first frame
+        by_stream_seq: Dict[tuple, Dict[tuple, int]] = {}  # (gid, ep, st, sid, seq) -> id -> first
+        highest: Dict[tuple, int] = {}
+        dir_epoch: Dict[tuple, int] = {}
+        dir_max: Dict[tuple, int] = {}
+        open_regr: Dict[tuple, int] = {}
+        for i in range(n):
+            if PROTO[i] == "MLS":
+                continue
+            err = _na(ERR[i])
+            gid, ep, st, sid, seq = GID[i], _na(EP[i]), _na(ST[i]), _na(SID[i]), _na(SEQ[i])
+            if ep is None or st is None or seq is None:
+                continue
+            ep, st, sid, seq = int(ep), int(st), int(sid), int(seq)
+            snd = int(SND[i]) if _na(SND[i]) is not None else None
+            t = T[i]
+            d = (_na(FL[i]), SRC[i], _na(SP[i]))
+            pl = payloads[i] if i < len(payloads) else None
+            ident = (gid, ep, _na(TID[i]), st, sid, _na(FLG[i]), seq, COD[i], pl)
+            tag_failed = err is not None and "GBP-AEAD-TAG" in err
+            if tag_failed:
+                add("decrypt_failure", ep, st, seq, [i], f"AEAD tag does not verify: {err}", t,
+                    [snd] if snd is not None else None)
+            elif err is not None and "plaintext does not decode" in err:
+                add("malformed", ep, st, seq, [i], f"decrypted payload does not decode: {err}", t,
+                    [snd] if snd is not None else None)
+            # replay: identical bytes on the same direction
+            first = by_dir_bytes.get((d, ident))
+            if first is not None:
+                add("replay", ep, st, seq, [first, i],
+                    f"frame {i} repeats frame {first} byte for byte on {d[1]}:{d[2]} "
+                    f"(flow {d[0]}), stream {sid} seq {seq}", t, [snd])
+            else:
+                by_dir_bytes[(d, ident)] = i
+            # same sender stream + seq, different bytes
+            ss = by_stream_seq.setdefault((gid, ep, st, sid, seq), {})
+            if ident not in ss:
+                if ss and not tag_failed:
+                    j = next(iter(ss.values()))
+                    x, src = _pair_xor(j, i, plaintexts, payloads)
+                    add("replay_modified", ep, st, seq, [j, i],
+                        f"stream {sid} seq {seq} sent again with different bytes (frames {j}, "
+                        f"{i}); same key and nonce" + (f"; xor from {src}: {x.hex()}" if x else ""),
+                        t, [snd], x)
+                ss[ident] = i
+            # receiver window: per direction and sender stream
+            wk = (d, gid, ep, st, sid)
+            h = highest.get(wk)
+            if h is not None and seq <= h:
+                add("outside_window", ep, st, seq, [i],
+                    f"seq {seq} <= highest {h} already seen for stream {sid} on {d[1]}:{d[2]} "
+                    f"(flow {d[0]}): the reference receiver drops it", t, [snd])
+            else:
+                highest[wk] = seq
+            # epoch regression per direction and group
+            dk = (d, gid)
+            mx = dir_max.get(dk)
+            if mx is not None and ep < mx:
+                r = open_regr.get(dk)
+                if r is not None and dir_epoch.get(dk) == ep:
+                    rows[r][4].append(i)
+                else:
+                    add("epoch_regression", ep, st, seq, [i],
+                        f"epoch {ep} after epoch {mx} on {d[1]}:{d[2]} (flow {d[0]})", t, [snd])
+                    open_regr[dk] = len(rows) - 1
+            else:
+                dir_max[dk] = ep
+                open_regr.pop(dk, None)
+            dir_epoch[dk] = ep
+            # nonce reuse candidates (tampered frames do not count)
+            if not tag_failed and snd is not None:
+                nk = (gid, ep, st, seq)
+                nonce.setdefault(nk, {}).setdefault(snd, []).append(i)
+                nonce_bytes.setdefault(nk, {}).setdefault(ident, i)
+        for (gid, ep, st, seq), by_sender in nonce.items():
+            if len(by_sender) < 2:
+                continue
+            senders = sorted(by_sender)
+            frames_in = sorted(i for lst in by_sender.values() for i in lst)
+            a, b = by_sender[senders[0]][0], by_sender[senders[1]][0]
+            x, src = _pair_xor(a, b, plaintexts, payloads)
+            distinct = len(nonce_bytes[(gid, ep, st, seq)])
+            add("nonce_reuse", ep, st, seq, frames_in,
+                f"senders {senders} sealed {distinct} distinct frames under the same key and "
+                f"nonce (group {gid}, epoch {ep}, stream type {st}, seq {seq}); "
+                f"xor of senders {senders[0]} and {senders[1]} from {src}: "
+                f"{x.hex() if x is not None else '?'}", T[frames_in[0]], senders, x)
+    # defects from the errors table
+    if len(errors):
+        kinds, vids, texts, times = (errors["kind"].tolist(), errors["vid"].tolist(),
+                                     errors["error"].tolist(), errors["time"].tolist())
+        for k in range(len(errors)):
+            if kinds[k] == "decrypt":
+                continue  # a decrypt_failure row per frame already
+            kind = "capture_defect" if kinds[k] in _DEFECT_KINDS else "malformed"
+            if vids[k] in ("REC-OVERSIZE", "REC-TRUNCATED-END", "REC-UNKNOWN"):
+                kind = "malformed"
+            add(kind, None, None, None, [], f"[{vids[k]}] {texts[k]}", times[k], errs=[k])
+    rows.sort(key=lambda r: (r[6] if r[6] == r[6] and r[6] is not None else float("inf")))
+    return _findings_frame(rows)
+
+
+def _findings_frame(rows: List[tuple]) -> pd.DataFrame:
+    cols = list(zip(*rows)) if rows else [()] * len(FINDING_COLUMNS)
+    data: Dict[str, Any] = {}
+    for c, v in zip(FINDING_COLUMNS, cols):
+        v = list(v)
+        if c in ("epoch",):
+            data[c] = pd.array(v, dtype="UInt64")
+        elif c in ("stream_type", "sequence_no"):
+            data[c] = pd.array(v, dtype="Int64")
+        elif c == "time":
+            data[c] = pd.array([float("nan") if x is None else x for x in v], dtype="float64")
+        else:
+            data[c] = pd.array(v, dtype=object)
+    return pd.DataFrame(data, columns=FINDING_COLUMNS)

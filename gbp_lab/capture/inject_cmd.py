@@ -1,0 +1,51 @@
+"""``gbp-lab inject-secrets`` — embed a key log into a capture, like ``editcap --inject-secrets``.
+
+    gbp-lab inject-secrets CAPTURE keys.log out.pcapng
+
+Writes ``out.pcapng`` with a pcapng Decryption Secrets Block of type GBPK (0x4742504B) holding the
+key log, before the packets (:func:`gbp_lab.capture.pcap.inject_secrets`); existing secrets blocks
+are kept. The key log is checked first (a malformed line is an error: exit status 2, nothing
+written). ``read_capture(out.pcapng)`` then decrypts without ``--keylog``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from gbp_lab.core.errors import GbpLabError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("capture", help="input pcap or pcapng")
+    parser.add_argument("keylog", help="key log file (MLS_* lines)")
+    parser.add_argument("output", help="output pcapng")
+
+
+def run(args: argparse.Namespace) -> int:
+    from gbp_lab.core.keylog import KeyLog
+
+    from .pcap import inject_secrets
+
+    try:
+        with open(args.keylog, "r", encoding="utf-8") as fh:
+            text = fh.read()
+        log = KeyLog.parse(text)
+    except (OSError, UnicodeDecodeError, GbpLabError) as exc:
+        print(f"gbp-lab inject-secrets: bad key log {args.keylog}: {exc}", file=sys.stderr)
+        return 2
+    if os.path.abspath(args.output) == os.path.abspath(args.capture):
+        print("gbp-lab inject-secrets: output must differ from the input", file=sys.stderr)
+        return 2
+    tmp = args.output + ".part"
+    try:
+        n = inject_secrets(args.capture, tmp, text)
+        os.replace(tmp, args.output)
+    except (OSError, GbpLabError) as exc:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        print(f"gbp-lab inject-secrets: cannot copy {args.capture}: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.output}: {n} packets, {len(log)} key-log entries "
+          f"({len(log.groups())} group(s))")
+    return 0

@@ -1,0 +1,394 @@
+"""Sub-protocol tables of a :class:`~gbp_lab.capture.model.Capture`, built from its decrypted frames.
+
+Every table has a ``time`` column and a ``frame`` column: the index of the row in
+``Capture.frames`` the entry came from. Rows are collected as tuples and turned into a DataFrame
+once (``_table``). Only decrypted frames feed ``messages`` / ``audio`` / ``signals``; ``control``
+has a row for every control frame (encrypted ones with the header fields only) and ``epochs`` is
+built from the frame headers alone.
+
+* ``messages`` — GTP (gtp_rfc.md §4, reference-map §3): ``status`` is what a receiving
+  :class:`~gbp_lab.core.gtp.client.GtpClient` answers (``new`` / ``duplicate`` by ``(sender_id,
+  message_id)`` within an epoch, or ``error``); one client per receiving endpoint (``dst:dport``),
+  so a relay's forwarded copy is judged by its own receiver, not counted as a duplicate.
+* ``audio`` — GAP (gap_rfc.md §4); the ``opus`` bytes are read as an SFrame header
+  (RFC 9605 §4.3, :func:`~gbp_lab.core.sframe.parse_header`) when one fits: the profile is guessed
+  with :func:`~gbp_lab.core.sframe.detect_profile` and the KID's epoch bits must agree with the
+  frame's epoch — otherwise ``profile`` / ``kid`` / ``ctr`` stay empty (raw Opus, or SFrame of
+  another epoch). This reads the header only; it does not verify the SFrame tag.
+* ``signals`` — GSP (gsp_rfc.md §6); ``args`` is the strict decoding of the integer-keyed CBOR map
+  (:func:`~gbp_lab.core.gsp.args.parse_args`), ``args_error`` says why it did not decode.
+* ``control`` — GBP control messages (gbp-control-plane.md §3, §5). For PREPARE_TRANSITION the
+  args are an MLSMessage (RFC 9420 §6): ``mls_type`` names its wire format / content type. A
+  PrivateMessage Commit is decrypted when the key log has ``MLS_SENDER_DATA_SECRET`` and
+  ``MLS_ENCRYPTION_SECRET`` for the message's MLS epoch (RFC 9420 §6.3.2 sender data, §9 secret
+  tree — :func:`~gbp_lab.core.mls.framing.unprotect`); the tree size is not in the capture, so
+  the smallest full tree holding the sender's leaf is tried first, then wider ones (§7.1: trees
+  have 2^k leaves). ``commit`` then lists the proposals; otherwise ``commit_error`` says why not
+  (no secrets for that epoch, a consumed secret-tree root, a PublicMessage …).
+* ``epochs`` — one row per (group, epoch): ``transition_id`` = the highest ``tid`` its frames
+  carry (the transition that led to the epoch; a member bootstrapped from a Welcome may still
+  send an older one — all are in ``transition_ids``), first/last time, the senders seen, the
+  number of frames.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Sequence
+
+import pandas as pd
+
+from gbp_lab.core.errors import GbpLabError
+from gbp_lab.core.gap.payload import GapPayload
+from gbp_lab.core.gbp.control import decode_control
+from gbp_lab.core.gbp.registry import ControlOpcode, PayloadCodec, StreamType
+from gbp_lab.core.gsp.args import parse_args
+from gbp_lab.core.gsp.signal import GspSignal, SignalType
+from gbp_lab.core.gtp.client import GtpClient
+
+__all__ = ["MESSAGE_COLUMNS", "AUDIO_COLUMNS", "SIGNAL_COLUMNS", "CONTROL_COLUMNS",
+           "EPOCH_COLUMNS", "build_messages", "build_audio", "build_signals", "build_control",
+           "build_epochs", "decode_prepare_commit", "codec_wire"]
+
+MESSAGE_COLUMNS = ["time", "frame", "sender", "sender_id", "message_id", "text", "content_type",
+                   "flags", "status", "codec", "epoch", "request_id", "timestamp_ms", "length",
+                   "receiver"]
+AUDIO_COLUMNS = ["time", "frame", "sender", "media_source_id", "rtp_sequence", "rtp_timestamp",
+                 "key_phase", "payload_len", "profile", "kid", "ctr", "codec", "epoch"]
+SIGNAL_COLUMNS = ["time", "frame", "sender", "signal", "signal_type", "args", "args_error",
+                  "role_claim", "request_id", "sender_id", "codec", "epoch"]
+CONTROL_COLUMNS = ["time", "frame", "sender", "opcode", "opcode_name", "transition_id",
+                   "request_id", "sender_id", "args_len", "epoch", "decrypted", "mls_type",
+                   "mls_epoch", "commit_sender_leaf", "proposals", "added", "removed", "commit",
+                   "commit_error"]
+EPOCH_COLUMNS = ["group_id", "epoch", "transition_id", "transition_ids", "first_time", "last_time", "members",
+                 "frames", "decrypted", "time", "frame"]
+
+_INT = {"frame": "Int64", "sender": "Int64", "sender_id": "Int64", "message_id": "UInt64",
+        "content_type": "Int64", "flags": "Int64", "epoch": "UInt64", "request_id": "Int64",
+        "timestamp_ms": "UInt64", "length": "Int64", "media_source_id": "Int64",
+        "rtp_sequence": "Int64", "rtp_timestamp": "UInt64", "key_phase": "Int64",
+        "payload_len": "Int64", "kid": "UInt64", "ctr": "UInt64", "signal_type": "Int64",
+        "role_claim": "Int64", "opcode": "Int64", "transition_id": "Int64", "args_len": "Int64",
+        "mls_epoch": "UInt64", "commit_sender_leaf": "Int64", "frames": "Int64",
+        "decrypted": "Int64"}
+_FLOAT = {"time", "first_time", "last_time"}
+_BOOL = {"control": {"decrypted"}}
+
+_CODEC_BY_NAME = {c.name: int(c) for c in PayloadCodec}
+
+
+def codec_wire(name: Optional[str]) -> int:
+    """The ``pf`` value behind a ``frames.codec`` name (unknown names were read as CBOR)."""
+    return _CODEC_BY_NAME.get(name, 0) if name else 0
+
+
+def _table(rows: List[tuple], columns: Sequence[str], bools=()) -> pd.DataFrame:
+    cols = list(zip(*rows)) if rows else [()] * len(columns)
+    data = {}
+    for c, v in zip(columns, cols):
+        v = list(v)
+        if c in bools:
+            data[c] = pd.array(v, dtype="bool")
+        elif c in _INT:
+            data[c] = pd.array(v, dtype=_INT[c])
+        elif c in _FLOAT:
+            data[c] = pd.array(v, dtype="float64")
+        else:
+            data[c] = pd.array(v, dtype=object)
+    return pd.DataFrame(data, columns=list(columns))
+
+
+def _rows_of(frames: pd.DataFrame, plaintexts: Sequence[Optional[bytes]], stream_type: int,
+             decrypted_only: bool = True):
+    """(row index, time, sender, epoch, codec name, dst, dport, plaintext) of one stream type."""
+    st = frames["stream_type"].to_numpy(dtype="float64", na_value=-1.0)
+    idx = (st == stream_type).nonzero()[0].tolist()
+    if not idx:
+        return []
+    sub = frames.iloc[idx]
+    times = sub["time"].tolist()
+    senders = sub["sender"].tolist()
+    epochs = sub["epoch"].tolist()
+    codecs = sub["codec"].tolist()
+    dsts = sub["dst"].tolist()
+    dports = sub["dport"].tolist()
+    out = []
+    for k, i in enumerate(idx):
+        pt = plaintexts[i]
+        if pt is None and decrypted_only:
+            continue
+        out.append((i, times[k], senders[k], epochs[k], codecs[k], dsts[k], dports[k], pt))
+    return out
+
+
+def _fields(cls, pt: bytes, codec: int) -> Dict[str, Any]:
+    from .model import _fields as fields  # the model's CBOR fast path + strict fallback
+
+    return fields(cls, pt, codec)
+
+
+# ------------------------------------------------------------------------------------------------
+def build_messages(frames: pd.DataFrame, plaintexts: Sequence[Optional[bytes]]) -> pd.DataFrame:
+    """GTP messages (decrypted text frames), with the receiver's ``new``/``duplicate`` verdict."""
+    rows = []
+    clients: Dict[tuple, GtpClient] = {}
+    for i, t, snd, ep, cname, dst, dport, pt in _rows_of(frames, plaintexts, StreamType.TEXT):
+        pf = codec_wire(cname)
+        recv = (dst, dport)
+        cl = clients.get(recv)
+        if cl is None:
+            cl = clients[recv] = GtpClient()
+        res = cl.accept(pt, ep, pf)
+        m = getattr(res, "message", None)
+        if m is None:
+            rows.append((t, i, snd, None, None, None, None, None, "error", cname, ep, None, None,
+                         None, f"{dst}:{dport}"))
+            continue
+        text = m.content.decode("utf-8", "replace") if m.content_type in (0, 1) else None
+        rows.append((t, i, snd, m.sender_id, m.message_id, text, m.content_type, m.flags,
+                     res.status, cname, ep, m.request_id, m.timestamp_ms, m.content_length,
+                     f"{dst}:{dport}"))
+    return _table(rows, MESSAGE_COLUMNS)
+
+
+def _sframe_header(opus: bytes, epoch: Optional[int]):
+    """(profile, kid, ctr) if ``opus`` starts with a plausible SFrame header for ``epoch``."""
+    from gbp_lab.core import sframe
+
+    if len(opus) < 1 + sframe.TAG_LENGTH or epoch is None:
+        return None, None, None
+    try:
+        prof = sframe.detect_profile(opus, epoch)
+        hdr, n = sframe.parse_header(opus, prof)
+        if len(opus) < n + sframe.TAG_LENGTH or not sframe._epoch_matches(hdr.kid, epoch, prof):
+            return None, None, None
+        return str(prof), hdr.kid, hdr.ctr
+    except (GbpLabError, ValueError):
+        return None, None, None
+
+
+def build_audio(frames: pd.DataFrame, plaintexts: Sequence[Optional[bytes]]) -> pd.DataFrame:
+    """GAP audio payloads (decrypted audio frames) with the SFrame header fields if present."""
+    rows = []
+    for i, t, snd, ep, cname, _d, _p, pt in _rows_of(frames, plaintexts, StreamType.AUDIO):
+        try:
+            a = _fields(GapPayload, pt, codec_wire(cname))
+        except GbpLabError:
+            continue  # the frame's error column says why
+        opus = a["opus_frame"]
+        prof, kid, ctr = _sframe_header(opus, ep)
+        rows.append((t, i, snd, a["media_source_id"], a["rtp_sequence"], a["rtp_timestamp"],
+                     a["key_phase"], len(opus), prof, kid, ctr, cname, ep))
+    return _table(rows, AUDIO_COLUMNS)
+
+
+def build_signals(frames: pd.DataFrame, plaintexts: Sequence[Optional[bytes]]) -> pd.DataFrame:
+    """GSP signals (decrypted signal frames); ``args`` decoded to a dict."""
+    rows = []
+    for i, t, snd, ep, cname, _d, _p, pt in _rows_of(frames, plaintexts, StreamType.SIGNAL):
+        try:
+            s = _fields(GspSignal, pt, codec_wire(cname))
+        except GbpLabError:
+            continue
+        try:
+            name = SignalType(s["signal_type"]).name
+        except ValueError:
+            name = f"UNKNOWN({s['signal_type']})"
+        args, err = None, None
+        if s["args"]:
+            try:
+                args = parse_args(s["args"])
+            except GbpLabError as exc:
+                err = f"[{exc.vid}] {exc.message}"
+        else:
+            args = {}
+        rows.append((t, i, snd, name, s["signal_type"], args, err, s["role_claim"],
+                     s["request_id"], s["sender_id"], cname, ep))
+    return _table(rows, SIGNAL_COLUMNS)
+
+
+# ------------------------------------------------------------------------------------------------
+_WIRE_NAMES = {1: "PublicMessage", 2: "PrivateMessage", 3: "Welcome", 4: "GroupInfo",
+               5: "KeyPackage"}
+_CONTENT_NAMES = {1: "application", 2: "proposal", 3: "commit"}
+
+
+def decode_prepare_commit(args: bytes, keylog) -> Dict[str, Any]:
+    """What the MLSMessage inside PREPARE_TRANSITION's args says (RFC 9420 §6, §12.4).
+
+    Returns a dict with ``mls_type``, ``mls_epoch``, and — when the Commit could be decrypted —
+    ``leaf`` (the committer's leaf), ``proposals`` (type names), ``added`` (identities of Add
+    proposals' credentials), ``removed`` (leaf indexes), ``commit`` (a summary dict); otherwise
+    ``error`` says why not."""
+    from gbp_lab.core.mls import messages as _m  # noqa: F401  registers the MLSMessage bodies
+    from gbp_lab.core.mls.commit import Commit
+    from gbp_lab.core.mls.framing import MLSMessage, PrivateMessage, PublicMessage, unprotect
+    from gbp_lab.core.mls.secret_tree import SecretTree
+    from gbp_lab.core.mls.suites import CipherSuite
+
+    out: Dict[str, Any] = {"mls_type": None, "mls_epoch": None, "error": None}
+    try:
+        msg = MLSMessage.from_bytes(args)
+    except GbpLabError as exc:
+        out["error"] = f"[{exc.vid}] args are not an MLSMessage: {exc.message}"
+        return out
+    wf = int(msg.wire_format)
+    body = msg.message
+    name = _WIRE_NAMES.get(wf, f"wire_format {wf}")
+    content_body = None
+    if isinstance(body, (PrivateMessage, PublicMessage)):
+        ct = body.content_type if isinstance(body, PrivateMessage) else body.content.content_type
+        out["mls_type"] = f"{name}/{_CONTENT_NAMES.get(int(ct), int(ct))}"
+        gid = body.group_id if isinstance(body, PrivateMessage) else body.content.group_id
+        epoch = body.epoch if isinstance(body, PrivateMessage) else body.content.epoch
+        out["mls_epoch"] = epoch
+        if int(ct) != 3:
+            out["error"] = "the MLS message is not a commit"
+            return out
+        if isinstance(body, PublicMessage):  # a plaintext commit: readable without keys
+            content_body = body.content.body
+            out["leaf"] = getattr(body.content.sender, "index", None)
+        else:
+            if keylog is None:
+                out["error"] = "no key log: the commit is an encrypted PrivateMessage"
+                return out
+            sds = keylog.sender_data_secret(gid, epoch)
+            enc = keylog.encryption_secret(gid, epoch)
+            if sds is None or enc is None:
+                missing = [n for n, v in (("MLS_SENDER_DATA_SECRET", sds),
+                                          ("MLS_ENCRYPTION_SECRET", enc)) if v is None]
+                why = (" (a gbp_stack export_state() holds the secret-tree root only until the "
+                       "epoch's first handshake/application key is derived: log the state "
+                       "before the commit is created)" if enc is None and sds is not None else "")
+                out["error"] = (f"the key log has no {' / '.join(missing)} for group {gid.hex()} "
+                                f"MLS epoch {epoch}: the PrivateMessage commit cannot be "
+                                f"decrypted{why}")
+                return out
+            try:
+                cs = CipherSuite.get(keylog.suite(gid))
+            except GbpLabError as exc:
+                out["error"] = f"[{exc.vid}] {exc.message}"
+                return out
+            last: Optional[GbpLabError] = None
+            n = 1
+            for _ in range(20):  # trees of 1, 2, 4 … 2^19 leaves
+                try:
+                    ac, sd = unprotect(cs, body, SecretTree(cs, enc, n), sds)
+                except GbpLabError as exc:
+                    last = exc
+                    if exc.vid == "MLS-SENDER-DATA-DECRYPT":
+                        break  # the sender-data secret itself is wrong: no tree size helps
+                    n *= 2
+                    continue
+                content_body = ac.content.body
+                out["leaf"] = sd.leaf_index
+                break
+            if content_body is None:
+                out["error"] = (f"[{last.vid}] commit does not decrypt with the logged secrets: "
+                                f"{last.message}" if last else "commit does not decrypt")
+                return out
+    else:
+        out["mls_type"] = name
+        out["error"] = f"PREPARE carries a {name}, not a commit"
+        return out
+    try:
+        commit = Commit.from_bytes(content_body)
+    except GbpLabError as exc:
+        out["error"] = f"[{exc.vid}] decrypted commit does not decode: {exc.message}"
+        return out
+    kinds, added, removed, items = [], [], [], []
+    for por in commit.proposals:
+        if por.proposal is None:
+            kinds.append("reference")
+            items.append({"type": "reference", "ref": por.reference.hex()})
+            continue
+        p = por.proposal
+        kind = p.proposal_type.name.lower()
+        kinds.append(kind)
+        item: Dict[str, Any] = {"type": kind}
+        b = p.body
+        if kind == "add":
+            cred = b.key_package.leaf_node.credential
+            ident = cred.identity
+            who = ident.decode("utf-8", "replace") if ident is not None else None
+            added.append(who)
+            item["identity"] = who
+        elif kind == "remove":
+            removed.append(b.removed)
+            item["removed"] = b.removed
+        items.append(item)
+    out.update(proposals=kinds, added=added, removed=removed,
+               commit={"proposals": items, "path": commit.path is not None})
+    return out
+
+
+def build_control(frames: pd.DataFrame, plaintexts: Sequence[Optional[bytes]],
+                  keylog=None) -> pd.DataFrame:
+    """Control frames (stream type 0); PREPARE's commit decrypted when the key log allows."""
+    rows = []
+    tids = None
+    for i, t, snd, ep, _c, _d, _p, pt in _rows_of(frames, plaintexts, StreamType.CONTROL,
+                                                    decrypted_only=False):
+        if pt is None:
+            if tids is None:
+                tids = frames["transition_id"]
+            rows.append((t, i, snd, None, None, tids.iloc[i], None, None, None, ep, False, None,
+                         None, None, None, None, None, None, "control frame not decrypted"))
+            continue
+        try:
+            m = decode_control(pt)
+        except GbpLabError:
+            continue
+        try:
+            opname = ControlOpcode(m.opcode).name
+        except ValueError:
+            opname = f"0x{m.opcode:04x}"
+        mls_type = mls_epoch = leaf = kinds = added = removed = commit = cerr = None
+        if m.opcode == ControlOpcode.PREPARE_TRANSITION:
+            d = decode_prepare_commit(m.args, keylog)
+            mls_type, mls_epoch, cerr = d["mls_type"], d["mls_epoch"], d["error"]
+            leaf, kinds, added = d.get("leaf"), d.get("proposals"), d.get("added")
+            removed, commit = d.get("removed"), d.get("commit")
+        rows.append((t, i, snd, m.opcode, opname, m.transition_id, m.request_id, m.sender_id,
+                     m.args_length, ep, True, mls_type, mls_epoch, leaf, kinds, added, removed,
+                     commit, cerr))
+    return _table(rows, CONTROL_COLUMNS, bools={"decrypted"})
+
+
+def build_epochs(frames: pd.DataFrame) -> pd.DataFrame:
+    """The epoch timeline: one row per (group, epoch) in order of first appearance."""
+    if not len(frames):
+        return _table([], EPOCH_COLUMNS)
+    gids = frames["group_id"].tolist()
+    eps = frames["epoch"].tolist()
+    tids = frames["transition_id"].tolist()
+    times = frames["time"].tolist()
+    snds = frames["sender"].tolist()
+    dec = frames["decrypted"].tolist()
+    acc: Dict[tuple, list] = {}
+    for i, (g, e) in enumerate(zip(gids, eps)):
+        if e is None or e is pd.NA or e != e:
+            continue  # raw MLS blobs have no epoch
+        a = acc.get((g, e))
+        t = times[i]
+        if a is None:
+            acc[(g, e)] = [set(), t, t, set(), 0, 0, i]
+            a = acc[(g, e)]
+        tid = tids[i]
+        if tid is not None and tid is not pd.NA and tid == tid:
+            a[0].add(int(tid))
+        if t < a[1]:
+            a[1] = t
+        if t > a[2]:
+            a[2] = t
+        s = snds[i]
+        if s is not None and s is not pd.NA and s == s:
+            a[3].add(int(s))
+        a[4] += 1
+        a[5] += bool(dec[i])
+    rows = []
+    for (g, e), (tset, first, last, members, n, nd, fi) in acc.items():
+        rows.append((g, e, max(tset) if tset else None, sorted(tset), first, last,
+                     sorted(members), n, nd, first, fi))
+    rows.sort(key=lambda r: (r[4], r[1]))
+    df = _table(rows, EPOCH_COLUMNS)
+    return df

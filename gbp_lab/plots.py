@@ -35,7 +35,11 @@ __all__ = ["audio_table", "control_table", "rtp_jitter", "rtp_loss", "transition
 OPUS_CLOCK_RATE = 48_000
 
 AUDIO_COLUMNS = ["time", "epoch", "sender", "stream_id", "media_source_id", "rtp_sequence",
-                 "rtp_timestamp", "key_phase", "opus_size", "row"]
+                 "rtp_timestamp", "key_phase", "opus_size", "row", "dst", "dport"]
+#: what makes one RTP stream as a receiver sees it: the source, the epoch (GAP sequence numbers
+#: restart with each epoch's counters) and the receiving endpoint (a relay delivers one copy of
+#: every frame to each member: each copy is another receiver's stream, not a duplicate)
+RTP_STREAM_KEYS = ["media_source_id", "epoch", "dst", "dport"]
 CONTROL_COLUMNS = ["time", "epoch", "sender", "opcode", "opcode_name", "transition_id",
                    "request_id", "args_length", "row"]
 
@@ -64,9 +68,9 @@ def audio_table(capture: Any) -> pd.DataFrame:
     if own is not None:
         df = own.rename(columns={"payload_len": "opus_size", "frame": "row"})
         f = capture.frames
-        if "stream_id" not in df.columns:
-            df = df.assign(stream_id=[None if pd.isna(r) else _int(f["stream_id"].iloc[int(r)])
-                                      for r in df["row"]])
+        for col in ("stream_id", "dst", "dport"):
+            if col not in df.columns and col in f.columns:
+                df = df.assign(**{col: [None if pd.isna(r) else f[col].iloc[int(r)] for r in df["row"]]})
         for c in AUDIO_COLUMNS:
             if c not in df.columns:
                 df = df.assign(**{c: None})
@@ -86,7 +90,7 @@ def audio_table(capture: Any) -> pd.DataFrame:
             continue
         out.append((float(r["time"]), _int(r["epoch"]), _int(r["sender"]), _int(r["stream_id"]),
                     g.media_source_id, g.rtp_sequence, g.rtp_timestamp, g.key_phase,
-                    len(g.opus_frame), int(f.index[i])))
+                    len(g.opus_frame), int(f.index[i]), r.get("dst"), _int(r.get("dport"))))
     return pd.DataFrame(out, columns=AUDIO_COLUMNS)
 
 
@@ -135,13 +139,13 @@ def _int(v: Any) -> Optional[int]:
 
 
 def rtp_jitter(audio: pd.DataFrame, clock_rate: int = OPUS_CLOCK_RATE) -> pd.DataFrame:
-    """RFC 3550 §6.4.1 interarrival jitter, per ``media_source_id`` in arrival order: columns
-    ``media_source_id``, ``time``, ``rtp_sequence``, ``transit`` (s), ``d`` (s), ``jitter`` (s).
+    """RFC 3550 §6.4.1 interarrival jitter, per RTP stream (:data:`RTP_STREAM_KEYS`: source,
+    epoch, receiver) in arrival order: columns the stream keys, ``time``, ``rtp_sequence``, ``transit`` (s), ``d`` (s), ``jitter`` (s).
     ``D(i-1, i) = (R_i - R_{i-1}) - (S_i - S_{i-1})`` with ``S`` the RTP timestamp over
     ``clock_rate`` (the GAP ``ts`` field), ``J += (|D| - J) / 16``."""
     rows = []
-    for msid, g in audio.sort_values(["media_source_id", "time"], kind="stable").groupby(
-            "media_source_id", sort=True):
+    keys = _rtp_keys(audio)
+    for key, g in audio.sort_values(keys + ["time"], kind="stable").groupby(keys, sort=True, dropna=False):
         j = 0.0
         prev = None
         for t, seq, ts in zip(g["time"], g["rtp_sequence"], g["rtp_timestamp"]):
@@ -150,19 +154,23 @@ def rtp_jitter(audio: pd.DataFrame, clock_rate: int = OPUS_CLOCK_RATE) -> pd.Dat
             if prev is not None:
                 j += (abs(d) - j) / 16.0
             prev = transit
-            rows.append((int(msid), float(t), int(seq), transit, d, j))
-    return pd.DataFrame(rows, columns=["media_source_id", "time", "rtp_sequence", "transit", "d",
-                                       "jitter"])
+            rows.append((*key, float(t), int(seq), transit, d, j))
+    return pd.DataFrame(rows, columns=keys + ["time", "rtp_sequence", "transit", "d", "jitter"])
+
+
+def _rtp_keys(audio: pd.DataFrame) -> List[str]:
+    """The :data:`RTP_STREAM_KEYS` the table has (and fills)."""
+    return [k for k in RTP_STREAM_KEYS if k in audio.columns and audio[k].notna().any()]
 
 
 def rtp_loss(audio: pd.DataFrame) -> pd.DataFrame:
-    """RFC 3550 Appendix A.3 per ``media_source_id``: ``first``/``last`` extended sequence,
+    """RFC 3550 Appendix A.3 per RTP stream (:data:`RTP_STREAM_KEYS`: source, epoch, receiver): ``first``/``last`` extended sequence,
     ``expected = last - first + 1``, ``received``, ``lost = expected - received`` (negative with
     duplicates), ``gaps``: the missing extended sequence numbers. Sequence numbers are 16-bit and
     extended over wrap-around (a jump back by more than half the space is a new cycle)."""
     rows = []
-    for msid, g in audio.sort_values(["media_source_id", "time"], kind="stable").groupby(
-            "media_source_id", sort=True):
+    keys = _rtp_keys(audio)
+    for key, g in audio.sort_values(keys + ["time"], kind="stable").groupby(keys, sort=True, dropna=False):
         ext: List[int] = []
         cycles = 0
         max_seq = None
@@ -185,9 +193,8 @@ def rtp_loss(audio: pd.DataFrame) -> pd.DataFrame:
         seen = set(ext)
         gaps = [x for x in range(first, hi + 1) if x not in seen]
         expected = hi - first + 1
-        rows.append((int(msid), first, hi, expected, len(ext), expected - len(ext), gaps))
-    return pd.DataFrame(rows, columns=["media_source_id", "first", "last", "expected", "received",
-                                       "lost", "gaps"])
+        rows.append((*key, first, hi, expected, len(ext), expected - len(ext), gaps))
+    return pd.DataFrame(rows, columns=keys + ["first", "last", "expected", "received", "lost", "gaps"])
 
 
 def transition_latency(control: pd.DataFrame) -> pd.DataFrame:
@@ -265,6 +272,16 @@ def plot_throughput(capture: Any, bin_seconds: float = 1.0) -> Figure:
     return fig
 
 
+def _stream_label(keys: List[str], key: tuple) -> str:
+    parts = dict(zip(keys, key))
+    text = f"source {parts.get('media_source_id')}"
+    if "epoch" in parts:
+        text += f" e{parts['epoch']}"
+    if "dst" in parts:
+        text += f" → {parts['dst']}:{parts.get('dport', '')}"
+    return text
+
+
 def plot_gap_jitter(capture: Any, clock_rate: int = OPUS_CLOCK_RATE) -> Figure:
     """Top: RFC 3550 jitter (ms) per media source over time (one line per source). Bottom:
     lost packets per source (one bar per source), gaps marked on the top axis as red ``x``."""
@@ -272,21 +289,23 @@ def plot_gap_jitter(capture: Any, clock_rate: int = OPUS_CLOCK_RATE) -> Figure:
     fig, (ax, ax2) = _fig(2)
     if len(audio):
         jit = rtp_jitter(audio, clock_rate)
-        for msid, g in jit.groupby("media_source_id", sort=True):
-            ax.plot(g["time"], g["jitter"] * 1000.0, label=f"source {msid}")
+        keys = _rtp_keys(audio)
+        for key, g in jit.groupby(keys, sort=True, dropna=False):
+            ax.plot(g["time"], g["jitter"] * 1000.0, label=_stream_label(keys, key))
         loss = rtp_loss(audio)
-        ax2.bar([str(m) for m in loss["media_source_id"]], loss["lost"], color="C3")
-        for msid, gaps in zip(loss["media_source_id"], loss["gaps"]):
+        labels = [_stream_label(keys, tuple(r)) for r in loss[keys].itertuples(index=False)]
+        ax2.bar(labels, loss["lost"], color="C3")
+        for key, gaps in zip(loss[keys].itertuples(index=False), loss["gaps"]):
             if not gaps:
                 continue
-            a = audio[audio["media_source_id"] == msid].sort_values("time")
+            a = audio.loc[(audio[keys] == pd.Series(tuple(key), index=keys)).all(axis=1)].sort_values("time")
             # a gap shows at the arrival of the first packet after it
             after = [float(a["time"][a["rtp_sequence"] > (x & 0xFFFF)].min()) for x in gaps]
             ax.scatter(after, [0.0] * len(after), marker="x", color="red")
         ax.legend(fontsize="small")
     ax.set_ylabel("jitter (ms)")
     ax.set_title("GAP interarrival jitter (RFC 3550 §6.4.1)")
-    ax2.set_xlabel("media source id")
+    ax2.set_xlabel("RTP stream (source, epoch, receiver)")
     ax2.set_ylabel("lost packets")
     ax2.set_title("GAP loss from RTP sequence gaps")
     return fig

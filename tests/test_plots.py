@@ -209,3 +209,16 @@ def test_plot_flow_ladder(built, cap):
     labels = " ".join(t.get_text() for t in ax.texts)
     for info in cap.frames["info"].iloc[2:8]:
         assert str(info)[:40] in labels
+
+
+def test_relay_copies_and_epochs_are_separate_rtp_streams():
+    """In the demo every GAP frame crosses the relay three times (sender → relay, relay → each
+    other member) and sequence numbers restart per epoch: each is a receiver's own stream, so
+    nothing counts as lost or duplicated."""
+    import gbp_lab
+
+    cap = gbp_lab.demo_capture()
+    loss = plots.rtp_loss(plots.audio_table(cap))
+    assert {"media_source_id", "epoch", "dst", "dport"} <= set(loss.columns)
+    assert len(loss) > len(loss["media_source_id"].unique())
+    assert (loss["lost"] == 0).all() and (loss["received"] == loss["expected"]).all()

@@ -551,11 +551,13 @@ class Hpke:
         """``Seal<MODE>(pkR, info, aad, pt, ...)`` → ``(enc, ct)``; base mode by default.
 
         Base mode with an empty ``aad`` and OS randomness (no ``ephemeral``, ``rng`` None or
-        :func:`os.urandom`) — every MLS ``EncryptWithLabel`` of a live group — runs in one call of
+        :func:`os.urandom`, and ``os.urandom`` not patched) — every MLS ``EncryptWithLabel`` of a
+        live group — runs in one call of
         ``cryptography``'s own RFC 9180 HPKE where it has the suite (not X448); anything it
         refuses (e.g. a small-order key) goes the written-out way below, which raises the typed
         error."""
-        if (not mode_args and ephemeral is None and not aad and (rng is None or rng is os.urandom)):
+        if (not mode_args and ephemeral is None and not aad and os.urandom is _OS_URANDOM
+                and (rng is None or rng is _OS_URANDOM)):
             native = _native_suite(self)
             if native is not None:
                 try:
@@ -590,6 +592,8 @@ except ImportError:  # pragma: no cover - older cryptography: the written-out HP
     _native_hpke = None
 
 _NATIVE: Dict[Tuple[int, int, int], object] = {}
+#: the real OS randomness: with ``os.urandom`` patched (a seeded run), the native path is skipped
+_OS_URANDOM = os.urandom
 
 
 def _native_suite(h: "Hpke"):

@@ -135,10 +135,9 @@ class ProposalOrRefType(IntEnum):
 
 def enum_value(cls: Type[E], value: int, where: str, *, allow_reserved: bool = False) -> E:
     """``value`` as a member of ``cls``; unknown (or reserved) values are a :class:`DecodeError`."""
-    try:
-        member = cls(value)
-    except ValueError:
-        raise DecodeError(f"unknown {cls.__name__} value {value}", vid="MLS-ENUM", where=where) from None
+    member = cls._value2member_map_.get(value)  # = cls(value) for an int, without the enum machinery
+    if member is None:
+        raise DecodeError(f"unknown {cls.__name__} value {value}", vid="MLS-ENUM", where=where)
     if member.value == 0 and not allow_reserved:
         raise DecodeError(f"reserved {cls.__name__} value 0", vid="MLS-ENUM-RESERVED", where=where)
     return member
@@ -146,10 +145,7 @@ def enum_value(cls: Type[E], value: int, where: str, *, allow_reserved: bool = F
 
 def known(cls: Type[E], value: int) -> Union[E, int]:
     """The enum member for ``value`` if ``cls`` defines one, else the plain int (GREASE, private)."""
-    try:
-        return cls(value)
-    except ValueError:
-        return value
+    return cls._value2member_map_.get(value, value)
 
 
 class Struct:

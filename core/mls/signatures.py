@@ -61,6 +61,8 @@ _EDDSA = {
 
 
 def _scheme(scheme: int) -> SignatureScheme:
+    if type(scheme) is SignatureScheme:  # the suites pass members: skip the enum lookup
+        return scheme
     try:
         return SignatureScheme(scheme)
     except ValueError:

@@ -36,7 +36,7 @@ from typing import Dict, Optional, Tuple
 from cryptography.hazmat.primitives import hashes
 
 from ..errors import UsageError
-from ..tls import Writer, encode_vec
+from ..tls import encode_vec
 from . import signatures as _sig
 from .hpke import AeadId, Hpke, KdfId, KemId, Rng, hkdf_expand, hpke as _hpke
 from .signatures import SignatureScheme
@@ -223,7 +223,7 @@ class CipherSuite:
     def _encrypt_context(label: bytes | str, context: bytes) -> bytes:
         if isinstance(label, str):
             label = label.encode()
-        return Writer().vec(MLS_LABEL_PREFIX + label).vec(context).getvalue()
+        return encode_vec(MLS_LABEL_PREFIX + label) + encode_vec(context)
 
     def encrypt_with_label(self, pub: bytes, label: bytes | str, context: bytes, plaintext: bytes, *,
                            ephemeral: Optional[bytes] = None, rng: Optional[Rng] = None) -> Tuple[bytes, bytes]:
@@ -280,7 +280,7 @@ class CipherSuite:
     def _sign_content(label: bytes | str, content: bytes) -> bytes:
         if isinstance(label, str):
             label = label.encode()
-        return Writer().vec(MLS_LABEL_PREFIX + label).vec(content).getvalue()
+        return encode_vec(MLS_LABEL_PREFIX + label) + encode_vec(content)
 
     def sign_with_label(self, priv: bytes, label: bytes | str, content: bytes) -> bytes:
         """RFC 9420 §5.1.2 ``SignWithLabel``: sign ``SignContent = opaque label<V> = "MLS 1.0 " +

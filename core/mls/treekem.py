@@ -223,6 +223,10 @@ def create_update_path(tree: RatchetTree, leaf_index: int, group_context: GroupC
     ctx = gc.to_bytes()
 
     excluded = _excluded_nodes(exclude)
+    # EncryptWithLabel(pk, "UpdatePathNode", GroupContext, path_secret) = SealBase(pk,
+    # EncryptContext, "", path_secret) (§5.1.3): one EncryptContext for every ciphertext
+    info = suite._encrypt_context(UPDATE_PATH_LABEL, ctx)
+    nodes = new_tree.nodes
     path_nodes = []
     for i, p in enumerate(fdp):
         child = new_tree.copath_child(p, leaf_index)
@@ -231,8 +235,7 @@ def create_update_path(tree: RatchetTree, leaf_index: int, group_context: GroupC
         for r in new_tree.resolution(child):
             if r in excluded:
                 continue
-            kem_output, ct = suite.encrypt_with_label(new_tree.node(r).encryption_key, UPDATE_PATH_LABEL,
-                                                      ctx, plaintext, rng=rng)
+            kem_output, ct = suite.hpke_seal(nodes[r].encryption_key, info, b"", plaintext, rng=rng)
             cts.append(HPKECiphertext(kem_output, ct))
         path_nodes.append(UpdatePathNode(pairs[i][1], tuple(cts)))
     update_path = UpdatePath(leaf, tuple(path_nodes))

@@ -73,6 +73,11 @@ class GbpFrame(CoreLayer):
                             ("tid", f.transition_id), ("st", f.stream_type), ("sid", f.stream_id),
                             ("fl", f.flags), ("seq", f.sequence_no), ("psz", f.payload_size),
                             ("pl", f.payload), ("pf", f.payload_format)):
+            if name == "fl" and isinstance(value, int) and not 0 <= value <= 0xFFFF:
+                # lenient decoding keeps an out-of-range ``fl`` (recorded in ``defects``); scapy's
+                # flag rendering needs the 16 bits it was declared with (a negative value would
+                # never finish printing)
+                value &= 0xFFFF
             self.fields[name] = self.get_field(name).any2i(self, value)
         if f.defects:
             self.fields["defects"] = "; ".join(describe_error(d) for d in f.defects)

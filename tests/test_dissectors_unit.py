@@ -221,3 +221,18 @@ def test_gtp_attachment_children():
                 assert (child.nc, bytes(child.hash)) == (3, manifest.sha256)
             else:
                 assert (child.idx, child.data) == (1, b"4567")
+
+
+def test_out_of_range_flags_show_and_round_trip():
+    """A frame whose ``fl`` is negative (lenient decoding keeps it as a defect) still shows,
+    summarises and rebuilds to its own bytes (found by hypothesis: show() never returned)."""
+    import cbor2
+
+    from gbp_lab.dissectors import GbpFrame as GbpFrameLayer
+
+    raw = cbor2.dumps({"v": 1, "gid": bytes(16), "ep": 1, "tid": 0, "st": 2, "sid": 101,
+                       "fl": -5, "seq": 1, "psz": 2, "pl": b"hi"})
+    pkt = GbpFrameLayer(raw)
+    text = pkt.show(dump=True)
+    assert "fl" in text and pkt.defects
+    assert bytes(pkt) == raw

@@ -6,7 +6,8 @@ Every payload message is described ONCE, as a :class:`MessageSchema` (a table of
 :class:`FieldSpec` rows: dataclass attribute, CBOR text key, integer width, Protobuf field number,
 FlatBuffers slot). The three codecs are generic functions of that table:
 
-* **CBOR** (RFC 8949) — what the reference writes with serde + ciborium: a definite-length map with
+* **CBOR** (RFC 8949; the codec is :mod:`gbp_lab.core.cbor`, policy
+  :attr:`~gbp_lab.core.cbor.Leniency.SERDE`) — what the reference writes with serde + ciborium: a definite-length map with
   text keys in struct (serde) field order, integers in shortest form, byte fields as byte strings.
   The reader accepts what serde + ciborium accept — checked against the reference wheel in
   ``tests/test_codecs_interop.py`` (crafted cases and differential fuzzing): any key order;
@@ -46,10 +47,9 @@ number to CBOR, as the reference receiver does (``PayloadCodec::from_u8(..).unwr
 """
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, fields as dc_fields
 from enum import Enum
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Type, TypeVar, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Type, TypeVar
 
 import flatbuffers
 from flatbuffers import number_types as _fbn
@@ -58,7 +58,9 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf import message as _pb_message
 from google.protobuf import unknown_fields as _pb_unknown
 
-from .errors import DecodeError, TrailingBytesError, TruncatedError, UsageError
+from . import cbor as _cbor
+from .cbor import CborSimple, CborTag, Reader, Writer, encode_map
+from .errors import DecodeError, TruncatedError, UsageError
 from .gbp.registry import PayloadCodec
 
 __all__ = [
@@ -89,7 +91,7 @@ __all__ = [
 T = TypeVar("T")
 
 #: Deepest nesting of CBOR arrays/maps/tags the generic reader follows (unknown keys, GSP args).
-MAX_CBOR_DEPTH = 256
+MAX_CBOR_DEPTH = _cbor.MAX_DEPTH
 
 
 class LengthMismatchError(DecodeError):
@@ -210,11 +212,7 @@ def check_lengths(schema: MessageSchema, values: Mapping[str, Any], codec: str) 
 
 
 def _as_bytes(data: Any) -> bytes:
-    if isinstance(data, bytes):
-        return data
-    if isinstance(data, (bytearray, memoryview)):
-        return bytes(data)
-    raise UsageError(f"expected bytes, got {type(data).__name__}", vid="CODEC-INPUT")
+    return _cbor.as_bytes(data, "CODEC-INPUT")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -271,440 +269,50 @@ def decode(cls: Type[T], data: Any, codec: Any = PayloadCodec.CBOR) -> T:
 
 
 # ---------------------------------------------------------------------------------------------
-# CBOR (RFC 8949)
+# CBOR (RFC 8949) — the codec is :mod:`gbp_lab.core.cbor`; here only the schema → spec glue
 # ---------------------------------------------------------------------------------------------
-class CborWriter:
-    """Push-side of the CBOR subset the payloads use: shortest-form heads, definite lengths."""
+#: Older names of the :mod:`gbp_lab.core.cbor` pull/push pair (kept for importers).
+CborWriter = Writer
+CborReader = Reader
+cbor_encode_int_map = encode_map
 
-    __slots__ = ("out",)
-
-    def __init__(self) -> None:
-        self.out = bytearray()
-
-    def head(self, major: int, value: int) -> "CborWriter":
-        """Initial byte + argument in its shortest form (RFC 8949 §3, §4.2.1)."""
-        mt = major << 5
-        if value < 24:
-            self.out.append(mt | value)
-        elif value < 0x100:
-            self.out += bytes((mt | 24, value))
-        elif value < 0x10000:
-            self.out.append(mt | 25)
-            self.out += value.to_bytes(2, "big")
-        elif value < 0x100000000:
-            self.out.append(mt | 26)
-            self.out += value.to_bytes(4, "big")
-        elif value < 1 << 64:
-            self.out.append(mt | 27)
-            self.out += value.to_bytes(8, "big")
-        else:
-            raise UsageError(f"CBOR argument {value} does not fit 64 bits", vid="CBOR-RANGE")
-        return self
-
-    def uint(self, value: int) -> "CborWriter":
-        return self.head(0, value)
-
-    def int(self, value: int) -> "CborWriter":
-        return self.head(0, value) if value >= 0 else self.head(1, -1 - value)
-
-    def bstr(self, value: bytes) -> "CborWriter":
-        self.head(2, len(value))
-        self.out += value
-        return self
-
-    def tstr(self, value: str) -> "CborWriter":
-        raw = value.encode("utf-8")
-        self.head(3, len(raw))
-        self.out += raw
-        return self
-
-    def map(self, n: int) -> "CborWriter":
-        return self.head(5, n)
-
-    def value(self, v: Any) -> "CborWriter":
-        """Any of: int, float (as double), bytes, str, bool, None, list/tuple, dict (insertion order
-        kept)."""
-        if isinstance(v, bool):
-            self.out.append(0xF5 if v else 0xF4)
-        elif v is None:
-            self.out.append(0xF6)
-        elif isinstance(v, int):
-            self.int(v)
-        elif isinstance(v, float):
-            self.out.append(0xFB)  # always double precision
-            self.out += struct.pack(">d", v)
-        elif isinstance(v, (bytes, bytearray, memoryview)):
-            self.bstr(bytes(v))
-        elif isinstance(v, str):
-            self.tstr(v)
-        elif isinstance(v, (list, tuple)):
-            self.head(4, len(v))
-            for item in v:
-                self.value(item)
-        elif isinstance(v, Mapping):
-            self.map(len(v))
-            for k, item in v.items():
-                self.value(k)
-                self.value(item)
-        else:
-            raise UsageError(f"cannot CBOR-encode {type(v).__name__}", vid="CBOR-TYPE")
-        return self
-
-    def getvalue(self) -> bytes:
-        return bytes(self.out)
+_CBOR_KIND = {Kind.BYTES: _cbor.BSTR, Kind.TEXT: _cbor.TSTR}
+_CBOR_SPECS: Dict[int, Tuple[MessageSchema, Tuple[Tuple[str, str, int, str], ...]]] = {}
 
 
-@dataclass(frozen=True)
-class CborTag:
-    """A tagged item the generic reader does not interpret (RFC 8949 §3.4)."""
-
-    tag: int
-    value: Any
-
-
-@dataclass(frozen=True)
-class CborSimple:
-    """A simple value other than false/true/null/undefined (RFC 8949 §3.3)."""
-
-    value: int
-
-
-_BREAK = object()
-
-
-class CborReader:
-    """Pull-side CBOR reader (RFC 8949) over ``data``; every failure is a typed DecodeError.
-
-    Lengths are compared with the remaining input before anything is sliced, so no declared
-    length can make it allocate more than the input holds; nesting is limited to
-    :data:`MAX_CBOR_DEPTH`.
-    """
-
-    __slots__ = ("data", "pos", "context")
-
-    def __init__(self, data: bytes, context: str = "cbor") -> None:
-        self.data = data
-        self.pos = 0
-        self.context = context
-
-    # -- errors -------------------------------------------------------------------------------
-    def _err(self, msg: str, vid: str = "CODEC-CBOR-MALFORMED") -> DecodeError:
-        return DecodeError(f"{self.context}: {msg}", vid=vid, where=self.pos)
-
-    def _need(self, n: int, what: str) -> None:
-        if n > len(self.data) - self.pos:
-            raise TruncatedError(
-                f"{self.context}: {what} needs {n} bytes, {len(self.data) - self.pos} left",
-                vid="CODEC-CBOR-TRUNCATED", where=self.pos)
-
-    # -- heads ----------------------------------------------------------------------------------
-    def head(self) -> Tuple[int, int, Optional[int]]:
-        """(major type, additional info, argument); argument is None for ai 31 (indefinite)."""
-        self._need(1, "initial byte")
-        ib = self.data[self.pos]
-        self.pos += 1
-        major, ai = ib >> 5, ib & 0x1F
-        if ai < 24:
-            return major, ai, ai
-        if ai <= 27:
-            n = 1 << (ai - 24)
-            self._need(n, "argument")
-            v = int.from_bytes(self.data[self.pos:self.pos + n], "big")
-            self.pos += n
-            return major, ai, v
-        if ai == 31:
-            if major in (0, 1, 6):
-                raise self._err(f"indefinite length not allowed for major type {major}")
-            return major, ai, None
-        raise self._err(f"reserved additional information {ai}")
-
-    def at_end(self) -> bool:
-        return self.pos >= len(self.data)
-
-    def expect_end(self) -> None:
-        if self.pos != len(self.data):
-            raise TrailingBytesError(
-                f"{self.context}: {len(self.data) - self.pos} bytes after the item",
-                vid="CODEC-CBOR-TRAILING", where=self.pos)
-
-    def _string_body(self, major: int, arg: Optional[int], depth_ok: bool = True) -> bytes:
-        if arg is not None:
-            self._need(arg, "string")
-            out = self.data[self.pos:self.pos + arg]
-            self.pos += arg
-            return out
-        # indefinite-length string: definite chunks of the same major type, then break
-        parts: List[bytes] = []
-        while True:
-            self._need(1, "string chunk")
-            if self.data[self.pos] == 0xFF:
-                self.pos += 1
-                return b"".join(parts)
-            m, _ai, n = self.head()
-            if m != major or n is None:
-                raise self._err("bad chunk in indefinite-length string")
-            self._need(n, "string chunk")
-            parts.append(self.data[self.pos:self.pos + n])
-            self.pos += n
-
-    def _text(self, raw: bytes) -> str:
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise self._err("text string is not valid UTF-8") from None
-
-    # -- generic items --------------------------------------------------------------------------
-    def item(self, depth: int = 0) -> Any:
-        """Decode one item into Python values: int, bytes, str, list, dict, bool, None, float,
-        :class:`CborTag`, :class:`CborSimple`. Map keys that are unhashable become tuples."""
-        v = self._item(depth)
-        if v is _BREAK:
-            raise self._err("unexpected break")
-        return v
-
-    def _item(self, depth: int) -> Any:
-        if depth > MAX_CBOR_DEPTH:
-            raise self._err(f"nesting deeper than {MAX_CBOR_DEPTH}")
-        if not self.at_end() and self.data[self.pos] == 0xFF:
-            self.pos += 1
-            return _BREAK
-        major, ai, arg = self.head()
-        if major == 0:
-            return arg
-        if major == 1:
-            return -1 - arg
-        if major == 2:
-            return self._string_body(2, arg)
-        if major == 3:
-            return self._text(self._string_body(3, arg))
-        if major == 4:
-            out: List[Any] = []
-            if arg is None:
-                while True:
-                    v = self._item(depth + 1)
-                    if v is _BREAK:
-                        return out
-                    out.append(v)
-            self._need(arg, "array items")  # each item takes at least one byte
-            for _ in range(arg):
-                v = self._item(depth + 1)
-                if v is _BREAK:
-                    raise self._err("unexpected break")
-                out.append(v)
-            return out
-        if major == 5:
-            d: Dict[Any, Any] = {}
-            count = 0
-            if arg is not None:
-                self._need(2 * arg, "map entries")
-            while arg is None or count < arg:
-                k = self._item(depth + 1)
-                if k is _BREAK:
-                    if arg is None:
-                        return d
-                    raise self._err("unexpected break")
-                v = self._item(depth + 1)
-                if v is _BREAK:
-                    raise self._err("unexpected break")
-                d[_hashable(k)] = v
-                count += 1
-            return d
-        if major == 6:
-            v = self._item(depth + 1)
-            if v is _BREAK:
-                raise self._err("unexpected break")
-            return CborTag(arg, v)
-        # major 7
-        if ai < 24 or ai == 24:
-            if ai == 20:
-                return False
-            if ai == 21:
-                return True
-            if ai == 22:
-                return None
-            if ai == 24 and arg < 32:
-                raise self._err("two-byte simple value below 32")
-            return CborSimple(arg)
-        if ai == 25:
-            return struct.unpack(">e", arg.to_bytes(2, "big"))[0]
-        if ai == 26:
-            return struct.unpack(">f", arg.to_bytes(4, "big"))[0]
-        if ai == 27:
-            return struct.unpack(">d", arg.to_bytes(8, "big"))[0]
-        raise self._err("unexpected break")  # ai 31 outside an indefinite container
-
-    def skip(self, depth: int = 0) -> None:
-        """Consume one well-formed item (value of an unknown key at nesting *depth*)."""
-        self.item(depth)
-
-
-def _hashable(k: Any) -> Any:
-    """A dict key for a decoded map key: arrays become tuples, maps tuples of pairs."""
-    if isinstance(k, list):
-        return tuple(_hashable(x) for x in k)
-    if isinstance(k, dict):
-        return tuple((a, _hashable(b)) for a, b in k.items())
-    if isinstance(k, CborTag):
-        return CborTag(k.tag, _hashable(k.value))
-    return k
+def cbor_spec(schema: MessageSchema) -> Tuple[Tuple[str, str, int, str], ...]:
+    """*schema* as a :func:`gbp_lab.core.cbor.decode_map` spec: ``(key, kind, max, attr)`` rows."""
+    hit = _CBOR_SPECS.get(id(schema))
+    if hit is not None and hit[0] is schema:
+        return hit[1]
+    spec = tuple((f.key, _cbor.UINT, (1 << f.kind.value) - 1, f.attr) if f.kind.is_int
+                 else (f.key, _CBOR_KIND[f.kind], 0, f.attr) for f in schema.fields)
+    _CBOR_SPECS[id(schema)] = (schema, spec)
+    return spec
 
 
 def cbor_decode_item(data: bytes, *, context: str = "cbor", allow_trailing: bool = False) -> Any:
     """Decode exactly one CBOR item (trailing bytes rejected unless *allow_trailing*)."""
-    r = CborReader(_as_bytes(data), context)
-    v = r.item()
-    if not allow_trailing:
-        r.expect_end()
-    return v
-
-
-def cbor_encode_int_map(pairs: Union[Mapping[int, Any], Iterable[Tuple[int, Any]]]) -> bytes:
-    """A definite-length CBOR map with integer keys in the given order (GSP ``args``)."""
-    items = list(pairs.items()) if isinstance(pairs, Mapping) else list(pairs)
-    w = CborWriter().map(len(items))
-    for k, v in items:
-        w.int(k).value(v)
-    return w.getvalue()
+    return _cbor.decode_item(data, context=context, allow_trailing=allow_trailing)
 
 
 def cbor_encode_text_map(schema: MessageSchema, values: Mapping[str, Any]) -> bytes:
-    """The serde/ciborium form: definite map, text keys in schema order, shortest integers."""
-    w = CborWriter().map(len(schema.fields))
-    for f in schema.fields:
-        w.tstr(f.key)
-        v = values[f.attr]
-        if f.kind.is_int:
-            w.uint(v)
-        elif f.kind is Kind.BYTES:
-            w.bstr(v)
-        else:
-            w.tstr(v)
-    return w.getvalue()
-
-
-def _untag(v: Any) -> Any:
-    """Drop tags as ciborium does when it deserialises into a plain type; a bignum (tag 2/3,
-    RFC 8949 §3.4.3) becomes its integer."""
-    while isinstance(v, CborTag):
-        if v.tag in (2, 3) and isinstance(v.value, bytes):
-            n = int.from_bytes(v.value, "big")
-            return n if v.tag == 2 else -1 - n
-        v = v.value
-    return v
-
-
-def _skip_tags(r: CborReader) -> Tuple[int, int, Optional[int], List[int]]:
-    """Read a head, skipping leading tags (at most MAX_CBOR_DEPTH); returns the tags seen."""
-    tags: List[int] = []
-    major, ai, arg = r.head()
-    while major == 6:
-        tags.append(arg)
-        if len(tags) > MAX_CBOR_DEPTH:
-            raise r._err(f"more than {MAX_CBOR_DEPTH} nested tags")
-        major, ai, arg = r.head()
-    return major, ai, arg, tags
-
-
-def _cbor_field(r: CborReader, schema: MessageSchema, f: FieldSpec) -> Any:
-    """One known field, accepted in the forms serde + ciborium accept: tags are ignored, an
-    integer may be a bignum, a byte field may be an array of u8."""
-    start = r.pos
-    major, _ai, arg, tags = _skip_tags(r)
-    where = f"{schema.name}.{f.key}"
-    if f.kind.is_int:
-        big = [i for i, t in enumerate(tags) if t in (2, 3)]
-        if big and (big[0] != len(tags) - 1 or major != 2):
-            # ciborium: a bignum tag must wrap a byte string directly
-            r.pos = start
-            raise DecodeError(f"{where}: bignum tag without a byte string",
-                              vid="CODEC-CBOR-TYPE", where=f.attr)
-        if big:
-            v = _untag(CborTag(tags[-1], r._string_body(2, arg)))
-        elif major in (0, 1):
-            v = arg if major == 0 else -1 - arg
-        else:
-            v = None
-        if v is not None:
-            if v < 0:
-                raise DecodeError(f"{where}: negative integer for u{f.kind.value}",
-                                  vid="CODEC-RANGE", where=f.attr)
-            return check_int(v, f.kind.value, where=f.attr, decoding=True)
-    elif f.kind is Kind.BYTES:
-        if major == 2:
-            return r._string_body(2, arg)
-        if major == 4:  # serde_bytes also takes a sequence of u8
-            r.pos = start
-            items = r.item(1)
-            while isinstance(items, CborTag):
-                items = items.value
-            out = bytearray()
-            for x in items:
-                x = _untag(x)
-                if isinstance(x, bool) or not isinstance(x, int) or not 0 <= x <= 0xFF:
-                    raise DecodeError(f"{where}: array element {x!r} is not a u8",
-                                      vid="CODEC-CBOR-TYPE", where=f.attr)
-                out.append(x)
-            return bytes(out)
-    elif major == 3:
-        return r._text(r._string_body(3, arg))
-    r.pos = start
-    raise DecodeError(f"{where}: major type {major} where {f.kind.name.lower()} was expected",
-                      vid="CODEC-CBOR-TYPE", where=f.attr)
+    """The serde/ciborium form: definite map, text keys in schema order, shortest integers
+    (*values* by attribute name)."""
+    return _cbor.encode_text_map(cbor_spec(schema), values)
 
 
 def cbor_decode_text_map(schema: MessageSchema, data: bytes) -> Dict[str, Any]:
-    """Read the serde/ciborium form of *schema*: any key order, unknown keys ignored, duplicate
-    known keys / missing keys / wrong types / out-of-range integers / trailing bytes rejected."""
-    r = CborReader(data, schema.name)
-    major, _ai, n, _tags = _skip_tags(r)
-    if major != 5:
-        raise DecodeError(f"{schema.name}: expected a CBOR map, got major type {major}",
-                          vid="CODEC-CBOR-NOT-MAP", where=0)
-    by_key = {f.key: f for f in schema.fields}
-    values: Dict[str, Any] = {}
-    count = 0
-    if n is not None:
-        r._need(2 * n, "map entries")
-    while n is None or count < n:
-        if n is None:
-            r._need(1, "map entry")
-            if r.data[r.pos] == 0xFF:
-                r.pos += 1
-                break
-        count += 1
-        kstart = r.pos
-        km, _kai, karg, _tags = _skip_tags(r)
-        if km == 3:
-            key = r._text(r._string_body(3, karg))
-        elif km == 2:
-            # serde's field identifier also takes a byte string (ciborium visit_bytes)
-            key = r._string_body(2, karg).decode("utf-8", "replace")
-        else:
-            r.pos = kstart
-            raise DecodeError(f"{schema.name}: map key of major type {km}, expected a text key",
-                              vid="CODEC-CBOR-KEY-TYPE", where=kstart)
-        f = by_key.get(key)
-        if f is None:
-            r.skip(1)  # the message map itself is one level (ciborium's recursion limit)
-            continue
-        if f.attr in values:
-            raise DecodeError(f"{schema.name}: duplicate key {key!r}",
-                              vid="CODEC-CBOR-DUP-KEY", where=f.attr)
-        values[f.attr] = _cbor_field(r, schema, f)
-    r.expect_end()
-    for f in schema.fields:
-        if f.attr not in values:
-            raise DecodeError(f"{schema.name}: missing key {f.key!r}",
-                              vid="CODEC-CBOR-MISSING-KEY", where=f.attr)
+    """Read the serde/ciborium form of *schema* (:attr:`gbp_lab.core.cbor.Leniency.SERDE`): any
+    key order, unknown keys ignored, duplicate known keys / missing keys / wrong types /
+    out-of-range integers / trailing bytes rejected. Returns values by attribute name."""
+    values, _ = _cbor.decode_map(data, cbor_spec(schema), "CODEC-CBOR", schema.name,
+                                 leniency=_cbor.Leniency.SERDE, range_vid="CODEC-RANGE")
     return values
 
 
-def _cbor_encode(schema: MessageSchema, values: Mapping[str, Any]) -> bytes:
-    return cbor_encode_text_map(schema, values)
-
-
-def _cbor_decode(schema: MessageSchema, data: bytes) -> Dict[str, Any]:
-    return cbor_decode_text_map(schema, data)
+_cbor_encode = cbor_encode_text_map
+_cbor_decode = cbor_decode_text_map
 
 
 # ---------------------------------------------------------------------------------------------

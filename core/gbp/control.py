@@ -15,15 +15,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from ..cbor import BSTR, UINT, decode_map, encoder
 from ..errors import DecodeError, UsageError
-from .frame import BSTR, UINT, decode_map, enc_bstr, enc_key, enc_uint
 from .registry import ControlOpcode
 
 CONTROL_SPEC = (
     ("op", UINT, 0xFFFF), ("rid", UINT, 0xFFFFFFFF), ("sid", UINT, 0xFFFFFFFF),
     ("tid", UINT, 0xFFFFFFFF), ("alen", UINT, 0xFFFFFFFF), ("args", BSTR, 0),
 )
-_K = {k: enc_key(k) for k, _, _ in CONTROL_SPEC}
+_ENCODE = encoder(CONTROL_SPEC)
 #: ``{0: true}``: the coordinator-claim args of CAPABILITIES_ADVERTISE (gbp-control-plane.md §5.1).
 COORDINATOR_CLAIM_ARGS = b"\xa1\x00\xf5"
 
@@ -67,11 +67,8 @@ class ControlMessage:
             if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= maxv:
                 raise UsageError(f"{name}={value!r} does not fit the wire type",
                                  vid="GBP-CTRL-ENCODE", where=name)
-        return b"".join((
-            b"\xa6", _K["op"], enc_uint(self.opcode), _K["rid"], enc_uint(self.request_id),
-            _K["sid"], enc_uint(self.sender_id), _K["tid"], enc_uint(self.transition_id),
-            _K["alen"], enc_uint(self.args_length), _K["args"], enc_bstr(self.args),
-        ))
+        return _ENCODE((self.opcode, self.request_id, self.sender_id, self.transition_id,
+                        self.args_length, self.args))
 
 
 def decode_control(data: bytes) -> ControlMessage:

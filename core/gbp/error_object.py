@@ -14,16 +14,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from ..cbor import BOOL, BSTR, TSTR, UINT, decode_map, encoder
 from ..errors import UsageError
-from .frame import BOOL, BSTR, TSTR, UINT, decode_map, enc_bstr, enc_key, enc_tstr, enc_uint
 from .registry import ErrorClass, ErrorCode, ErrorSpec, error_spec
 
 ERROR_OBJECT_SPEC = (
     ("code", UINT, 0xFFFF), ("class", UINT, 0xFF), ("retryable", BOOL, 0), ("fatal", BOOL, 0),
     ("reason", TSTR, 0), ("det", BSTR, 0),
 )
-_K = {k: enc_key(k) for k, _, _ in ERROR_OBJECT_SPEC}
-_TF = {True: b"\xf5", False: b"\xf4"}
+_ENCODE = encoder(ERROR_OBJECT_SPEC)
 
 
 @dataclass(frozen=True)
@@ -67,11 +66,8 @@ class ErrorObject:
         """CBOR bytes in the reference's key order."""
         if not (0 <= self.code <= 0xFFFF and 0 <= self.error_class <= 0xFF):
             raise UsageError("code/class out of range", vid="GBP-ERROBJ-ENCODE")
-        return b"".join((
-            b"\xa6", _K["code"], enc_uint(self.code), _K["class"], enc_uint(self.error_class),
-            _K["retryable"], _TF[bool(self.retryable)], _K["fatal"], _TF[bool(self.fatal)],
-            _K["reason"], enc_tstr(self.reason), _K["det"], enc_bstr(self.details),
-        ))
+        return _ENCODE((self.code, self.error_class, bool(self.retryable), bool(self.fatal),
+                        self.reason, self.details))
 
 
 def decode_error_object(data: bytes) -> ErrorObject:

@@ -25,176 +25,30 @@ gets its zero value, an out-of-range integer is kept as is, and every problem is
 at all still raise (there is no frame to return).
 
 Speed: every frame a sender produces is in shortest form, and :func:`decode_frame` first tries a
-one-step path for exactly that (``cbor2.loads``, then type/range checks, then a length check: the
+one-step path for exactly that (:func:`gbp_lab.core.cbor.fast_loads`, then type/range checks, then a length check: the
 input must be exactly as long as the shortest encoding of the decoded values, which proves there
-are no trailing bytes or duplicate keys). Anything else goes through :func:`decode_map`, which
-finds the first problem in the order above.
+are no trailing bytes or duplicate keys). Anything else goes through
+:func:`gbp_lab.core.cbor.decode_map` with :attr:`~gbp_lab.core.cbor.Leniency.STRICT`, which finds
+the first problem in the order above.
 
-The CBOR helpers (:func:`decode_map`, :func:`enc_uint` …) are shared with :mod:`.control` and
-:mod:`.error_object`, which use the same conventions.
+The CBOR codec itself is :mod:`gbp_lab.core.cbor` (shared with :mod:`.control`,
+:mod:`.error_object` and the payload codecs); ``decode_map``, ``enc_uint`` … stay importable from
+here for older callers.
 """
 from __future__ import annotations
 
-import io
-import struct
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Optional, Tuple
 
-import cbor2
-
-from ..errors import DecodeError, TrailingBytesError, UsageError
+from ..cbor import (BSTR, U8, U16, U32, U64, UINT, decode_map, enc_bstr, enc_head, enc_key,
+                    enc_tstr, enc_uint, fast_loads, head_len)
+from ..errors import DecodeError, UsageError
 from .registry import (GBP_VERSION, GROUP_ID_LENGTH, FrameFlags, PayloadCodec, StreamType,
                        sender_of)
 
-# --- CBOR: shortest-form encoding helpers (RFC 8949 §3.1, §4.2.1 preferred serialization) ------
-_pack_B = struct.Struct(">BB").pack
-_pack_H = struct.Struct(">BH").pack
-_pack_I = struct.Struct(">BI").pack
-_pack_Q = struct.Struct(">BQ").pack
-
-
-def enc_head(major: int, n: int) -> bytes:
-    """CBOR initial byte(s) for major type *major* (already shifted, e.g. 0x40) and argument *n*."""
-    if n < 24:
-        return bytes((major | n,))
-    if n < 0x100:
-        return _pack_B(major | 24, n)
-    if n < 0x10000:
-        return _pack_H(major | 25, n)
-    if n < 0x100000000:
-        return _pack_I(major | 26, n)
-    return _pack_Q(major | 27, n)
-
-
-def enc_uint(n: int) -> bytes:
-    """Shortest-form CBOR unsigned integer."""
-    return enc_head(0x00, n)
-
-
-def enc_bstr(b: bytes) -> bytes:
-    """CBOR byte string."""
-    return enc_head(0x40, len(b)) + b
-
-
-def enc_tstr(s: str) -> bytes:
-    """CBOR text string (UTF-8)."""
-    b = s.encode("utf-8")
-    return enc_head(0x60, len(b)) + b
-
-
-def enc_key(k: str) -> bytes:
-    """A text map key, pre-encoded."""
-    return enc_tstr(k)
-
-
-# --- CBOR: strict map decoding ----------------------------------------------------------------
-UINT, BSTR, TSTR, BOOL = "uint", "bstr", "tstr", "bool"
-_ZERO = {UINT: 0, BSTR: b"", TSTR: "", BOOL: False}
-_RANGE_NAME = {0xFF: "u8", 0xFFFF: "u16", 0xFFFFFFFF: "u32", 0xFFFFFFFFFFFFFFFF: "u64"}
-
-
-def _load_one(data: bytes, prefix: str) -> Tuple[Any, int]:
-    """Decode one CBOR item from the start of *data*; returns (item, bytes consumed)."""
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise UsageError(f"expected bytes, got {type(data).__name__}", vid=f"{prefix}-INPUT")
-    fp = io.BytesIO(data)
-    try:
-        obj = cbor2.load(fp)
-    except Exception as exc:  # cbor2 raises CBORDecodeError/EOF, ValueError, RecursionError …
-        raise DecodeError(f"invalid CBOR: {exc}", vid=f"{prefix}-CBOR", where=fp.tell()) from None
-    return obj, fp.tell()
-
-
-def _map_header_count(data: bytes) -> Optional[int]:
-    """Number of entries a definite-length CBOR map header declares (``None`` if indefinite)."""
-    b0 = data[0]
-    n = b0 & 0x1F
-    if n < 24:
-        return n
-    if n == 31:
-        return None
-    size = 1 << (n - 24)
-    return int.from_bytes(data[1:1 + size], "big")
-
-
-_SPEC_INDEX: Dict[Tuple[Tuple[str, str, int], ...], Dict[str, Tuple[str, int]]] = {}
-
-
-def _spec_index(spec: Sequence[Tuple[str, str, int]]) -> Dict[str, Tuple[str, int]]:
-    spec = tuple(spec)
-    idx = _SPEC_INDEX.get(spec)
-    if idx is None:
-        idx = _SPEC_INDEX[spec] = {k: (kind, maxv) for k, kind, maxv in spec}
-    return idx
-
-
-def decode_map(data: bytes, spec: Sequence[Tuple[str, str, int]], prefix: str, what: str,
-               strict: bool = True) -> Tuple[Dict[str, Any], List[DecodeError]]:
-    """Decode *data* as one CBOR map with text keys described by *spec*.
-
-    *spec* lists ``(key, kind, max)`` with kind one of ``uint bstr tstr bool``; keys with
-    ``max < 0`` are optional. Returns ``(values, defects)``: *values* holds every spec key (zero
-    value when missing/mistyped, in lenient mode), *defects* the typed errors found. In strict mode
-    the first defect is raised instead. Not-CBOR and not-a-map always raise.
-    """
-    obj, used = _load_one(data, prefix)
-    if type(obj) is not dict:
-        raise DecodeError(f"{what}: expected a CBOR map, got {type(obj).__name__}",
-                          vid=f"{prefix}-NOT-MAP")
-    defects: List[DecodeError] = []
-
-    def bad(err: DecodeError) -> None:
-        if strict:
-            raise err
-        defects.append(err)
-
-    if used != len(data):
-        bad(TrailingBytesError(f"{what}: {len(data) - used} bytes after the CBOR map",
-                               vid=f"{prefix}-TRAILING", where=used))
-    out: Dict[str, Any] = {}
-    kinds = _spec_index(spec)
-    for key in obj:  # cbor2 keeps the wire order: check entries as serde meets them
-        if type(key) is not str or key not in kinds:
-            continue  # unknown keys are ignored, as by the reference
-        kind, maxv = kinds[key]
-        v = obj[key]
-        if kind == UINT:
-            if type(v) is not int:
-                bad(DecodeError(f"{what}.{key}: expected unsigned integer, got {type(v).__name__}",
-                                vid=f"{prefix}-TYPE", where=key))
-                v = 0
-            elif v < 0 or v > abs(maxv):
-                bad(DecodeError(f"{what}.{key}: {v} out of range for {_RANGE_NAME.get(abs(maxv), 'uint')}",
-                                vid=f"{prefix}-RANGE", where=key))
-        elif kind == BSTR:
-            if type(v) is not bytes:
-                bad(DecodeError(f"{what}.{key}: expected byte string, got {type(v).__name__}",
-                                vid=f"{prefix}-TYPE", where=key))
-                v = b""
-        elif kind == TSTR:
-            if type(v) is not str:
-                bad(DecodeError(f"{what}.{key}: expected text string, got {type(v).__name__}",
-                                vid=f"{prefix}-TYPE", where=key))
-                v = ""
-        elif type(v) is not bool:
-            bad(DecodeError(f"{what}.{key}: expected bool, got {type(v).__name__}",
-                            vid=f"{prefix}-TYPE", where=key))
-            v = False
-        out[key] = v
-    declared = _map_header_count(data)
-    if declared is not None and declared != len(obj):
-        bad(DecodeError(f"{what}: duplicate key in map ({declared} entries, {len(obj)} distinct)",
-                        vid=f"{prefix}-DUPLICATE"))
-    for key, kind, maxv in spec:
-        if key not in out:
-            if maxv >= 0:
-                bad(DecodeError(f"{what}: missing key {key!r}", vid=f"{prefix}-MISSING", where=key))
-            out[key] = _ZERO[kind]
-    return out, defects
-
 
 # --- the frame --------------------------------------------------------------------------------
-_U8, _U16, _U32, _U64 = 0xFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF
+_U8, _U16, _U32, _U64 = U8, U16, U32, U64
 #: (key, kind, max) in wire order; negative max = optional key.
 FRAME_SPEC = (
     ("v", UINT, _U8), ("gid", BSTR, 0), ("ep", UINT, _U64), ("tid", UINT, _U32),
@@ -312,14 +166,13 @@ class GbpFrame:
         ))
 
 
-_loads = cbor2.loads
+_loads = fast_loads
 #: map header + the ten text keys of a frame without ``pf``
 _FIXED10 = 1 + sum(len(_K[k]) for k in FRAME_KEYS[:10])
 _PF_KEY_LEN = len(_KPF)
 
 
-def _ulen(n: int) -> int:
-    return 1 if n < 24 else 2 if n < 0x100 else 3 if n < 0x10000 else 5 if n < 0x100000000 else 9
+_ulen = head_len
 
 
 def _frame_fast(obj: Any, data: bytes) -> Optional[GbpFrame]:

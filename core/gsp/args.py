@@ -32,8 +32,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple, Union
 
+from ..cbor import Reader, bignum, encode_map
 from ..errors import DecodeError, UsageError
-from ..payload_codec import CborReader, CborTag, check_int, cbor_encode_int_map
+from ..payload_codec import check_int
 from .signal import SignalType
 
 __all__ = [
@@ -122,7 +123,7 @@ def build_args(signal: Union[int, SignalType], **values: int) -> bytes:
                          vid="GSP-ARGS-BUILD")
     if not spec:
         return b""
-    return cbor_encode_int_map(
+    return encode_map(
         (key, check_int(values[attr], 32, where=attr, decoding=False)) for key, attr in spec)
 
 
@@ -154,36 +155,17 @@ def codec_update_args(codec_id: int) -> bytes:
 # ---------------------------------------------------------------------------------------------
 # reading
 # ---------------------------------------------------------------------------------------------
-def _bignum(v: Any) -> Any:
-    """ciborium's ``Value`` turns a bignum (tag 2/3 on a byte string, RFC 8949 §3.4.3) into an
-    integer; other tags stay tags (and so are not unsigned integers)."""
-    if isinstance(v, CborTag) and v.tag in (2, 3) and isinstance(v.value, bytes):
-        n = int.from_bytes(v.value, "big")
-        return n if v.tag == 2 else -1 - n
-    return v
-
-
 def _int_map_entries(data: bytes, *, strict: bool) -> List[Tuple[int, Any]]:
     """(key, value) pairs of an integer-keyed CBOR map at the start of *data*."""
     if not data:
         raise GspArgsError("args are empty, a CBOR map is required", where="args")
     try:
-        r = CborReader(bytes(data), "GSP args")
+        r = Reader(bytes(data), "GSP args")
         major, _ai, n = r.head()
         if major != 5:
             raise GspArgsError(f"args must be a CBOR map (major type {major})", where="args")
-        entries: List[Tuple[int, Any]] = []
-        if n is not None:
-            r._need(2 * n, "map entries")
-        while n is None or len(entries) < n:
-            if n is None:
-                r._need(1, "map entry")
-                if r.data[r.pos] == 0xFF:
-                    r.pos += 1
-                    break
-            k = _bignum(r.item(1))
-            v = _bignum(r.item(1))
-            entries.append((k, v))
+        # ciborium's Value turns a bignum into an integer; other tags stay (not unsigned ints)
+        entries = [(bignum(k), bignum(v)) for k, v in r.map_entries(n)]
         if strict:
             r.expect_end()
     except GspArgsError:

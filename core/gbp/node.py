@@ -45,7 +45,8 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from ..errors import DecodeError, GbpLabError, StateError, UsageError
 from .control import COORDINATOR_CLAIM_ARGS, ControlMessage, decode_control
 from .events import NodeEvent, OutboundFrame, _event
-from .frame import decode_frame, enc_bstr, enc_head, enc_key, enc_uint
+from ..cbor import enc_bstr, enc_head, enc_key, enc_uint
+from .frame import decode_frame
 from .registry import (ERROR_SPECS, GBP_VERSION, GROUP_ID_LENGTH, STREAM_ID_STRIDE, TIMEOUTS_MS,
                        ControlOpcode, ErrorClass, ErrorCode, FrameFlags, NodeState, PayloadCodec,
                        StreamType, TransitionState, sent_flags)

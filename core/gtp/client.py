@@ -17,11 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, Hashable, Optional
 
-import cbor2
-
 from ..errors import DecodeError, UsageError
 from ..gbp.events import OutboundFrame
-from ..gbp.frame import enc_head, enc_key, enc_uint
+from ..cbor import enc_head, enc_key, enc_uint, fast_loads as _loads, head_len as _ulen
 from ..gbp.registry import ErrorCode, PayloadCodec, StreamType, sent_flags
 from ..payload_codec import LengthMismatchError, resolve_codec
 from .message import GtpContentType, GtpFlags, GtpMessage
@@ -46,11 +44,6 @@ _PLAIN_TAIL = _K["ts"] + b"\x00" + _K["rid"] + b"\x00" + _K["fl"] + b"\x01" + _K
 _FIXED = 1 + sum(len(v) for v in _K.values())
 _new = object.__new__
 _setattr = object.__setattr__
-_loads = cbor2.loads
-
-
-def _ulen(n: int) -> int:
-    return 1 if n < 24 else 2 if n < 0x100 else 3 if n < 0x10000 else 5 if n < 0x100000000 else 9
 
 
 def _plain_cbor(sender_id: int, message_id: int, text: str) -> bytes:

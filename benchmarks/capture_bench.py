@@ -17,6 +17,11 @@ out-of-order) and times each stage:
 At the end the ratios the brief asks for are printed: ``read_capture`` with decryption against
 scapy's ``rdpcap`` (target ≥ 10×) and against the raw loop (target ≥ 0.6×), measured in the same
 run (best of ``--repeat`` runs each, so a busy machine hurts every contender alike).
+
+``--iter-memory`` instead builds the file and streams it with
+:func:`~gbp_lab.capture.stream.iter_capture` in two fresh processes: one plain (time, anonymous
+and total max RSS) and one under ``tracemalloc`` (peak of Python allocations). Run it for two
+``--frames`` values with the same ``--chunksize`` to see that the peak does not grow with the file.
 """
 from __future__ import annotations
 
@@ -176,7 +181,19 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="best of N runs for the ratio contenders")
     ap.add_argument("--per-packet", action="store_true",
                     help="one record per TCP segment (live traffic) instead of full segments")
+    ap.add_argument("--iter-memory", action="store_true",
+                    help="instead of the speed run: peak memory of iter_capture over the file, "
+                         "measured in a fresh process (tracemalloc peak and max RSS)")
+    ap.add_argument("--chunksize", type=int, default=100_000, help="iter_capture chunk size")
+    ap.add_argument("--measure-iter", metavar="PATH", help=argparse.SUPPRESS)
+    ap.add_argument("--trace", type=int, default=1, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.measure_iter:
+        _measure_iter(args.measure_iter, args.chunksize, bool(args.trace))
+        return
+    if args.iter_memory:
+        _iter_memory(args)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "bench.pcap")
         packets = build(path, args.frames, args.flows, coalesce=not args.per_packet)
@@ -211,6 +228,64 @@ def main() -> None:
             sc = _timed.last
             print(f"read_capture / scapy rdpcap speed: {sc / ours:5.2f}x   (target >= 10x; "
                   f"scapy only parses packets, it neither reassembles nor decrypts)")
+
+
+def _proc_status_kib(field: str) -> int:
+    """A /proc/self/status memory field in KiB (0 if unknown): ``RssAnon`` is the resident heap
+    (not the mapped capture file), ``VmHWM`` the peak resident size of this process image (unlike
+    ``ru_maxrss``, not inherited from the forking parent)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _measure_iter(path: str, chunksize: int, trace: bool) -> None:
+    """Child process of ``--iter-memory``: stream the file, print rows and peaks."""
+    import tracemalloc
+
+    from gbp_lab.capture.stream import iter_capture
+
+    keylog = f"MLS_EXPORTER_SECRET {GID.hex()} 1 {SECRET.hex()}\n"
+    if trace:
+        tracemalloc.start()
+    t0 = time.perf_counter()
+    rows = decrypted = 0
+    anon = 0
+    for df in iter_capture(path, keylog=keylog, chunksize=chunksize, progress=False):
+        rows += len(df)
+        decrypted += int(df["decrypted"].sum())
+        anon = max(anon, _proc_status_kib("RssAnon"))
+    dt = time.perf_counter() - t0
+    if trace:
+        _cur, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        print(f"  tracemalloc: {rows} rows ({decrypted} decrypted), chunksize {chunksize}: "
+              f"peak of Python allocations {peak / 2**20:.1f} MiB")
+    else:
+        rss = _proc_status_kib("VmHWM")
+        print(f"  plain run: {rows} rows in {dt:.1f} s ({rows / dt:,.0f} frames/s), chunksize "
+              f"{chunksize}: max anonymous RSS at chunk ends {anon / 1024:.0f} MiB, peak RSS "
+              f"(VmHWM) {rss / 1024:.0f} MiB (includes the memory-mapped file pages read)")
+
+
+def _iter_memory(args) -> None:
+    import subprocess
+    import sys
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "bench.pcap")
+        t0 = time.perf_counter()
+        packets = build(path, args.frames, args.flows, coalesce=not args.per_packet)
+        print(f"{args.frames} frames, {packets} packets, {os.path.getsize(path) / 1e6:.1f} MB "
+              f"(built in {time.perf_counter() - t0:.0f} s)", flush=True)
+        for trace in ("0", "1"):
+            subprocess.run([sys.executable, os.path.abspath(__file__), "--measure-iter", path,
+                            "--chunksize", str(args.chunksize), "--trace", trace], check=True)
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ from gbp_lab.core.gap.payload import GapPayload
 from gbp_lab.core.gbp.aead import _aead_for, open_frame
 from gbp_lab.core.gbp.control import decode_control
 from gbp_lab.core.gbp.frame import decode_frame
-from gbp_lab.core.gbp.registry import ControlOpcode, PayloadCodec, StreamType
+from gbp_lab.core.gbp.registry import ControlOpcode, PayloadCodec, StreamType, sender_of
 from gbp_lab.core.gsp.signal import GspSignal, SignalType
 from gbp_lab.core.gtp.message import GtpMessage
 from gbp_lab.core.keylog import KeyLog
@@ -54,7 +54,7 @@ from gbp_lab.core.payload_codec import Kind
 from gbp_lab.core.payload_codec import decode as pc_decode
 
 from .pcap import DecryptionSecrets, Interface
-from .records import GBP_PORT, PipelineStats, RecordPipeline, iter_records
+from .records import GBP_PORT, PipelineStats, RecordPipeline, iter_item_tuples
 
 __all__ = ["Capture", "read_capture", "FRAME_COLUMNS", "ERROR_COLUMNS"]
 
@@ -328,37 +328,57 @@ def _compile_fast(schema):
 _PLANS: Dict[str, tuple] = {}
 
 
+def _plan_for(cls):
+    """The compiled checker of ``cls.SCHEMA`` (see :func:`_fast_fields`), stored under the
+    class name too so that the hot path finds it with one lookup."""
+    fn = _PLANS.get(cls.SCHEMA.name)
+    if fn is None:
+        fn = _PLANS[cls.SCHEMA.name] = _compile_fast(cls.SCHEMA)
+    _PLANS[cls.__name__] = fn
+    return fn
+
+
 def _fields(cls, pt: bytes, codec: int) -> Dict[str, Any]:
     if codec != 1 and codec != 2:  # PayloadCodec.for_wire: every other value is read as CBOR
-        v = _fast_fields(cls.SCHEMA, pt)
+        fn = _PLANS.get(cls.SCHEMA.name)
+        v = fn(pt) if fn is not None else _fast_fields(cls.SCHEMA, pt)
         if v is not None:
             return v
     m = pc_decode(cls, pt, codec)
     return {f.attr: getattr(m, f.attr) for f in cls.SCHEMA.fields}
 
 
+_CONTROL, _AUDIO, _TEXT, _SIGNAL = (int(StreamType.CONTROL), int(StreamType.AUDIO),
+                                    int(StreamType.TEXT), int(StreamType.SIGNAL))
+
+
 def _summary(st: int, pt: bytes, codec: int) -> str:
     """One line describing a decrypted payload (raises DecodeError for bad plaintext)."""
-    if st == StreamType.CONTROL:
-        m = decode_control(pt)
-        try:
-            name = ControlOpcode(m.opcode).name
-        except ValueError:
-            name = f"opcode 0x{m.opcode:04x}"
-        return f"{name} tid={m.transition_id} rid={m.request_id} from={m.sender_id} args={m.args_length}B"
-    if st == StreamType.TEXT:
-        g = _fields(GtpMessage, pt, codec)
+    if st == _TEXT:  # the common case first; plain ints (no IntEnum comparison)
+        g = None
+        if codec != 1 and codec != 2:
+            plan = _PLANS.get("GtpMessage") or _plan_for(GtpMessage)
+            g = plan(pt)
+        if g is None:
+            g = _fields(GtpMessage, pt, codec)
         content = g["content"]
         try:
             body = repr(content[:200].decode("utf-8")[:60])
         except UnicodeDecodeError:
             body = f"{len(content)}B binary"
         return f"GTP mid={g['message_id']} from={g['sender_id']} ct={g['content_type']} {body}"
-    if st == StreamType.AUDIO:
+    if st == _CONTROL:
+        m = decode_control(pt)
+        try:
+            name = ControlOpcode(m.opcode).name
+        except ValueError:
+            name = f"opcode 0x{m.opcode:04x}"
+        return f"{name} tid={m.transition_id} rid={m.request_id} from={m.sender_id} args={m.args_length}B"
+    if st == _AUDIO:
         a = _fields(GapPayload, pt, codec)
         return (f"GAP msid={a['media_source_id']} seq={a['rtp_sequence']} ts={a['rtp_timestamp']} "
                 f"kp={a['key_phase']} opus={len(a['opus_frame'])}B")
-    if st == StreamType.SIGNAL:
+    if st == _SIGNAL:
         s = _fields(GspSignal, pt, codec)
         try:
             name = SignalType(s["signal_type"]).name
@@ -442,7 +462,7 @@ class _ReadState:
 
 def _read_chunks(path, keylog, state: _ReadState, *, ports=(GBP_PORT,), heuristic: bool = True,
                  decrypt: bool = True, summarize: bool = True, chunksize: Optional[int] = None,
-                 on_packet=None, **pipeline_kw):
+                 on_raw=None, **pipeline_kw):
     """The reading loop: yield ``(frame_rows, error_rows, plaintexts, payloads)`` lists, a new set
     whenever ``chunksize`` frame rows are collected (``None``: once, at the end). ``state`` gets
     the key log, secrets, interfaces and stats as they become known."""
@@ -462,9 +482,9 @@ def _read_chunks(path, keylog, state: _ReadState, *, ports=(GBP_PORT,), heuristi
 
     done = 0  # frame rows already handed out in earlier chunks
 
-    def add_error(it, kind: str, vid: str, text: str, frame: Optional[int] = None) -> None:
-        error_rows.append((it.time, it.src, it.sport, it.dst, it.dport, it.flow_id,
-                           it.transport, it.offset, it.packet, kind, vid, text, frame))
+    def add_error(it: tuple, kind: str, vid: str, text: str, frame: Optional[int] = None) -> None:
+        """``it``: an item tuple (:class:`~.records.RecordItem` field order)."""
+        error_rows.append(it[:8] + (it[11], kind, vid, text, frame))
 
     def merge_secrets(time: float) -> None:
         """Merge the GBPK secrets blocks read so far into the key log."""
@@ -488,79 +508,95 @@ def _read_chunks(path, keylog, state: _ReadState, *, ports=(GBP_PORT,), heuristi
                                    None))
         seen_secrets = len(reader.secrets)
 
-    for it in iter_records(path, reader_out=holder, pipeline=pipe, on_packet=on_packet):
+    # the hot loop: item tuples (RecordItem field order), bound methods and tables in locals
+    frames_append, pts_append, pls_append = frame_rows.append, plaintexts.append, payloads.append
+    stream_names, protocols, codec_names = _STREAM_NAMES, _PROTOCOLS, _CODEC_NAMES
+    aeads_get = aeads.get
+    gid_hex: Dict[bytes, str] = {}
+    summary, decode, nonces_get = _summary, decode_frame, nonces.get
+    for it in iter_item_tuples(path, reader_out=holder, pipeline=pipe, on_raw=on_raw):
         if len(holder[0].secrets) != seen_secrets:  # a DSB was read: its keys apply from here
-            merge_secrets(it.time)
-        if it.error is not None:
-            kind = ("capture" if it.vid.startswith(("CAP-", "IP-")) else
-                    "tcp" if it.vid.startswith("TCP-") else
-                    "udp" if it.vid.startswith("UDP-") else "record")
-            add_error(it, kind, it.vid, it.error)
+            merge_secrets(it[0])
+        (time, src, sport, dst, dport, flow_id, transport, offset, data, error, vid,
+         packet) = it
+        if error is not None:
+            kind = ("capture" if vid.startswith(("CAP-", "IP-")) else
+                    "tcp" if vid.startswith("TCP-") else
+                    "udp" if vid.startswith("UDP-") else "record")
+            add_error(it, kind, vid, error)
             continue
-        data = it.data
         head = data[0] if data else -1
         if 0xA0 <= head <= 0xBF:
             try:
-                fr = decode_frame(data)
+                fr = decode(data)
             except DecodeError as exc:
                 add_error(it, "decode", exc.vid, f"not a GBP frame: {exc.message}")
                 continue
             st = fr.stream_type
+            gid = fr.group_id
+            epoch = fr.epoch
+            seq = fr.sequence_no
+            payload = fr.payload
+            pf = fr.payload_format
             pt: Optional[bytes] = None
             err: Optional[str] = None
             if decrypt and keys is not None:
                 # hot path: this read's own (gid, epoch, st) → AEAD cache; anything unusual
                 # (no key, short payload, bad tag, odd group id) goes through open_frame,
                 # which raises the typed error
-                ck = (fr.group_id, fr.epoch, st)
-                aead = aeads.get(ck, _MISSING)
+                ck = (gid, epoch, st)
+                aead = aeads_get(ck, _MISSING)
                 if aead is _MISSING:
                     aead = aeads[ck] = _aead_of(keys, fr)
-                if aead is not None and len(fr.payload) >= 16:
-                    seq = fr.sequence_no
+                if aead is not None and len(payload) >= 16:
                     try:
-                        pt = aead.decrypt(nonces[seq] if seq in nonces else _nonce(seq, nonces),
-                                          fr.payload, None)
+                        pt = aead.decrypt(nonces_get(seq) or _nonce(seq, nonces), payload, None)
                     except InvalidTag:
                         pt = None
                 if pt is None:
                     pt, err = _open_slow(fr, keys, it, add_error, done + len(frame_rows))
-            name = _STREAM_NAMES.get(st, f"unknown({st})")
+            name = stream_names.get(st) or f"unknown({st})"
             if pt is not None and summarize:
                 try:
-                    info = _summary(st, pt, fr.payload_format)
+                    info = summary(st, pt, pf)
                 except GbpLabError as exc:
-                    info = f"{name} seq={fr.sequence_no} {len(pt)}B plaintext"
+                    info = f"{name} seq={seq} {len(pt)}B plaintext"
                     err = f"[{exc.vid}] plaintext does not decode: {exc.message}"
             elif pt is not None:
-                info = f"{name} seq={fr.sequence_no} {len(pt)}B plaintext"
+                info = f"{name} seq={seq} {len(pt)}B plaintext"
             else:
-                info = f"{name} seq={fr.sequence_no} {fr.payload_size}B encrypted"
-            row = (it.time, it.src, it.sport, it.dst, it.dport, fr.group_id.hex(), fr.epoch,
-                   fr.transition_id, st, name, fr.stream_id, fr.sender, fr.flags,
-                   fr.sequence_no, fr.payload_size,
-                   _CODEC_NAMES.get(fr.payload_format, f"CBOR(pf={fr.payload_format})"),
-                   pt is not None, _PROTOCOLS.get(st, "GBP"), info, err,
-                   it.flow_id, it.transport, it.offset, it.packet)
-            plaintexts.append(pt)
-            payloads.append(fr.payload)
+                info = f"{name} seq={seq} {fr.payload_size}B encrypted"
+            gh = gid_hex.get(gid)
+            if gh is None:
+                gh = gid.hex()
+                if len(gid_hex) < 4096:
+                    gid_hex[gid] = gh
+            sid = fr.stream_id
+            frames_append((time, src, sport, dst, dport, gh, epoch, fr.transition_id, st, name,
+                           sid, sender_of(sid), fr.flags, seq, fr.payload_size,
+                           codec_names.get(pf) or f"CBOR(pf={pf})", pt is not None,
+                           protocols.get(st, "GBP"), info, err, flow_id, transport, offset,
+                           packet))
+            pts_append(pt)
+            pls_append(payload)
         elif len(data) >= 4 and data[0] == 0 and data[1] == 1 and data[2] == 0:
             what = _MLS_WIRE.get(data[3], f"MLS wire format {data[3]}")
-            row = (it.time, it.src, it.sport, it.dst, it.dport, None, None, None, None, None,
-                   None, None, None, None, len(data), None, False, "MLS", f"{what} ({len(data)}B)",
-                   None, it.flow_id, it.transport, it.offset, it.packet)
-            plaintexts.append(None)
-            payloads.append(None)
+            frames_append((time, src, sport, dst, dport, None, None, None, None, None,
+                           None, None, None, None, len(data), None, False, "MLS",
+                           f"{what} ({len(data)}B)", None, flow_id, transport, offset, packet))
+            pts_append(None)
+            pls_append(None)
         else:
             add_error(it, "decode", "REC-UNKNOWN",
                       f"record of {len(data)} bytes is neither a GBP frame nor an MLS message "
                       f"(starts {data[:8].hex()})")
             continue
-        frame_rows.append(row)
         if len(frame_rows) == limit:
             yield frame_rows, error_rows, plaintexts, payloads
             done += len(frame_rows)
             frame_rows, error_rows, plaintexts, payloads = [], [], [], []
+            frames_append, pts_append = frame_rows.append, plaintexts.append
+            pls_append = payloads.append
 
     reader = holder[0] if holder else None
     if reader is not None and len(reader.secrets) != seen_secrets:
@@ -574,6 +610,47 @@ def _read_chunks(path, keylog, state: _ReadState, *, ports=(GBP_PORT,), heuristi
 
 
 def _frame(rows: List[tuple], order: List[str]) -> pd.DataFrame:
+    """Row tuples → DataFrame. The rows become one 2-D object array in a single C call (much
+    cheaper than transposing with ``zip(*rows)``); each column is then converted to its dtype."""
+    n = len(rows)
+    table = None
+    if n:
+        try:
+            table = np.array(rows, dtype=object)
+        except ValueError:  # pragma: no cover - a cell holding a sequence of another length
+            table = None
+    if table is None or table.shape != (n, len(order)):
+        return _frame_tuples(rows, order)
+    data = {}
+    for i, c in enumerate(order):
+        col = table[:, i]
+        dt = _INT_COLUMNS.get(c)
+        if dt is not None:
+            data[c] = _int_column(col, dt)
+        elif c == "time":
+            missing = col == None  # noqa: E711 - elementwise on an object array
+            if missing.any():
+                col = np.where(missing, math.nan, col)
+            data[c] = col.astype(np.float64)
+        elif c == "decrypted":
+            data[c] = col.astype(bool)
+        else:
+            data[c] = col.copy()  # contiguous object column
+    return pd.DataFrame(data, columns=order)
+
+
+def _int_column(col: np.ndarray, dtype: str):
+    """A nullable integer array from an object column (no Python loop without missing values)."""
+    if not (col == None).any():  # noqa: E711 - elementwise on an object array
+        try:
+            vals = col.astype(np.uint64 if dtype == "UInt64" else np.int64)
+            return pd.arrays.IntegerArray(vals, np.zeros(len(col), dtype=bool))
+        except (TypeError, OverflowError, ValueError):
+            pass
+    return pd.array(col.tolist(), dtype=dtype)
+
+
+def _frame_tuples(rows: List[tuple], order: List[str]) -> pd.DataFrame:
     cols = list(zip(*rows)) if rows else [()] * len(order)
     data = {}
     for c, v in zip(order, cols):

@@ -33,6 +33,7 @@ import socket
 import struct
 from dataclasses import dataclass, field
 from enum import IntEnum
+from itertools import starmap as _starmap
 from typing import BinaryIO, Dict, Iterator, List, Optional, Tuple, Union
 
 from gbp_lab.core.errors import DecodeError, UsageError
@@ -234,6 +235,12 @@ class CaptureReader:
         self.close()
 
     def __iter__(self) -> Iterator[Packet]:
+        return _starmap(Packet, self.iter_tuples())
+
+    def iter_tuples(self) -> Iterator[tuple]:
+        """Like iterating the reader, but each packet is a plain tuple in :class:`Packet` field
+        order ``(index, interface, linktype, time, ts_ticks, ts_units, origlen, data)`` — no
+        object per packet (the bulk readers' hot path; ``Packet(*t)`` gives the object)."""
         if self._closer is None and not isinstance(self._buf, bytes):
             raise UsageError("the capture reader is closed", vid="CAP-CLOSED")
         self.interfaces, self.secrets, self.issues, self.packet_count = [], [], [], 0
@@ -252,7 +259,7 @@ class CaptureReader:
         return "".join(p if p.endswith("\n") or not p else p + "\n" for p in parts)
 
     # -- classic pcap ----------------------------------------------------------------------------
-    def _iter_pcap(self) -> Iterator[Packet]:
+    def _iter_pcap(self) -> Iterator[tuple]:
         buf, size = self._buf, self.size
         (magic,) = struct.unpack_from("<I", buf, 0)
         endian, units, rec_size = _PCAP_MAGICS[magic]
@@ -282,13 +289,13 @@ class CaptureReader:
                             f"packet data truncated: {size - start} of {caplen} bytes at end of file")
                 break
             self.packet_count += 1
-            yield Packet(index, 0, linktype, sec + frac / fdiv, sec * units + frac, units,
-                         origlen, buf[start:end])
+            yield (index, 0, linktype, sec + frac / fdiv, sec * units + frac, units,
+                   origlen, buf[start:end])
             index += 1
             pos = end
 
     # -- pcapng ----------------------------------------------------------------------------------
-    def _iter_pcapng(self) -> Iterator[Packet]:
+    def _iter_pcapng(self) -> Iterator[tuple]:
         buf, size = self._buf, self.size
         pos = 0
         endian = "<"
@@ -345,8 +352,8 @@ class CaptureReader:
                         iface = section_ifaces[ifid]
                         ticks = ((hi << 32) | lo) + iface.ts_offset * iface.ts_units
                         self.packet_count += 1
-                        yield Packet(index, iface.index, iface.linktype, ticks / iface.ts_units,
-                                     ticks, iface.ts_units, origlen, buf[dstart:dstart + caplen])
+                        yield (index, iface.index, iface.linktype, ticks / iface.ts_units,
+                               ticks, iface.ts_units, origlen, buf[dstart:dstart + caplen])
                         index += 1
             elif btype == _BT_SPB:
                 if not section_ifaces:
@@ -360,8 +367,8 @@ class CaptureReader:
                     if iface.snaplen:
                         caplen = min(caplen, iface.snaplen)
                     self.packet_count += 1
-                    yield Packet(index, iface.index, iface.linktype, math.nan, -1, iface.ts_units,
-                                 origlen, buf[body + 4:body + 4 + caplen])
+                    yield (index, iface.index, iface.linktype, math.nan, -1, iface.ts_units,
+                           origlen, buf[body + 4:body + 4 + caplen])
                     index += 1
             elif btype == _BT_IDB:
                 if body_end - body < 8:

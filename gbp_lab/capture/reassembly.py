@@ -170,6 +170,29 @@ class TcpReassembler:
         self._accept(seq, flags, data, time, missing, out)
         return out
 
+    def in_order(self, seq: int, data: bytes, time: float) -> int:
+        """Fast path for the common segment: plain data (no SYN/FIN/RST — the caller checks the
+        flags — nothing cut by the snap length) starting exactly at the next expected byte, with
+        nothing buffered out of order and no FIN seen. Then :meth:`segment` would emit exactly one
+        ``StreamData(offset, data, time)``; this method updates the state the same way and returns
+        that ``offset`` without building the event. Returns -1 (state untouched) for every other
+        segment: the caller must then use :meth:`segment`."""
+        isn = self.isn
+        if (isn is None or self._heap or self.ended is not None or self.fin_offset is not None
+                or not data or seq != (isn + self.next) & _MASK):
+            return -1
+        off = self.next
+        self.next = off + len(data)
+        self._last_time = time
+        if self.recent_window:
+            rec = self._recent
+            rec += data
+            if len(rec) > 2 * self.recent_window:
+                cut = len(rec) - self.recent_window
+                del rec[:cut]
+                self._recent_start += cut
+        return off
+
     def ack(self, ack: int, time: float) -> List[StreamEvent]:
         """The peer acknowledged up to ``ack`` (its ACK field, RFC 9293 §3.4): bytes below that
         were received, so a hole below it followed by buffered data will never be filled in this

@@ -15,12 +15,21 @@ Transports:
   segments (a plausible record header, see :func:`~.reassembly.plausible_start`);
 * UDP — one frame per datagram (the lab's convention; the reference has no UDP transport). A
   datagram that starts with its own ``u32-LE length`` prefix (= size − 4) has the prefix removed.
+
+Speed: the bulk readers use :func:`iter_item_tuples` (items as plain tuples in
+:class:`RecordItem` field order, packets as tuples from
+:meth:`~.pcap.CaptureReader.iter_tuples`). :meth:`RecordPipeline._feed` parses the common
+Ethernet/IPv4/TCP packet of an open GBP flow with one ``struct`` call and hands an in-order
+segment (:meth:`~.reassembly.TcpReassembler.in_order`) straight to :meth:`RecordAssembler.data`,
+which splits the records in bulk; every other packet takes the general path, which yields the
+same items (the general path is what :meth:`RecordPipeline.packet` runs).
 """
 from __future__ import annotations
 
 import math
 import struct
 from dataclasses import dataclass
+from itertools import starmap as _starmap
 from typing import Dict, Iterator, List, Optional, Sequence
 
 from .pcap import (
@@ -32,6 +41,8 @@ from .pcap import (
     TCP_SYN,
     CaptureReader,
     Packet,
+    _addr,
+    _addr_cache,
     decode_packet,
     link_supported,
 )
@@ -59,6 +70,9 @@ __all__ = [
 
 GBP_PORT = 7878
 _U32 = struct.Struct("<I")
+#: Ethernet II + IPv4 (no options) + TCP up to the flags byte, in one go (see RecordPipeline._feed)
+_ETH_IPV4_TCP = struct.Struct("!12xHBxH2xH1xB2x4s4sHHIIBB")
+_SYN_FIN_RST = TCP_SYN | TCP_FIN | TCP_RST
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,17 +145,64 @@ class RecordAssembler:
 
     def data(self, offset: int, chunk: bytes, time: float) -> list:
         out: list = []
-        if offset != self._base + len(self._buf):  # defensive: the reassembler is contiguous
-            self.gap(self._base + len(self._buf), offset, time, "discontinuity", out)
-        if self._buf:
-            self._buf += chunk
-            buf = self._buf
+        pending = self._buf
+        if offset != self._base + len(pending):  # defensive: the reassembler is contiguous
+            self.gap(self._base + len(pending), offset, time, "discontinuity", out)
+            pending = self._buf
+        pos = 0
+        if pending:
+            have = len(pending)
+            if self._state == 1 and have >= 4:  # SYNCED with a partial record: complete it
+                (length,) = _U32.unpack_from(pending, 0)
+                need = 4 + length - have
+                if length <= self.max_record and need > 0:
+                    if len(chunk) < need:
+                        pending += chunk
+                        return out
+                    body = b"".join((memoryview(pending)[4:], memoryview(chunk)[:need]))
+                    out.append((self._base, body, None, None, time))
+                    self._base += have
+                    self._buf = bytearray()
+                    pos = need
+                    buf = chunk
+                else:
+                    pending += chunk
+                    buf = pending
+            else:
+                pending += chunk
+                buf = pending
         else:
             buf = chunk
         n = len(buf)
-        pos = 0
+        unpack = _U32.unpack_from
+        append = out.append
         while True:
             st = self._state
+            if st == 1:  # SYNCED: the bulk split
+                base = self._base
+                limit = self.max_record
+                while n - pos >= 4:
+                    (length,) = unpack(buf, pos)
+                    if length > limit:
+                        break
+                    end = pos + 4 + length
+                    if end > n:
+                        break
+                    append((base + pos, buf[pos + 4:end], None, None, time))
+                    pos = end
+                if n - pos < 4:
+                    break
+                (length,) = unpack(buf, pos)
+                if length <= limit:
+                    break  # record incomplete
+                append((self._base + pos, None,
+                        f"record length {length} exceeds the maximum {self.max_record}",
+                        "REC-OVERSIZE", time))
+                self._state = self.RESYNC
+                self._reason = "after an oversize length"
+                self._skip_start = self._base + pos
+                self._skipped = 0
+                continue
             if st == self.PROBE:
                 r = plausible_start(buf, pos)
                 if r is None:
@@ -153,36 +214,23 @@ class RecordAssembler:
                     self._skip_start = self._base + pos
                     self._skipped = 0
                 continue
-            if st == self.RESYNC:
-                p, found = find_resync_point(buf, pos)
-                self._skipped += p - pos
-                pos = p
-                if not found:
-                    break
-                if self._skipped:
-                    out.append((self._skip_start, None,
-                                f"{self._reason}: skipped {self._skipped} bytes "
-                                f"[{self._skip_start}, {self._base + pos}) before the next "
-                                f"plausible record header", "REC-RESYNC", time))
-                self._skipped = 0
-                self._state = self.SYNCED
-            if n - pos < 4:
+            # RESYNC
+            p, found = find_resync_point(buf, pos)
+            self._skipped += p - pos
+            pos = p
+            if not found:
                 break
-            (length,) = _U32.unpack_from(buf, pos)
-            if length > self.max_record:
-                out.append((self._base + pos, None,
-                            f"record length {length} exceeds the maximum {self.max_record}",
-                            "REC-OVERSIZE", time))
-                self._state = self.RESYNC
-                self._reason = "after an oversize length"
-                self._skip_start = self._base + pos
-                self._skipped = 0
-                continue
-            end = pos + 4 + length
-            if end > n:
-                break
-            out.append((self._base + pos, bytes(buf[pos + 4:end]), None, None, time))
-            pos = end
+            if self._skipped:
+                append((self._skip_start, None,
+                        f"{self._reason}: skipped {self._skipped} bytes "
+                        f"[{self._skip_start}, {self._base + pos}) before the next "
+                        f"plausible record header", "REC-RESYNC", time))
+            self._skipped = 0
+            self._state = self.SYNCED
+        if type(buf) is not bytes:  # record bodies sliced from a bytearray: make them bytes
+            for k, item in enumerate(out):
+                if item[1] is not None and type(item[1]) is not bytes:
+                    out[k] = (item[0], bytes(item[1]), None, None, item[4])
         if pos:
             self._base += pos
             self._buf = bytearray(buf[pos:]) if pos < n else bytearray()
@@ -283,10 +331,11 @@ class RecordPipeline:
         self._defrag = IpDefragmenter()
         self._last_time = math.nan
         self._last_index: Optional[int] = None
+        self._open_dirs: Dict[bytes, tuple] = {}  # raw addresses+ports -> (flow, dir), hot path
 
     # -- packets ---------------------------------------------------------------------------------
     def packet(self, pkt: Packet) -> List[RecordItem]:
-        out: List[RecordItem] = []
+        out: list = []
         st = self.stats
         st.packets += 1
         if not math.isnan(pkt.time):
@@ -294,6 +343,92 @@ class RecordPipeline:
         self._last_index = pkt.index
         if st.packets % self.SWEEP_EVERY == 0:
             self._sweep()
+        self._packet(pkt, out)
+        return [RecordItem(*t) for t in out]
+
+    def _feed(self, t: tuple, out: list) -> None:
+        """Hot path of :meth:`packet` for a packet tuple (:meth:`.pcap.CaptureReader.iter_tuples`)
+        appending item tuples (:class:`RecordItem` field order) to ``out``.
+
+        The common case — Ethernet / IPv4 without options or fragmentation / TCP without
+        SYN/FIN/RST, fully captured, on a known GBP flow whose direction is already open — is
+        parsed inline with one ``struct`` call, and a segment at the expected sequence number
+        goes straight to the record splitter (:meth:`.reassembly.TcpReassembler.in_order`).
+        Everything else takes the general path (:func:`.pcap.decode_packet`, :meth:`_packet`),
+        which gives the same result for the common case too."""
+        index, _iface, linktype, time, _ticks, _units, _orig, data = t
+        st = self.stats
+        st.packets += 1
+        if time == time:  # not NaN
+            self._last_time = time
+        self._last_index = index
+        if st.packets % self.SWEEP_EVERY == 0:
+            self._sweep()
+        if linktype == 1 and len(data) >= 54:
+            (et, vihl, tot, frag, proto, s, d, sport, dport, seq, ack, doff,
+             flags) = _ETH_IPV4_TCP.unpack_from(data, 0)
+            if et == 0x0800 and vihl == 0x45 and proto == 6 and not frag & 0x3FFF \
+                    and not flags & _SYN_FIN_RST:
+                n = len(data)
+                lend = 14 + tot if tot >= 20 else n
+                hl = (doff >> 4) * 4
+                if lend <= n and hl >= 20 and 34 + hl <= lend:
+                    ck = data[26:38]  # IPv4 source, destination, TCP ports
+                    ent = self._open_dirs.get(ck)
+                    if ent is None or ent[0].closed:
+                        ent = self._open_dir(ck, s, d, sport, dport)
+                    if ent is not None:
+                        f, dr = ent
+                        st.tcp_segments += 1
+                        f.last_time = time
+                        payload = data[34 + hl:lend]
+                        reasm = dr.reasm
+                        off = reasm.in_order(seq, payload, time) if payload else -1
+                        if off >= 0:
+                            res = dr.asm.data(off, payload, time)
+                            if res:
+                                self._emit(f, dr, res, index, out)
+                        else:
+                            events = reasm.segment(seq, flags, payload, time, 0)
+                            if events:
+                                self._events(f, dr, events, index, out)
+                        dirs = f.dirs
+                        if flags & TCP_ACK:
+                            other = dirs.get((dr.dst, dr.dport))
+                            if other is not None and other.reasm.ended is None:
+                                events = other.reasm.ack(ack, time)
+                                if events:
+                                    self._events(f, other, events, index, out)
+                        if len(dirs) == 2 and all(x.reasm.ended for x in dirs.values()):
+                            self._mark_closed(f)
+                        return
+        self._packet(Packet(*t), out)
+
+    def _open_dir(self, ck: bytes, s: bytes, d: bytes, sport: int, dport: int):
+        """``(flow, direction)`` for the hot path if the packet's flow is an open GBP flow whose
+        direction exists, else ``None``; remembered in ``_open_dirs`` (bounded) under the raw
+        address/port bytes. An entry stays valid while its flow is open: a flow is replaced or
+        forgotten only after it is closed, and a direction object is never replaced."""
+        cache = self._open_dirs
+        cache.pop(ck, None)
+        src = _addr_cache.get(s) or _addr(s)
+        dst = _addr_cache.get(d) or _addr(d)
+        key = ((6, src, sport, dst, dport) if (src, sport) <= (dst, dport)
+               else (6, dst, dport, src, sport))
+        f = self._flows.get(key)
+        if f is None or f.gbp is not True or f.closed:
+            return None
+        dr = f.dirs.get((src, sport))
+        if dr is None:
+            return None
+        if len(cache) >= 65536:
+            cache.clear()
+        ent = cache[ck] = (f, dr)
+        return ent
+
+    def _packet(self, pkt: Packet, out: list) -> None:
+        """The general path of :meth:`packet` (counters already updated)."""
+        st = self.stats
         d = decode_packet(pkt.linktype, pkt.data)
         if d is None:
             if not link_supported(pkt.linktype):
@@ -305,22 +440,21 @@ class RecordPipeline:
                                                     f"not decoded", "CAP-LINKTYPE"))
             else:
                 st.non_ip += 1
-            return out
+            return
         if d.fragment:
             st.fragments += 1
             whole, dropped = self._defrag.push(d, pkt.time)
             for e in dropped:
                 self._lost_datagram(e, pkt, out)
             if whole is None:
-                return out
+                return
             d = whole
         if d.proto == 17:
             if self.udp:
                 self._udp(pkt, d, out)
-            return out
+            return
         st.tcp_segments += 1
         self._tcp(pkt, d, out)
-        return out
 
     def _sweep(self) -> None:
         """Forget flows that hold nothing: closed or non-GBP, and idle for ``forget_after``
@@ -350,15 +484,15 @@ class RecordPipeline:
             self.stats.lost_fragment_datagrams += 1
 
     def _err(self, pkt: Optional[Packet], d, error: str, vid: str, *, offset=None, flow_id=None,
-             transport=None, time=None) -> RecordItem:
+             transport=None, time=None) -> tuple:
         self.stats.errors += 1
         if time is None:
             time = pkt.time if pkt is not None else self._last_time
         if d is not None:
-            return RecordItem(time, d.src, d.sport, d.dst, d.dport, flow_id, transport, offset,
-                              None, error, vid, pkt.index if pkt is not None else self._last_index)
-        return RecordItem(time, None, None, None, None, flow_id, transport, offset, None, error, vid,
-                          pkt.index if pkt is not None else self._last_index)
+            return (time, d.src, d.sport, d.dst, d.dport, flow_id, transport, offset,
+                    None, error, vid, pkt.index if pkt is not None else self._last_index)
+        return (time, None, None, None, None, flow_id, transport, offset, None, error, vid,
+                pkt.index if pkt is not None else self._last_index)
 
     def _new_flow(self, gbp: Optional[bool], udp: bool = False) -> _Flow:
         f = _Flow(self._next_flow, gbp, udp)
@@ -395,8 +529,8 @@ class RecordPipeline:
                                  flow_id=f.id, transport="udp"))
             return
         self.stats.records += 1
-        out.append(RecordItem(pkt.time, d.src, d.sport, d.dst, d.dport, f.id, "udp", None,
-                              p[4:] if prefixed else p, None, None, pkt.index))
+        out.append((pkt.time, d.src, d.sport, d.dst, d.dport, f.id, "udp", None,
+                    p[4:] if prefixed else p, None, None, pkt.index))
 
     # -- TCP -------------------------------------------------------------------------------------
     def _tcp(self, pkt: Packet, d, out: List[RecordItem]) -> None:
@@ -475,18 +609,18 @@ class RecordPipeline:
         f.last_time = pkt.time
         events = dr.reasm.segment(d.seq, d.flags, d.payload, pkt.time, d.missing)
         if events:
-            self._events(f, dr, events, pkt, out)
+            self._events(f, dr, events, pkt.index, out)
         if d.flags & TCP_ACK and not d.flags & TCP_RST:
             other = f.dirs.get((d.dst, d.dport))
             if other is not None and other.reasm.ended is None:
                 events = other.reasm.ack(d.ack, pkt.time)
                 if events:
-                    self._events(f, other, events, pkt, out)
+                    self._events(f, other, events, pkt.index, out)
         if d.flags & TCP_RST:
             # a reset ends both directions
             for other in f.dirs.values():
                 if other is not dr and other.reasm.ended is None:
-                    self._events(f, other, other.reasm.finish(pkt.time), pkt, out)
+                    self._events(f, other, other.reasm.finish(pkt.time), pkt.index, out)
             self._mark_closed(f)
         elif all(x.reasm.ended for x in f.dirs.values()) and len(f.dirs) == 2:
             self._mark_closed(f)
@@ -500,10 +634,21 @@ class RecordPipeline:
             x.asm = None  # release buffers
             x.reasm = _ClosedReasm(x.reasm)
 
-    def _events(self, f: _Flow, dr: _Dir, events, pkt: Optional[Packet], out: List[RecordItem]) -> None:
+    def _emit(self, f: _Flow, dr: _Dir, res: list, idx: Optional[int], out: list) -> None:
+        """Record assembler results → item tuples (:class:`RecordItem` field order)."""
+        st = self.stats
+        src, sport, dst, dport, fid = dr.src, dr.sport, dr.dst, dr.dport, f.id
+        append = out.append
+        for off, body, err, vid, tm in res:
+            append((tm, src, sport, dst, dport, fid, "tcp", off, body, err, vid, idx))
+            if body is not None:
+                st.records += 1
+            else:
+                st.errors += 1
+
+    def _events(self, f: _Flow, dr: _Dir, events, idx: Optional[int], out: list) -> None:
         st = self.stats
         asm = dr.asm
-        idx = pkt.index if pkt is not None else self._last_index
         for ev in events:
             t = type(ev)
             if t is StreamData:
@@ -520,15 +665,8 @@ class RecordPipeline:
             else:  # StreamNotice
                 res = [(ev.start if ev.start >= 0 else None, None, f"TCP: {ev.detail}",
                         "TCP-" + ev.kind.upper(), ev.time)]
-            for off, body, err, vid, tm in res:
-                if body is not None:
-                    st.records += 1
-                    out.append(RecordItem(tm, dr.src, dr.sport, dr.dst, dr.dport, f.id, "tcp", off,
-                                          body, None, None, idx))
-                else:
-                    st.errors += 1
-                    out.append(RecordItem(tm, dr.src, dr.sport, dr.dst, dr.dport, f.id, "tcp", off,
-                                          None, err, vid, idx))
+            if res:
+                self._emit(f, dr, res, idx, out)
 
     def _close_flow(self, f: _Flow, out: List[RecordItem], time: Optional[float] = None) -> None:
         if f.closed:
@@ -542,13 +680,16 @@ class RecordPipeline:
         if f.gbp and not f.closed:
             t = time if time is not None else f.last_time
             for dr in f.dirs.values():
-                self._events(f, dr, dr.reasm.finish(t), None, out)
+                self._events(f, dr, dr.reasm.finish(t), self._last_index, out)
             self._mark_closed(f)
         f.closed = True
 
     def finish(self) -> List[RecordItem]:
         """End of input: flush every open flow (holes → gaps, partial records → errors)."""
-        out: List[RecordItem] = []
+        return [RecordItem(*t) for t in self._finish()]
+
+    def _finish(self) -> list:
+        out: list = []
         for e in self._defrag.flush():
             self._lost_datagram(e, None, out)
         for f in list(self._flows.values()):
@@ -620,23 +761,36 @@ def iter_records(source, *, reader_out: Optional[list] = None, pipeline: Optiona
     included. ``reader_out``, if given, receives the :class:`~.pcap.CaptureReader` (for its
     secrets) as soon as it is open. ``on_packet(packet)``, if given, is called for every packet
     read (progress reporting)."""
+    on_raw = None if on_packet is None else (lambda t: on_packet(Packet(*t)))
+    return _starmap(RecordItem, iter_item_tuples(source, reader_out=reader_out, pipeline=pipeline,
+                                                 on_raw=on_raw, **kw))
+
+
+def iter_item_tuples(source, *, reader_out: Optional[list] = None,
+                     pipeline: Optional[RecordPipeline] = None, on_raw=None, **kw) -> Iterator[tuple]:
+    """:func:`iter_records` without the objects: each item is a tuple in :class:`RecordItem`
+    field order (the bulk readers' hot path). ``on_raw(t)`` gets every packet tuple
+    (:meth:`.pcap.CaptureReader.iter_tuples`)."""
     pipe = pipeline or RecordPipeline(**kw)
     reader = CaptureReader(source)
     if reader_out is not None:
         reader_out.append(reader)
+    feed = pipe._feed
     try:
-        for pkt in reader:
-            if on_packet is not None:
-                on_packet(pkt)
-            items = pipe.packet(pkt)
-            if items:
-                yield from items
+        out: list = []
+        for t in reader.iter_tuples():
+            if on_raw is not None:
+                on_raw(t)
+            feed(t, out)
+            if out:
+                yield from out
+                out.clear()
         for issue in reader.issues:
             pipe.stats.errors += 1
-            yield RecordItem(pipe._last_time, None, None, None, None, None, None, issue.offset,
-                             None, f"capture file: {issue.reason} (file offset {issue.offset})",
-                             issue.vid, issue.packet_index)
-        yield from pipe.finish()
+            yield (pipe._last_time, None, None, None, None, None, None, issue.offset,
+                   None, f"capture file: {issue.reason} (file offset {issue.offset})",
+                   issue.vid, issue.packet_index)
+        yield from pipe._finish()
     finally:
         reader.close()
 

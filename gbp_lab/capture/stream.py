@@ -56,8 +56,8 @@ def iter_capture(path, keylog=None, chunksize: int = 100_000, *, progress: bool 
     overhead = 16
     seen = [0, 0]
 
-    def on_packet(pkt) -> None:
-        seen[0] += len(pkt.data) + overhead
+    def on_raw(t: tuple) -> None:  # a packet tuple (CaptureReader.iter_tuples): data last
+        seen[0] += len(t[7]) + overhead
         if bar is not None and seen[0] - seen[1] >= 1 << 20:
             bar.update(seen[0] - seen[1])
             seen[1] = seen[0]
@@ -65,7 +65,7 @@ def iter_capture(path, keylog=None, chunksize: int = 100_000, *, progress: bool 
     start = 0
     try:
         for fr, er, _pt, _pl in _read_chunks(path, keylog, state, chunksize=chunksize,
-                                             on_packet=on_packet, **read_kw):
+                                             on_raw=on_raw, **read_kw):
             if errors is not None and er:
                 errors.append(_frame(er, ERROR_COLUMNS))
             if not fr:

@@ -244,3 +244,24 @@ def test_fuzz_structured_maps(d):
         assert lenient.defects and lenient.defects[0].vid == e.vid
         return
     assert f.ok and f.payload_size == len(f.payload)
+
+
+def test_shared_value_references_cannot_hide_trailing_bytes():
+    """cbor2 resolves RFC 8949 §9.2 shared values (tag 28) and references (tag 29): a 3-byte
+    reference can stand for a 5-byte integer, so a frame using them plus trailing bytes has the
+    length of a canonical one. The fast path must not accept it: strict decoding rejects the
+    trailing bytes exactly as the slow path does."""
+    from gbp_lab.core.gbp.frame import GbpFrame as _Frame, _decode_frame_slow
+
+    frame = _Frame.build(b"A" * 16, 70000, 70000, 2, 70000, 0, 70000, b"xyz" * 10)
+    canonical = frame.to_cbor()
+    big = bytes.fromhex("1a00011170")  # 70000
+    evil = canonical.replace(b"bep" + big, b"bep\xd8\x1c" + big)
+    for key in (b"ctid", b"csid", b"cseq"):
+        evil = evil.replace(key + big, key + b"\xd8\x1d\x00")
+    evil += b"\x00" * 4
+    with pytest.raises(DecodeError) as slow:
+        _decode_frame_slow(evil, True)
+    with pytest.raises(DecodeError) as fast:
+        decode_frame(evil)
+    assert fast.value.vid == slow.value.vid

@@ -27,7 +27,10 @@ at all still raise (there is no frame to return).
 Speed: every frame a sender produces is in shortest form, and :func:`decode_frame` first tries a
 one-step path for exactly that (:func:`gbp_lab.core.cbor.fast_loads`, then type/range checks, then a length check: the
 input must be exactly as long as the shortest encoding of the decoded values, which proves there
-are no trailing bytes or duplicate keys). Anything else goes through
+are no trailing bytes; the map head's count equal to the number of distinct keys rules out
+duplicate keys; a value shared through cbor2's RFC 8949 §9.2 tags 28/29 — which could decode to
+more than its bytes — sends the frame the careful way, see :func:`_frame_fast`). Anything else
+goes through
 :func:`gbp_lab.core.cbor.decode_map` with :attr:`~gbp_lab.core.cbor.Leniency.STRICT`, which finds
 the first problem in the order above.
 
@@ -178,8 +181,17 @@ _ulen = head_len
 def _frame_fast(obj: Any, data: bytes) -> Optional[GbpFrame]:
     """The common case in one step: a map with exactly the ten/eleven keys, right types, in range,
     ``psz`` consistent, and ``len(data)`` equal to the shortest encoding of those values — which
-    rules out trailing bytes (the shortest form cannot leave room for them) and duplicate keys.
-    Returns ``None`` when anything needs the careful path."""
+    rules out trailing bytes (the shortest form cannot leave room for them); the map head's entry
+    count equal to the number of distinct keys rules out duplicate keys. Returns ``None`` when
+    anything needs the careful path.
+
+    The length argument holds only if no item decodes to *more* than its own bytes: cbor2
+    resolves shared references (RFC 8949 §9.2 tags 28/29: a 3-byte ``d81d00`` stands for a whole
+    earlier value), which could hide trailing bytes behind a shorter-than-shortest map. A marker
+    costs 2 bytes and a reference 3, so sharing saves bytes only for values of 4+ encoded bytes:
+    byte strings of 3+ bytes and integers ≥ 2**16 — never cached by CPython, so a shared one is
+    the *same object* in two fields. Such frames go the careful path. Head lengths are computed
+    inline (no calls)."""
     try:
         v = obj["v"]; gid = obj["gid"]; ep = obj["ep"]; tid = obj["tid"]; st = obj["st"]
         sid = obj["sid"]; fl = obj["fl"]; seq = obj["seq"]; psz = obj["psz"]; pl = obj["pl"]
@@ -193,7 +205,7 @@ def _frame_fast(obj: Any, data: bytes) -> Optional[GbpFrame]:
         pf = obj["pf"]
         if not 0 < pf < 0x100:
             return None
-        size = _FIXED10 + _PF_KEY_LEN + _ulen(pf)
+        size = _FIXED10 + _PF_KEY_LEN + (1 if pf < 24 else 2)
     else:
         return None
     i = int
@@ -205,10 +217,24 @@ def _frame_fast(obj: Any, data: bytes) -> Optional[GbpFrame]:
             v | st | fl | tid | sid | seq | psz | ep) < 0 or psz != len(pl):
         return None
     lg = len(gid)
-    size += (_ulen(v) + _ulen(ep) + _ulen(tid) + _ulen(st) + _ulen(sid) + _ulen(fl) + _ulen(seq)
-             + 2 * _ulen(psz) + psz + _ulen(lg) + lg)
-    if size != len(data):
+    # shortest head of each value: 1 byte below 24, else 2/3/5/9 (ranges checked above)
+    size += (psz + lg
+             + (1 if v < 24 else 2) + (1 if st < 24 else 2)
+             + (1 if fl < 24 else 2 if fl < 0x100 else 3)
+             + (1 if tid < 24 else 2 if tid < 0x100 else 3 if tid < 0x10000 else 5)
+             + (1 if sid < 24 else 2 if sid < 0x100 else 3 if sid < 0x10000 else 5)
+             + (1 if seq < 24 else 2 if seq < 0x100 else 3 if seq < 0x10000 else 5)
+             + (2 if psz < 24 else 4 if psz < 0x100 else 6 if psz < 0x10000 else 10)
+             + (1 if lg < 24 else 2 if lg < 0x100 else 3 if lg < 0x10000 else 5
+                if lg < 0x100000000 else 9)
+             + (1 if ep < 24 else 2 if ep < 0x100 else 3 if ep < 0x10000 else 5
+                if ep < 0x100000000 else 9))
+    if size != len(data) or gid is pl:
         return None
+    if (ep | tid | sid | seq | psz) >> 16:  # rare: a shared reference needs an int >= 2**16
+        big = [x for x in (ep, tid, sid, seq, psz) if x >> 16]
+        if len(big) > 1 and len(set(map(id, big))) != len(big):
+            return None
     f = _new(GbpFrame)
     _setattr(f, "__dict__", {
         "version": v, "group_id": gid, "epoch": ep, "transition_id": tid, "stream_type": st,

@@ -303,18 +303,46 @@ def _compile_fast(schema):
         lines.append(f"        {a} = o[{key!r}]")
     lines += ["    except KeyError:", "        return None"]
     types, ranges = [], []
+    by_bits: Dict[int, List[str]] = {}
     for a, (_k, _attr, bits) in zip(names, spec):
         if bits > 0:
             types.append(f"type({a}) is int")
-            ranges.append(f"{a} < 0 or {a} >> {bits}")
+            by_bits.setdefault(bits, []).append(a)
         else:
             types.append(f"type({a}) is {'bytes' if bits == -1 else 'str'}")
+    if by_bits:  # one OR per width: (a | b) >> w is non-zero iff one of them is >= 2**w
+        ints = [a for group in by_bits.values() for a in group]
+        ranges.append(f"({' | '.join(ints)}) < 0")
+        ranges += [f"({' | '.join(group)}) >> {bits}" for bits, group in by_bits.items()]
     lines += [f"    if not ({' and '.join(types)}):", "        return None"]
     if ranges:
         lines += [f"    if {' or '.join(ranges)}:", "        return None"]
-    # the canonical re-encoding (cbor2 keeps the decoded key order; shortest heads, definite
-    # lengths) equals the input exactly when the input was canonical with nothing after it
-    lines += ["    if dumps(o) != data:", "        return None"]
+    # canonical form without re-encoding: every item encodes to at least its shortest form, so
+    # ``len(data)`` equal to the shortest length of the decoded values (keys in any order: cbor2
+    # keeps the wire order, as the strict reader does) proves shortest heads, definite lengths and
+    # nothing after the map; the head's entry count = distinct keys rules out duplicates. Only a
+    # shared reference (RFC 8949 §9.2 tag 29; every encoding of it holds the byte 0x1d and
+    # ``d8 1d`` or ``00 1d``) decodes to more than its bytes: such input goes to the strict
+    # reader (the cheap one-byte test first: 0x1d is rare in text payloads).
+    fixed = 1 + sum(len(cbor2.dumps(key)) for key, _a, _b in spec)
+    terms = []
+    for a, (_k, _attr, bits) in zip(names, spec):
+        if bits > 0:
+            x = a
+        else:  # byte / text string: head + content bytes
+            x = f"n{a}"
+            lines.append(f"    {x} = len({a})" if bits == -1 else f"    {x} = len({a}.encode())")
+            terms.append(x)
+            bits = 64
+        head = ["1", f"2 if {x} < 256", f"3 if {x} < 65536", f"5 if {x} < 4294967296", "9"]
+        # values already range-checked: a uN field needs only the heads up to N bits
+        head = head[:{8: 2, 16: 3, 32: 4}.get(bits, 5)]
+        head[-1] = head[-1].split(" if ")[0]
+        terms.append(f"(1 if {x} < 24 else " + " else ".join(head[1:]) + ")"
+                     if len(head) > 1 else "1")
+    lines += [f"    if {fixed} + {' + '.join(terms)} != len(data):", "        return None",
+              "    if 29 in data and (b'\\xd8\\x1d' in data or b'\\x00\\x1d' in data):",
+              "        return None"]
     attr_var = {attr: a for a, (_k, attr, _b) in zip(names, spec)}
     for length_attr, data_attr in schema.length_checks:
         lines += [f"    if {attr_var[length_attr]} != len({attr_var[data_attr]}):",

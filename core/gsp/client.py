@@ -28,7 +28,7 @@ from typing import Any, Optional, Set
 from ..errors import DecodeError, UsageError
 from ..gbp.events import OutboundFrame
 from ..gbp.registry import ErrorCode, PayloadCodec, StreamType, sent_flags
-from ..gtp.client import BoundedSeen, decode_reason
+from ..gtp.client import EpochScopedDedup, decode_reason
 from ..payload_codec import resolve_codec
 from .args import GspArgsError, SignalArgs, validate_args
 from .roles import Permissions, RoleRegistry
@@ -70,14 +70,14 @@ class GspAcceptResult:
     code: Optional[int] = None
 
 
-class GspClient:
-    """Group Signaling Protocol client."""
+class GspClient(EpochScopedDedup):
+    """Group Signaling Protocol client (request ids seen once per epoch; membership and mute
+    state survive :meth:`reset`, as the reference)."""
 
-    __slots__ = ("_seen", "_epoch", "members", "muted", "roles")
+    __slots__ = ("members", "muted", "roles")
 
     def __init__(self, roles: Optional[RoleRegistry] = None) -> None:
-        self._seen = BoundedSeen()
-        self._epoch: Optional[int] = None
+        super().__init__()
         #: members announced by JOIN (and not yet LEAVE)
         self.members: Set[int] = set()
         #: members muted by MUTE (see the module note on the reference's semantics)
@@ -88,17 +88,6 @@ class GspClient:
     def create(cls, roles: Optional[RoleRegistry] = None) -> "GspClient":
         """A fresh client, optionally checking senders' roles against *roles*."""
         return cls(roles)
-
-    def sync_epoch(self, epoch: int) -> None:
-        """Clear the request-id set when *epoch* differs from the last one seen."""
-        if epoch != self._epoch:
-            self._seen.clear()
-            self._epoch = epoch
-
-    def reset(self) -> None:
-        """Forget seen request ids (membership and mute state are kept, as the reference)."""
-        self._seen.clear()
-        self._epoch = None
 
     def send(self, node: Any, mls: Any, target: int, signal: int, role_claim: int,
              request_id: int, args: bytes = b"", codec: Any = PayloadCodec.CBOR) -> OutboundFrame:

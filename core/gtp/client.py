@@ -24,7 +24,7 @@ from ..gbp.registry import ErrorCode, PayloadCodec, StreamType, sent_flags
 from ..payload_codec import LengthMismatchError, resolve_codec
 from .message import GtpContentType, GtpFlags, GtpMessage
 
-__all__ = ["GtpClient", "GtpAcceptResult", "GtpContentType", "GtpFlags", "BoundedSeen",
+__all__ = ["GtpClient", "GtpAcceptResult", "GtpContentType", "GtpFlags", "BoundedSeen", "EpochScopedDedup",
            "SEEN_CAPACITY", "decode_reason"]
 
 #: Per-epoch dedup capacity (GTP §5, GSP §5).
@@ -111,6 +111,28 @@ class BoundedSeen:
         return item in self._d
 
 
+class EpochScopedDedup:
+    """Base of the GTP and GSP clients: a :class:`BoundedSeen` set of already-accepted ids that
+    starts afresh whenever the epoch changes (the reference clients reset per epoch)."""
+
+    __slots__ = ("_seen", "_epoch")
+
+    def __init__(self) -> None:
+        self._seen = BoundedSeen()
+        self._epoch: Optional[int] = None
+
+    def sync_epoch(self, epoch: int) -> None:
+        """Clear the seen-set when *epoch* differs from the last one seen."""
+        if epoch != self._epoch:
+            self._seen.clear()
+            self._epoch = epoch
+
+    def reset(self) -> None:
+        """Forget every seen id (and the epoch); nothing else of the client's state."""
+        self._seen.clear()
+        self._epoch = None
+
+
 def decode_reason(exc: DecodeError) -> str:
     """The ``reason`` of a decode failure: the reference's text for a length mismatch, our
     message otherwise (always prefixed ``decode: `` like the reference)."""
@@ -132,30 +154,15 @@ class GtpAcceptResult:
     code: Optional[int] = None
 
 
-class GtpClient:
+class GtpClient(EpochScopedDedup):
     """Group Text Protocol client (idempotency by ``(sender_id, message_id)``)."""
 
-    __slots__ = ("_seen", "_epoch")
-
-    def __init__(self) -> None:
-        self._seen = BoundedSeen()
-        self._epoch: Optional[int] = None
+    __slots__ = ()
 
     @classmethod
     def create(cls) -> "GtpClient":
         """A fresh client."""
         return cls()
-
-    def sync_epoch(self, epoch: int) -> None:
-        """Clear the seen-set when *epoch* differs from the last one seen."""
-        if epoch != self._epoch:
-            self._seen.clear()
-            self._epoch = epoch
-
-    def reset(self) -> None:
-        """Forget every seen message (and the epoch)."""
-        self._seen.clear()
-        self._epoch = None
 
     def send(self, node: Any, mls: Any, target: int, message_id: int, text: str,
              codec: Any = PayloadCodec.CBOR) -> OutboundFrame:

@@ -24,8 +24,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from gbp_lab.core.errors import GbpLabError, UsageError
-from gbp_lab.core.gbp.control import decode_control
-from gbp_lab.core.gbp.registry import ControlOpcode, PayloadCodec, StreamType
+from gbp_lab.core.gbp.registry import ControlOpcode
+
+from .capture.tables import build_audio, build_control
 
 __all__ = ["audio_table", "control_table", "rtp_jitter", "rtp_loss", "transition_latency",
            "plot_epoch_timeline", "plot_throughput", "plot_gap_jitter", "plot_transition_latency",
@@ -51,75 +52,41 @@ def _frames(capture: Any) -> pd.DataFrame:
     return f
 
 
-def _decrypted_rows(capture: Any, st: int):
-    f = _frames(capture)
-    if not len(f):
-        return f, []
-    m = (f["stream_type"].eq(st).fillna(False).astype(bool) & f["decrypted"].astype(bool)).to_numpy()
-    return f, [i for i in m.nonzero()[0] if capture.plaintexts[i] is not None]
-
-
 def audio_table(capture: Any) -> pd.DataFrame:
     """One row per decrypted GAP frame (undecodable plaintexts are skipped: they are the
     ``error`` column's business). Taken from the capture's own ``audio`` table
-    (:mod:`gbp_lab.capture.tables`) when it has one, else decoded here."""
+    (:mod:`gbp_lab.capture.tables`), built with that module's builder when the object has
+    none (e.g. frames + plaintexts only)."""
     own = _table_of(capture, "audio", {"time", "frame", "media_source_id", "rtp_sequence",
                                         "rtp_timestamp"})
-    if own is not None:
-        df = own.rename(columns={"payload_len": "opus_size", "frame": "row"})
-        f = capture.frames
-        for col in ("stream_id", "dst", "dport"):
-            if col not in df.columns and col in f.columns:
-                df = df.assign(**{col: [None if pd.isna(r) else f[col].iloc[int(r)] for r in df["row"]]})
-        for c in AUDIO_COLUMNS:
-            if c not in df.columns:
-                df = df.assign(**{c: None})
-        return df[AUDIO_COLUMNS].reset_index(drop=True)
-    from gbp_lab.core.gap.payload import GapPayload
-    from gbp_lab.core.payload_codec import decode
-
-    f, rows = _decrypted_rows(capture, int(StreamType.AUDIO))
-    pf = {"CBOR": 0, "PROTOBUF": 1, "FLATBUFFERS": 2}
-    out = []
-    for i in rows:
-        r = f.iloc[i]
-        codec = PayloadCodec.for_wire(pf.get(str(r["codec"]), 0))
-        try:
-            g = decode(GapPayload, capture.plaintexts[i], codec)
-        except GbpLabError:
-            continue
-        out.append((float(r["time"]), _int(r["epoch"]), _int(r["sender"]), _int(r["stream_id"]),
-                    g.media_source_id, g.rtp_sequence, g.rtp_timestamp, g.key_phase,
-                    len(g.opus_frame), int(f.index[i]), r.get("dst"), _int(r.get("dport"))))
-    return pd.DataFrame(out, columns=AUDIO_COLUMNS)
+    if own is None:
+        own = build_audio(_frames(capture), capture.plaintexts)
+    df = own.rename(columns={"payload_len": "opus_size", "frame": "row"})
+    f = capture.frames
+    for col in ("stream_id", "dst", "dport"):
+        if col not in df.columns and col in f.columns:
+            df = df.assign(**{col: [None if pd.isna(r) else f[col].iloc[int(r)] for r in df["row"]]})
+    for c in AUDIO_COLUMNS:
+        if c not in df.columns:
+            df = df.assign(**{c: None})
+    return df[AUDIO_COLUMNS].reset_index(drop=True)
 
 
 def control_table(capture: Any) -> pd.DataFrame:
-    """One row per decrypted control message (from the capture's ``control`` table when it has
-    one, else decoded here)."""
+    """One row per decrypted control message (the capture's ``control`` table, built with
+    :func:`gbp_lab.capture.tables.build_control` when the object has none)."""
     own = _table_of(capture, "control", {"time", "frame", "opcode", "transition_id"})
-    if own is not None:
-        if "decrypted" in own.columns:
-            own = own[own["decrypted"].fillna(False).astype(bool)]
-        df = own.rename(columns={"args_len": "args_length", "frame": "row"})
-        if "sender_id" in df.columns:
-            df = df.drop(columns=["sender"], errors="ignore").rename(columns={"sender_id": "sender"})
-        for c in CONTROL_COLUMNS:
-            if c not in df.columns:
-                df = df.assign(**{c: None})
-        return df[CONTROL_COLUMNS].reset_index(drop=True)
-    f, rows = _decrypted_rows(capture, int(StreamType.CONTROL))
-    out = []
-    for i in rows:
-        r = f.iloc[i]
-        try:
-            c = decode_control(capture.plaintexts[i])
-        except GbpLabError:
-            continue
-        name = c.op.name if c.op is not None else f"0x{c.opcode:04x}"
-        out.append((float(r["time"]), _int(r["epoch"]), c.sender_id, c.opcode, name,
-                    c.transition_id, c.request_id, c.args_length, int(f.index[i])))
-    return pd.DataFrame(out, columns=CONTROL_COLUMNS)
+    if own is None:
+        own = build_control(_frames(capture), capture.plaintexts)
+    if "decrypted" in own.columns:
+        own = own[own["decrypted"].fillna(False).astype(bool)]
+    df = own.rename(columns={"args_len": "args_length", "frame": "row"})
+    if "sender_id" in df.columns:
+        df = df.drop(columns=["sender"], errors="ignore").rename(columns={"sender_id": "sender"})
+    for c in CONTROL_COLUMNS:
+        if c not in df.columns:
+            df = df.assign(**{c: None})
+    return df[CONTROL_COLUMNS].reset_index(drop=True)
 
 
 def _table_of(capture: Any, name: str, need: set) -> Optional[pd.DataFrame]:
@@ -132,10 +99,6 @@ def _table_of(capture: Any, name: str, need: set) -> Optional[pd.DataFrame]:
     if isinstance(df, pd.DataFrame) and need <= set(df.columns):
         return df
     return None
-
-
-def _int(v: Any) -> Optional[int]:
-    return None if v is None or pd.isna(v) else int(v)
 
 
 def rtp_jitter(audio: pd.DataFrame, clock_rate: int = OPUS_CLOCK_RATE) -> pd.DataFrame:

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Optional, Tuple, Union
 
-from ..errors import ProtocolError, SignatureError, StateError, UsageError
+from ..errors import ProtocolError, SignatureError, StateError
 from ..tls import Reader, Writer
 from .extensions import (Extension, RequiredCapabilities, check_unique, decode_extensions,
                          encode_extensions)
@@ -74,12 +74,7 @@ def check_required_capabilities(leaf: LeafNode, required: RequiredCapabilities) 
 
 def _suite(cs) -> CipherSuite:
     """The suite of a peer's KeyPackage; an unsupported one is a :class:`KeyPackageError`."""
-    if isinstance(cs, CipherSuite):
-        return cs
-    try:
-        return CipherSuite.get(cs)
-    except UsageError:
-        raise KeyPackageError(f"unsupported cipher suite {cs}", vid="MLS-KP-SUITE-UNSUPPORTED") from None
+    return CipherSuite.of_peer(cs, KeyPackageError, "MLS-KP-SUITE-UNSUPPORTED")
 
 
 @dataclass(frozen=True)

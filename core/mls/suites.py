@@ -97,6 +97,17 @@ class CipherSuite:
         except KeyError:
             raise UsageError(f"unsupported MLS cipher suite {suite!r}", vid="MLS-SUITE") from None
 
+    @staticmethod
+    def of_peer(suite, error: type, vid: str) -> "CipherSuite":
+        """The suite a peer's message names (a suite object passes through); an unsupported one
+        is the peer's problem, raised as ``error(…, vid=vid)`` rather than as a misuse."""
+        if isinstance(suite, CipherSuite):
+            return suite
+        try:
+            return _SUITES[int(suite)]
+        except KeyError:
+            raise error(f"unsupported cipher suite {suite}", vid=vid) from None
+
     # -- sizes --------------------------------------------------------------------------------
     @property
     def hash_name(self) -> str:

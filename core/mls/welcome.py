@@ -172,13 +172,8 @@ class JoinedWelcome:
 
 
 def _suite(cs) -> CipherSuite:
-    """The suite of a peer's Welcome; an unsupported one is the peer's problem, not a misuse."""
-    if isinstance(cs, CipherSuite):
-        return cs
-    try:
-        return CipherSuite.get(cs)
-    except UsageError:
-        raise WelcomeError(f"unsupported cipher suite {cs}", vid="MLS-WELCOME-SUITE-UNSUPPORTED") from None
+    """The suite of a peer's Welcome; an unsupported one is a :class:`WelcomeError`."""
+    return CipherSuite.of_peer(cs, WelcomeError, "MLS-WELCOME-SUITE-UNSUPPORTED")
 
 
 def decrypt_group_secrets(welcome: Welcome, key_package_ref: bytes, init_priv: BytesLike) -> GroupSecrets:

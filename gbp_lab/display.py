@@ -7,6 +7,7 @@ ratchet trees and epoch secrets get their HTML from here: :func:`register` adds 
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import fields
 from typing import Any, Optional
 
@@ -54,11 +55,10 @@ def register(ip: Optional[Any] = None) -> bool:
     """Register the HTML formatters with IPython (the running shell by default). Returns whether
     a shell was found."""
     if ip is None:
-        try:
-            from IPython import get_ipython
-        except ImportError:
+        ipython = sys.modules.get("IPython")  # a running shell has imported it already; importing
+        if ipython is None:                    # it here would only slow down `import gbp_lab`
             return False
-        ip = get_ipython()
+        ip = ipython.get_ipython()
     if ip is None:
         return False
     html = ip.display_formatter.formatters["text/html"]

@@ -32,3 +32,18 @@ def test_core_objects_render_as_html():
     events = node.drain_events()
     assert events
     assert "state_changed" in fmt.format(events[0])[0]["text/html"]
+
+
+def test_registration_finds_a_running_shell_and_costs_nothing_elsewhere():
+    import subprocess
+    import sys
+
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from gbp_lab import display
+
+    InteractiveShell.instance()
+    assert display.register() is True  # the shell of this process, found without being passed
+    out = subprocess.run([sys.executable, "-c", "import sys, gbp_lab; print('IPython' in sys.modules)"],
+                         capture_output=True, text=True)
+    assert out.stdout.strip() == "False"  # plain `import gbp_lab` does not pull IPython in

@@ -59,11 +59,13 @@ from google.protobuf import message as _pb_message
 from google.protobuf import unknown_fields as _pb_unknown
 
 from . import cbor as _cbor
+from .cbor_shape import compile_shape
 from .cbor import CborSimple, CborTag, Reader, Writer, encode_map
 from .errors import DecodeError, TruncatedError, UsageError
 from .gbp.registry import PayloadCodec
 
 __all__ = [
+    "cbor_values_matcher",
     "PayloadCodec",
     "Kind",
     "FieldSpec",
@@ -251,6 +253,15 @@ def encode(msg: Any, codec: Any = PayloadCodec.CBOR) -> bytes:
 def decode(cls: Type[T], data: Any, codec: Any = PayloadCodec.CBOR) -> T:
     """Decode *data* as a *cls* payload message in *codec*; bad bytes raise :class:`DecodeError`
     (or a subclass), never anything else."""
+    if type(data) is bytes and (codec is PayloadCodec.CBOR or (type(codec) is int and codec == 0)):
+        fast = _CBOR_FAST.get(cls)  # the canonical form every sender writes, in one step
+        if fast is None:
+            fast = _cbor_fast_for(cls)
+        vals = fast[0](data)
+        if vals is not None:
+            obj = _new(cls)
+            _setattr(obj, "__dict__", dict(zip(fast[1], vals)))
+            return obj
     schema = _schema_of(cls)
     data = _as_bytes(data)
     c = resolve_codec(codec)
@@ -313,6 +324,53 @@ def cbor_decode_text_map(schema: MessageSchema, data: bytes) -> Dict[str, Any]:
 
 _cbor_encode = cbor_encode_text_map
 _cbor_decode = cbor_decode_text_map
+_new = object.__new__
+_setattr = object.__setattr__
+#: payload class -> (values matcher, attribute names) of :func:`decode`'s fast path
+_CBOR_FAST: Dict[type, Tuple[Any, Tuple[str, ...]]] = {}
+_CBOR_VALUES: Dict[int, Tuple[MessageSchema, Any]] = {}
+
+
+def cbor_values_matcher(schema: MessageSchema):
+    """``match(data) -> tuple | None``: the field values of *schema* (in schema order) when
+    *data* is its canonical CBOR — the serde form with keys in schema order, shortest heads,
+    nothing after the map (:mod:`gbp_lab.core.cbor_shape`) — and its declared lengths agree with
+    the data (``len``/``alen``); ``None`` for anything else, which :func:`decode` then reads with
+    the full serde-compatible decoder (accepting more, or naming the problem). On every input
+    where the matcher returns values, :func:`decode` returns a message with those values."""
+    hit = _CBOR_VALUES.get(id(schema))
+    if hit is not None and hit[0] is schema:
+        return hit[1]
+    shape = compile_shape(cbor_spec(schema))
+    attrs = [f.attr for f in schema.fields]
+    pairs = [(attrs.index(a), attrs.index(b)) for a, b in schema.length_checks]
+    if not pairs:
+        match = shape
+    elif len(pairs) == 1:
+        (i, j), = pairs
+
+        def match(data: bytes, _shape=shape, _i=i, _j=j) -> Optional[tuple]:
+            v = _shape(data)
+            if v is None or v[_i] != len(v[_j]):
+                return None
+            return v
+    else:  # pragma: no cover - no schema declares two lengths
+        def match(data: bytes, _shape=shape) -> Optional[tuple]:
+            v = _shape(data)
+            if v is None or any(v[i] != len(v[j]) for i, j in pairs):
+                return None
+            return v
+    _CBOR_VALUES[id(schema)] = (schema, match)
+    return match
+
+
+def _cbor_fast_for(cls: type) -> Tuple[Any, Tuple[str, ...]]:
+    schema = _schema_of(cls)
+    if tuple(f.name for f in dc_fields(cls)) != tuple(f.attr for f in schema.fields):
+        raise UsageError(f"{cls.__name__}: dataclass fields differ from its schema",
+                         vid="CODEC-SELECT")  # pragma: no cover - a programming error
+    hit = _CBOR_FAST[cls] = (cbor_values_matcher(schema), tuple(f.attr for f in schema.fields))
+    return hit
 
 
 # ---------------------------------------------------------------------------------------------

@@ -265,24 +265,6 @@ _gtp_msgs = st.builds(GtpMessage, st.integers(0, 2**64 - 1), st.integers(0, 2**3
                       st.integers(0, 255), st.none(), st.binary(max_size=30))
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.one_of(_gtp_msgs.map(lambda m: m.to_bytes()),
-                 st.tuples(_gtp_msgs, st.integers(0, 60), st.integers(0, 255)).map(
-                     lambda t: (lambda b: b[:t[1]] + bytes([t[2]]) + b[t[1] + 1:])(t[0].to_bytes())),
-                 st.binary(max_size=60)))
-def test_gtp_fast_decode_agrees_with_generic(data):
-    from gbp_lab.core.errors import DecodeError
-    from gbp_lab.core.gtp.client import _fast_decode
-
-    fast = _fast_decode(data)
-    try:
-        slow = GtpMessage.from_bytes(data)
-    except DecodeError:
-        slow = None
-    if fast is not None:
-        assert fast == slow and fast.to_bytes() == data
-
-
 def test_accept_without_an_epoch_like_the_old_binding():
     g = GtpClient()
     pt = GtpMessage.plain(1, 5, "x").to_bytes()

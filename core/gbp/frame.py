@@ -24,12 +24,10 @@ gets its zero value, an out-of-range integer is kept as is, and every problem is
 ``frame.defects`` as the typed error strict mode would have raised. Bytes that are not a CBOR map
 at all still raise (there is no frame to return).
 
-Speed: every frame a sender produces is in shortest form, and :func:`decode_frame` first tries a
-one-step path for exactly that (:func:`gbp_lab.core.cbor.fast_loads`, then type/range checks, then a length check: the
-input must be exactly as long as the shortest encoding of the decoded values, which proves there
-are no trailing bytes; the map head's count equal to the number of distinct keys rules out
-duplicate keys; a value shared through cbor2's RFC 8949 §9.2 tags 28/29 — which could decode to
-more than its bytes — sends the frame the careful way, see :func:`_frame_fast`). Anything else
+Speed: every frame a sender produces is in the canonical form, and :func:`decode_frame` first
+tries :func:`frame_values`, an exact-shape matcher (:mod:`gbp_lab.core.cbor_shape`: regular
+expressions over the bytes, no intermediate dict; no CBOR tag can pass it, so cbor2's RFC 8949
+§9.2 shared references cannot hide trailing bytes). Anything else
 goes through
 :func:`gbp_lab.core.cbor.decode_map` with :attr:`~gbp_lab.core.cbor.Leniency.STRICT`, which finds
 the first problem in the order above.
@@ -44,7 +42,8 @@ from dataclasses import dataclass, field
 from typing import Any, Optional, Tuple
 
 from ..cbor import (BSTR, U8, U16, U32, U64, UINT, decode_map, enc_bstr, enc_head, enc_key,
-                    enc_tstr, enc_uint, fast_loads, head_len)
+                    enc_tstr, enc_uint)
+from ..cbor_shape import compile_shape
 from ..errors import DecodeError, UsageError
 from .registry import (GBP_VERSION, GROUP_ID_LENGTH, FrameFlags, PayloadCodec, StreamType,
                        sender_of)
@@ -169,78 +168,36 @@ class GbpFrame:
         ))
 
 
-_loads = fast_loads
-#: map header + the ten text keys of a frame without ``pf``
-_FIXED10 = 1 + sum(len(_K[k]) for k in FRAME_KEYS[:10])
-_PF_KEY_LEN = len(_KPF)
+#: the canonical frame without / with ``pf`` (:mod:`gbp_lab.core.cbor_shape`); the fast path
+#: takes 16-byte group ids only (any other length is decoded, and judged, by the careful path)
+#: (``v`` … ``fl`` repeat within a stream and epoch: their values are memoised by their bytes)
+_SHAPE10 = compile_shape(FRAME_SPEC[:10], fixed_lengths={"gid": GROUP_ID_LENGTH}, memo=7)
+_SHAPE11 = compile_shape(FRAME_SPEC, fixed_lengths={"gid": GROUP_ID_LENGTH}, memo=7)
+_new = object.__new__
+_setattr = object.__setattr__
 
 
-_ulen = head_len
-
-
-def _frame_fast(obj: Any, data: bytes) -> Optional[GbpFrame]:
-    """The common case in one step: a map with exactly the ten/eleven keys, right types, in range,
-    ``psz`` consistent, and ``len(data)`` equal to the shortest encoding of those values — which
-    rules out trailing bytes (the shortest form cannot leave room for them); the map head's entry
-    count equal to the number of distinct keys rules out duplicate keys. Returns ``None`` when
-    anything needs the careful path.
-
-    The length argument holds only if no item decodes to *more* than its own bytes: cbor2
-    resolves shared references (RFC 8949 §9.2 tags 28/29: a 3-byte ``d81d00`` stands for a whole
-    earlier value), which could hide trailing bytes behind a shorter-than-shortest map. A marker
-    costs 2 bytes and a reference 3, so sharing saves bytes only for values of 4+ encoded bytes:
-    byte strings of 3+ bytes and integers ≥ 2**16 — never cached by CPython, so a shared one is
-    the *same object* in two fields. Such frames go the careful path. Head lengths are computed
-    inline (no calls)."""
-    try:
-        v = obj["v"]; gid = obj["gid"]; ep = obj["ep"]; tid = obj["tid"]; st = obj["st"]
-        sid = obj["sid"]; fl = obj["fl"]; seq = obj["seq"]; psz = obj["psz"]; pl = obj["pl"]
-    except (KeyError, TypeError):
+def frame_values(data: bytes) -> Optional[tuple]:
+    """``(v, gid, ep, tid, st, sid, fl, seq, psz, pl, pf)`` of a frame in the canonical form every
+    sender writes (keys in wire order, shortest heads, 16-byte group id, ``psz == len(pl)``,
+    nothing after the map), without building a :class:`GbpFrame`; ``None`` for anything else
+    — :func:`decode_frame` then decodes it (or says what is wrong). The bulk capture reader's
+    hot path; on the inputs where it returns values, :func:`decode_frame` returns a frame with
+    the same values (the shape is a subset of what the strict decoder accepts)."""
+    if type(data) is not bytes or not data:
         return None
-    n = len(obj)
-    if n == 10 and data[0] == 0xAA:
-        pf = 0
-        size = _FIXED10
-    elif n == 11 and data[0] == 0xAB and type(obj.get("pf")) is int:
-        pf = obj["pf"]
-        if not 0 < pf < 0x100:
+    head = data[0]
+    if head == 0xAA:
+        vals = _SHAPE10(data)
+        if vals is None or vals[8] != len(vals[9]):
             return None
-        size = _FIXED10 + _PF_KEY_LEN + (1 if pf < 24 else 2)
-    else:
-        return None
-    i = int
-    if not (type(v) is i and type(ep) is i and type(tid) is i and type(st) is i and type(sid) is i
-            and type(fl) is i and type(seq) is i and type(psz) is i
-            and type(gid) is bytes and type(pl) is bytes):
-        return None
-    if (v | st) >> 8 or fl >> 16 or (tid | sid | seq | psz) >> 32 or ep >> 64 or (
-            v | st | fl | tid | sid | seq | psz | ep) < 0 or psz != len(pl):
-        return None
-    lg = len(gid)
-    # shortest head of each value: 1 byte below 24, else 2/3/5/9 (ranges checked above)
-    size += (psz + lg
-             + (1 if v < 24 else 2) + (1 if st < 24 else 2)
-             + (1 if fl < 24 else 2 if fl < 0x100 else 3)
-             + (1 if tid < 24 else 2 if tid < 0x100 else 3 if tid < 0x10000 else 5)
-             + (1 if sid < 24 else 2 if sid < 0x100 else 3 if sid < 0x10000 else 5)
-             + (1 if seq < 24 else 2 if seq < 0x100 else 3 if seq < 0x10000 else 5)
-             + (2 if psz < 24 else 4 if psz < 0x100 else 6 if psz < 0x10000 else 10)
-             + (1 if lg < 24 else 2 if lg < 0x100 else 3 if lg < 0x10000 else 5
-                if lg < 0x100000000 else 9)
-             + (1 if ep < 24 else 2 if ep < 0x100 else 3 if ep < 0x10000 else 5
-                if ep < 0x100000000 else 9))
-    if size != len(data) or gid is pl:
-        return None
-    if (ep | tid | sid | seq | psz) >> 16:  # rare: a shared reference needs an int >= 2**16
-        big = [x for x in (ep, tid, sid, seq, psz) if x >> 16]
-        if len(big) > 1 and len(set(map(id, big))) != len(big):
+        return vals + (0,)
+    if head == 0xAB:
+        vals = _SHAPE11(data)
+        if vals is None or vals[8] != len(vals[9]):
             return None
-    f = _new(GbpFrame)
-    _setattr(f, "__dict__", {
-        "version": v, "group_id": gid, "epoch": ep, "transition_id": tid, "stream_type": st,
-        "stream_id": sid, "flags": fl, "sequence_no": seq, "payload_size": psz, "payload": pl,
-        "payload_format": pf, "defects": ()})
-    return f
+        return vals
+    return None
 
 
 def decode_frame(data: bytes, *, strict: bool = True) -> GbpFrame:
@@ -249,16 +206,15 @@ def decode_frame(data: bytes, *, strict: bool = True) -> GbpFrame:
     Raises :class:`~gbp_lab.core.errors.DecodeError` subclasses with vids ``GBP-FRAME-CBOR``,
     ``-NOT-MAP``, ``-TRAILING``, ``-TYPE``, ``-RANGE``, ``-DUPLICATE``, ``-MISSING``, ``-PSZ``.
     """
-    # Fast path: a well-formed frame in shortest form (what every sender produces).
-    if type(data) is bytes and data and 0xAA <= data[0] <= 0xAB:
-        try:
-            obj = _loads(data)
-        except Exception:
-            obj = None
-        if type(obj) is dict:
-            frame = _frame_fast(obj, data)
-            if frame is not None:
-                return frame
+    vals = frame_values(data)  # the form every sender produces, in one step
+    if vals is not None:
+        f = _new(GbpFrame)
+        _setattr(f, "__dict__", {
+            "version": vals[0], "group_id": vals[1], "epoch": vals[2], "transition_id": vals[3],
+            "stream_type": vals[4], "stream_id": vals[5], "flags": vals[6],
+            "sequence_no": vals[7], "payload_size": vals[8], "payload": vals[9],
+            "payload_format": vals[10], "defects": ()})
+        return f
     return _decode_frame_slow(data, strict)
 
 
@@ -290,5 +246,5 @@ def encode_gbp_frame(version: int, group_id: bytes, epoch: int, transition_id: i
                           sequence_no, payload, 0, version).to_cbor()
 
 
-__all__ = ["GbpFrame", "decode_frame", "encode_gbp_frame", "FRAME_KEYS", "FRAME_SPEC",
+__all__ = ["GbpFrame", "decode_frame", "frame_values", "encode_gbp_frame", "FRAME_KEYS", "FRAME_SPEC",
            "decode_map", "enc_uint", "enc_bstr", "enc_tstr", "enc_head"]

@@ -19,9 +19,9 @@ from typing import Any, Dict, Hashable, Optional
 
 from ..errors import DecodeError, UsageError
 from ..gbp.events import OutboundFrame
-from ..cbor import enc_head, enc_key, enc_uint, fast_loads as _loads, head_len as _ulen
+from ..cbor import enc_head, enc_key, enc_uint
 from ..gbp.registry import ErrorCode, PayloadCodec, StreamType, sent_flags
-from ..payload_codec import LengthMismatchError, resolve_codec
+from ..payload_codec import LengthMismatchError, decode as pc_decode, resolve_codec
 from .message import GtpContentType, GtpFlags, GtpMessage
 
 __all__ = ["GtpClient", "GtpAcceptResult", "GtpContentType", "GtpFlags", "BoundedSeen", "EpochScopedDedup",
@@ -41,7 +41,6 @@ _K = {k: enc_key(k) for k in _KEYS}
 _PLAIN_MID = b"\xa8" + _K["mid"]
 _PLAIN_SID = _K["sid"]
 _PLAIN_TAIL = _K["ts"] + b"\x00" + _K["rid"] + b"\x00" + _K["fl"] + b"\x01" + _K["ct"] + b"\x00" + _K["len"]
-_FIXED = 1 + sum(len(v) for v in _K.values())
 _new = object.__new__
 _setattr = object.__setattr__
 
@@ -52,34 +51,6 @@ def _plain_cbor(sender_id: int, message_id: int, text: str) -> bytes:
     n = len(body)
     return b"".join((_PLAIN_MID, enc_uint(message_id), _PLAIN_SID, enc_uint(sender_id),
                      _PLAIN_TAIL, enc_uint(n), _K["body"], enc_head(0x40, n), body))
-
-
-def _fast_decode(data: bytes):
-    """The message when *data* is exactly a shortest-form 8-key CBOR GtpMessage, else None."""
-    if type(data) is not bytes or not data or data[0] != 0xA8:
-        return None
-    try:
-        d = _loads(data)
-        mid = d["mid"]; sid = d["sid"]; ts = d["ts"]; rid = d["rid"]
-        fl = d["fl"]; ct = d["ct"]; ln = d["len"]; body = d["body"]
-    except Exception:
-        return None
-    i = int
-    if len(d) != 8 or not (type(mid) is i and type(sid) is i and type(ts) is i and type(rid) is i
-                           and type(fl) is i and type(ct) is i and type(ln) is i
-                           and type(body) is bytes):
-        return None
-    if (mid | ts) >> 64 or (sid | rid | ln) >> 32 or (fl | ct) >> 8 or (
-            mid | sid | ts | rid | fl | ct | ln) < 0 or ln != len(body):
-        return None
-    if _FIXED + _ulen(mid) + _ulen(sid) + _ulen(ts) + _ulen(rid) + _ulen(fl) + _ulen(ct) \
-            + 2 * _ulen(ln) + ln != len(data):
-        return None
-    m = _new(GtpMessage)
-    _setattr(m, "__dict__", {"message_id": mid, "sender_id": sid, "timestamp_ms": ts,
-                             "request_id": rid, "flags": fl, "content_type": ct,
-                             "content_length": ln, "content": body})
-    return m
 
 
 class BoundedSeen:
@@ -194,14 +165,12 @@ class GtpClient(EpochScopedDedup):
         whose ``accept`` took no epoch)."""
         if current_epoch is not None and current_epoch != self._epoch:
             self.sync_epoch(current_epoch)
-        m = _fast_decode(plaintext) if codec == 0 else None
-        if m is None:
-            try:
-                m = GtpMessage.from_bytes(plaintext, resolve_codec(codec))
-            except DecodeError as exc:
-                return GtpAcceptResult("error", reason=decode_reason(exc),
-                                       code=int(ErrorCode.GTP_BAD_LENGTH)
-                                       if isinstance(exc, LengthMismatchError) else None)
+        try:  # the canonical CBOR form takes payload_codec's one-step path
+            m = pc_decode(GtpMessage, plaintext, codec)
+        except DecodeError as exc:
+            return GtpAcceptResult("error", reason=decode_reason(exc),
+                                   code=int(ErrorCode.GTP_BAD_LENGTH)
+                                   if isinstance(exc, LengthMismatchError) else None)
         try:
             text = m.content.decode("utf-8")
         except UnicodeDecodeError:

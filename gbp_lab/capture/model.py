@@ -23,9 +23,10 @@ when the key log allows), ``epochs`` (:mod:`.tables`) and ``findings``
 
 Hot path: decryption keeps this read's own ``(group, epoch, stream type) → AEAD`` table and only
 goes through :func:`~gbp_lab.core.gbp.aead.open_frame` for the unusual cases (no key, bad tag …),
-which raise the typed errors; CBOR payloads are summarised by a checker compiled per schema
-(:func:`_compile_fast`) that accepts only canonical messages and leaves the rest to the strict
-reader. ``python benchmarks/capture_bench.py`` prints the speed against scapy and a raw loop.
+which raise the typed errors; frames and CBOR payloads in the canonical form every sender writes
+are read by exact-shape matchers (:func:`~gbp_lab.core.gbp.frame.frame_values`,
+:func:`~gbp_lab.core.payload_codec.cbor_values_matcher`) without building objects, everything
+else by the full decoders. ``python benchmarks/capture_bench.py`` prints the speed against scapy and a raw loop.
 """
 from __future__ import annotations
 
@@ -34,7 +35,6 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Union
 
-import cbor2
 import numpy as np
 import pandas as pd
 
@@ -45,12 +45,12 @@ from gbp_lab.core.errors import (DecodeError, DecryptError, GbpLabError, KeyLogE
 from gbp_lab.core.gap.payload import GapPayload
 from gbp_lab.core.gbp.aead import _aead_for, open_frame
 from gbp_lab.core.gbp.control import decode_control
-from gbp_lab.core.gbp.frame import decode_frame
-from gbp_lab.core.gbp.registry import ControlOpcode, PayloadCodec, StreamType, sender_of
+from gbp_lab.core.gbp.frame import GbpFrame, decode_frame, frame_values
+from gbp_lab.core.gbp.registry import STREAM_ID_STRIDE, ControlOpcode, PayloadCodec, StreamType
 from gbp_lab.core.gsp.signal import GspSignal, SignalType
 from gbp_lab.core.gtp.message import GtpMessage
 from gbp_lab.core.keylog import KeyLog
-from gbp_lab.core.payload_codec import Kind
+from gbp_lab.core.payload_codec import cbor_values_matcher
 from gbp_lab.core.payload_codec import decode as pc_decode
 
 from .pcap import DecryptionSecrets, Interface
@@ -270,108 +270,27 @@ def _load_keylog(keylog: Union[None, KeyLog, str, os.PathLike]) -> Optional[KeyL
 
 
 _MISSING = object()
-_cbor_loads = cbor2.loads
 
 
-def _fast_fields(schema, data: bytes) -> Optional[Dict[str, Any]]:
-    """Field values of a payload message in the reference's exact CBOR form, via cbor2 in C.
-
-    Accepts only a subset of what the strict reader (:func:`gbp_lab.core.payload_codec.decode`)
-    accepts — a definite map with exactly the schema's keys, right types, in range, lengths
-    consistent, and ``len(data)`` equal to the shortest encoding of those values (which rules out
-    trailing bytes, duplicate keys and non-shortest heads) — and for that subset yields the same
-    values; ``None`` sends the caller to the strict reader (which then explains what is wrong).
-    The check is compiled once per schema into straight-line code (:func:`_compile_fast`)."""
-    fn = _PLANS.get(schema.name)
-    if fn is None:
-        fn = _PLANS[schema.name] = _compile_fast(schema)
-    return fn(data)
+def _attrs(cls) -> tuple:
+    return tuple(f.attr for f in cls.SCHEMA.fields)
 
 
-def _compile_fast(schema):
-    """Generate the checker of :func:`_fast_fields` for one payload schema."""
-    spec = [(f.key, f.attr, f.kind.value if f.kind.is_int else
-             (-1 if f.kind is Kind.BYTES else -2)) for f in schema.fields]
-    n = len(spec)
-    names = [f"a{i}" for i in range(n)]
-    lines = ["def check(data):",
-             f"    if not data or data[0] != {0xA0 + n}:", "        return None",
-             "    try:", "        o = loads(data)", "    except Exception:", "        return None",
-             f"    if type(o) is not dict or len(o) != {n}:", "        return None",
-             "    try:"]
-    for a, (key, _attr, _b) in zip(names, spec):
-        lines.append(f"        {a} = o[{key!r}]")
-    lines += ["    except KeyError:", "        return None"]
-    types, ranges = [], []
-    by_bits: Dict[int, List[str]] = {}
-    for a, (_k, _attr, bits) in zip(names, spec):
-        if bits > 0:
-            types.append(f"type({a}) is int")
-            by_bits.setdefault(bits, []).append(a)
-        else:
-            types.append(f"type({a}) is {'bytes' if bits == -1 else 'str'}")
-    if by_bits:  # one OR per width: (a | b) >> w is non-zero iff one of them is >= 2**w
-        ints = [a for group in by_bits.values() for a in group]
-        ranges.append(f"({' | '.join(ints)}) < 0")
-        ranges += [f"({' | '.join(group)}) >> {bits}" for bits, group in by_bits.items()]
-    lines += [f"    if not ({' and '.join(types)}):", "        return None"]
-    if ranges:
-        lines += [f"    if {' or '.join(ranges)}:", "        return None"]
-    # canonical form without re-encoding: every item encodes to at least its shortest form, so
-    # ``len(data)`` equal to the shortest length of the decoded values (keys in any order: cbor2
-    # keeps the wire order, as the strict reader does) proves shortest heads, definite lengths and
-    # nothing after the map; the head's entry count = distinct keys rules out duplicates. Only a
-    # shared reference (RFC 8949 §9.2 tag 29; every encoding of it holds the byte 0x1d and
-    # ``d8 1d`` or ``00 1d``) decodes to more than its bytes: such input goes to the strict
-    # reader (the cheap one-byte test first: 0x1d is rare in text payloads).
-    fixed = 1 + sum(len(cbor2.dumps(key)) for key, _a, _b in spec)
-    terms = []
-    for a, (_k, _attr, bits) in zip(names, spec):
-        if bits > 0:
-            x = a
-        else:  # byte / text string: head + content bytes
-            x = f"n{a}"
-            lines.append(f"    {x} = len({a})" if bits == -1 else f"    {x} = len({a}.encode())")
-            terms.append(x)
-            bits = 64
-        head = ["1", f"2 if {x} < 256", f"3 if {x} < 65536", f"5 if {x} < 4294967296", "9"]
-        # values already range-checked: a uN field needs only the heads up to N bits
-        head = head[:{8: 2, 16: 3, 32: 4}.get(bits, 5)]
-        head[-1] = head[-1].split(" if ")[0]
-        terms.append(f"(1 if {x} < 24 else " + " else ".join(head[1:]) + ")"
-                     if len(head) > 1 else "1")
-    lines += [f"    if {fixed} + {' + '.join(terms)} != len(data):", "        return None",
-              "    if 29 in data and (b'\\xd8\\x1d' in data or b'\\x00\\x1d' in data):",
-              "        return None"]
-    attr_var = {attr: a for a, (_k, attr, _b) in zip(names, spec)}
-    for length_attr, data_attr in schema.length_checks:
-        lines += [f"    if {attr_var[length_attr]} != len({attr_var[data_attr]}):",
-                  "        return None"]
-    lines.append("    return {" + ", ".join(f"{attr!r}: {a}" for attr, a in attr_var.items()) + "}")
-    ns = {"loads": _cbor_loads, "dumps": cbor2.dumps}
-    exec("\n".join(lines), ns)  # noqa: S102 - generated from the schema, no outside input
-    return ns["check"]
-
-
-_PLANS: Dict[str, tuple] = {}
-
-
-def _plan_for(cls):
-    """The compiled checker of ``cls.SCHEMA`` (see :func:`_fast_fields`), stored under the
-    class name too so that the hot path finds it with one lookup."""
-    fn = _PLANS.get(cls.SCHEMA.name)
-    if fn is None:
-        fn = _PLANS[cls.SCHEMA.name] = _compile_fast(cls.SCHEMA)
-    _PLANS[cls.__name__] = fn
-    return fn
+#: payload class -> (canonical-CBOR values matcher, attribute names), see :func:`_fields`
+_FAST = {cls: (cbor_values_matcher(cls.SCHEMA), _attrs(cls))
+         for cls in (GtpMessage, GapPayload, GspSignal)}
 
 
 def _fields(cls, pt: bytes, codec: int) -> Dict[str, Any]:
+    """Field values of a decrypted payload by attribute name; raises DecodeError for bad bytes.
+    CBOR in the canonical form takes the exact-shape matcher
+    (:func:`~gbp_lab.core.payload_codec.cbor_values_matcher`), everything else the full reader."""
     if codec != 1 and codec != 2:  # PayloadCodec.for_wire: every other value is read as CBOR
-        fn = _PLANS.get(cls.SCHEMA.name)
-        v = fn(pt) if fn is not None else _fast_fields(cls.SCHEMA, pt)
-        if v is not None:
-            return v
+        fast = _FAST.get(cls)
+        if fast is not None and type(pt) is bytes:
+            vals = fast[0](pt)
+            if vals is not None:
+                return dict(zip(fast[1], vals))
     m = pc_decode(cls, pt, codec)
     return {f.attr: getattr(m, f.attr) for f in cls.SCHEMA.fields}
 
@@ -380,21 +299,25 @@ _CONTROL, _AUDIO, _TEXT, _SIGNAL = (int(StreamType.CONTROL), int(StreamType.AUDI
                                     int(StreamType.TEXT), int(StreamType.SIGNAL))
 
 
+_GTP_FAST, _GTP_ATTRS = _FAST[GtpMessage]
+_GTP_MID, _GTP_SENDER, _GTP_CT, _GTP_BODY = (
+    _GTP_ATTRS.index(a) for a in ("message_id", "sender_id", "content_type", "content"))
+
+
 def _summary(st: int, pt: bytes, codec: int) -> str:
     """One line describing a decrypted payload (raises DecodeError for bad plaintext)."""
     if st == _TEXT:  # the common case first; plain ints (no IntEnum comparison)
-        g = None
-        if codec != 1 and codec != 2:
-            plan = _PLANS.get("GtpMessage") or _plan_for(GtpMessage)
-            g = plan(pt)
-        if g is None:
+        vals = _GTP_FAST(pt) if codec != 1 and codec != 2 and type(pt) is bytes else None
+        if vals is None:
             g = _fields(GtpMessage, pt, codec)
-        content = g["content"]
+            vals = [g[a] for a in _GTP_ATTRS]
+        content = vals[_GTP_BODY]
         try:
             body = repr(content[:200].decode("utf-8")[:60])
         except UnicodeDecodeError:
             body = f"{len(content)}B binary"
-        return f"GTP mid={g['message_id']} from={g['sender_id']} ct={g['content_type']} {body}"
+        return (f"GTP mid={vals[_GTP_MID]} from={vals[_GTP_SENDER]} ct={vals[_GTP_CT]} "
+                f"{body}")
     if st == _CONTROL:
         m = decode_control(pt)
         try:
@@ -437,19 +360,24 @@ def read_capture(path, keylog=None, *, ports=(GBP_PORT,), heuristic: bool = True
                    str(path) if isinstance(path, (str, os.PathLike)) else None, payloads)
 
 
-def _aead_of(keys: KeyLog, fr) -> Any:
-    """The frame's stream AEAD if the key log has its epoch (16-byte group id, known stream
+def _aead_of(keys: KeyLog, gid: bytes, epoch: int, st: int) -> Any:
+    """The stream AEAD of a frame if the key log has its epoch (16-byte group id, known stream
     type); ``None`` sends the frame to :func:`open_frame` (which raises the right error)."""
-    gid = fr.group_id
-    if len(gid) != 16 or not 0 <= fr.stream_type <= 3:
+    if len(gid) != 16 or not 0 <= st <= 3:
         return None
-    secret = keys.exporter_secret(gid, fr.epoch)
+    secret = keys.exporter_secret(gid, epoch)
     if secret is None:
         return None
     try:
-        return _aead_for(secret, fr.stream_type, keys.suite(gid))
+        return _aead_for(secret, st, keys.suite(gid))
     except GbpLabError:
         return None
+
+
+def _frame_of(vals: tuple) -> GbpFrame:
+    """A :class:`GbpFrame` from :func:`~gbp_lab.core.gbp.frame.frame_values` (for the slow
+    paths that want the object)."""
+    return GbpFrame(*vals)
 
 
 def _open_slow(fr, keys: KeyLog, it, add_error, row: int) -> tuple:
@@ -542,6 +470,7 @@ def _read_chunks(path, keylog, state: _ReadState, *, ports=(GBP_PORT,), heuristi
     aeads_get = aeads.get
     gid_hex: Dict[bytes, str] = {}
     summary, decode, nonces_get = _summary, decode_frame, nonces.get
+    values, stride = frame_values, STREAM_ID_STRIDE
     for it in iter_item_tuples(path, reader_out=holder, pipeline=pipe, on_raw=on_raw):
         if len(holder[0].secrets) != seen_secrets:  # a DSB was read: its keys apply from here
             merge_secrets(it[0])
@@ -555,17 +484,17 @@ def _read_chunks(path, keylog, state: _ReadState, *, ports=(GBP_PORT,), heuristi
             continue
         head = data[0] if data else -1
         if 0xA0 <= head <= 0xBF:
-            try:
-                fr = decode(data)
-            except DecodeError as exc:
-                add_error(it, "decode", exc.vid, f"not a GBP frame: {exc.message}")
-                continue
-            st = fr.stream_type
-            gid = fr.group_id
-            epoch = fr.epoch
-            seq = fr.sequence_no
-            payload = fr.payload
-            pf = fr.payload_format
+            vals = values(data)  # the canonical form, no object; else the full decoder
+            if vals is None:
+                try:
+                    fr = decode(data)
+                except DecodeError as exc:
+                    add_error(it, "decode", exc.vid, f"not a GBP frame: {exc.message}")
+                    continue
+                vals = (fr.version, fr.group_id, fr.epoch, fr.transition_id, fr.stream_type,
+                        fr.stream_id, fr.flags, fr.sequence_no, fr.payload_size, fr.payload,
+                        fr.payload_format)
+            _v, gid, epoch, tid, st, sid, flags, seq, psz, payload, pf = vals
             pt: Optional[bytes] = None
             err: Optional[str] = None
             if decrypt and keys is not None:
@@ -575,14 +504,15 @@ def _read_chunks(path, keylog, state: _ReadState, *, ports=(GBP_PORT,), heuristi
                 ck = (gid, epoch, st)
                 aead = aeads_get(ck, _MISSING)
                 if aead is _MISSING:
-                    aead = aeads[ck] = _aead_of(keys, fr)
+                    aead = aeads[ck] = _aead_of(keys, gid, epoch, st)
                 if aead is not None and len(payload) >= 16:
                     try:
                         pt = aead.decrypt(nonces_get(seq) or _nonce(seq, nonces), payload, None)
                     except InvalidTag:
                         pt = None
                 if pt is None:
-                    pt, err = _open_slow(fr, keys, it, add_error, done + len(frame_rows))
+                    pt, err = _open_slow(_frame_of(vals), keys, it, add_error,
+                                         done + len(frame_rows))
             name = stream_names.get(st) or f"unknown({st})"
             if pt is not None and summarize:
                 try:
@@ -593,15 +523,14 @@ def _read_chunks(path, keylog, state: _ReadState, *, ports=(GBP_PORT,), heuristi
             elif pt is not None:
                 info = f"{name} seq={seq} {len(pt)}B plaintext"
             else:
-                info = f"{name} seq={seq} {fr.payload_size}B encrypted"
+                info = f"{name} seq={seq} {psz}B encrypted"
             gh = gid_hex.get(gid)
             if gh is None:
                 gh = gid.hex()
                 if len(gid_hex) < 4096:
                     gid_hex[gid] = gh
-            sid = fr.stream_id
-            frames_append((time, src, sport, dst, dport, gh, epoch, fr.transition_id, st, name,
-                           sid, sender_of(sid), fr.flags, seq, fr.payload_size,
+            frames_append((time, src, sport, dst, dport, gh, epoch, tid, st, name,
+                           sid, sid // stride, flags, seq, psz,  # sender_of(sid), inline
                            codec_names.get(pf) or f"CBOR(pf={pf})", pt is not None,
                            protocols.get(st, "GBP"), info, err, flow_id, transport, offset,
                            packet))

@@ -68,12 +68,21 @@ ERROR_COLUMNS = ["time", "src", "sport", "dst", "dport", "flow_id", "transport",
                  # the ``frames`` row the defect belongs to (AEAD failures), else missing
                  "frame"]
 
+#: what the read loop writes per frame row; the other FRAME_COLUMNS (``stream_name``,
+#: ``sender``, ``codec``, ``protocol``) are derived in bulk by :func:`_frames_table`
+_ROW_COLUMNS = ["time", "src", "sport", "dst", "dport", "group_id", "epoch", "transition_id",
+                "stream_type", "stream_id", "flags", "sequence_no", "payload_size", "pf",
+                "decrypted", "info", "error", "flow_id", "transport", "offset", "packet"]
 _STREAM_NAMES = {0: "control", 1: "audio", 2: "text", 3: "signal"}
 _PROTOCOLS = {0: "GBP", 1: "GAP", 2: "GTP", 3: "GSP"}
 _CODEC_NAMES = {c.value: c.name for c in PayloadCodec}
+#: stream type / payload format (both u8 on the wire) -> its name, for the derived columns
+_ST_NAMES = np.array([_STREAM_NAMES.get(i) or f"unknown({i})" for i in range(256)], dtype=object)
+_PROTO_NAMES = np.array([_PROTOCOLS.get(i, "GBP") for i in range(256)], dtype=object)
+_PF_NAMES = np.array([_CODEC_NAMES.get(i) or f"CBOR(pf={i})" for i in range(256)], dtype=object)
 _MLS_WIRE = {1: "KeyPackage", 2: "MLSMessage (PrivateMessage)", 3: "Welcome",
              4: "GroupInfo", 5: "KeyPackage (MLSMessage)"}
-_INT_COLUMNS = {"frame": "Int64", "sport": "Int64", "dport": "Int64", "transition_id": "Int64",
+_INT_COLUMNS = {"pf": "Int64", "frame": "Int64", "sport": "Int64", "dport": "Int64", "transition_id": "Int64",
                 "stream_type": "Int64", "stream_id": "Int64", "sender": "Int64", "flags": "Int64",
                 "sequence_no": "Int64", "payload_size": "Int64", "flow_id": "Int64",
                 "offset": "Int64", "packet": "Int64", "epoch": "UInt64"}
@@ -304,6 +313,16 @@ _GTP_MID, _GTP_SENDER, _GTP_CT, _GTP_BODY = (
     _GTP_ATTRS.index(a) for a in ("message_id", "sender_id", "content_type", "content"))
 
 
+def _gtp_line(vals) -> str:
+    """The Info line of a GTP message from its field values (schema order)."""
+    content = vals[_GTP_BODY]
+    try:
+        body = repr(content[:200].decode("utf-8")[:60])
+    except UnicodeDecodeError:
+        body = f"{len(content)}B binary"
+    return f"GTP mid={vals[_GTP_MID]} from={vals[_GTP_SENDER]} ct={vals[_GTP_CT]} {body}"
+
+
 def _summary(st: int, pt: bytes, codec: int) -> str:
     """One line describing a decrypted payload (raises DecodeError for bad plaintext)."""
     if st == _TEXT:  # the common case first; plain ints (no IntEnum comparison)
@@ -311,13 +330,7 @@ def _summary(st: int, pt: bytes, codec: int) -> str:
         if vals is None:
             g = _fields(GtpMessage, pt, codec)
             vals = [g[a] for a in _GTP_ATTRS]
-        content = vals[_GTP_BODY]
-        try:
-            body = repr(content[:200].decode("utf-8")[:60])
-        except UnicodeDecodeError:
-            body = f"{len(content)}B binary"
-        return (f"GTP mid={vals[_GTP_MID]} from={vals[_GTP_SENDER]} ct={vals[_GTP_CT]} "
-                f"{body}")
+        return _gtp_line(vals)
     if st == _CONTROL:
         m = decode_control(pt)
         try:
@@ -355,7 +368,7 @@ def read_capture(path, keylog=None, *, ports=(GBP_PORT,), heuristic: bool = True
                                        decrypt=decrypt, summarize=summarize, chunksize=None,
                                        **pipeline_kw):
         frame_rows, error_rows, plaintexts, payloads = fr, er, pt, pl
-    return Capture(_frame(frame_rows, FRAME_COLUMNS), _frame(error_rows, ERROR_COLUMNS),
+    return Capture(_frames_table(frame_rows), _frame(error_rows, ERROR_COLUMNS),
                    plaintexts, state.keys, state.secrets, state.interfaces, state.stats,
                    str(path) if isinstance(path, (str, os.PathLike)) else None, payloads)
 
@@ -466,11 +479,12 @@ def _read_chunks(path, keylog, state: _ReadState, *, ports=(GBP_PORT,), heuristi
 
     # the hot loop: item tuples (RecordItem field order), bound methods and tables in locals
     frames_append, pts_append, pls_append = frame_rows.append, plaintexts.append, payloads.append
-    stream_names, protocols, codec_names = _STREAM_NAMES, _PROTOCOLS, _CODEC_NAMES
+    stream_names = _STREAM_NAMES
+    gtp_fast, gtp_line = _GTP_FAST, _gtp_line
     aeads_get = aeads.get
     gid_hex: Dict[bytes, str] = {}
     summary, decode, nonces_get = _summary, decode_frame, nonces.get
-    values, stride = frame_values, STREAM_ID_STRIDE
+    values = frame_values
     for it in iter_item_tuples(path, reader_out=holder, pipeline=pipe, on_raw=on_raw):
         if len(holder[0].secrets) != seen_secrets:  # a DSB was read: its keys apply from here
             merge_secrets(it[0])
@@ -513,34 +527,36 @@ def _read_chunks(path, keylog, state: _ReadState, *, ports=(GBP_PORT,), heuristi
                 if pt is None:
                     pt, err = _open_slow(_frame_of(vals), keys, it, add_error,
                                          done + len(frame_rows))
-            name = stream_names.get(st) or f"unknown({st})"
-            if pt is not None and summarize:
-                try:
-                    info = summary(st, pt, pf)
-                except GbpLabError as exc:
-                    info = f"{name} seq={seq} {len(pt)}B plaintext"
-                    err = f"[{exc.vid}] plaintext does not decode: {exc.message}"
-            elif pt is not None:
-                info = f"{name} seq={seq} {len(pt)}B plaintext"
+            if pt is None:
+                info = f"{stream_names.get(st) or f'unknown({st})'} seq={seq} {psz}B encrypted"
+            elif summarize:
+                gtp = gtp_fast(pt) if st == 2 and pf == 0 else None  # the commonest payload
+                if gtp is not None:
+                    info = gtp_line(gtp)
+                else:
+                    try:
+                        info = summary(st, pt, pf)
+                    except GbpLabError as exc:
+                        info = (f"{stream_names.get(st) or f'unknown({st})'} seq={seq} "
+                                f"{len(pt)}B plaintext")
+                        err = f"[{exc.vid}] plaintext does not decode: {exc.message}"
             else:
-                info = f"{name} seq={seq} {psz}B encrypted"
+                info = f"{stream_names.get(st) or f'unknown({st})'} seq={seq} {len(pt)}B plaintext"
             gh = gid_hex.get(gid)
             if gh is None:
                 gh = gid.hex()
                 if len(gid_hex) < 4096:
                     gid_hex[gid] = gh
-            frames_append((time, src, sport, dst, dport, gh, epoch, tid, st, name,
-                           sid, sid // stride, flags, seq, psz,  # sender_of(sid), inline
-                           codec_names.get(pf) or f"CBOR(pf={pf})", pt is not None,
-                           protocols.get(st, "GBP"), info, err, flow_id, transport, offset,
+            frames_append((time, src, sport, dst, dport, gh, epoch, tid, st, sid, flags, seq,
+                           psz, pf, pt is not None, info, err, flow_id, transport, offset,
                            packet))
             pts_append(pt)
             pls_append(payload)
         elif len(data) >= 4 and data[0] == 0 and data[1] == 1 and data[2] == 0:
             what = _MLS_WIRE.get(data[3], f"MLS wire format {data[3]}")
-            frames_append((time, src, sport, dst, dport, None, None, None, None, None,
-                           None, None, None, None, len(data), None, False, "MLS",
-                           f"{what} ({len(data)}B)", None, flow_id, transport, offset, packet))
+            frames_append((time, src, sport, dst, dport, None, None, None, None, None, None,
+                           None, len(data), None, False, f"{what} ({len(data)}B)", None,
+                           flow_id, transport, offset, packet))
             pts_append(None)
             pls_append(None)
         else:
@@ -567,8 +583,32 @@ def _read_chunks(path, keylog, state: _ReadState, *, ports=(GBP_PORT,), heuristi
 
 
 def _frame(rows: List[tuple], order: List[str]) -> pd.DataFrame:
-    """Row tuples → DataFrame. The rows become one 2-D object array in a single C call (much
-    cheaper than transposing with ``zip(*rows)``); each column is then converted to its dtype."""
+    """Row tuples → DataFrame (see :func:`_columns`)."""
+    return pd.DataFrame(_columns(rows, order), columns=order)
+
+
+def _frames_table(rows: List[tuple]) -> pd.DataFrame:
+    """The ``frames`` table from read-loop rows (:data:`_ROW_COLUMNS`): the columns that follow
+    from a row's stream type, stream id and payload format are computed per column, not per row
+    (``sender`` = stream id // 100 as ``sender_of``; MLS rows, without a stream type, get
+    ``protocol`` "MLS" and missing values)."""
+    cols = _columns(rows, _ROW_COLUMNS)
+    st, pf = cols["stream_type"], cols.pop("pf")
+    framed = ~st.isna()
+    sti = np.where(framed, st.to_numpy(dtype=np.int64, na_value=0), 0)
+    pfi = pf.to_numpy(dtype=np.int64, na_value=0)
+    missing = np.array(None, dtype=object)
+    cols["stream_name"] = np.where(framed, _ST_NAMES[sti], missing)
+    cols["protocol"] = np.where(framed, _PROTO_NAMES[sti], "MLS").astype(object)
+    cols["codec"] = np.where(framed, _PF_NAMES[pfi], missing)
+    cols["sender"] = cols["stream_id"] // STREAM_ID_STRIDE
+    return pd.DataFrame(cols, columns=FRAME_COLUMNS)
+
+
+def _columns(rows: List[tuple], order: List[str]) -> Dict[str, Any]:
+    """Row tuples → typed column arrays. The rows become one 2-D object array in a single C call
+    (much cheaper than transposing with ``zip(*rows)``); each column is then converted to its
+    dtype."""
     n = len(rows)
     table = None
     if n:
@@ -577,7 +617,7 @@ def _frame(rows: List[tuple], order: List[str]) -> pd.DataFrame:
         except ValueError:  # pragma: no cover - a cell holding a sequence of another length
             table = None
     if table is None or table.shape != (n, len(order)):
-        return _frame_tuples(rows, order)
+        return _columns_of_tuples(rows, order)
     data = {}
     for i, c in enumerate(order):
         col = table[:, i]
@@ -593,21 +633,20 @@ def _frame(rows: List[tuple], order: List[str]) -> pd.DataFrame:
             data[c] = col.astype(bool)
         else:
             data[c] = col.copy()  # contiguous object column
-    return pd.DataFrame(data, columns=order)
+    return data
 
 
 def _int_column(col: np.ndarray, dtype: str):
-    """A nullable integer array from an object column (no Python loop without missing values)."""
-    if not (col == None).any():  # noqa: E711 - elementwise on an object array
-        try:
-            vals = col.astype(np.uint64 if dtype == "UInt64" else np.int64)
-            return pd.arrays.IntegerArray(vals, np.zeros(len(col), dtype=bool))
-        except (TypeError, OverflowError, ValueError):
-            pass
-    return pd.array(col.tolist(), dtype=dtype)
+    """A nullable integer array from an object column (no Python loop without missing values:
+    ``astype`` refuses a None, and only then the slow way)."""
+    try:
+        vals = col.astype(np.uint64 if dtype == "UInt64" else np.int64)
+    except (TypeError, OverflowError, ValueError):
+        return pd.array(col.tolist(), dtype=dtype)
+    return pd.arrays.IntegerArray(vals, np.zeros(len(col), dtype=bool))
 
 
-def _frame_tuples(rows: List[tuple], order: List[str]) -> pd.DataFrame:
+def _columns_of_tuples(rows: List[tuple], order: List[str]) -> Dict[str, Any]:
     cols = list(zip(*rows)) if rows else [()] * len(order)
     data = {}
     for c, v in zip(order, cols):
@@ -623,7 +662,7 @@ def _frame_tuples(rows: List[tuple], order: List[str]) -> pd.DataFrame:
             arr = np.empty(len(v), dtype=object)
             arr[:] = v
             data[c] = arr
-    return pd.DataFrame(data, columns=order)
+    return data
 
 
 def _int_array(v: tuple, dtype: str):

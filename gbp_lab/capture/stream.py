@@ -17,7 +17,7 @@ from typing import Iterator, Optional, Sequence
 
 import pandas as pd
 
-from .model import ERROR_COLUMNS, FRAME_COLUMNS, _frame, _read_chunks, _ReadState
+from .model import ERROR_COLUMNS, FRAME_COLUMNS, _frame, _frames_table, _read_chunks, _ReadState
 
 __all__ = ["iter_capture", "read_captures"]
 
@@ -70,7 +70,7 @@ def iter_capture(path, keylog=None, chunksize: int = 100_000, *, progress: bool 
                 errors.append(_frame(er, ERROR_COLUMNS))
             if not fr:
                 continue
-            df = _frame(fr, FRAME_COLUMNS)
+            df = _frames_table(fr)
             df.index = pd.RangeIndex(start, start + len(df))
             start += len(df)
             yield df
@@ -93,7 +93,7 @@ def _read_one(path, keylog=None, **read_kw) -> pd.DataFrame:
 
 def _meta() -> pd.DataFrame:
     """The empty frame with the partitions' columns and dtypes."""
-    df = _frame([], FRAME_COLUMNS)
+    df = _frames_table([])
     df.insert(0, "file", pd.array([], dtype=object))
     return df
 

@@ -99,7 +99,9 @@ def _unpack(names: Sequence[str]) -> str:
 
 def compile_shape(spec: Sequence[Tuple[Any, ...]], *,
                   fixed_lengths: Optional[Mapping[str, int]] = None, memo: int = 0,
-                  memo_size: int = 4096) -> ShapeMatcher:
+                  memo_size: int = 4096,
+                  equal_lengths: Sequence[Tuple[str, str]] = (),
+                  values: Optional[Sequence[str]] = None) -> ShapeMatcher:
     """The matcher of the canonical encoding of *spec* (module docstring), every row present.
 
     *spec*: ``decode_map`` rows ``(key, kind, max[, name])`` with kinds ``UINT``, ``BSTR``,
@@ -109,7 +111,12 @@ def compile_shape(spec: Sequence[Tuple[Any, ...]], *,
     inside one regular expression. *memo*: the first *memo* rows (which must be of fixed size)
     repeat from message to message — a frame's version … flags: one combination per stream and
     epoch — so their values are remembered by their encoded bytes (at most *memo_size*
-    combinations; the table is emptied when full).
+    combinations; the table is emptied when full). *equal_lengths*: ``(count_key, data_key)``
+    pairs — a declared length (``psz``, ``len``, ``alen``) that must equal the length of its data;
+    a message where they differ is left to the full decoder (which reports it). *values*: the
+    keys whose values the matcher returns (in spec order; default all) — the others are still
+    checked in full but not converted unless a check needs them (a one-line summary needs only
+    some fields).
     """
     fixed = dict(fixed_lengths or {})
     rows = [(row[0], row[1], abs(row[2])) for row in spec]
@@ -148,6 +155,23 @@ def compile_shape(spec: Sequence[Tuple[Any, ...]], *,
                                                      first_groups[:memo])):
         raise UsageError("memo rows must be fixed-size rows at the start of the map",
                          vid="CBOR-SHAPE-SPEC")
+    keys = [k for k, _, _ in rows]
+    wanted = keys if values is None else [k for k in keys if k in set(values)]
+    if values is not None and len(wanted) != len(set(values)):
+        raise UsageError(f"values names unknown keys: {sorted(set(values) - set(keys))}",
+                         vid="CBOR-SHAPE-SPEC")
+    # a value is converted if returned, range-checked below its head width, or compared
+    needed = {names[keys.index(k)] for k in wanted}
+    needed |= {names[i] for i, (_k, kind, mx) in enumerate(rows)
+               if kind == _cbor.UINT and mx not in (0xFF, 0xFFFF, 0xFFFFFFFF, 2**64 - 1)}
+    for pair in equal_lengths:
+        needed |= {names[keys.index(k)] for k in pair if k in keys}
+
+    def conv(groups, indent="    "):
+        return _conversions([g for g in groups  # string heads and UTF-8 are always checked
+                             if g[0] in needed or g[0].startswith("h") or g[1] == "text"],
+                            indent)
+
     ns: Dict[str, Any] = {"T": _SMALL, "fb": int.from_bytes, "M": {}}
     code: List[str] = []
     for k, (pattern, groups, tail) in enumerate(segments):
@@ -161,7 +185,7 @@ def compile_shape(spec: Sequence[Tuple[Any, ...]], *,
             code += [f"    key = data[:m.end({memo})]", "    hit = M.get(key)", "    if hit is None:",
                      f"        {tup} = m.group({', '.join(str(i + 1) for i in range(memo))})"
                      + ("," if memo == 1 else "")]
-            code += _conversions(mine, "        ")
+            code += conv(mine, "        ")
             code += [f"        hit = ({tup})", f"        if len(M) >= {memo_size}:",
                      "            M.clear()", "        M[key] = hit", "    else:",
                      f"        {tup} = hit"]
@@ -171,15 +195,21 @@ def compile_shape(spec: Sequence[Tuple[Any, ...]], *,
                             + ("," if len(rest) == 1 else ""))
         elif groups:
             code.append(f"    {_unpack([v for v, _, _ in groups])} = m.groups()")
-        code += _conversions(rest)
+        code += conv(rest)
         if tail is not None:
             head, var, kind = tail
             code += ["    pos = m.end()", f"    end = pos + {head}", f"    {var} = data[pos:end]",
                      f"    if len({var}) != {head}:", "        return None", "    pos = end"]
-            code += _conversions([(var, "text" if kind == _cbor.TSTR else "bytes", 0)])
+            code += conv([(var, "text" if kind == _cbor.TSTR else "bytes", 0)])
     if segments[-1][2] is not None:  # the map ends with a variable string: nothing may follow
         code += ["    if pos != len(data):", "        return None"]
-    code.append(f"    return ({_unpack(names)})")
+    for count_key, data_key in equal_lengths:
+        if count_key not in keys or data_key not in keys:
+            raise UsageError(f"equal_lengths names an unknown key: {count_key}/{data_key}",
+                             vid="CBOR-SHAPE-SPEC")
+        code += [f"    if {names[keys.index(count_key)]} != len({names[keys.index(data_key)]}):",
+                 "        return None"]
+    code.append(f"    return ({_unpack([names[keys.index(k)] for k in wanted])})")
     src = "def match(data):\n" + "\n".join(code) + "\n"
     exec(compile(src, f"<shape {'/'.join(k for k, _, _ in rows)}>", "exec"), ns)  # noqa: S102
     fn = ns["match"]

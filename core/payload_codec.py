@@ -328,39 +328,26 @@ _new = object.__new__
 _setattr = object.__setattr__
 #: payload class -> (values matcher, attribute names) of :func:`decode`'s fast path
 _CBOR_FAST: Dict[type, Tuple[Any, Tuple[str, ...]]] = {}
-_CBOR_VALUES: Dict[int, Tuple[MessageSchema, Any]] = {}
+_CBOR_VALUES: Dict[tuple, Tuple[MessageSchema, Any]] = {}
 
 
-def cbor_values_matcher(schema: MessageSchema):
-    """``match(data) -> tuple | None``: the field values of *schema* (in schema order) when
-    *data* is its canonical CBOR — the serde form with keys in schema order, shortest heads,
-    nothing after the map (:mod:`gbp_lab.core.cbor_shape`) — and its declared lengths agree with
-    the data (``len``/``alen``); ``None`` for anything else, which :func:`decode` then reads with
-    the full serde-compatible decoder (accepting more, or naming the problem). On every input
-    where the matcher returns values, :func:`decode` returns a message with those values."""
-    hit = _CBOR_VALUES.get(id(schema))
+def cbor_values_matcher(schema: MessageSchema, attrs: Optional[Sequence[str]] = None):
+    """``match(data) -> tuple | None``: the field values of *schema* (in schema order; only
+    *attrs*, if given) when *data* is its canonical CBOR — the serde form with keys in schema
+    order, shortest heads, nothing after the map (:mod:`gbp_lab.core.cbor_shape`) — and its
+    declared lengths agree with the data (``len``/``alen``); ``None`` for anything else, which
+    :func:`decode` then reads with the full serde-compatible decoder (accepting more, or naming
+    the problem). On every input where the matcher returns values, :func:`decode` returns a
+    message with those values. Matchers are compiled once per (schema, attrs)."""
+    ck = (id(schema), None if attrs is None else tuple(attrs))
+    hit = _CBOR_VALUES.get(ck)
     if hit is not None and hit[0] is schema:
         return hit[1]
-    shape = compile_shape(cbor_spec(schema))
-    attrs = [f.attr for f in schema.fields]
-    pairs = [(attrs.index(a), attrs.index(b)) for a, b in schema.length_checks]
-    if not pairs:
-        match = shape
-    elif len(pairs) == 1:
-        (i, j), = pairs
-
-        def match(data: bytes, _shape=shape, _i=i, _j=j) -> Optional[tuple]:
-            v = _shape(data)
-            if v is None or v[_i] != len(v[_j]):
-                return None
-            return v
-    else:  # pragma: no cover - no schema declares two lengths
-        def match(data: bytes, _shape=shape) -> Optional[tuple]:
-            v = _shape(data)
-            if v is None or any(v[i] != len(v[j]) for i, j in pairs):
-                return None
-            return v
-    _CBOR_VALUES[id(schema)] = (schema, match)
+    key_of = {f.attr: f.key for f in schema.fields}
+    match = compile_shape(cbor_spec(schema), equal_lengths=[
+        (key_of[a], key_of[b]) for a, b in schema.length_checks],
+        values=None if attrs is None else [key_of[a] for a in attrs])
+    _CBOR_VALUES[ck] = (schema, match)
     return match
 
 

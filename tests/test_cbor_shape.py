@@ -182,7 +182,25 @@ def test_small_specs_and_bad_specs():
     fixed = compile_shape([("b", C.BSTR, 0)], fixed_lengths={"b": 2})
     assert fixed(cbor2.dumps({"b": b"ab"})) == (b"ab",)
     assert fixed(cbor2.dumps({"b": b"abc"})) is None
+    counted = compile_shape([("n", C.UINT, C.U32), ("d", C.BSTR, 0)], equal_lengths=[("n", "d")])
+    assert counted(cbor2.dumps({"n": 2, "d": b"ab"})) == (2, b"ab")
+    assert counted(cbor2.dumps({"n": 3, "d": b"ab"})) is None
+    memo = compile_shape([("a", C.UINT, C.U64), ("b", C.UINT, C.U8)], memo=1, memo_size=2)
+    for a in (1, 2**40, 3, 1, 2**40):
+        assert memo(cbor2.dumps({"a": a, "b": 7})) == (a, 7)
+    assert len(memo.memo) <= 2
+    some = compile_shape([("a", C.UINT, C.U64), ("t", C.TSTR, 0), ("b", C.UINT, 300)],
+                         values=["a"])
+    assert some(cbor2.dumps({"a": 5, "t": "x", "b": 300})) == (5,)
+    assert some(cbor2.dumps({"a": 5, "t": "x", "b": 301})) is None   # unreturned, still checked
+    assert some(b"\xa3\x61a\x05\x61t\x61\xff\x61b\x01") is None         # and so is UTF-8
+    with pytest.raises(UsageError):
+        compile_shape([("a", C.UINT, 1)], values=["nope"])
     for bad in ([], [("a", C.UINT, 1), ("a", C.UINT, 1)], [("a", C.BOOL, 0)]):
         with pytest.raises(UsageError):
             compile_shape(bad)
+    with pytest.raises(UsageError):
+        compile_shape([("n", C.UINT, 1)], equal_lengths=[("n", "missing")])
+    with pytest.raises(UsageError):
+        compile_shape([("d", C.BSTR, 0), ("n", C.UINT, 1)], memo=1)  # variable-size memo row
     assert FRAME_SPEC[-1][0] == "pf"

@@ -171,8 +171,10 @@ class GbpFrame:
 #: the canonical frame without / with ``pf`` (:mod:`gbp_lab.core.cbor_shape`); the fast path
 #: takes 16-byte group ids only (any other length is decoded, and judged, by the careful path)
 #: (``v`` … ``fl`` repeat within a stream and epoch: their values are memoised by their bytes)
-_SHAPE10 = compile_shape(FRAME_SPEC[:10], fixed_lengths={"gid": GROUP_ID_LENGTH}, memo=7)
-_SHAPE11 = compile_shape(FRAME_SPEC, fixed_lengths={"gid": GROUP_ID_LENGTH}, memo=7)
+_SHAPE10 = compile_shape(FRAME_SPEC[:10], fixed_lengths={"gid": GROUP_ID_LENGTH}, memo=7,
+                         equal_lengths=[("psz", "pl")])
+_SHAPE11 = compile_shape(FRAME_SPEC, fixed_lengths={"gid": GROUP_ID_LENGTH}, memo=7,
+                         equal_lengths=[("psz", "pl")])
 _new = object.__new__
 _setattr = object.__setattr__
 
@@ -189,14 +191,9 @@ def frame_values(data: bytes) -> Optional[tuple]:
     head = data[0]
     if head == 0xAA:
         vals = _SHAPE10(data)
-        if vals is None or vals[8] != len(vals[9]):
-            return None
-        return vals + (0,)
+        return None if vals is None else vals + (0,)
     if head == 0xAB:
-        vals = _SHAPE11(data)
-        if vals is None or vals[8] != len(vals[9]):
-            return None
-        return vals
+        return _SHAPE11(data)
     return None
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import os
+from itertools import chain
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Union
 
@@ -54,7 +55,7 @@ from gbp_lab.core.payload_codec import cbor_values_matcher
 from gbp_lab.core.payload_codec import decode as pc_decode
 
 from .pcap import DecryptionSecrets, Interface
-from .records import GBP_PORT, PipelineStats, RecordPipeline, iter_item_tuples
+from .records import GBP_PORT, PipelineStats, RecordPipeline, iter_item_batches
 
 __all__ = ["Capture", "read_capture", "FRAME_COLUMNS", "ERROR_COLUMNS"]
 
@@ -279,6 +280,7 @@ def _load_keylog(keylog: Union[None, KeyLog, str, os.PathLike]) -> Optional[KeyL
 
 
 _MISSING = object()
+_chain = chain.from_iterable
 
 
 def _attrs(cls) -> tuple:
@@ -308,19 +310,19 @@ _CONTROL, _AUDIO, _TEXT, _SIGNAL = (int(StreamType.CONTROL), int(StreamType.AUDI
                                     int(StreamType.TEXT), int(StreamType.SIGNAL))
 
 
-_GTP_FAST, _GTP_ATTRS = _FAST[GtpMessage]
-_GTP_MID, _GTP_SENDER, _GTP_CT, _GTP_BODY = (
-    _GTP_ATTRS.index(a) for a in ("message_id", "sender_id", "content_type", "content"))
+#: what the GTP Info line shows; the matcher checks the whole message but converts only these
+_GTP_INFO = ("message_id", "sender_id", "content_type", "content")
+_GTP_FAST = cbor_values_matcher(GtpMessage.SCHEMA, _GTP_INFO)
 
 
 def _gtp_line(vals) -> str:
-    """The Info line of a GTP message from its field values (schema order)."""
-    content = vals[_GTP_BODY]
+    """The Info line of a GTP message from its :data:`_GTP_INFO` values."""
+    mid, sender, ct, content = vals
     try:
         body = repr(content[:200].decode("utf-8")[:60])
     except UnicodeDecodeError:
         body = f"{len(content)}B binary"
-    return f"GTP mid={vals[_GTP_MID]} from={vals[_GTP_SENDER]} ct={vals[_GTP_CT]} {body}"
+    return f"GTP mid={mid} from={sender} ct={ct} {body}"
 
 
 def _summary(st: int, pt: bytes, codec: int) -> str:
@@ -329,7 +331,7 @@ def _summary(st: int, pt: bytes, codec: int) -> str:
         vals = _GTP_FAST(pt) if codec != 1 and codec != 2 and type(pt) is bytes else None
         if vals is None:
             g = _fields(GtpMessage, pt, codec)
-            vals = [g[a] for a in _GTP_ATTRS]
+            vals = [g[a] for a in _GTP_INFO]
         return _gtp_line(vals)
     if st == _CONTROL:
         m = decode_control(pt)
@@ -485,7 +487,7 @@ def _read_chunks(path, keylog, state: _ReadState, *, ports=(GBP_PORT,), heuristi
     gid_hex: Dict[bytes, str] = {}
     summary, decode, nonces_get = _summary, decode_frame, nonces.get
     values = frame_values
-    for it in iter_item_tuples(path, reader_out=holder, pipeline=pipe, on_raw=on_raw):
+    for it in _chain(iter_item_batches(path, reader_out=holder, pipeline=pipe, on_raw=on_raw)):
         if len(holder[0].secrets) != seen_secrets:  # a DSB was read: its keys apply from here
             merge_secrets(it[0])
         (time, src, sport, dst, dport, flow_id, transport, offset, data, error, vid,

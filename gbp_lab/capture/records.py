@@ -59,6 +59,7 @@ from .reassembly import (
 )
 
 __all__ = [
+    "iter_item_batches",
     "GBP_PORT",
     "RecordItem",
     "RecordAssembler",
@@ -791,8 +792,18 @@ def iter_records(source, *, reader_out: Optional[list] = None, pipeline: Optiona
 def iter_item_tuples(source, *, reader_out: Optional[list] = None,
                      pipeline: Optional[RecordPipeline] = None, on_raw=None, **kw) -> Iterator[tuple]:
     """:func:`iter_records` without the objects: each item is a tuple in :class:`RecordItem`
-    field order (the bulk readers' hot path). ``on_raw(t)`` gets every packet tuple
-    (:meth:`.pcap.CaptureReader.iter_tuples`)."""
+    field order. ``on_raw(t)`` gets every packet tuple (:meth:`.pcap.CaptureReader.iter_tuples`)."""
+    for batch in iter_item_batches(source, reader_out=reader_out, pipeline=pipeline,
+                                   on_raw=on_raw, **kw):
+        yield from batch
+
+
+def iter_item_batches(source, *, reader_out: Optional[list] = None,
+                      pipeline: Optional[RecordPipeline] = None, on_raw=None,
+                      **kw) -> Iterator[List[tuple]]:
+    """The items of :func:`iter_item_tuples` as one list per packet that produced any (the bulk
+    readers' hot path: no generator step per item). A list is valid until the next one is
+    asked for (it is reused)."""
     pipe = pipeline or RecordPipeline(**kw)
     reader = CaptureReader(source)
     if reader_out is not None:
@@ -800,19 +811,26 @@ def iter_item_tuples(source, *, reader_out: Optional[list] = None,
     feed = pipe._feed
     try:
         out: list = []
-        for t in reader.iter_tuples():
-            if on_raw is not None:
+        if on_raw is None:
+            for t in reader.iter_tuples():
+                feed(t, out)
+                if out:
+                    yield out
+                    out.clear()
+        else:
+            for t in reader.iter_tuples():
                 on_raw(t)
-            feed(t, out)
-            if out:
-                yield from out
-                out.clear()
-        for issue in reader.issues:
-            pipe.stats.errors += 1
-            yield (pipe._last_time, None, None, None, None, None, None, issue.offset,
-                   None, f"capture file: {issue.reason} (file offset {issue.offset})",
-                   issue.vid, issue.packet_index)
-        yield from pipe._finish()
+                feed(t, out)
+                if out:
+                    yield out
+                    out.clear()
+        tail = [(pipe._last_time, None, None, None, None, None, None, issue.offset,
+                 None, f"capture file: {issue.reason} (file offset {issue.offset})",
+                 issue.vid, issue.packet_index) for issue in reader.issues]
+        pipe.stats.errors += len(tail)
+        tail += pipe._finish()
+        if tail:
+            yield tail
     finally:
         reader.close()
 

@@ -101,7 +101,8 @@ def compile_shape(spec: Sequence[Tuple[Any, ...]], *,
                   fixed_lengths: Optional[Mapping[str, int]] = None, memo: int = 0,
                   memo_size: int = 4096,
                   equal_lengths: Sequence[Tuple[str, str]] = (),
-                  values: Optional[Sequence[str]] = None) -> ShapeMatcher:
+                  values: Optional[Sequence[str]] = None,
+                  defaults: Sequence[Any] = ()) -> ShapeMatcher:
     """The matcher of the canonical encoding of *spec* (module docstring), every row present.
 
     *spec*: ``decode_map`` rows ``(key, kind, max[, name])`` with kinds ``UINT``, ``BSTR``,
@@ -116,7 +117,8 @@ def compile_shape(spec: Sequence[Tuple[Any, ...]], *,
     a message where they differ is left to the full decoder (which reports it). *values*: the
     keys whose values the matcher returns (in spec order; default all) — the others are still
     checked in full but not converted unless a check needs them (a one-line summary needs only
-    some fields).
+    some fields). *defaults*: constants appended to every returned tuple (the values of optional
+    rows this shape lacks, so that shapes with and without them return alike).
     """
     fixed = dict(fixed_lengths or {})
     rows = [(row[0], row[1], abs(row[2])) for row in spec]
@@ -209,7 +211,9 @@ def compile_shape(spec: Sequence[Tuple[Any, ...]], *,
                              vid="CBOR-SHAPE-SPEC")
         code += [f"    if {names[keys.index(count_key)]} != len({names[keys.index(data_key)]}):",
                  "        return None"]
-    code.append(f"    return ({_unpack([names[keys.index(k)] for k in wanted])})")
+    ret = [names[keys.index(k)] for k in wanted] + [f"D{i}" for i in range(len(defaults))]
+    ns.update({f"D{i}": d for i, d in enumerate(defaults)})
+    code.append(f"    return ({_unpack(ret)})")
     src = "def match(data):\n" + "\n".join(code) + "\n"
     exec(compile(src, f"<shape {'/'.join(k for k, _, _ in rows)}>", "exec"), ns)  # noqa: S102
     fn = ns["match"]

@@ -168,13 +168,16 @@ class GbpFrame:
         ))
 
 
-#: the canonical frame without / with ``pf`` (:mod:`gbp_lab.core.cbor_shape`); the fast path
-#: takes 16-byte group ids only (any other length is decoded, and judged, by the careful path)
-#: (``v`` … ``fl`` repeat within a stream and epoch: their values are memoised by their bytes)
-_SHAPE10 = compile_shape(FRAME_SPEC[:10], fixed_lengths={"gid": GROUP_ID_LENGTH}, memo=7,
-                         equal_lengths=[("psz", "pl")])
-_SHAPE11 = compile_shape(FRAME_SPEC, fixed_lengths={"gid": GROUP_ID_LENGTH}, memo=7,
-                         equal_lengths=[("psz", "pl")])
+#: the canonical-form matchers (:mod:`gbp_lab.core.cbor_shape`) by the frame's first byte — a map
+#: of 10 entries (no ``pf``) or 11 — each returning the 11 values of :func:`frame_values`. They
+#: take 16-byte group ids only (any other length is decoded, and judged, by the careful path);
+#: ``v`` … ``fl`` repeat within a stream and epoch, so their values are memoised by their bytes.
+FRAME_MATCHERS = {
+    0xAA: compile_shape(FRAME_SPEC[:10], fixed_lengths={"gid": GROUP_ID_LENGTH}, memo=7,
+                        equal_lengths=[("psz", "pl")], defaults=(0,)),
+    0xAB: compile_shape(FRAME_SPEC, fixed_lengths={"gid": GROUP_ID_LENGTH}, memo=7,
+                        equal_lengths=[("psz", "pl")]),
+}
 _new = object.__new__
 _setattr = object.__setattr__
 
@@ -188,13 +191,8 @@ def frame_values(data: bytes) -> Optional[tuple]:
     the same values (the shape is a subset of what the strict decoder accepts)."""
     if type(data) is not bytes or not data:
         return None
-    head = data[0]
-    if head == 0xAA:
-        vals = _SHAPE10(data)
-        return None if vals is None else vals + (0,)
-    if head == 0xAB:
-        return _SHAPE11(data)
-    return None
+    match = FRAME_MATCHERS.get(data[0])
+    return None if match is None else match(data)
 
 
 def decode_frame(data: bytes, *, strict: bool = True) -> GbpFrame:
@@ -243,5 +241,5 @@ def encode_gbp_frame(version: int, group_id: bytes, epoch: int, transition_id: i
                           sequence_no, payload, 0, version).to_cbor()
 
 
-__all__ = ["GbpFrame", "decode_frame", "frame_values", "encode_gbp_frame", "FRAME_KEYS", "FRAME_SPEC",
+__all__ = ["GbpFrame", "decode_frame", "frame_values", "FRAME_MATCHERS", "encode_gbp_frame", "FRAME_KEYS", "FRAME_SPEC",
            "decode_map", "enc_uint", "enc_bstr", "enc_tstr", "enc_head"]

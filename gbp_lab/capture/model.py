@@ -24,7 +24,7 @@ when the key log allows), ``epochs`` (:mod:`.tables`) and ``findings``
 Hot path: decryption keeps this read's own ``(group, epoch, stream type) → AEAD`` table and only
 goes through :func:`~gbp_lab.core.gbp.aead.open_frame` for the unusual cases (no key, bad tag …),
 which raise the typed errors; frames and CBOR payloads in the canonical form every sender writes
-are read by exact-shape matchers (:func:`~gbp_lab.core.gbp.frame.frame_values`,
+are read by exact-shape matchers (:data:`~gbp_lab.core.gbp.frame.FRAME_MATCHERS`,
 :func:`~gbp_lab.core.payload_codec.cbor_values_matcher`) without building objects, everything
 else by the full decoders. ``python benchmarks/capture_bench.py`` prints the speed against scapy and a raw loop.
 """
@@ -46,7 +46,7 @@ from gbp_lab.core.errors import (DecodeError, DecryptError, GbpLabError, KeyLogE
 from gbp_lab.core.gap.payload import GapPayload
 from gbp_lab.core.gbp.aead import _aead_for, open_frame
 from gbp_lab.core.gbp.control import decode_control
-from gbp_lab.core.gbp.frame import GbpFrame, decode_frame, frame_values
+from gbp_lab.core.gbp.frame import FRAME_MATCHERS, GbpFrame, decode_frame
 from gbp_lab.core.gbp.registry import STREAM_ID_STRIDE, ControlOpcode, PayloadCodec, StreamType
 from gbp_lab.core.gsp.signal import GspSignal, SignalType
 from gbp_lab.core.gtp.message import GtpMessage
@@ -279,7 +279,6 @@ def _load_keylog(keylog: Union[None, KeyLog, str, os.PathLike]) -> Optional[KeyL
     return KeyLog.parse(str(keylog))
 
 
-_MISSING = object()
 _chain = chain.from_iterable
 
 
@@ -390,7 +389,7 @@ def _aead_of(keys: KeyLog, gid: bytes, epoch: int, st: int) -> Any:
 
 
 def _frame_of(vals: tuple) -> GbpFrame:
-    """A :class:`GbpFrame` from :func:`~gbp_lab.core.gbp.frame.frame_values` (for the slow
+    """A :class:`GbpFrame` from its :func:`~gbp_lab.core.gbp.frame.frame_values` (for the slow
     paths that want the object)."""
     return GbpFrame(*vals)
 
@@ -448,7 +447,7 @@ def _read_chunks(path, keylog, state: _ReadState, *, ports=(GBP_PORT,), heuristi
     payloads: List[Optional[bytes]] = []
     seen_secrets = 0
     limit = chunksize if chunksize else -1
-    aeads: Dict[tuple, Any] = {}  # (gid, epoch, st) -> ChaCha20Poly1305 or None (use open_frame)
+    ctx: Dict[tuple, tuple] = {}  # (gid, epoch, st) -> (gid hex, ChaCha20Poly1305 or None)
     nonces: Dict[int, bytes] = {}
 
     done = 0  # frame rows already handed out in earlier chunks
@@ -471,7 +470,7 @@ def _read_chunks(path, keylog, state: _ReadState, *, ports=(GBP_PORT,), heuristi
                 else:
                     keys.update(extra)
                 state.keys = keys
-                aeads.clear()  # new secrets: look the keys up again
+                ctx.clear()  # new secrets: look the keys up again
             except KeyLogError as exc:  # a bad secrets block is a defect of the file
                 error_rows.append((time, None, None, None, None, None, None, s.offset, None,
                                    "capture", exc.vid,
@@ -483,10 +482,9 @@ def _read_chunks(path, keylog, state: _ReadState, *, ports=(GBP_PORT,), heuristi
     frames_append, pts_append, pls_append = frame_rows.append, plaintexts.append, payloads.append
     stream_names = _STREAM_NAMES
     gtp_fast, gtp_line = _GTP_FAST, _gtp_line
-    aeads_get = aeads.get
-    gid_hex: Dict[bytes, str] = {}
+    ctx_get = ctx.get
     summary, decode, nonces_get = _summary, decode_frame, nonces.get
-    values = frame_values
+    matcher_for = FRAME_MATCHERS.get
     for it in _chain(iter_item_batches(path, reader_out=holder, pipeline=pipe, on_raw=on_raw)):
         if len(holder[0].secrets) != seen_secrets:  # a DSB was read: its keys apply from here
             merge_secrets(it[0])
@@ -500,7 +498,8 @@ def _read_chunks(path, keylog, state: _ReadState, *, ports=(GBP_PORT,), heuristi
             continue
         head = data[0] if data else -1
         if 0xA0 <= head <= 0xBF:
-            vals = values(data)  # the canonical form, no object; else the full decoder
+            match = matcher_for(head)  # the canonical form, no object; else the full decoder
+            vals = match(data) if match is not None else None
             if vals is None:
                 try:
                     fr = decode(data)
@@ -511,24 +510,27 @@ def _read_chunks(path, keylog, state: _ReadState, *, ports=(GBP_PORT,), heuristi
                         fr.stream_id, fr.flags, fr.sequence_no, fr.payload_size, fr.payload,
                         fr.payload_format)
             _v, gid, epoch, tid, st, sid, flags, seq, psz, payload, pf = vals
+            # this read's own (gid, epoch, st) → (group id hex, stream AEAD or None) table;
+            # anything unusual (no key, short payload, bad tag, odd group id) goes through
+            # open_frame, which raises the typed error
+            ck = (gid, epoch, st)
+            c = ctx_get(ck)
+            if c is None:
+                if len(ctx) >= 4096:  # bounded: garbage group ids must not grow it
+                    ctx.clear()
+                c = ctx[ck] = (gid.hex(), _aead_of(keys, gid, epoch, st)
+                               if decrypt and keys is not None else None)
+            gh, aead = c
             pt: Optional[bytes] = None
             err: Optional[str] = None
-            if decrypt and keys is not None:
-                # hot path: this read's own (gid, epoch, st) → AEAD cache; anything unusual
-                # (no key, short payload, bad tag, odd group id) goes through open_frame,
-                # which raises the typed error
-                ck = (gid, epoch, st)
-                aead = aeads_get(ck, _MISSING)
-                if aead is _MISSING:
-                    aead = aeads[ck] = _aead_of(keys, gid, epoch, st)
-                if aead is not None and len(payload) >= 16:
-                    try:
-                        pt = aead.decrypt(nonces_get(seq) or _nonce(seq, nonces), payload, None)
-                    except InvalidTag:
-                        pt = None
-                if pt is None:
-                    pt, err = _open_slow(_frame_of(vals), keys, it, add_error,
-                                         done + len(frame_rows))
+            if aead is not None and len(payload) >= 16:
+                try:
+                    pt = aead.decrypt(nonces_get(seq) or _nonce(seq, nonces), payload, None)
+                except InvalidTag:
+                    pt = None
+            if pt is None and decrypt and keys is not None:
+                pt, err = _open_slow(_frame_of(vals), keys, it, add_error,
+                                     done + len(frame_rows))
             if pt is None:
                 info = f"{stream_names.get(st) or f'unknown({st})'} seq={seq} {psz}B encrypted"
             elif summarize:
@@ -544,11 +546,6 @@ def _read_chunks(path, keylog, state: _ReadState, *, ports=(GBP_PORT,), heuristi
                         err = f"[{exc.vid}] plaintext does not decode: {exc.message}"
             else:
                 info = f"{stream_names.get(st) or f'unknown({st})'} seq={seq} {len(pt)}B plaintext"
-            gh = gid_hex.get(gid)
-            if gh is None:
-                gh = gid.hex()
-                if len(gid_hex) < 4096:
-                    gid_hex[gid] = gh
             frames_append((time, src, sport, dst, dport, gh, epoch, tid, st, sid, flags, seq,
                            psz, pf, pt is not None, info, err, flow_id, transport, offset,
                            packet))

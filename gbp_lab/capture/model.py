@@ -38,6 +38,7 @@ from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from cryptography.exceptions import InvalidTag
 
@@ -597,9 +598,9 @@ def _frames_table(rows: List[tuple]) -> pd.DataFrame:
     sti = np.where(framed, st.to_numpy(dtype=np.int64, na_value=0), 0)
     pfi = pf.to_numpy(dtype=np.int64, na_value=0)
     missing = np.array(None, dtype=object)
-    cols["stream_name"] = np.where(framed, _ST_NAMES[sti], missing)
-    cols["protocol"] = np.where(framed, _PROTO_NAMES[sti], "MLS").astype(object)
-    cols["codec"] = np.where(framed, _PF_NAMES[pfi], missing)
+    cols["stream_name"] = _text_column(np.where(framed, _ST_NAMES[sti], missing))
+    cols["protocol"] = _text_column(np.where(framed, _PROTO_NAMES[sti], "MLS").astype(object))
+    cols["codec"] = _text_column(np.where(framed, _PF_NAMES[pfi], missing))
     cols["sender"] = cols["stream_id"] // STREAM_ID_STRIDE
     return pd.DataFrame(cols, columns=FRAME_COLUMNS)
 
@@ -631,8 +632,29 @@ def _columns(rows: List[tuple], order: List[str]) -> Dict[str, Any]:
         elif c == "decrypted":
             data[c] = col.astype(bool)
         else:
-            data[c] = col.copy()  # contiguous object column
+            data[c] = _text_column(col)
     return data
+
+
+#: the dtype pandas gives a column of Python strings (``str``, Arrow-backed since pandas 3)
+_STR_DTYPE = pd.Series(np.array(["a"], dtype=object)).dtype
+_ARROW_TEXT = getattr(_STR_DTYPE, "storage", None) == "pyarrow"
+
+
+def _text_column(col: np.ndarray):
+    """An object column as pandas would store it: strings (and missing values) as the ``str``
+    dtype — built here with one ``pyarrow.array`` call, which is several times faster than
+    pandas' element-by-element inference on a million Info lines — anything else (bytes, an
+    all-missing column) as a contiguous object array for pandas to infer."""
+    col = np.ascontiguousarray(col)  # Arrow walks a strided object array far more slowly
+    if _ARROW_TEXT and len(col):
+        try:
+            arr = pa.array(col, type=pa.large_string(), from_pandas=True)
+        except (pa.ArrowException, TypeError, ValueError, UnicodeError):
+            arr = None
+        if arr is not None and arr.null_count < len(arr):
+            return pd.array(arr, dtype=_STR_DTYPE)
+    return col
 
 
 def _int_column(col: np.ndarray, dtype: str):

@@ -30,6 +30,7 @@ else by the full decoders. ``python benchmarks/capture_bench.py`` prints the spe
 """
 from __future__ import annotations
 
+import gc
 import math
 import os
 from itertools import chain
@@ -362,15 +363,15 @@ def read_capture(path, keylog=None, *, ports=(GBP_PORT,), heuristic: bool = True
     ``ports`` / ``heuristic`` select the GBP flows (:class:`~.records.RecordPipeline`).
     """
     state = _ReadState()
-    frame_rows: List[tuple] = []
+    frame_cells: List[Any] = []
     error_rows: List[tuple] = []
     plaintexts: List[Optional[bytes]] = []
     payloads: List[Optional[bytes]] = []
     for fr, er, pt, pl in _read_chunks(path, keylog, state, ports=ports, heuristic=heuristic,
                                        decrypt=decrypt, summarize=summarize, chunksize=None,
                                        **pipeline_kw):
-        frame_rows, error_rows, plaintexts, payloads = fr, er, pt, pl
-    return Capture(_frames_table(frame_rows), _frame(error_rows, ERROR_COLUMNS),
+        frame_cells, error_rows, plaintexts, payloads = fr, er, pt, pl
+    return Capture(_frames_table(frame_cells), _frame(error_rows, ERROR_COLUMNS),
                    plaintexts, state.keys, state.secrets, state.interfaces, state.stats,
                    str(path) if isinstance(path, (str, os.PathLike)) else None, payloads)
 
@@ -419,6 +420,18 @@ def _nonce(seq: int, cache: Dict[int, bytes]) -> bytes:
     return n
 
 
+def _long_lived_lists(n: int) -> List[list]:
+    """*n* new empty lists, moved to the cyclic collector's oldest generation: a list that grows
+    to millions of entries while still young would be walked whole by the next young-generation
+    collection (which the table building right after the read triggers); an old one only by the
+    rare full collections. (A collection of the two young generations walks only the few
+    objects allocated since the last one: cheap.)"""
+    lists: List[list] = [[] for _ in range(n)]
+    if gc.isenabled():
+        gc.collect(1)
+    return lists
+
+
 class _ReadState:
     """What a read learnt besides the rows (filled while :func:`_read_chunks` runs)."""
 
@@ -434,20 +447,23 @@ class _ReadState:
 def _read_chunks(path, keylog, state: _ReadState, *, ports=(GBP_PORT,), heuristic: bool = True,
                  decrypt: bool = True, summarize: bool = True, chunksize: Optional[int] = None,
                  on_raw=None, **pipeline_kw):
-    """The reading loop: yield ``(frame_rows, error_rows, plaintexts, payloads)`` lists, a new set
-    whenever ``chunksize`` frame rows are collected (``None``: once, at the end). ``state`` gets
-    the key log, secrets, interfaces and stats as they become known."""
+    """The reading loop: yield ``(frame_cells, error_rows, plaintexts, payloads)`` lists, a new set
+    whenever ``chunksize`` frame rows are collected (``None``: once, at the end). ``frame_cells``
+    holds the frame rows' cells one after the other (:data:`_ROW_COLUMNS` order, see
+    :func:`_frames_table`); ``state`` gets the key log, secrets, interfaces and stats as they
+    become known."""
     keys = _load_keylog(keylog)
     state.keys = keys
     pipe = RecordPipeline(ports=ports, heuristic=heuristic, **pipeline_kw)
     state.stats = pipe.stats
     holder: list = []
-    frame_rows: List[tuple] = []  # one tuple per row, transposed once at the end
+    # the frame rows' cells in one flat list (``extend`` with each row): no tracked tuple per
+    # row for the cyclic collector to walk, and one C call turns it into a 2-D array at the end
+    frame_rows, plaintexts, payloads = _long_lived_lists(3)
     error_rows: List[tuple] = []
-    plaintexts: List[Optional[bytes]] = []
-    payloads: List[Optional[bytes]] = []
     seen_secrets = 0
-    limit = chunksize if chunksize else -1
+    width = len(_ROW_COLUMNS)
+    limit = chunksize * width if chunksize else -1
     ctx: Dict[tuple, tuple] = {}  # (gid, epoch, st) -> (gid hex, ChaCha20Poly1305 or None)
     nonces: Dict[int, bytes] = {}
 
@@ -480,7 +496,7 @@ def _read_chunks(path, keylog, state: _ReadState, *, ports=(GBP_PORT,), heuristi
         seen_secrets = len(reader.secrets)
 
     # the hot loop: item tuples (RecordItem field order), bound methods and tables in locals
-    frames_append, pts_append, pls_append = frame_rows.append, plaintexts.append, payloads.append
+    frames_extend, pts_append, pls_append = frame_rows.extend, plaintexts.append, payloads.append
     stream_names = _STREAM_NAMES
     gtp_fast, gtp_line = _GTP_FAST, _gtp_line
     ctx_get = ctx.get
@@ -531,7 +547,7 @@ def _read_chunks(path, keylog, state: _ReadState, *, ports=(GBP_PORT,), heuristi
                     pt = None
             if pt is None and decrypt and keys is not None:
                 pt, err = _open_slow(_frame_of(vals), keys, it, add_error,
-                                     done + len(frame_rows))
+                                     done + len(frame_rows) // width)
             if pt is None:
                 info = f"{stream_names.get(st) or f'unknown({st})'} seq={seq} {psz}B encrypted"
             elif summarize:
@@ -547,14 +563,14 @@ def _read_chunks(path, keylog, state: _ReadState, *, ports=(GBP_PORT,), heuristi
                         err = f"[{exc.vid}] plaintext does not decode: {exc.message}"
             else:
                 info = f"{stream_names.get(st) or f'unknown({st})'} seq={seq} {len(pt)}B plaintext"
-            frames_append((time, src, sport, dst, dport, gh, epoch, tid, st, sid, flags, seq,
+            frames_extend((time, src, sport, dst, dport, gh, epoch, tid, st, sid, flags, seq,
                            psz, pf, pt is not None, info, err, flow_id, transport, offset,
                            packet))
             pts_append(pt)
             pls_append(payload)
         elif len(data) >= 4 and data[0] == 0 and data[1] == 1 and data[2] == 0:
             what = _MLS_WIRE.get(data[3], f"MLS wire format {data[3]}")
-            frames_append((time, src, sport, dst, dport, None, None, None, None, None, None,
+            frames_extend((time, src, sport, dst, dport, None, None, None, None, None, None,
                            None, len(data), None, False, f"{what} ({len(data)}B)", None,
                            flow_id, transport, offset, packet))
             pts_append(None)
@@ -566,9 +582,10 @@ def _read_chunks(path, keylog, state: _ReadState, *, ports=(GBP_PORT,), heuristi
             continue
         if len(frame_rows) == limit:
             yield frame_rows, error_rows, plaintexts, payloads
-            done += len(frame_rows)
-            frame_rows, error_rows, plaintexts, payloads = [], [], [], []
-            frames_append, pts_append = frame_rows.append, plaintexts.append
+            done += len(frame_rows) // width
+            frame_rows, plaintexts, payloads = _long_lived_lists(3)
+            error_rows = []
+            frames_extend, pts_append = frame_rows.extend, plaintexts.append
             pls_append = payloads.append
 
     reader = holder[0] if holder else None
@@ -587,12 +604,17 @@ def _frame(rows: List[tuple], order: List[str]) -> pd.DataFrame:
     return pd.DataFrame(_columns(rows, order), columns=order)
 
 
-def _frames_table(rows: List[tuple]) -> pd.DataFrame:
-    """The ``frames`` table from read-loop rows (:data:`_ROW_COLUMNS`): the columns that follow
+def _frames_table(cells: List[Any]) -> pd.DataFrame:
+    """The ``frames`` table from the read loop's flat cell list (rows of :data:`_ROW_COLUMNS`
+    one after the other): one ``fromiter`` makes the 2-D object array; the columns that follow
     from a row's stream type, stream id and payload format are computed per column, not per row
     (``sender`` = stream id // 100 as ``sender_of``; MLS rows, without a stream type, get
     ``protocol`` "MLS" and missing values)."""
-    cols = _columns(rows, _ROW_COLUMNS)
+    if cells:
+        table = np.fromiter(cells, dtype=object, count=len(cells))
+        cols = _table_columns(table.reshape(-1, len(_ROW_COLUMNS)), _ROW_COLUMNS)
+    else:
+        cols = _columns_of_tuples([], _ROW_COLUMNS)
     st, pf = cols["stream_type"], cols.pop("pf")
     framed = ~st.isna()
     sti = np.where(framed, st.to_numpy(dtype=np.int64, na_value=0), 0)
@@ -618,6 +640,12 @@ def _columns(rows: List[tuple], order: List[str]) -> Dict[str, Any]:
             table = None
     if table is None or table.shape != (n, len(order)):
         return _columns_of_tuples(rows, order)
+    return _table_columns(table, order)
+
+
+def _table_columns(table: np.ndarray, order: List[str]) -> Dict[str, Any]:
+    """A 2-D object array (one row per table row) → typed column arrays, by column name:
+    nullable integers (:data:`_INT_COLUMNS`), float ``time``, bool ``decrypted``, text."""
     data = {}
     for i, c in enumerate(order):
         col = table[:, i]

@@ -671,17 +671,17 @@ _ARROW_TEXT = getattr(_STR_DTYPE, "storage", None) == "pyarrow"
 
 def _text_column(col: np.ndarray):
     """An object column as pandas would store it: strings (and missing values) as the ``str``
-    dtype — built here with one ``pyarrow.array`` call, which is several times faster than
-    pandas' element-by-element inference on a million Info lines — anything else (bytes, an
-    all-missing column) as a contiguous object array for pandas to infer."""
+    dtype — built here with one ``pyarrow.array`` call, several times faster than pandas'
+    element-by-element inference on a million Info lines — and anything else (bytes, mixed
+    types, an all-missing column) as a contiguous object array, for pandas to infer as usual."""
     col = np.ascontiguousarray(col)  # Arrow walks a strided object array far more slowly
     if _ARROW_TEXT and len(col):
         try:
-            arr = pa.array(col, type=pa.large_string(), from_pandas=True)
+            arr = pa.array(col, from_pandas=True)  # inferred: only all-text columns are strings
         except (pa.ArrowException, TypeError, ValueError, UnicodeError):
             arr = None
-        if arr is not None and arr.null_count < len(arr):
-            return pd.array(arr, dtype=_STR_DTYPE)
+        if arr is not None and arr.type in (pa.string(), pa.large_string()):
+            return pd.array(arr.cast(pa.large_string()), dtype=_STR_DTYPE)
     return col
 
 

@@ -2,8 +2,9 @@
 
 The data's way (architecture.md): records from :mod:`.records` → :func:`~gbp_lab.core.gbp.frame.
 decode_frame` → :func:`~gbp_lab.core.gbp.aead.open_frame` with the key log → sub-protocol decode
-(control / GAP / GTP / GSP with the frame's ``pf`` codec) → one flat row per record. Columns are
-collected as plain lists and turned into DataFrames once.
+(control / GAP / GTP / GSP with the frame's ``pf`` codec) → one flat row per record. The rows'
+cells are collected in one flat list and turned into a DataFrame once, at the end (one 2-D
+array, then typed columns: nullable integers, Arrow-backed ``str`` text).
 
 Keys: ``keylog=`` (a :class:`~gbp_lab.core.keylog.KeyLog`, a path, or key-log text) merged with
 the GBPK Decryption Secrets Blocks found in a pcapng (type 0x4742504B, see :mod:`.pcap`).

@@ -88,6 +88,39 @@ def test_bounded_seen_evicts_the_oldest():
     assert s.insert(1) and 2 not in s and not s.insert(4)
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 5), st.lists(st.integers(0, 8), max_size=60))
+def test_bounded_seen_is_a_fifo_set(capacity, items):
+    s, model = BoundedSeen(capacity), []
+    for x in items:
+        new = x not in model
+        assert s.insert(x) == new
+        if new:
+            model.append(x)
+            del model[:-capacity]
+        assert len(s) == len(model) and all(y in s for y in model)
+    s.clear()
+    assert len(s) == 0 and all(y not in s for y in model)
+
+
+def test_gtp_seen_set_forgets_like_the_reference_beyond_its_capacity():
+    """10,001 messages: the first is forgotten (accepted again), a recent one is a duplicate —
+    the reference GtpClient says the same."""
+    import gbp_stack
+
+    from gbp_lab.core.payload_codec import encode
+
+    ours, theirs = GtpClient(), gbp_stack.GtpClient.create()
+    wires = [encode(GtpMessage.plain(1, mid, "m")) for mid in range(10_001)]
+    for w in wires:
+        assert ours.accept(w, 1, 0).status == theirs.accept(w, 1, 0).status == "new"
+    again = [(ours.accept(wires[m], 1, 0).status, theirs.accept(wires[m], 1, 0).status)
+             for m in (0, 9_000, 1)]
+    assert again == [("new", "new"), ("duplicate", "duplicate"), ("new", "new")]
+    assert [ours.accept(wires[m], 1, 0).status for m in (9_500, 2)] == ["duplicate", "new"]
+    theirs.close()
+
+
 # --- GAP --------------------------------------------------------------------------------------
 def test_gap_send_sequence_wraps_and_key_phase_is_the_epoch():
     n, c = node(epoch=2**32 + 5), GapClient.create()

@@ -14,8 +14,9 @@
 """
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
-from typing import Any, Dict, Hashable, Optional
+from typing import Any, Deque, Dict, Hashable, Optional, Set
 
 from ..errors import DecodeError, UsageError
 from ..gbp.events import OutboundFrame
@@ -54,32 +55,40 @@ def _plain_cbor(sender_id: int, message_id: int, text: str) -> bytes:
 
 
 class BoundedSeen:
-    """A set that forgets its oldest entry beyond *capacity* (reference ``BoundedSeen``)."""
+    """A set that forgets its oldest entry beyond *capacity* (reference ``BoundedSeen``).
 
-    __slots__ = ("_d", "capacity")
+    A set for membership plus a deque for the insertion order: O(1) per insert at capacity.
+    (Evicting ``next(iter(dict))`` instead slows down as deleted slots pile up at the front of
+    the dict: ~2 µs per insert at 10,000 entries instead of ~0.1.)"""
+
+    __slots__ = ("_set", "_order", "capacity")
 
     def __init__(self, capacity: int = SEEN_CAPACITY) -> None:
-        self._d: Dict[Hashable, None] = {}
+        self._set: Set[Hashable] = set()
+        self._order: Deque[Hashable] = deque()
         self.capacity = capacity
 
     def insert(self, item: Hashable) -> bool:
         """Add *item*; ``False`` if it was already there."""
-        d = self._d
-        if item in d:
+        s = self._set
+        if item in s:
             return False
-        d[item] = None
-        if len(d) > self.capacity:
-            del d[next(iter(d))]
+        s.add(item)
+        order = self._order
+        order.append(item)
+        if len(order) > self.capacity:
+            s.discard(order.popleft())
         return True
 
     def clear(self) -> None:
-        self._d.clear()
+        self._set.clear()
+        self._order.clear()
 
     def __len__(self) -> int:
-        return len(self._d)
+        return len(self._set)
 
     def __contains__(self, item: object) -> bool:
-        return item in self._d
+        return item in self._set
 
 
 class EpochScopedDedup:

@@ -99,7 +99,7 @@ def test_nonce_reuse_one_row_per_seq_with_xor_and_forwarded_copies_ignored(tmp_p
             assert list(r.senders) == [1, 2]
             # every copy of both frames is listed, and only those
             wires = {sent[(1, r.sequence_no)][0], sent[(2, r.sequence_no)][0]}
-            assert len(r.frames) == 6
+            assert len(r.frames) == 6 and "sealed 2 distinct frames" in r.detail
             assert set(f.loc[list(r.frames), "sender"]) == {1, 2}
             assert r.severity == SEVERITY["nonce_reuse"] == "high"
             assert all(bytes(cap.payloads[i]) in b"".join(wires) for i in r.frames)

@@ -65,11 +65,12 @@ def xor_bytes(a: bytes, b: bytes) -> bytes:
     return (int.from_bytes(a[:n], "big") ^ int.from_bytes(b[:n], "big")).to_bytes(n, "big")
 
 
-def _na(v):
-    """None for every spelling of a missing value (None, pd.NA, NaN)."""
-    if v is None or v is pd.NA or (type(v) is float and v != v):
-        return None
-    return v
+def _plain_list(col: pd.Series) -> list:
+    """A column as a list of plain Python values (ints, str …) with ``None`` for every missing
+    value (``pd.NA`` in nullable integers, NaN in text), converted in bulk."""
+    if not col.hasnans:
+        return col.tolist()
+    return col.to_numpy(dtype=object, na_value=None).tolist()
 
 
 def _pair_xor(i: int, j: int, plaintexts, payloads) -> tuple:
@@ -100,18 +101,28 @@ def find_in(frames: pd.DataFrame, errors: pd.DataFrame, plaintexts, payloads) ->
 
     n = len(frames)
     if n:
-        cols = {c: frames[c].tolist() for c in (
-            "time", "src", "sport", "flow_id", "group_id", "epoch", "transition_id",
+        cols = {c: _plain_list(frames[c]) for c in (
+            "src", "sport", "flow_id", "group_id", "epoch", "transition_id",
             "stream_type", "stream_id", "sender", "flags", "sequence_no", "codec", "error",
             "protocol")}
+        cols["time"] = frames["time"].tolist()
         T, SRC, SP, FL = cols["time"], cols["src"], cols["sport"], cols["flow_id"]
         GID, EP, TID, ST = cols["group_id"], cols["epoch"], cols["transition_id"], cols["stream_type"]
         SID, SND, FLG, SEQ = cols["stream_id"], cols["sender"], cols["flags"], cols["sequence_no"]
         COD, ERR, PROTO = cols["codec"], cols["error"], cols["protocol"]
-        nonce: Dict[tuple, Dict[int, List[int]]] = {}   # (gid, ep, st, seq) -> sender -> frames
-        nonce_bytes: Dict[tuple, Dict[tuple, int]] = {}  # same key -> frame identity -> first
-        by_dir_bytes: Dict[tuple, int] = {}              # (dir, identity) -> first frame
-        by_stream_seq: Dict[tuple, Dict[tuple, int]] = {}  # (gid, ep, st, sid, seq) -> id -> first
+        npl = len(payloads)
+
+        def ident_of(i: int) -> tuple:
+            """A frame's identity: every header field and the payload bytes."""
+            return (GID[i], EP[i], TID[i], ST[i], SID[i], FLG[i], SEQ[i], COD[i],
+                    payloads[i] if i < npl else None)
+
+        # one entry per key and frame; a key seen once keeps a plain value, not a container
+        # (a million frames would otherwise leave a million small dicts and lists behind)
+        nonce: Dict[tuple, Any] = {}          # (gid, ep, st, seq) -> first frame | [frames]
+        by_dir_bytes: Dict[tuple, int] = {}   # (dir, identity) -> first frame
+        by_stream_seq: Dict[tuple, Any] = {}  # (gid, ep, st, sid, seq) -> (identity, first
+        #                                       frame) | {identity: first frame}
         highest: Dict[tuple, int] = {}
         dir_epoch: Dict[tuple, int] = {}
         dir_max: Dict[tuple, int] = {}
@@ -119,16 +130,14 @@ def find_in(frames: pd.DataFrame, errors: pd.DataFrame, plaintexts, payloads) ->
         for i in range(n):
             if PROTO[i] == "MLS":
                 continue
-            err = _na(ERR[i])
-            gid, ep, st, sid, seq = GID[i], _na(EP[i]), _na(ST[i]), _na(SID[i]), _na(SEQ[i])
+            err = ERR[i]
+            gid, ep, st, sid, seq = GID[i], EP[i], ST[i], SID[i], SEQ[i]
             if ep is None or st is None or seq is None:
                 continue
-            ep, st, sid, seq = int(ep), int(st), int(sid), int(seq)
-            snd = int(SND[i]) if _na(SND[i]) is not None else None
+            snd = SND[i]
             t = T[i]
-            d = (_na(FL[i]), SRC[i], _na(SP[i]))
-            pl = payloads[i] if i < len(payloads) else None
-            ident = (gid, ep, _na(TID[i]), st, sid, _na(FLG[i]), seq, COD[i], pl)
+            d = (FL[i], SRC[i], SP[i])
+            ident = ident_of(i)
             tag_failed = err is not None and "GBP-AEAD-TAG" in err
             if tag_failed:
                 add("decrypt_failure", ep, st, seq, [i], f"AEAD tag does not verify: {err}", t,
@@ -145,16 +154,22 @@ def find_in(frames: pd.DataFrame, errors: pd.DataFrame, plaintexts, payloads) ->
             else:
                 by_dir_bytes[(d, ident)] = i
             # same sender stream + seq, different bytes
-            ss = by_stream_seq.setdefault((gid, ep, st, sid, seq), {})
-            if ident not in ss:
-                if ss and not tag_failed:
-                    j = next(iter(ss.values()))
-                    x, src = _pair_xor(j, i, plaintexts, payloads)
-                    add("replay_modified", ep, st, seq, [j, i],
-                        f"stream {sid} seq {seq} sent again with different bytes (frames {j}, "
-                        f"{i}); same key and nonce" + (f"; xor from {src}: {x.hex()}" if x else ""),
-                        t, [snd], x)
-                ss[ident] = i
+            sk = (gid, ep, st, sid, seq)
+            ss = by_stream_seq.get(sk)
+            if ss is None:
+                by_stream_seq[sk] = (ident, i)
+            else:
+                if type(ss) is tuple:
+                    ss = by_stream_seq[sk] = {ss[0]: ss[1]}
+                if ident not in ss:
+                    if not tag_failed:
+                        j = next(iter(ss.values()))
+                        x, src = _pair_xor(j, i, plaintexts, payloads)
+                        add("replay_modified", ep, st, seq, [j, i],
+                            f"stream {sid} seq {seq} sent again with different bytes (frames "
+                            f"{j}, {i}); same key and nonce"
+                            + (f"; xor from {src}: {x.hex()}" if x else ""), t, [snd], x)
+                    ss[ident] = i
             # receiver window: per direction and sender stream
             wk = (d, gid, ep, st, sid)
             h = highest.get(wk)
@@ -182,16 +197,26 @@ def find_in(frames: pd.DataFrame, errors: pd.DataFrame, plaintexts, payloads) ->
             # nonce reuse candidates (tampered frames do not count)
             if not tag_failed and snd is not None:
                 nk = (gid, ep, st, seq)
-                nonce.setdefault(nk, {}).setdefault(snd, []).append(i)
-                nonce_bytes.setdefault(nk, {}).setdefault(ident, i)
-        for (gid, ep, st, seq), by_sender in nonce.items():
+                v = nonce.get(nk)
+                if v is None:
+                    nonce[nk] = i
+                elif type(v) is int:
+                    nonce[nk] = [v, i]
+                else:
+                    v.append(i)
+        for (gid, ep, st, seq), v in nonce.items():
+            if type(v) is int:
+                continue
+            by_sender: Dict[int, List[int]] = {}
+            for i in v:
+                by_sender.setdefault(SND[i], []).append(i)
             if len(by_sender) < 2:
                 continue
             senders = sorted(by_sender)
-            frames_in = sorted(i for lst in by_sender.values() for i in lst)
+            frames_in = sorted(v)
             a, b = by_sender[senders[0]][0], by_sender[senders[1]][0]
             x, src = _pair_xor(a, b, plaintexts, payloads)
-            distinct = len(nonce_bytes[(gid, ep, st, seq)])
+            distinct = len({ident_of(i) for i in v})
             add("nonce_reuse", ep, st, seq, frames_in,
                 f"senders {senders} sealed {distinct} distinct frames under the same key and "
                 f"nonce (group {gid}, epoch {ep}, stream type {st}, seq {seq}); "

@@ -1,4 +1,4 @@
-"""The capture reader's bulk column building (gbp_lab.capture.model): the fast ways — one flat
+"""The capture tables' bulk column building (gbp_lab.capture.columns, used by the model): the fast ways — one flat
 cell list turned into a 2-D array, integer columns by ``astype``, text columns by one
 ``pyarrow.array`` call — give exactly the table the plain ways give (row tuples transposed in
 Python, pandas' own inference), on any mix of values, missing ones included."""
@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 from hypothesis import given, settings, strategies as st
 
-from gbp_lab.capture.model import (_INT_COLUMNS, _ROW_COLUMNS, FRAME_COLUMNS, _columns_of_tuples,
-                                   _frames_table, _text_column)
+from gbp_lab.capture.columns import columns_of_tuples, text_column
+from gbp_lab.capture.model import (_BOOLS, _FLOATS, _INT_COLUMNS, _ROW_COLUMNS, FRAME_COLUMNS,
+                                   _frames_table)
 
 CELLS = st.one_of(st.none(), st.text(max_size=12), st.binary(max_size=6),
                   st.integers(-3, 2**40), st.just(math.nan), st.booleans())
@@ -28,13 +29,13 @@ def _obj(values) -> np.ndarray:
 def test_text_column_is_what_pandas_infers(values):
     arr = _obj(values)
     expected = pd.DataFrame({"c": arr.copy()})["c"]
-    got = pd.DataFrame({"c": _text_column(arr)})["c"]
+    got = pd.DataFrame({"c": text_column(arr)})["c"]
     assert got.dtype == expected.dtype
     pd.testing.assert_series_equal(got, expected)
 
 
 def test_text_column_of_strings_is_the_str_dtype():
-    got = _text_column(_obj(["GTP mid=1", None, "x"]))
+    got = text_column(_obj(["GTP mid=1", None, "x"]))
     assert str(pd.Series(got).dtype) == str(pd.Series(_obj(["a"])).dtype)
     assert list(pd.Series(got).isna()) == [False, True, False]
 
@@ -75,7 +76,7 @@ def test_frames_table_from_flat_cells_equals_the_rows(rows):
         if c in _INT_COLUMNS:
             assert str(table[c].dtype) == _INT_COLUMNS[c], c
     if rows:  # the plain way (row tuples transposed in Python) gives the same dtypes
-        plain = _columns_of_tuples(rows, _ROW_COLUMNS)
+        plain = columns_of_tuples(rows, _ROW_COLUMNS, _INT_COLUMNS, _FLOATS, _BOOLS)
         for c in ("src", "group_id", "info", "error", "transport"):
             assert table[c].dtype == pd.DataFrame({c: plain[c]})[c].dtype, c
     framed = [r[8] is not None for r in rows]

@@ -32,7 +32,6 @@ else by the full decoders. ``python benchmarks/capture_bench.py`` prints the spe
 from __future__ import annotations
 
 import gc
-import math
 import os
 from itertools import chain
 from dataclasses import dataclass, field
@@ -40,7 +39,6 @@ from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from cryptography.exceptions import InvalidTag
 
@@ -57,6 +55,7 @@ from gbp_lab.core.keylog import KeyLog
 from gbp_lab.core.payload_codec import cbor_values_matcher
 from gbp_lab.core.payload_codec import decode as pc_decode
 
+from .columns import columns_of_tuples, frame_of_rows, text_column, typed_columns
 from .pcap import DecryptionSecrets, Interface
 from .records import GBP_PORT, PipelineStats, RecordPipeline, iter_item_batches
 
@@ -90,6 +89,7 @@ _INT_COLUMNS = {"pf": "Int64", "frame": "Int64", "sport": "Int64", "dport": "Int
                 "stream_type": "Int64", "stream_id": "Int64", "sender": "Int64", "flags": "Int64",
                 "sequence_no": "Int64", "payload_size": "Int64", "flow_id": "Int64",
                 "offset": "Int64", "packet": "Int64", "epoch": "UInt64"}
+_FLOATS, _BOOLS = ("time",), ("decrypted",)
 
 
 @dataclass
@@ -601,8 +601,8 @@ def _read_chunks(path, keylog, state: _ReadState, *, ports=(GBP_PORT,), heuristi
 
 
 def _frame(rows: List[tuple], order: List[str]) -> pd.DataFrame:
-    """Row tuples → DataFrame (see :func:`_columns`)."""
-    return pd.DataFrame(_columns(rows, order), columns=order)
+    """Row tuples → DataFrame (:func:`.columns.frame_of_rows`)."""
+    return frame_of_rows(rows, order, _INT_COLUMNS, _FLOATS, _BOOLS)
 
 
 def _frames_table(cells: List[Any]) -> pd.DataFrame:
@@ -613,114 +613,17 @@ def _frames_table(cells: List[Any]) -> pd.DataFrame:
     ``protocol`` "MLS" and missing values)."""
     if cells:
         table = np.fromiter(cells, dtype=object, count=len(cells))
-        cols = _table_columns(table.reshape(-1, len(_ROW_COLUMNS)), _ROW_COLUMNS)
+        cols = typed_columns(table.reshape(-1, len(_ROW_COLUMNS)), _ROW_COLUMNS, _INT_COLUMNS,
+                             _FLOATS, _BOOLS)
     else:
-        cols = _columns_of_tuples([], _ROW_COLUMNS)
+        cols = columns_of_tuples([], _ROW_COLUMNS, _INT_COLUMNS, _FLOATS, _BOOLS)
     st, pf = cols["stream_type"], cols.pop("pf")
     framed = ~st.isna()
     sti = np.where(framed, st.to_numpy(dtype=np.int64, na_value=0), 0)
     pfi = pf.to_numpy(dtype=np.int64, na_value=0)
     missing = np.array(None, dtype=object)
-    cols["stream_name"] = _text_column(np.where(framed, _ST_NAMES[sti], missing))
-    cols["protocol"] = _text_column(np.where(framed, _PROTO_NAMES[sti], "MLS").astype(object))
-    cols["codec"] = _text_column(np.where(framed, _PF_NAMES[pfi], missing))
+    cols["stream_name"] = text_column(np.where(framed, _ST_NAMES[sti], missing))
+    cols["protocol"] = text_column(np.where(framed, _PROTO_NAMES[sti], "MLS").astype(object))
+    cols["codec"] = text_column(np.where(framed, _PF_NAMES[pfi], missing))
     cols["sender"] = cols["stream_id"] // STREAM_ID_STRIDE
     return pd.DataFrame(cols, columns=FRAME_COLUMNS)
-
-
-def _columns(rows: List[tuple], order: List[str]) -> Dict[str, Any]:
-    """Row tuples → typed column arrays. The rows become one 2-D object array in a single C call
-    (much cheaper than transposing with ``zip(*rows)``); each column is then converted to its
-    dtype."""
-    n = len(rows)
-    table = None
-    if n:
-        try:
-            table = np.array(rows, dtype=object)
-        except ValueError:  # pragma: no cover - a cell holding a sequence of another length
-            table = None
-    if table is None or table.shape != (n, len(order)):
-        return _columns_of_tuples(rows, order)
-    return _table_columns(table, order)
-
-
-def _table_columns(table: np.ndarray, order: List[str]) -> Dict[str, Any]:
-    """A 2-D object array (one row per table row) → typed column arrays, by column name:
-    nullable integers (:data:`_INT_COLUMNS`), float ``time``, bool ``decrypted``, text."""
-    data = {}
-    for i, c in enumerate(order):
-        col = table[:, i]
-        dt = _INT_COLUMNS.get(c)
-        if dt is not None:
-            data[c] = _int_column(col, dt)
-        elif c == "time":
-            missing = col == None  # noqa: E711 - elementwise on an object array
-            if missing.any():
-                col = np.where(missing, math.nan, col)
-            data[c] = col.astype(np.float64)
-        elif c == "decrypted":
-            data[c] = col.astype(bool)
-        else:
-            data[c] = _text_column(col)
-    return data
-
-
-#: the dtype pandas gives a column of Python strings (``str``, Arrow-backed since pandas 3)
-_STR_DTYPE = pd.Series(np.array(["a"], dtype=object)).dtype
-_ARROW_TEXT = getattr(_STR_DTYPE, "storage", None) == "pyarrow"
-
-
-def _text_column(col: np.ndarray):
-    """An object column as pandas would store it: strings (and missing values) as the ``str``
-    dtype — built here with one ``pyarrow.array`` call, several times faster than pandas'
-    element-by-element inference on a million Info lines — and anything else (bytes, mixed
-    types, an all-missing column) as a contiguous object array, for pandas to infer as usual."""
-    col = np.ascontiguousarray(col)  # Arrow walks a strided object array far more slowly
-    if _ARROW_TEXT and len(col):
-        try:
-            arr = pa.array(col, from_pandas=True)  # inferred: only all-text columns are strings
-        except (pa.ArrowException, TypeError, ValueError, UnicodeError):
-            arr = None
-        if arr is not None and arr.type in (pa.string(), pa.large_string()):
-            return pd.array(arr.cast(pa.large_string()), dtype=_STR_DTYPE)
-    return col
-
-
-def _int_column(col: np.ndarray, dtype: str):
-    """A nullable integer array from an object column (no Python loop without missing values:
-    ``astype`` refuses a None, and only then the slow way)."""
-    try:
-        vals = col.astype(np.uint64 if dtype == "UInt64" else np.int64)
-    except (TypeError, OverflowError, ValueError):
-        return pd.array(col.tolist(), dtype=dtype)
-    return pd.arrays.IntegerArray(vals, np.zeros(len(col), dtype=bool))
-
-
-def _columns_of_tuples(rows: List[tuple], order: List[str]) -> Dict[str, Any]:
-    cols = list(zip(*rows)) if rows else [()] * len(order)
-    data = {}
-    for c, v in zip(order, cols):
-        dt = _INT_COLUMNS.get(c)
-        if dt is not None:
-            data[c] = _int_array(v, dt)
-        elif c == "time":
-            data[c] = np.array([math.nan if x is None else x for x in v], dtype=np.float64) \
-                if None in v else np.fromiter(v, dtype=np.float64, count=len(v))
-        elif c == "decrypted":
-            data[c] = np.fromiter(v, dtype=bool, count=len(v)) if v else pd.array([], dtype="bool")
-        else:
-            arr = np.empty(len(v), dtype=object)
-            arr[:] = v
-            data[c] = arr
-    return data
-
-
-def _int_array(v: tuple, dtype: str):
-    """A nullable integer array; the common no-missing-value case without a Python loop."""
-    if v and None not in v:
-        try:
-            vals = np.fromiter(v, dtype=np.uint64 if dtype == "UInt64" else np.int64, count=len(v))
-            return pd.arrays.IntegerArray(vals, np.zeros(len(v), dtype=bool))
-        except (TypeError, OverflowError, ValueError):
-            pass
-    return pd.array(list(v), dtype=dtype)

@@ -43,6 +43,7 @@ from gbp_lab.core.gbp.registry import ControlOpcode, PayloadCodec, StreamType
 from gbp_lab.core.gsp.args import parse_args
 from gbp_lab.core.gsp.signal import GspSignal, SignalType
 from gbp_lab.core.gtp.client import GtpClient
+from .columns import frame_of_rows
 
 __all__ = ["MESSAGE_COLUMNS", "AUDIO_COLUMNS", "SIGNAL_COLUMNS", "CONTROL_COLUMNS",
            "EPOCH_COLUMNS", "build_messages", "build_audio", "build_signals", "build_control",
@@ -82,19 +83,7 @@ def codec_wire(name: Optional[str]) -> int:
 
 
 def _table(rows: List[tuple], columns: Sequence[str], bools=()) -> pd.DataFrame:
-    cols = list(zip(*rows)) if rows else [()] * len(columns)
-    data = {}
-    for c, v in zip(columns, cols):
-        v = list(v)
-        if c in bools:
-            data[c] = pd.array(v, dtype="bool")
-        elif c in _INT:
-            data[c] = pd.array(v, dtype=_INT[c])
-        elif c in _FLOAT:
-            data[c] = pd.array(v, dtype="float64")
-        else:
-            data[c] = pd.array(v, dtype=object)
-    return pd.DataFrame(data, columns=list(columns))
+    return frame_of_rows(rows, columns, _INT, _FLOAT, bools)
 
 
 def _rows_of(frames: pd.DataFrame, plaintexts: Sequence[Optional[bytes]], stream_type: int,

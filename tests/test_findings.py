@@ -213,3 +213,22 @@ def test_defects_become_findings_with_reasons():
     assert list(sec.errors["frame"]) == list(bad)  # the errors row links to its frame
     # a missing key is not a decrypt failure
     assert sec.frames["error"].fillna("").str.contains("NOKEY").sum() == 1
+
+
+def test_find_leaves_the_garbage_collector_as_it_found_it():
+    import gc
+
+    from gbp_lab.analysis.findings import find_in
+
+    cap = read_capture(CAPTURES / "defects.pcap")
+    was = gc.isenabled()
+    try:
+        for state in (True, False):
+            (gc.enable if state else gc.disable)()
+            assert len(find_in(cap.frames, cap.errors, cap.plaintexts, cap.payloads)) > 0
+            assert gc.isenabled() is state
+            with pytest.raises(KeyError):  # a table without the frames columns
+                find_in(cap.frames.drop(columns=["epoch"]), cap.errors, [], [])
+            assert gc.isenabled() is state
+    finally:
+        (gc.enable if was else gc.disable)()

@@ -41,6 +41,7 @@ Columns: ``kind, epoch, stream_type, sequence_no, frames, detail`` (the brief's 
 """
 from __future__ import annotations
 
+import gc
 from typing import Any, Dict, List
 
 import pandas as pd
@@ -93,6 +94,22 @@ def find(capture) -> pd.DataFrame:
 
 
 def find_in(frames: pd.DataFrame, errors: pd.DataFrame, plaintexts, payloads) -> pd.DataFrame:
+    """The findings of a frames/errors table pair (see the module docstring).
+
+    The cyclic garbage collector is paused meanwhile (and restored, whatever happens): the
+    indexes built here hold a key tuple per frame, which would trigger full collections over the
+    whole heap again and again (a third of the time at a million frames), and they are freed by
+    reference counting when this returns — they make no cycles."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        return _find_in(frames, errors, plaintexts, payloads)
+    finally:
+        if was:
+            gc.enable()
+
+
+def _find_in(frames: pd.DataFrame, errors: pd.DataFrame, plaintexts, payloads) -> pd.DataFrame:
     rows: List[tuple] = []
 
     def add(kind, epoch, st, seq, fr, detail, time, senders=None, xor=None, errs=None):
@@ -117,12 +134,28 @@ def find_in(frames: pd.DataFrame, errors: pd.DataFrame, plaintexts, payloads) ->
             return (GID[i], EP[i], TID[i], ST[i], SID[i], FLG[i], SEQ[i], COD[i],
                     payloads[i] if i < npl else None)
 
-        # one entry per key and frame; a key seen once keeps a plain value, not a container
-        # (a million frames would otherwise leave a million small dicts and lists behind)
+        def first_of(table: Dict[tuple, Any], key: tuple, i: int) -> tuple:
+            """``(first frame with frame i's identity under key, the key's entry)``, recording
+            ``i`` if it is the first. An entry is one frame number until a second frame comes
+            under its key; then ``{identity: first frame}`` (identities are built only then)."""
+            e = table.get(key)
+            if e is None:
+                table[key] = i
+                return None, None
+            if type(e) is int:
+                e = table[key] = {ident_of(e): e}
+            ident = ident_of(i)
+            first = e.get(ident)
+            if first is None:
+                e[ident] = i
+            return first, e
+
+        # a key seen once keeps a plain frame number, not a container (a million frames would
+        # otherwise leave a million small dicts and lists, and their identity tuples, behind)
         nonce: Dict[tuple, Any] = {}          # (gid, ep, st, seq) -> first frame | [frames]
-        by_dir_bytes: Dict[tuple, int] = {}   # (dir, identity) -> first frame
-        by_stream_seq: Dict[tuple, Any] = {}  # (gid, ep, st, sid, seq) -> (identity, first
-        #                                       frame) | {identity: first frame}
+        by_dir_seq: Dict[tuple, Any] = {}     # (dir, gid, ep, st, sid, seq) -> frame | {identity:
+        #                                       first frame}: replays (same bytes, same direction)
+        by_stream_seq: Dict[tuple, Any] = {}  # (gid, ep, st, sid, seq) -> the same, any direction
         highest: Dict[tuple, int] = {}
         dir_epoch: Dict[tuple, int] = {}
         dir_max: Dict[tuple, int] = {}
@@ -137,7 +170,6 @@ def find_in(frames: pd.DataFrame, errors: pd.DataFrame, plaintexts, payloads) ->
             snd = SND[i]
             t = T[i]
             d = (FL[i], SRC[i], SP[i])
-            ident = ident_of(i)
             tag_failed = err is not None and "GBP-AEAD-TAG" in err
             if tag_failed:
                 add("decrypt_failure", ep, st, seq, [i], f"AEAD tag does not verify: {err}", t,
@@ -146,30 +178,20 @@ def find_in(frames: pd.DataFrame, errors: pd.DataFrame, plaintexts, payloads) ->
                 add("malformed", ep, st, seq, [i], f"decrypted payload does not decode: {err}", t,
                     [snd] if snd is not None else None)
             # replay: identical bytes on the same direction
-            first = by_dir_bytes.get((d, ident))
+            first, _e = first_of(by_dir_seq, (d, gid, ep, st, sid, seq), i)
             if first is not None:
                 add("replay", ep, st, seq, [first, i],
                     f"frame {i} repeats frame {first} byte for byte on {d[1]}:{d[2]} "
                     f"(flow {d[0]}), stream {sid} seq {seq}", t, [snd])
-            else:
-                by_dir_bytes[(d, ident)] = i
             # same sender stream + seq, different bytes
-            sk = (gid, ep, st, sid, seq)
-            ss = by_stream_seq.get(sk)
-            if ss is None:
-                by_stream_seq[sk] = (ident, i)
-            else:
-                if type(ss) is tuple:
-                    ss = by_stream_seq[sk] = {ss[0]: ss[1]}
-                if ident not in ss:
-                    if not tag_failed:
-                        j = next(iter(ss.values()))
-                        x, src = _pair_xor(j, i, plaintexts, payloads)
-                        add("replay_modified", ep, st, seq, [j, i],
-                            f"stream {sid} seq {seq} sent again with different bytes (frames "
-                            f"{j}, {i}); same key and nonce"
-                            + (f"; xor from {src}: {x.hex()}" if x else ""), t, [snd], x)
-                    ss[ident] = i
+            first, ss = first_of(by_stream_seq, (gid, ep, st, sid, seq), i)
+            if ss is not None and first is None and not tag_failed:
+                j = next(iter(ss.values()))
+                x, src = _pair_xor(j, i, plaintexts, payloads)
+                add("replay_modified", ep, st, seq, [j, i],
+                    f"stream {sid} seq {seq} sent again with different bytes (frames "
+                    f"{j}, {i}); same key and nonce"
+                    + (f"; xor from {src}: {x.hex()}" if x else ""), t, [snd], x)
             # receiver window: per direction and sender stream
             wk = (d, gid, ep, st, sid)
             h = highest.get(wk)

@@ -46,6 +46,8 @@ from typing import Any, Dict, List
 
 import pandas as pd
 
+from gbp_lab.capture.columns import frame_of_rows
+
 __all__ = ["KINDS", "SEVERITY", "FINDING_COLUMNS", "find", "xor_bytes"]
 
 KINDS = ("nonce_reuse", "replay", "replay_modified", "outside_window", "epoch_regression",
@@ -57,6 +59,7 @@ FINDING_COLUMNS = ["kind", "epoch", "stream_type", "sequence_no", "frames", "det
                    "senders", "xor", "errors", "severity"]
 
 TAG_LENGTH = 16
+_FINDING_INTS = {"epoch": "UInt64", "stream_type": "Int64", "sequence_no": "Int64"}
 _DEFECT_KINDS = {"capture", "tcp", "udp"}
 
 
@@ -260,16 +263,4 @@ def _find_in(frames: pd.DataFrame, errors: pd.DataFrame, plaintexts, payloads) -
 
 
 def _findings_frame(rows: List[tuple]) -> pd.DataFrame:
-    cols = list(zip(*rows)) if rows else [()] * len(FINDING_COLUMNS)
-    data: Dict[str, Any] = {}
-    for c, v in zip(FINDING_COLUMNS, cols):
-        v = list(v)
-        if c in ("epoch",):
-            data[c] = pd.array(v, dtype="UInt64")
-        elif c in ("stream_type", "sequence_no"):
-            data[c] = pd.array(v, dtype="Int64")
-        elif c == "time":
-            data[c] = pd.array([float("nan") if x is None else x for x in v], dtype="float64")
-        else:
-            data[c] = pd.array(v, dtype=object)
-    return pd.DataFrame(data, columns=FINDING_COLUMNS)
+    return frame_of_rows(rows, FINDING_COLUMNS, _FINDING_INTS, floats=("time",))

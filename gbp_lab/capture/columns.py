@@ -98,34 +98,14 @@ def columns_of_rows(rows: List[tuple], order: Sequence[str], ints: Mapping[str, 
 
 def columns_of_tuples(rows: List[tuple], order: Sequence[str], ints: Mapping[str, str],
                       floats: Collection[str] = ("time",), bools: Collection[str] = ()) -> Dict[str, Any]:
-    """:func:`columns_of_rows` column by column (rows with sequence cells, and no rows at all)."""
-    cols = list(zip(*rows)) if rows else [()] * len(order)
-    data: Dict[str, Any] = {}
-    for c, v in zip(order, cols):
-        dt = ints.get(c)
-        if c in bools:
-            data[c] = np.fromiter(v, dtype=bool, count=len(v)) if v else pd.array([], dtype="bool")
-        elif dt is not None:
-            data[c] = _int_array(v, dt)
-        elif c in floats:
-            data[c] = np.array([math.nan if x is None else x for x in v], dtype=np.float64)
-        else:
-            arr = np.empty(len(v), dtype=object)
-            for k, x in enumerate(v):  # element by element: a cell may itself be a sequence
-                arr[k] = x
-            data[c] = text_column(arr)
-    return data
-
-
-def _int_array(v: tuple, dtype: str):
-    """A nullable integer array; the common no-missing-value case without a Python loop."""
-    if v and None not in v:
-        try:
-            vals = np.fromiter(v, dtype=np.uint64 if dtype == "UInt64" else np.int64, count=len(v))
-            return pd.arrays.IntegerArray(vals, np.zeros(len(v), dtype=bool))
-        except (TypeError, OverflowError, ValueError):
-            pass
-    return pd.array(list(v), dtype=dtype)
+    """:func:`columns_of_rows` for rows that ``np.array`` cannot stack (cells that are
+    sequences themselves) and for no rows at all: the 2-D object array is filled cell by cell,
+    then typed as usual (:func:`typed_columns`)."""
+    table = np.empty((len(rows), len(order)), dtype=object)
+    for r, row in enumerate(rows):
+        for c, x in enumerate(row):  # one cell at a time: a list cell stays one object
+            table[r, c] = x
+    return typed_columns(table, order, ints, floats, bools)
 
 
 def frame_of_rows(rows: List[tuple], order: Sequence[str], ints: Mapping[str, str],

@@ -1,17 +1,8 @@
-"""Build glue: map the top-level ``core/`` and ``dissectors/`` folders into the ``gbp_lab``
-namespace (``gbp_lab.core``, ``gbp_lab.dissectors``) for wheel and editable installs alike.
+"""Build glue. The top-level ``core/`` and ``dissectors/`` folders are the project's shape; inside
+``gbp_lab/`` the symbolic links ``core``, ``dissectors`` and ``notebooks`` point at them, so the
+checkout itself is the package (``import gbp_lab.core`` works from the checkout root, with or without
+an install, and type checkers resolve it). Wheels hold real files: setuptools follows the links.
 Metadata lives in pyproject.toml."""
 from setuptools import find_packages, setup
 
-ROOTS = {"gbp_lab": "gbp_lab", "gbp_lab.core": "core", "gbp_lab.dissectors": "dissectors"}
-
-
-def _packages():
-    out = []
-    for name, folder in ROOTS.items():
-        out.append(name)
-        out += [f"{name}.{sub}" for sub in find_packages(folder)]
-    return out
-
-
-setup(packages=_packages(), package_dir=ROOTS)
+setup(packages=find_packages(include=["gbp_lab", "gbp_lab.*"]))

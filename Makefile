@@ -7,7 +7,7 @@ STAMP_TEST := $(VENV)/.installed-test
 STAMP_LAB  := $(VENV)/.installed-lab
 PYTEST_ARGS ?=
 
-.PHONY: test lab venv clean bench vectors chromium
+.PHONY: test lab venv clean bench vectors chromium typecheck
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -49,3 +49,7 @@ vectors: $(STAMP_TEST)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
+
+# mypy over gbp_lab, gbp_lab.core and gbp_lab.dissectors (configuration in pyproject.toml)
+typecheck: $(STAMP_TEST)
+	$(VENV)/bin/mypy

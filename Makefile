@@ -18,10 +18,11 @@ $(STAMP_TEST): pyproject.toml setup.py | $(PY)
 	touch $@
 
 $(STAMP_LAB): pyproject.toml setup.py | $(PY)
-	$(PY) -m pip install -q -e '.[test,lab]'
+	$(PY) -m pip install -q -e '.[lab]'
 	touch $@
 
 test: $(STAMP_TEST) chromium
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -n auto $(PYTEST_ARGS)
 
 # tests/test_browser.py drives Debian's Chromium (never `playwright install`): as root, install it
@@ -38,6 +39,8 @@ chromium:
 	  fi; \
 	fi
 
+# JupyterLab on the checkout's notebooks, opening 02 (as root too; headless prints the URL).
+# Extra arguments for `jupyter lab`: make lab LAB_ARGS='--port=9999'
 lab: $(STAMP_LAB)
 	$(VENV)/bin/gbp-lab lab -- $(LAB_ARGS)
 

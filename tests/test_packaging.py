@@ -54,11 +54,12 @@ def test_wheel_installs_into_fresh_venv_and_imports(tmp_path):
 
 def test_lab_command_opens_the_notebooks():
     from gbp_lab.cli import build_parser
-    from gbp_lab.lab_cmd import command, notebooks_dir
+    from gbp_lab.lab_cmd import FIRST_NOTEBOOK, command, notebooks_dir
 
     args = build_parser().parse_args(["lab", "--", "--no-browser"])
-    assert args.jupyter_args == ["--no-browser"]
+    assert args.jupyter_args == ["--no-browser"] and args.dir is None
     nb = notebooks_dir()
     cmd = command(nb, args.jupyter_args)
-    assert cmd[1] == "lab" and cmd[2] == f"--notebook-dir={nb}" and cmd[-1] == "--no-browser"
-    assert os.path.exists(cmd[0])
+    assert cmd[1] == "lab" and cmd[2] == f"--notebook-dir={nb}" and "--no-browser" in cmd
+    assert cmd[-1] == FIRST_NOTEBOOK  # resolved against the working directory: run with cwd=nb
+    assert os.path.exists(cmd[0]) and os.path.exists(os.path.join(nb, FIRST_NOTEBOOK))

@@ -28,6 +28,7 @@ import hmac
 import os
 from dataclasses import dataclass, field
 from enum import IntEnum
+from types import ModuleType
 from typing import Callable, Dict, Optional, Tuple
 
 from cryptography.exceptions import InvalidTag
@@ -263,6 +264,7 @@ class Kem:
             return x25519.X25519PrivateKey.from_private_bytes(sk)
         if self.kind == "x448":
             return x448.X448PrivateKey.from_private_bytes(sk)
+        assert self.order is not None and self.curve is not None  # set for every "ec" KEM
         scalar = int.from_bytes(sk, "big")
         if not 0 < scalar < self.order:
             raise DecodeError(f"{self.id.name} private scalar out of range", vid="HPKE-PRIVKEY")
@@ -281,6 +283,7 @@ class Kem:
             if pk[0] != 0x04:
                 raise DecodeError(f"{self.id.name} public key is not an uncompressed point",
                                   vid="HPKE-PUBKEY")
+            assert self.curve is not None  # set for every "ec" KEM
             return ec.EllipticCurvePublicKey.from_encoded_point(self.curve(), pk)
         except ValueError as exc:
             raise DecodeError(f"{self.id.name} public key is invalid: {exc}", vid="HPKE-PUBKEY") from None
@@ -332,6 +335,7 @@ class Kem:
         dkp_prk = k.labeled_extract(self.suite_id, b"", b"dkp_prk", bytes(ikm))
         if self.kind != "ec":
             return k.labeled_expand(self.suite_id, dkp_prk, b"sk", b"", self.Nsk)
+        assert self.order is not None and self.bitmask is not None  # set for every "ec" KEM
         for counter in range(256):
             cand = bytearray(k.labeled_expand(self.suite_id, dkp_prk, b"candidate", bytes((counter,)), self.Nsk))
             cand[0] &= self.bitmask
@@ -586,6 +590,7 @@ _KEM_SUITE_ID = {k: b"KEM" + int(k).to_bytes(2, "big") for k in KemId}
 _HPKE_SUITE_ID: Dict[tuple, bytes] = {}
 _LABELED_HASHES: Dict[tuple, bytes] = {}
 
+_native_hpke: Optional[ModuleType]
 try:  # cryptography >= 46: RFC 9180 HPKE in Rust (X25519 and NIST curves)
     from cryptography.hazmat.primitives import hpke as _native_hpke
 except ImportError:  # pragma: no cover - older cryptography: the written-out HPKE only
@@ -609,11 +614,12 @@ def _native_suite(h: "Hpke"):
                 KdfId.HKDF_SHA512: "HKDF_SHA512"}
         aeads = {AeadId.AES_128_GCM: "AES_128_GCM", AeadId.AES_256_GCM: "AES_256_GCM",
                  AeadId.CHACHA20_POLY1305: "CHACHA20_POLY1305"}
-        names = (kems.get(h.kem.id), kdfs.get(h.kdf.id), aeads.get(h.aead.id))
-        if None not in names:
+        kem_name, kdf_name, aead_name = kems.get(h.kem.id), kdfs.get(h.kdf.id), aeads.get(h.aead.id)
+        if kem_name is not None and kdf_name is not None and aead_name is not None:
             try:
-                suite = _native_hpke.Suite(getattr(_native_hpke.KEM, names[0]), getattr(_native_hpke.KDF, names[1]),
-                                           getattr(_native_hpke.AEAD, names[2]))
+                suite = _native_hpke.Suite(getattr(_native_hpke.KEM, kem_name),
+                                           getattr(_native_hpke.KDF, kdf_name),
+                                           getattr(_native_hpke.AEAD, aead_name))
             except Exception:  # noqa: BLE001 - an unsupported combination: written-out HPKE
                 suite = None
     _NATIVE[key] = suite

@@ -13,7 +13,7 @@ reject unknown values with a :class:`~gbp_lab.core.errors.DecodeError` (``vid="M
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Type, TypeVar, Union
+from typing import Type, TypeVar, Union, cast
 
 from ..errors import DecodeError
 from ..tls import Reader, Writer, decode
@@ -135,7 +135,8 @@ class ProposalOrRefType(IntEnum):
 
 def enum_value(cls: Type[E], value: int, where: str, *, allow_reserved: bool = False) -> E:
     """``value`` as a member of ``cls``; unknown (or reserved) values are a :class:`DecodeError`."""
-    member = cls._value2member_map_.get(value)  # = cls(value) for an int, without the enum machinery
+    # = cls(value) for an int, without the enum machinery; the map holds only members of ``cls``
+    member = cast("E | None", cls._value2member_map_.get(value))
     if member is None:
         raise DecodeError(f"unknown {cls.__name__} value {value}", vid="MLS-ENUM", where=where)
     if member.value == 0 and not allow_reserved:
@@ -145,7 +146,7 @@ def enum_value(cls: Type[E], value: int, where: str, *, allow_reserved: bool = F
 
 def known(cls: Type[E], value: int) -> Union[E, int]:
     """The enum member for ``value`` if ``cls`` defines one, else the plain int (GREASE, private)."""
-    return cls._value2member_map_.get(value, value)
+    return cast("E | int", cls._value2member_map_.get(value, value))
 
 
 class Struct:

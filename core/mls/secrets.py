@@ -29,6 +29,8 @@ class Secret:
     """
 
     __slots__ = ("_value", "label")
+    _value: bytes
+    label: str
 
     def __init__(self, value: BytesLike, label: str = "") -> None:
         if isinstance(value, Secret):

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 from enum import IntEnum
-from typing import Callable, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple, Type, Union
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -54,7 +54,10 @@ _ECDSA = {
     SignatureScheme.ECDSA_SECP384R1_SHA384: (ec.SECP384R1, hashes.SHA384, 48, CURVE_ORDERS["secp384r1"]),
     SignatureScheme.ECDSA_SECP521R1_SHA512: (ec.SECP521R1, hashes.SHA512, 66, CURVE_ORDERS["secp521r1"]),
 }
-_EDDSA = {
+_EdPrivate = Union[Type[ed25519.Ed25519PrivateKey], Type[ed448.Ed448PrivateKey]]
+_EdPublic = Union[Type[ed25519.Ed25519PublicKey], Type[ed448.Ed448PublicKey]]
+# scheme → (private key class, public key class, key length)
+_EDDSA: Dict[SignatureScheme, Tuple[_EdPrivate, _EdPublic, int]] = {
     SignatureScheme.ED25519: (ed25519.Ed25519PrivateKey, ed25519.Ed25519PublicKey, 32),
     SignatureScheme.ED448: (ed448.Ed448PrivateKey, ed448.Ed448PublicKey, 57),
 }

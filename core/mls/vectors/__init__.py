@@ -2,7 +2,7 @@
 its ``test-vectors.md``).
 
 One checker module per vector file, named after the file: ``tree-math.json`` → module
-``gbp_lab.core.mls.vectors.tree_math``. A checker module defines ``check(case: dict) -> None``
+``gbp_lab.core.mls.vectors.tree_math``. A checker module defines ``check(case: dict[str, Any]) -> None``
 which returns on success, raises :class:`Skip` when it cannot run a case (a failure of ambition,
 reported as such) and raises anything else on failure (use :func:`expect` for clear mismatches).
 
@@ -18,7 +18,9 @@ import os
 import re
 import traceback
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional
+from typing import Any, Callable, List, Optional, Type, TypeVar
+
+T = TypeVar("T")
 
 
 class Skip(Exception):
@@ -29,8 +31,10 @@ class VectorMismatch(AssertionError):
     """A computed value differs from the vector's."""
 
 
-def expect(name: str, got, want) -> None:
+def expect(name: str, got: object, want: object) -> None:
     """Compare a computed value (bytes or other) against the vector's value (hex str or other)."""
+    got_s: object
+    want_s: object
     if isinstance(got, (bytes, bytearray)) and isinstance(want, str):
         got_s, want_s = bytes(got).hex(), want.lower()
     else:
@@ -39,8 +43,16 @@ def expect(name: str, got, want) -> None:
         raise VectorMismatch(f"{name}: got {got_s!r}, want {want_s!r}")
 
 
-def unhex(value: Optional[str]) -> Optional[bytes]:
-    return None if value is None else bytes.fromhex(value)
+def unhex(value: str) -> bytes:
+    """The bytes of a vector's hex string (a ``null`` field is the caller's to handle)."""
+    return bytes.fromhex(value)
+
+
+def body_as(value: object, cls: Type[T], name: str) -> T:
+    """``value`` (e.g. an ``MLSMessage.message`` body) as a ``cls``, or :class:`VectorMismatch`."""
+    if not isinstance(value, cls):
+        raise VectorMismatch(f"{name}: got a {type(value).__name__}, want a {cls.__name__}")
+    return value
 
 
 @dataclass
@@ -62,14 +74,14 @@ def vector_name(path: str) -> str:
     return re.sub(r"\.json(\.gz)?$", "", base)
 
 
-def load_cases(path: str) -> list:
+def load_cases(path: str) -> List[Any]:
     opener = gzip.open if path.endswith(".gz") else open
     with opener(path, "rt", encoding="utf-8") as fh:
         data = json.load(fh)
     return data if isinstance(data, list) else [data]
 
 
-def checker_for(name: str) -> Optional[Callable[[dict], None]]:
+def checker_for(name: str) -> Optional[Callable[[dict[str, Any]], None]]:
     modname = f"{__name__}.{name.replace('-', '_')}"
     try:
         mod = importlib.import_module(modname)

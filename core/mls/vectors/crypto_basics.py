@@ -8,12 +8,14 @@ key pair is consistent).
 """
 from __future__ import annotations
 
+from typing import Any
+
 from ...errors import CryptoError
 from ..suites import CipherSuite
 from . import VectorMismatch, expect, unhex
 
 
-def check(case: dict) -> None:
+def check(case: dict[str, Any]) -> None:
     cs = CipherSuite.get(case["cipher_suite"])
 
     v = case["ref_hash"]

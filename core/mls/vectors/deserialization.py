@@ -6,13 +6,15 @@ byte left over, and ``length`` encodes to exactly the header (minimal encoding).
 enough to materialise, a full ``opaque<V>`` of that length also round-trips."""
 from __future__ import annotations
 
+from typing import Any
+
 from ...tls import Reader, decode, encode_varint, encode_vec
 from . import expect, unhex
 
 _MATERIALISE = 1 << 16
 
 
-def check(case: dict) -> None:
+def check(case: dict[str, Any]) -> None:
     header, length = unhex(case["vlbytes_header"]), case["length"]
     expect("decode", decode(header, lambda r: r.varint("vlbytes header"), "vlbytes header"), length)
     expect("encode", encode_varint(length), case["vlbytes_header"])

@@ -8,8 +8,11 @@ Note: the exporter ``label`` is used as the *text* of the JSON string (which hap
 hex), not as hex-decoded bytes; ``context`` is hex-decoded."""
 from __future__ import annotations
 
+from typing import Any
+
 from . import expect, unhex
 from ..schedule import GroupContext, external_pub, key_schedule
+from ..secrets import BytesLike
 from ..suites import CipherSuite
 
 _SECRETS = ("joiner_secret", "welcome_secret", "init_secret", "sender_data_secret",
@@ -17,10 +20,10 @@ _SECRETS = ("joiner_secret", "welcome_secret", "init_secret", "sender_data_secre
             "confirmation_key", "membership_key", "resumption_psk")
 
 
-def check(case: dict) -> None:
+def check(case: dict[str, Any]) -> None:
     cs = CipherSuite.get(case["cipher_suite"])
     group_id = unhex(case["group_id"])
-    init_secret = unhex(case["initial_init_secret"])
+    init_secret: BytesLike = unhex(case["initial_init_secret"])
     for i, ep in enumerate(case["epochs"]):
         gc = GroupContext(cs.id, group_id, i, unhex(ep["tree_hash"]),
                           unhex(ep["confirmed_transcript_hash"]))

@@ -4,8 +4,10 @@
 Same format and logic as :mod:`.passive_client_welcome`."""
 from __future__ import annotations
 
+from typing import Any
+
 from .passive_client_welcome import run_passive_client
 
 
-def check(case: dict) -> None:
+def check(case: dict[str, Any]) -> None:
     run_passive_client(case)

@@ -10,11 +10,15 @@ same logic serves ``passive-client-handling-commit.json`` and ``passive-client-r
 """
 from __future__ import annotations
 
+from typing import Any
+
 from ..group import join_group, process_message
+from ..key_package import KeyPackage
 from ..mls_message import MLSMessage
 from ..registries import WireFormat
 from ..suites import CipherSuite
-from . import VectorMismatch, expect, unhex
+from ..welcome import Welcome
+from . import VectorMismatch, body_as, expect, unhex
 
 
 def _priv(suite: CipherSuite, hex_value: str) -> bytes:
@@ -23,7 +27,7 @@ def _priv(suite: CipherSuite, hex_value: str) -> bytes:
     return unhex(hex_value).rjust(suite.hpke_private_key_length, b"\x00")
 
 
-def run_passive_client(case: dict) -> int:
+def run_passive_client(case: dict[str, Any]) -> int:
     """Join, then process every epoch's proposals and commit; return the number of epochs."""
     suite = CipherSuite.get(case["cipher_suite"])
     kp_msg = MLSMessage.from_bytes(unhex(case["key_package"]))
@@ -32,7 +36,8 @@ def run_passive_client(case: dict) -> int:
     expect("welcome.wire_format", welcome_msg.wire_format, WireFormat.MLS_WELCOME)
     psks = {unhex(p["psk_id"]): unhex(p["psk"]) for p in case["external_psks"]}
     tree = case.get("ratchet_tree")
-    state = join_group(welcome_msg.message, kp_msg.message, _priv(suite, case["init_priv"]),
+    state = join_group(body_as(welcome_msg.message, Welcome, "welcome"),
+                       body_as(kp_msg.message, KeyPackage, "key_package"), _priv(suite, case["init_priv"]),
                        _priv(suite, case["encryption_priv"]), unhex(case["signature_priv"]),
                        psks=psks, ratchet_tree=None if tree is None else unhex(tree))
     expect("initial_epoch_authenticator", state.secrets.epoch_authenticator.reveal(),
@@ -52,5 +57,5 @@ def run_passive_client(case: dict) -> int:
     return len(case["epochs"])
 
 
-def check(case: dict) -> None:
+def check(case: dict[str, Any]) -> None:
     run_passive_client(case)

@@ -4,12 +4,14 @@ Each PSK is external: ``PreSharedKeyID{psktype = external, psk_id, psk_nonce}``;
 round-trips each PreSharedKeyID through its TLS codec."""
 from __future__ import annotations
 
+from typing import Any
+
 from . import expect, unhex
 from ..psk import PreSharedKeyID, psk_secret
 from ..suites import CipherSuite
 
 
-def check(case: dict) -> None:
+def check(case: dict[str, Any]) -> None:
     cs = CipherSuite.get(case["cipher_suite"])
     psks = []
     for p in case["psks"]:

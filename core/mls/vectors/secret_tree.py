@@ -6,13 +6,15 @@ generations (so skipped generations go through the out-of-order path) and checks
 again for a consumed generation raises :class:`GenerationReusedError`."""
 from __future__ import annotations
 
+from typing import Any
+
 from . import VectorMismatch, expect, unhex
 from ..framing import sender_data_key_nonce
 from ..secret_tree import GenerationReusedError, RatchetType, SecretTree
 from ..suites import CipherSuite
 
 
-def check(case: dict) -> None:
+def check(case: dict[str, Any]) -> None:
     cs = CipherSuite.get(case["cipher_suite"])
     sd = case["sender_data"]
     key, nonce = sender_data_key_nonce(cs, unhex(sd["sender_data_secret"]), unhex(sd["ciphertext"]))

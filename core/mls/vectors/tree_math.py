@@ -4,6 +4,8 @@ For each node ``i`` of a tree with ``n_leaves`` leaves: ``left``/``right`` (``nu
 ``parent``/``sibling`` (``null`` for the root), plus ``n_nodes`` and ``root``."""
 from __future__ import annotations
 
+from typing import Any
+
 from .. import treemath as tm
 from . import expect
 
@@ -15,7 +17,7 @@ def _opt(fn, *args):
         return None
 
 
-def check(case: dict) -> None:
+def check(case: dict[str, Any]) -> None:
     n = case["n_leaves"]
     expect("n_nodes", tm.node_width(n), case["n_nodes"])
     expect("root", int(tm.root(n)), case["root"])

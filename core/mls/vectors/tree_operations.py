@@ -8,12 +8,14 @@ leaf and its direct path, then truncates).
 """
 from __future__ import annotations
 
+from typing import Any
+
 from ..proposals import Proposal
 from ..tree import RatchetTree
 from . import expect, unhex
 
 
-def check(case: dict) -> None:
+def check(case: dict[str, Any]) -> None:
     suite = case["cipher_suite"]
     tree = RatchetTree.from_bytes(unhex(case["tree_before"]), suite)
     expect("tree_before re-encoding", tree.to_bytes(), case["tree_before"])

@@ -11,11 +11,13 @@ Each case: a ratchet tree (``tree``), the ``group_id`` it belongs to, the tree h
 """
 from __future__ import annotations
 
+from typing import Any
+
 from ..tree import RatchetTree
 from . import expect, unhex
 
 
-def check(case: dict) -> None:
+def check(case: dict[str, Any]) -> None:
     suite = case["cipher_suite"]
     raw = unhex(case["tree"])
     tree = RatchetTree.from_bytes(raw, suite)

@@ -14,6 +14,8 @@ with the GroupContext fields of the provisional epoch (``group_id``, ``epoch``,
 """
 from __future__ import annotations
 
+from typing import Any
+
 from ..schedule import GroupContext
 from ..tree import RatchetTree
 from ..treekem import (PrivateTree, apply_update_path, create_update_path, decrypt_update_path,
@@ -22,7 +24,7 @@ from ..update_path import UpdatePath
 from . import VectorMismatch, expect, unhex
 
 
-def check(case: dict) -> None:
+def check(case: dict[str, Any]) -> None:
     suite = case["cipher_suite"]
     tree = RatchetTree.from_bytes(unhex(case["ratchet_tree"]), suite)
     gc = GroupContext(suite, unhex(case["group_id"]), case["epoch"], b"",
@@ -48,6 +50,8 @@ def check(case: dict) -> None:
             if li == sender:
                 continue
             res = decrypt_update_path(applied, gc, priv)
+            if res.path_secret is None:
+                raise VectorMismatch(f"update_paths[{k}]: leaf {li} decrypted no path secret")
             expect(f"update_paths[{k}] path_secret for leaf {li}", res.path_secret.reveal(),
                    up["path_secrets"][li])
             expect(f"update_paths[{k}] commit_secret at leaf {li}", res.commit_secret.reveal(),

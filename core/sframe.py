@@ -49,6 +49,7 @@ from .errors import (DecodeError, DecryptError, MissingKeyError, ReplayError, St
 from .mls.suites import CipherSuite
 
 __all__ = [
+    "epoch_matches",
     "AES_128_GCM",
     "AES_256_GCM",
     "DEFAULT_LABEL",
@@ -180,10 +181,16 @@ def epoch_from_kid(kid: int, profile: ProfileLike = PROFILE_RFC9605) -> int:
     return kid >> 16
 
 
-def _epoch_matches(kid: int, epoch: int, profile: SFrameProfile) -> bool:
+def epoch_matches(kid: int, epoch: int, profile: SFrameProfile) -> bool:
+    """True when the epoch bits of *kid* name *epoch* under *profile* (RFC 9605 §5.2 /
+    draft-1.5: the low 16 bits, resp. everything above them)."""
     if profile is SFrameProfile.RFC9605:
         return (kid & 0xFFFF) == (epoch & 0xFFFF)
     return (kid >> 16) == epoch
+
+
+#: kept only for gbp_lab/capture/tables.py until it calls :func:`epoch_matches` (H-CAP)
+_epoch_matches = epoch_matches
 
 
 # ---------------------------------------------------------------------------------------------
@@ -349,7 +356,7 @@ def detect_profile(payload: bytes, epoch: Optional[int] = None) -> SFrameProfile
         if p is SFrameProfile.RFC9605 and h.kid >> 32:
             score -= 2
         if epoch is not None:
-            if not _epoch_matches(h.kid, epoch, p):
+            if not epoch_matches(h.kid, epoch, p):
                 score -= 8
             else:
                 # How much of the epoch check rests on bytes after the config byte (which, were
@@ -372,7 +379,7 @@ def detect_profile_with_key(payload: bytes, base_key: bytes, epoch: int, suite: 
     for p in (SFrameProfile.RFC9605, SFrameProfile.DRAFT_1_5):
         try:
             header, n = parse_header(payload, p)
-            if not _epoch_matches(header.kid, epoch, p):
+            if not epoch_matches(header.kid, epoch, p):
                 continue
             key, salt = derive_key_salt(base_key, header.kid, suite, p)
             _open(key, salt, header, payload, n, extra_aad)
@@ -735,7 +742,7 @@ class SFrameSession:
         """
         payload = bytes(payload)
         header, n = parse_header(payload, self._profile)
-        if not _epoch_matches(header.kid, self._epoch, self._profile):
+        if not epoch_matches(header.kid, self._epoch, self._profile):
             raise StateError(f"KID {header.kid:#x} carries epoch {header.epoch_bits}, "
                              f"session is at {self._epoch}", vid="SFRAME-KID-EPOCH")
         if len(payload) - n < TAG_LENGTH:

@@ -24,7 +24,7 @@ from scapy.packet import Packet
 
 from gbp_lab.core.errors import GbpLabError
 
-__all__ = ["CoreLayer", "SchemaLayer", "annotation", "describe_error", "find_under"]
+__all__ = ["CoreLayer", "FrameLayer", "SchemaLayer", "annotation", "describe_error", "find_under"]
 
 
 def describe_error(exc: BaseException) -> str:
@@ -165,6 +165,16 @@ def find_under(pkt: Packet, cls: type) -> Optional[Packet]:
     return None
 
 
+class FrameLayer(CoreLayer):
+    """Base of the layer that carries payload messages and names their codec (the GBP frame,
+    :class:`gbp_lab.dissectors.gbp.GbpFrame`): :class:`SchemaLayer` finds it below itself
+    without importing it."""
+
+    @property
+    def codec(self) -> Any:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
 class SchemaLayer(CoreLayer):
     """A layer for a payload message of :mod:`gbp_lab.core.payload_codec` (GTP / GAP / GSP):
     fields named by the CBOR keys of the message's ``SCHEMA``, decoded and encoded by the core
@@ -190,9 +200,7 @@ class SchemaLayer(CoreLayer):
 
         if self._codec_override is not None:
             return self._codec_override
-        from .gbp import GbpFrame
-
-        frame = find_under(self, GbpFrame)
+        frame = find_under(self, FrameLayer)
         if frame is not None:
             return frame.codec
         return PayloadCodec.CBOR

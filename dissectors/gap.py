@@ -20,13 +20,14 @@ from scapy.packet import bind_layers
 from gbp_lab.core.gap.payload import GapPayload as _CoreGap
 from gbp_lab.core.gbp.registry import StreamType
 
-from ._common import SchemaLayer, annotation
+from ._common import annotation
 from .gbp import GbpFrame
+from .sframe import SFrameCarrier, sframe_layer_for
 
 __all__ = ["GapPayload"]
 
 
-class GapPayload(SchemaLayer):
+class GapPayload(SFrameCarrier):
     """One GAP audio frame (gap_rfc.md §4)."""
 
     name = "GAP Payload"
@@ -41,8 +42,6 @@ class GapPayload(SchemaLayer):
     ]
 
     def dissect_children(self) -> None:
-        from .sframe import sframe_layer_for
-
         child = sframe_layer_for(self)
         if child is not None:
             self.add_payload(child)

@@ -27,10 +27,10 @@ from gbp_lab.core.errors import DecryptError, MissingKeyError
 from gbp_lab.core.gbp import aead as _aead
 from gbp_lab.core.gbp.frame import GbpFrame as _CoreFrame
 from gbp_lab.core.gbp.frame import decode_frame
-from gbp_lab.core.gbp.registry import (GBP_VERSION, FrameFlags, PayloadCodec, StreamType)
+from gbp_lab.core.gbp.registry import GBP_VERSION, FrameFlags, PayloadCodec, StreamType, sender_of
 
 from . import keystore
-from ._common import CoreLayer, annotation, describe_error
+from ._common import FrameLayer, annotation, describe_error
 
 __all__ = ["GbpFrame", "STREAM_TYPE_NAMES", "CODEC_NAMES", "FRAME_FLAG_NAMES"]
 
@@ -42,7 +42,7 @@ FRAME_FLAG_NAMES = [f.name for f in (FrameFlags.ORDERED, FrameFlags.RELIABLE,
                                      FrameFlags.CRITICAL)]
 
 
-class GbpFrame(CoreLayer):
+class GbpFrame(FrameLayer):
     """One GBP frame (CBOR map). See the module docstring."""
 
     name = "GBP Frame"
@@ -150,5 +150,5 @@ class GbpFrame(CoreLayer):
 
     @property
     def sender(self) -> int:
-        """Member id of the sender (``sid // 100``, the reference's stream-id scheme)."""
-        return int(self.sid) // 100
+        """Member id of the sender (:func:`~gbp_lab.core.gbp.registry.sender_of`, ``sid // 100``)."""
+        return sender_of(int(self.sid))

@@ -20,7 +20,7 @@ Otherwise the bytes are plain Opus and no child layer is added.
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
 from scapy.fields import ByteEnumField, LongField, StrField, XLongField
 from scapy.packet import NoPayload, Raw
@@ -32,7 +32,8 @@ from gbp_lab.core.sframe import (AES_128_GCM, AES_256_GCM, PROFILE_DRAFT_1_5, PR
                                  sframe_seal)
 
 from . import keystore
-from ._common import CoreLayer, annotation, find_under
+from ._common import CoreLayer, SchemaLayer, annotation, find_under
+from .gbp import GbpFrame
 
 __all__ = ["SFrame", "sframe_layer_for", "sframe_base_key"]
 
@@ -51,6 +52,13 @@ def sframe_base_key(group_id: bytes, epoch: int) -> Optional[bytes]:
     return SFrameSession.from_exporter_secret(secret, epoch,
                                               mls_cipher_suite=log.suite(gid16)).base_key
 
+
+class SFrameCarrier(SchemaLayer):
+    """Base of the payload layers whose media field may hold an SFrame (the GAP payload,
+    :class:`gbp_lab.dissectors.gap.GapPayload`): ``kp`` names the epoch when no GBP frame is
+    below. :class:`SFrame` finds it without importing it."""
+
+    kp: Any
 
 class SFrame(CoreLayer):
     """One SFrame payload: header ‖ ciphertext ‖ tag (RFC 9605 §4.2)."""
@@ -103,10 +111,7 @@ class SFrame(CoreLayer):
         if ct is not None:
             return header.encode() + bytes(ct)
         plaintext = b"" if isinstance(self.payload, NoPayload) else bytes(self.payload)
-        from .gap import GapPayload
-        from .gbp import GbpFrame
-
-        frame, gap = find_under(self, GbpFrame), find_under(self, GapPayload)
+        frame, gap = find_under(self, GbpFrame), find_under(self, SFrameCarrier)
         epoch = (int(frame.ep) + keystore.mls_epoch_offset()) if frame is not None else (
             int(gap.kp) if gap is not None else None)
         base = sframe_base_key(bytes(frame.gid), epoch) if frame is not None else None
@@ -136,8 +141,6 @@ def _make(data: bytes, parent, profile: str, suite: int, plaintext: Optional[byt
 def sframe_layer_for(gap) -> Optional[SFrame]:
     """The :class:`SFrame` child of a dissected GAP layer, or ``None`` for plain Opus (see the
     module docstring)."""
-    from .gbp import GbpFrame
-
     opus = bytes(gap.opus or b"")
     if not opus:
         return None

@@ -20,14 +20,14 @@ from scapy.packet import bind_layers
 from gbp_lab.core.gap.payload import GapPayload as _CoreGap
 from gbp_lab.core.gbp.registry import StreamType
 
-from ._common import annotation
+from ._common import SchemaLayer, annotation
 from .gbp import GbpFrame
-from .sframe import SFrameCarrier, sframe_layer_for
+from .sframe import sframe_layer_for
 
 __all__ = ["GapPayload"]
 
 
-class GapPayload(SFrameCarrier):
+class GapPayload(SchemaLayer):
     """One GAP audio frame (gap_rfc.md §4)."""
 
     name = "GAP Payload"

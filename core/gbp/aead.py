@@ -188,18 +188,20 @@ class ExporterCiphers:
     use and all dropped when the object, its ``epoch`` or its ``group_id`` (when it has one)
     changes — the node's key cache."""
 
-    __slots__ = ("_owner", "_epoch", "_ciphers")
+    __slots__ = ("_owner", "_epoch", "_group_id", "_ciphers")
 
     def __init__(self) -> None:
         self._owner: Any = None
-        self._epoch: Optional[Tuple[Any, Any]] = None
+        self._epoch: Any = None
+        self._group_id: Any = None
         self._ciphers: List[Optional[StreamCipher]] = [None] * len(STREAM_TYPES)
 
     def get(self, exporter: Any, stream_type: int) -> StreamCipher:
         """The cipher of *stream_type* (0..3) for *exporter*'s current epoch."""
-        ep = (exporter.epoch, getattr(exporter, "group_id", None))
-        if exporter is not self._owner or ep != self._epoch:
-            self._owner, self._epoch = exporter, ep
+        if (exporter is not self._owner or exporter.epoch != self._epoch
+                or getattr(exporter, "group_id", None) != self._group_id):
+            self._owner, self._epoch = exporter, exporter.epoch
+            self._group_id = getattr(exporter, "group_id", None)
             self._ciphers = [None] * len(STREAM_TYPES)
         c = self._ciphers[stream_type]
         if c is None:

@@ -28,7 +28,6 @@ from scapy.fields import (ByteEnumField, IntField, LongField, PacketListField, S
 from scapy.packet import Packet, bind_layers
 
 from gbp_lab.core.errors import GbpLabError, UsageError
-from gbp_lab.core.mls import messages as _msgs  # registers the Welcome/GroupInfo/KeyPackage bodies
 from gbp_lab.core.mls.commit import Commit as _Commit
 from gbp_lab.core.mls.framing import MLSMessage as _MLSMessage
 from gbp_lab.core.mls.framing import PrivateMessage as _Private
@@ -46,8 +45,6 @@ from gbp_lab.core.tls import Writer
 
 from . import keystore
 from ._common import CoreLayer, annotation, describe_error
-
-del _msgs
 
 __all__ = ["MLSMessage", "MLSPublicMessage", "MLSPrivateMessage", "MLSWelcome", "MLSGroupInfo",
            "MLSKeyPackage", "MLSCommit", "MLSProposal", "MlsBlob", "mls_layer"]

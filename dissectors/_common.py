@@ -40,7 +40,7 @@ def annotation(name: str) -> ConditionalField:
 
 
 #: names of the annotation fields every CoreLayer may carry
-ANNOTATIONS = ("error",)
+ANNOTATIONS: tuple[str, ...] = ("error",)
 
 
 class CoreLayer(Packet):

@@ -45,12 +45,13 @@ import json
 import os
 import time
 from dataclasses import dataclass, fields
-from typing import Callable, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar, Union
 
 from ..errors import DecodeError, GbpLabError, UsageError
 from ..keylog import ENCRYPTION, EPOCH, EXPORTER, SENDER_DATA, KeyLog
 from .external import export_group_info, external_commit_for, parse_group_info, resync_commit_for
 from .framing import AuthenticatedContent
+from .group_info import GroupInfo
 from .group import (CommitResult, GroupConfig, GroupState, GroupStateError, Processed, StoredProposal,
                     create_application_message, create_commit, create_group, create_proposal_message,
                     decode_message, process_message as _process)
@@ -71,6 +72,7 @@ from .treekem import PrivateTree
 from .welcome import Welcome
 
 Rng = Callable[[int], bytes]
+_T = TypeVar("_T")
 Clock = Callable[[], float]
 
 STATE_FORMAT = "gbp-lab/mls-context"
@@ -265,6 +267,7 @@ class MlsContext:
         kp = parse_key_package(key_package)
         res = self._commit([Proposal(Add(kp))])
         self._pending = res
+        assert res.welcome is not None  # an Add commit has a Welcome
         return res.message, res.welcome
 
     def invite_many(self, key_packages) -> Tuple[bytes, bytes]:
@@ -275,6 +278,7 @@ class MlsContext:
             raise UsageError("no KeyPackage to invite", vid="MLS-CONTEXT-INVITE")
         res = self._commit([Proposal(Add(kp)) for kp in kps])
         self._pending = res
+        assert res.welcome is not None  # an Add commit has a Welcome
         return res.message, res.welcome
 
     def invite(self, key_package: bytes) -> bytes:
@@ -430,7 +434,7 @@ class MlsContext:
         ctx = cls.create(identity, ciphersuite=int(gi.cipher_suite.id), rng=rng, **kw)
         return ctx, ctx.external_commit(gi, ratchet_tree=ratchet_tree, psk_ids=psk_ids)
 
-    def external_commit(self, group_info: bytes, *, ratchet_tree=None, psk_ids=()) -> bytes:
+    def external_commit(self, group_info: Union[bytes, GroupInfo], *, ratchet_tree=None, psk_ids=()) -> bytes:
         """Join the group of ``group_info`` by an external commit with this context's keys
         (§12.4.3.2), with PreSharedKey proposals for the external PSKs ``psk_ids`` of our store;
         our state moves to the new epoch (the current group is replaced); returns the commit."""
@@ -511,7 +515,8 @@ class MlsContext:
         ident = self.identity if isinstance(self.identity, str) else None
         doc = {
             "format": STATE_FORMAT, "version": 1,
-            "identity": ident, "identity_hex": None if ident is not None else bytes(self.identity).hex(),
+            "identity": ident,
+            "identity_hex": None if isinstance(self.identity, str) else bytes(self.identity).hex(),
             "suite": int(self._suite.id),
             "signature_priv": self._signature_priv.hex(),
             "key_package": self._key_package.to_bytes().hex(),
@@ -587,6 +592,13 @@ class MlsContext:
 
 # --- helpers ---------------------------------------------------------------------------------
 
+def _required(value: Optional[_T]) -> _T:
+    """A key the state must hold (our leaf key, a path secret listed in ``nodes``)."""
+    if value is None:  # pragma: no cover - PrivateTree lists only the nodes it holds
+        raise UsageError("the private tree lacks a key it lists", vid="MLS-CONTEXT-STATE")
+    return value
+
+
 def _hex_secret(s: Optional[Secret]) -> Optional[str]:
     return None if s is None else s.reveal().hex()
 
@@ -598,8 +610,9 @@ def _state_to_json(s: GroupState) -> dict:
         "group_context": s.context.to_bytes().hex(),
         "tree": s.tree.to_bytes().hex(),
         "own_leaf": s.own_leaf,
-        "leaf_priv": s.private.private_key(2 * s.own_leaf).hex(),
-        "path_secrets": {str(int(n)): s.private.path_secret(n).reveal().hex() for n in s.private.nodes[1:]},
+        "leaf_priv": _required(s.private.private_key(2 * s.own_leaf)).hex(),
+        "path_secrets": {str(int(n)): _required(s.private.path_secret(n)).reveal().hex()
+                         for n in s.private.nodes[1:]},
         "signature_priv": s.signature_priv.hex(),
         "epoch_secrets": secrets,
         "secret_tree": s.secret_tree.to_json(),
@@ -620,8 +633,8 @@ def _state_from_json(doc: dict, suite: CipherSuite, config: GroupConfig) -> Grou
                           {int(k): bytes.fromhex(v) for k, v in doc["path_secrets"].items()})
     private.check_against(tree)
     es = doc["epoch_secrets"]
-    secrets = EpochSecrets(cipher_suite=suite, group_context=gc_bytes,
-                           **{k: None if v is None else Secret(bytes.fromhex(v), k) for k, v in es.items()})
+    named: Dict[str, Any] = {k: None if v is None else Secret(bytes.fromhex(v), k) for k, v in es.items()}
+    secrets = EpochSecrets(cipher_suite=suite, group_context=gc_bytes, **named)
     proposals = {}
     for ref_hex, ac_hex in doc["proposals"]:
         ac = AuthenticatedContent.from_bytes(bytes.fromhex(ac_hex))

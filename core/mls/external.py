@@ -30,15 +30,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from ..errors import DecodeError, GbpLabError, MissingKeyError, ProtocolError, UsageError
 from .commit import Commit
 from .extensions import ExternalPub, RequiredCapabilities, find_extension
 from .framing import (AuthenticatedContent, FramedContent, FramedContentAuthData, MLSMessage,
                       PublicMessage, Sender, sign_content, unprotect_public_message)
-from .group_state import (CommitError, GroupConfig, GroupState, ProposalError, PskSource, commit_psk_secret,
-                          new_epoch_state)
+from .group_state import (CommitError, GroupConfig, GroupState, ProposalError, PskSource, commit_confirmation_tag,
+                          commit_psk_secret, new_epoch_state)
 from .group_info import GroupInfo
 from .key_package import check_required_capabilities
 from .leaf_node import LeafNode
@@ -117,6 +117,8 @@ def parse_group_info(data: Union[bytes, GroupInfo]) -> GroupInfo:
     if msg.wire_format != WireFormat.MLS_GROUP_INFO:
         raise DecodeError(f"expected a GroupInfo, got {WireFormat(msg.wire_format).name}",
                           vid="MLS-EXTERNAL-GROUP-INFO")
+    if not isinstance(msg.message, GroupInfo):  # pragma: no cover - the body decoder is registered
+        raise DecodeError("the GroupInfo body did not decode", vid="MLS-EXTERNAL-GROUP-INFO")
     return msg.message
 
 
@@ -154,9 +156,10 @@ def verify_group_info(group_info: Union[bytes, GroupInfo], *,
         tree = RatchetTree.from_bytes(ext.extension_data, suite)
     gc = gi.group_context
     tree.validate(gc.group_id, tree_hash=gc.tree_hash, now=now)
-    if not 0 <= gi.signer < tree.n_leaves or tree.leaf(gi.signer) is None:
+    signer = tree.leaf(gi.signer) if 0 <= gi.signer < tree.n_leaves else None
+    if signer is None:
         raise CommitError(f"GroupInfo signer {gi.signer} is not a member", vid="MLS-EXTERNAL-SIGNER")
-    gi.verify(tree.leaf(gi.signer).signature_key)
+    gi.verify(signer.signature_key)
     ext = find_extension(gi.extensions, ExtensionType.EXTERNAL_PUB)
     if ext is None:
         raise MissingKeyError("the GroupInfo has no external_pub extension", vid="MLS-EXTERNAL-NO-PUB")
@@ -183,7 +186,7 @@ class _View:
     def __init__(self, suite: CipherSuite, gc: GroupContext, tree: RatchetTree) -> None:
         self.suite, self.context, self.tree = suite, gc, tree
         self.group_id, self.epoch = gc.group_id, gc.epoch
-        self.resumption_psks = {}
+        self.resumption_psks: Dict[int, bytes] = {}
 
 
 def create_external_commit(group_info: Union[bytes, GroupInfo, VerifiedGroupInfo], leaf_template: LeafNode,
@@ -297,9 +300,9 @@ def process_external_commit(state: GroupState, ac: AuthenticatedContent, *, psks
         raise ProposalError("an external commit removes at most one leaf", vid="MLS-EXTERNAL-REMOVE-COUNT")
     applied = apply_proposals(state, [(p, c.sender) for p in proposals], None, now=now)
     if removes:
-        _check_resync(state.tree, removes[0].body.removed, commit.path.leaf_node)
+        _check_resync(state.tree, removes[0].body_as(Remove).removed, commit.path.leaf_node)
     init_secret = external_init_receiver(suite, state.secrets.external_key_pair()[0].reveal(),
-                                         inits[0].body.kem_output)
+                                         inits[0].body_as(ExternalInit).kem_output)
     tree = applied.tree
     joiner = tree.add_leaf(commit.path.leaf_node)
     provisional = GroupContext(int(suite.id), state.group_id, state.epoch + 1, b"",
@@ -323,9 +326,10 @@ def process_external_commit(state: GroupState, ac: AuthenticatedContent, *, psks
     gc = replace(provisional, tree_hash=new_tree.tree_hash(), confirmed_transcript_hash=cth)
     psk_secret = commit_psk_secret(state, applied.psk_ids, psks)
     secrets = key_schedule(suite, init_secret, res.commit_secret, gc, psk_secret)
-    verify_confirmation_tag(suite, secrets.confirmation_key, cth, ac.auth.confirmation_tag)
+    tag = commit_confirmation_tag(ac)
+    verify_confirmation_tag(suite, secrets.confirmation_key, cth, tag)
     return new_epoch_state(state, context=gc, tree=new_tree, private=res.private, secrets=secrets,
-                            confirmation_tag=ac.auth.confirmation_tag), False
+                           confirmation_tag=tag), False
 
 
 def _check_joiner_leaf(state: GroupState, leaf: LeafNode, now: Optional[int]) -> None:

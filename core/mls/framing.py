@@ -502,6 +502,7 @@ def protect(cs: CipherSuite, content: FramedContent, auth: FramedContentAuthData
     if len(guard) != 4:
         raise UsageError("reuse_guard must be 4 bytes", vid="MLS-REUSE-GUARD")
     leaf = content.sender.index
+    assert leaf is not None  # a member sender has an index (Sender.__post_init__)
     key = secret_tree.next_sending_key(leaf, _ratchet_type(content.content_type))
     pt = Writer()
     _write_body(pt, content.content_type, content.body)
@@ -631,8 +632,12 @@ class MLSMessage:
         m = self.message
         if isinstance(m, (bytes, bytearray)):
             w.raw(bytes(m))
-        else:
-            m.encode(w)
+            return
+        encode = getattr(m, "encode", None)
+        if encode is None:
+            raise UsageError(f"an MLSMessage body needs encode(writer), {type(m).__name__} has none",
+                             vid="MLS-MESSAGE-BODY")
+        encode(w)
 
     def to_bytes(self) -> bytes:
         w = Writer()

@@ -49,8 +49,8 @@ from .framing import (AuthenticatedContent, FramedContent, FramedContentAuthData
                       verify_content_signature)
 from .group_info import GroupInfo
 from .group_state import (CommitError, GroupConfig, GroupState, GroupStateError, ProposalError, PskSource,
-                          StoredProposal, UnsupportedError, check_active, commit_psk_secret,
-                          copy_secret_tree, new_epoch_state, padding_length)
+                          StoredProposal, UnsupportedError, check_active, commit_confirmation_tag,
+                          commit_psk_secret, copy_secret_tree, new_epoch_state, padding_length)
 from .key_package import KeyPackage
 from .leaf_node import LeafNode
 from .proposal_validation import PATH_OPTIONAL, AppliedProposals, apply_proposals
@@ -106,6 +106,7 @@ def join_group(welcome: Welcome, key_package: KeyPackage, init_priv: bytes, leaf
         raise MissingKeyError("no ratchet tree for the Welcome", vid="MLS-GROUP-NO-TREE")
     suite = joined.epoch_secrets.cipher_suite
     tree, me, gi = joined.tree, joined.own_leaf_index, joined.group_info
+    assert me is not None  # found in the tree by process_welcome
     if gi.signer == me:
         raise CommitError("the GroupInfo claims to be signed by the joiner", vid="MLS-WELCOME-SIGNER")
     private = PrivateTree(suite, me, leaf_priv)
@@ -238,27 +239,26 @@ def create_commit(state: GroupState, proposals: Sequence[Proposal] = (), *,
     content = FramedContent(state.group_id, state.epoch, Sender.member(me), b"", ContentType.COMMIT,
                             commit.to_bytes())
     psk_secret = commit_psk_secret(state, applied.psk_ids, psks)
-    box: Dict[str, object] = {}
+    epoch: List[Tuple[GroupContext, EpochSecrets]] = []  # what tag_for computed, for below
 
     def tag_for(ac: AuthenticatedContent) -> bytes:
         cth = confirmed_transcript_hash(suite, state.interim_transcript_hash, ac)
         gc = replace(path.group_context, confirmed_transcript_hash=cth)
         secrets = key_schedule(suite, state.secrets.init_secret, path.commit_secret, gc, psk_secret)
-        box["gc"], box["secrets"] = gc, secrets
+        epoch.append((gc, secrets))
         return secrets.confirmation_tag(cth)
 
     ac, msg = _frame(work, content, wf, tag_for, rng=rng)
-    gc: GroupContext = box["gc"]  # type: ignore[assignment]
-    secrets: EpochSecrets = box["secrets"]  # type: ignore[assignment]
+    gc, secrets = epoch[-1]
+    tag = commit_confirmation_tag(ac)
     new_state = new_epoch_state(state, context=gc, tree=path.tree, private=path.private,
-                                 secrets=secrets, confirmation_tag=ac.auth.confirmation_tag,
-                                 reinit=applied.reinit)
+                                secrets=secrets, confirmation_tag=tag, reinit=applied.reinit)
     welcome_bytes = None
     gi = None
     if applied.added:
         exts_gi = ((path.tree.to_extension_body().to_extension(),)
                    if state.config.use_ratchet_tree_extension else ())
-        gi = GroupInfo(gc, exts_gi, ac.auth.confirmation_tag, me).signed(state.signature_priv)
+        gi = GroupInfo(gc, exts_gi, tag, me).signed(state.signature_priv)
         fdp = path.tree.filtered_direct_path(me)
         members = []
         for li, kp in applied.added:
@@ -313,19 +313,21 @@ def _unprotect(work: GroupState, msg: MLSMessage) -> AuthenticatedContent:
             raise WrongGroupError(f"message for group {c.group_id.hex()}")
         if c.epoch != work.epoch:
             raise WrongEpochError(f"message for epoch {c.epoch}, current is {work.epoch}", where=c.epoch)
-        st = c.sender.sender_type
+        st, idx = c.sender.sender_type, c.sender.index
         if st == SenderType.MEMBER:
-            pub = work.signature_key_of(c.sender.index)
+            assert idx is not None  # member and external senders have an index (Sender.__post_init__)
+            pub = work.signature_key_of(idx)
             return unprotect_public_message(suite, body, pub, work.context,
                                             membership_key=work.secrets.membership_key)
         if st == SenderType.EXTERNAL:
             ext = find_extension(work.context.extensions, ExtensionType.EXTERNAL_SENDERS)
             senders = () if ext is None else ExternalSenders.from_bytes(ext.extension_data).senders
-            if c.sender.index >= len(senders):
-                raise GroupStateError(f"no external sender {c.sender.index}", vid="MLS-GROUP-UNKNOWN-SENDER")
+            assert idx is not None
+            if idx >= len(senders):
+                raise GroupStateError(f"no external sender {idx}", vid="MLS-GROUP-UNKNOWN-SENDER")
             if c.content_type != ContentType.PROPOSAL:
                 raise CommitError("external senders only send proposals", vid="MLS-EXTERNAL-CONTENT")
-            return unprotect_public_message(suite, body, senders[c.sender.index].signature_key, work.context)
+            return unprotect_public_message(suite, body, senders[idx].signature_key, work.context)
         if st == SenderType.NEW_MEMBER_PROPOSAL:
             # §12.1.8: a would-be member proposes its own Add, signed with its KeyPackage's key
             if c.content_type != ContentType.PROPOSAL:
@@ -384,6 +386,7 @@ def _process_commit(state: GroupState, ac: AuthenticatedContent, *, psks: Option
     if c.sender.sender_type != SenderType.MEMBER:
         raise UnsupportedError("only member commits are supported", vid="MLS-UNSUPPORTED-SENDER")
     committer = c.sender.index
+    assert committer is not None  # a member sender has an index
     commit = Commit.from_bytes(c.body)
     pairs: List[Tuple[Proposal, Sender]] = []
     for por in commit.proposals:
@@ -392,9 +395,11 @@ def _process_commit(state: GroupState, ac: AuthenticatedContent, *, psks: Option
                 raise ProposalError("an Update cannot be committed inline", vid="MLS-PROPOSAL-UPDATE-INLINE")
             pairs.append((por.proposal, c.sender))
         else:
-            stored = state.proposals.get(por.reference)
+            ref = por.reference
+            assert ref is not None  # ProposalOrRef holds exactly one of the two
+            stored = state.proposals.get(ref)
             if stored is None:
-                raise ProposalError(f"the Commit refers to an unknown proposal {por.reference.hex()}",
+                raise ProposalError(f"the Commit refers to an unknown proposal {ref.hex()}",
                                     vid="MLS-PROPOSAL-UNKNOWN-REF")
             pairs.append((stored.proposal, stored.sender))
     applied = apply_proposals(state, pairs, committer, now=now)
@@ -429,9 +434,10 @@ def _process_commit(state: GroupState, ac: AuthenticatedContent, *, psks: Option
         return inactive, True
     psk_secret = commit_psk_secret(state, applied.psk_ids, psks)
     secrets = key_schedule(suite, state.secrets.init_secret, commit_secret, gc, psk_secret)
-    verify_confirmation_tag(suite, secrets.confirmation_key, cth, ac.auth.confirmation_tag)
+    tag = commit_confirmation_tag(ac)
+    verify_confirmation_tag(suite, secrets.confirmation_key, cth, tag)
     return new_epoch_state(state, context=gc, tree=new_tree, private=private, secrets=secrets,
-                            confirmation_tag=ac.auth.confirmation_tag, reinit=applied.reinit), False
+                           confirmation_tag=tag, reinit=applied.reinit), False
 
 
 __all__ = [

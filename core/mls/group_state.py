@@ -202,10 +202,11 @@ class GroupState:
 
     def signature_key_of(self, leaf: int) -> bytes:
         """The signature key of member ``leaf`` (a peer-given index: typed error if not a member)."""
-        if not 0 <= leaf < self.tree.n_leaves or self.tree.leaf(leaf) is None:
+        node = self.tree.leaf(leaf) if 0 <= leaf < self.tree.n_leaves else None
+        if node is None:
             raise GroupStateError(f"leaf {leaf} is not a member", vid="MLS-GROUP-UNKNOWN-SENDER",
                                   where=f"leaf {leaf}")
-        return self.tree.leaf(leaf).signature_key
+        return node.signature_key
 
 
 def copy_secret_tree(st: SecretTree) -> SecretTree:
@@ -252,6 +253,15 @@ def commit_psk_secret(state: GroupStateLike, psk_ids: Sequence[PreSharedKeyID],
 
 
 
+def commit_confirmation_tag(ac: AuthenticatedContent) -> bytes:
+    """The confirmation tag of a Commit's AuthenticatedContent (§6.1: every Commit has one; a
+    missing one is a :class:`CommitError` ``MLS-CONFIRMATION-TAG-MISSING``)."""
+    tag = ac.auth.confirmation_tag
+    if tag is None:
+        raise CommitError("a Commit without a confirmation tag", vid="MLS-CONFIRMATION-TAG-MISSING")
+    return tag
+
+
 def check_active(state: GroupState) -> None:
     """Refuse to send or receive in a group we left or that a ReInit closed (§11.2)."""
     if not state.active:
@@ -263,5 +273,5 @@ def check_active(state: GroupState) -> None:
 __all__ = [
     "GroupConfig", "GroupState", "GroupStateLike", "StoredProposal", "GroupStateError", "ProposalError",
     "CommitError", "UnsupportedError", "padding_length", "copy_secret_tree", "new_epoch_state",
-    "commit_psk_secret", "check_active", "PskSource", "Rng",
+    "commit_psk_secret", "commit_confirmation_tag", "check_active", "PskSource", "Rng",
 ]

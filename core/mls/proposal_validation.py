@@ -16,7 +16,8 @@ from .extensions import Extension, RequiredCapabilities, check_unique, find_exte
 from .framing import Sender
 from .group_state import GroupStateLike, ProposalError
 from .key_package import KeyPackage, check_required_capabilities
-from .proposals import ExternalInit, Proposal, ReInit
+from .proposals import (Add, ExternalInit, GroupContextExtensions, PreSharedKey, Proposal, ReInit, Remove,
+                        Update)
 from .psk import PreSharedKeyID
 from .psk_store import check_psk_id
 from .registries import ExtensionType, LeafNodeSource, ProposalType, SenderType
@@ -63,7 +64,7 @@ def apply_proposals(state: GroupStateLike, proposals: Sequence[Tuple[Proposal, S
         raise ProposalError("more than one GroupContextExtensions proposal", vid="MLS-PROPOSAL-GCE-MULTIPLE")
     required = None
     if gce:
-        exts = gce[0][0].body.extensions
+        exts = gce[0][0].body_as(GroupContextExtensions).extensions
         try:
             check_unique(exts, "GroupContextExtensions")
         except DecodeError as exc:
@@ -79,22 +80,24 @@ def apply_proposals(state: GroupStateLike, proposals: Sequence[Tuple[Proposal, S
     for p, s in by_type.get(ProposalType.UPDATE, []):
         if s.sender_type != SenderType.MEMBER:
             raise ProposalError("an Update must come from a member", vid="MLS-PROPOSAL-UPDATE-SENDER")
-        if s.index == committer:
+        who = s.index
+        assert who is not None  # a member sender has an index (Sender.__post_init__)
+        if who == committer:
             raise ProposalError("a committer cannot commit its own Update", vid="MLS-PROPOSAL-UPDATE-COMMITTER")
-        if s.index in touched:
-            raise ProposalError(f"two Updates/Removes for leaf {s.index}", vid="MLS-PROPOSAL-DUPLICATE-LEAF")
-        leaf = p.body.leaf_node
+        if who in touched:
+            raise ProposalError(f"two Updates/Removes for leaf {who}", vid="MLS-PROPOSAL-DUPLICATE-LEAF")
+        leaf = p.body_as(Update).leaf_node
         if leaf.leaf_node_source != LeafNodeSource.UPDATE:
             raise ProposalError("Update leaf source is not update", vid="MLS-PROPOSAL-UPDATE-SOURCE")
         try:
-            leaf.verify(state.suite, group_id=state.group_id, leaf_index=s.index)
+            leaf.verify(state.suite, group_id=state.group_id, leaf_index=who)
         except (ProtocolError) as exc:
             raise ProposalError(f"Update leaf: {exc.message}", vid="MLS-PROPOSAL-UPDATE-SIGNATURE") from exc
-        touched.add(s.index)
-        tree.update_leaf(s.index, leaf)
-        out.updated.append(s.index)
+        touched.add(who)
+        tree.update_leaf(who, leaf)
+        out.updated.append(who)
     for p, s in by_type.get(ProposalType.REMOVE, []):
-        r = p.body.removed
+        r = p.body_as(Remove).removed
         if r == committer:
             raise ProposalError("a committer cannot remove itself", vid="MLS-PROPOSAL-REMOVE-COMMITTER")
         if r in touched:
@@ -106,15 +109,16 @@ def apply_proposals(state: GroupStateLike, proposals: Sequence[Tuple[Proposal, S
         tree.remove_leaf(r)
         out.removed.append(r)
     for p, s in by_type.get(ProposalType.ADD, []):
-        kp = p.body.key_package
+        kp = p.body_as(Add).key_package
         try:
             kp.validate(now, cipher_suite=int(state.suite.id), required_capabilities=required)
         except ProtocolError as exc:
             raise ProposalError(f"Add: {exc.message}", vid="MLS-PROPOSAL-ADD-KEY-PACKAGE") from exc
         out.added.append((tree.add_leaf(kp.leaf_node), kp))
     for p, s in by_type.get(ProposalType.PSK, []):
-        check_psk_id(state.suite, p.body.psk, creating_group=state.epoch == 0)
-        out.psk_ids.append(p.body.psk)
+        psk = p.body_as(PreSharedKey).psk
+        check_psk_id(state.suite, psk, creating_group=state.epoch == 0)
+        out.psk_ids.append(psk)
     if len(set(out.psk_ids)) != len(out.psk_ids):
         raise ProposalError("the same PSK is proposed twice", vid="MLS-PROPOSAL-PSK-DUPLICATE")
     if out.added or out.updated:
@@ -158,7 +162,7 @@ def check_special_proposals(state: GroupStateLike, by_type: Mapping[ProposalType
         if sender.sender_type not in (SenderType.MEMBER, SenderType.EXTERNAL):
             raise ProposalError("a ReInit comes from a member or an external sender",
                                 vid="MLS-PROPOSAL-REINIT-ALONE")
-        body: ReInit = p.body
+        body = p.body_as(ReInit)
         try:
             CipherSuite.get(body.cipher_suite)
         except UsageError:
@@ -171,7 +175,7 @@ def check_special_proposals(state: GroupStateLike, by_type: Mapping[ProposalType
         except Exception as exc:  # DecodeError from check_unique
             raise ProposalError(f"ReInit: {exc}", vid="MLS-PROPOSAL-REINIT-SUITE") from None
         reinit = body
-    return reinit, (external[0][0].body if external else None)
+    return reinit, (external[0][0].body_as(ExternalInit) if external else None)
 
 
 __all__ = ["PATH_OPTIONAL", "AppliedProposals", "apply_proposals", "check_special_proposals"]

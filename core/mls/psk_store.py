@@ -26,7 +26,7 @@ from collections import OrderedDict
 from typing import Callable, Dict, Optional, Tuple, Union
 
 from ..errors import UsageError
-from .group_state import ProposalError
+from .group_state import GroupState, ProposalError
 from .psk import PreSharedKeyID
 from .registries import PSKType, ResumptionPSKUsage
 from .suites import CipherSuite
@@ -75,7 +75,7 @@ class PskStore:
         while len(self._resumption) > self._max:
             self._resumption.popitem(last=False)
 
-    def remember_state(self, state) -> None:
+    def remember_state(self, state: GroupState) -> None:
         """Keep the resumption PSK of a :class:`~.group.GroupState`'s current epoch."""
         self.remember(state.group_id, state.epoch, state.secrets.resumption_psk.reveal())
 
@@ -83,7 +83,7 @@ class PskStore:
         return self._resumption.get((bytes(group_id), int(epoch)))
 
     # -- lookup -----------------------------------------------------------------------------------
-    def lookup(self, pid: PreSharedKeyID, state=None) -> Optional[bytes]:
+    def lookup(self, pid: PreSharedKeyID, state: Optional[GroupState] = None) -> Optional[bytes]:
         """The value of ``pid`` or ``None``. With ``state``, the resumption PSKs that state keeps
         for its own group are searched first."""
         if pid.psktype == PSKType.EXTERNAL:
@@ -96,7 +96,7 @@ class PskStore:
             return self.resumption(pid.psk_group_id, pid.psk_epoch)
         return None  # pragma: no cover - PSKType has no other decodable value
 
-    def resolver(self, state=None) -> Resolver:
+    def resolver(self, state: Optional[GroupState] = None) -> Resolver:
         """A callable ``PreSharedKeyID -> bytes | None`` over this store (and ``state``)."""
         return lambda pid: self.lookup(pid, state)
 
@@ -134,8 +134,8 @@ def check_psk_id(suite: CipherSuite, pid: PreSharedKeyID, *, creating_group: boo
     if len(pid.psk_nonce) != suite.hash_length:
         raise ProposalError(f"psk_nonce has {len(pid.psk_nonce)} bytes, not Nh={suite.hash_length}",
                             vid="MLS-PROPOSAL-PSK-NONCE")
-    if (pid.psktype == PSKType.RESUMPTION and pid.usage != ResumptionPSKUsage.APPLICATION
-            and not creating_group):
+    if (pid.psktype == PSKType.RESUMPTION and pid.usage is not None
+            and pid.usage != ResumptionPSKUsage.APPLICATION and not creating_group):
         raise ProposalError(f"resumption PSK of usage {ResumptionPSKUsage(pid.usage).name} outside a "
                             "reinit/branch", vid="MLS-PROPOSAL-PSK-USAGE")
 

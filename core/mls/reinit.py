@@ -97,6 +97,7 @@ def create_resumed_group(old: GroupState, usage: ResumptionPSKUsage, leaf: LeafN
 
     res = create_commit(state, [Proposal(Add(kp)) for kp in key_packages] + [Proposal(PreSharedKey(pid))],
                         psks=lookup, rng=rng, now=now)
+    assert res.welcome is not None  # the commit adds key_packages (checked non-empty above)
     return ResumedGroup(res.new_state, res.welcome, res.message, pid)
 
 

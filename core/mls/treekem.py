@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
-from typing import Callable, Dict, Iterable, List, Optional, Tuple, Union
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from ..errors import DecodeError, MissingKeyError, SignatureError, UsageError
 from . import treemath as tm
@@ -182,7 +182,7 @@ def _chain(suite: CipherSuite, first: bytes, count: int) -> List[bytes]:
     return out
 
 
-def _merge(tree: RatchetTree, sender: int, leaf: LeafNode, fdp: List[int], pubs: List[bytes]) -> bytes:
+def _merge(tree: RatchetTree, sender: int, leaf: LeafNode, fdp: Sequence[int], pubs: List[bytes]) -> bytes:
     """Install the path in ``tree`` (in place) and return the leaf's parent hash as computed."""
     tree.merge_path(sender, leaf, {p: ParentNode(k) for p, k in zip(fdp, pubs)})
     leaf_ph, _ = tree.compute_path_parent_hashes(sender)
@@ -288,7 +288,7 @@ def apply_update_path(tree: RatchetTree, sender: int, update_path: UpdatePath,
     new_keys = [leaf.encryption_key] + [n.encryption_key for n in update_path.nodes]
     if len(set(new_keys)) != len(new_keys):
         raise TreeValidationError("UpdatePath repeats an encryption key", vid="MLS-TREE-DUP-ENC-KEY")
-    replaced = set([2 * sender] + tree.direct_path(sender))
+    replaced = {2 * sender, *tree.direct_path(sender)}
     existing = {bytes(n.encryption_key) for i, n in enumerate(tree.nodes) if n is not None and i not in replaced}
     if any(bytes(k) in existing for k in new_keys):
         raise TreeValidationError("UpdatePath reuses an encryption key of the tree",
@@ -365,8 +365,8 @@ def decrypt_update_path(applied: AppliedPath, group_context: GroupContext, priva
                           vid="MLS-TREEKEM-PATH-SECRET", where=f"node {fdp[idx]}")
     secrets = _chain(suite, secret, len(fdp) - idx)
     new_private = private.copy()
-    for p in set(tree.direct_path(me)) & set(tree.direct_path(sender)):
-        new_private.forget(p)
+    for q in set(tree.direct_path(me)) & set(tree.direct_path(sender)):
+        new_private.forget(q)
     new_private.prune(new_tree, check_keys=False)
     for k, p in enumerate(fdp[idx:]):
         new_private.set_path_secret(p, secrets[k])

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from gbp_lab.core.errors import GbpLabError, MissingKeyError, ProtocolError, SignatureError, UsageError
 from gbp_lab.core.mls import external as X
 from gbp_lab.core.mls import group as G
+from gbp_lab.core.mls import proposal_validation as PV
 from gbp_lab.core.mls import reinit as R
 from gbp_lab.core.mls.commit import Commit
 from gbp_lab.core.mls.context import MlsContext
@@ -192,7 +193,7 @@ def test_external_commit_with_an_external_psk():
     gi = a.export_group_info()
     joiner = MlsContext.create("dave")
     joiner.add_external_psk("shared", b"k" * 32)
-    commit = X._context_external_commit(joiner, gi, None, None, ["shared"])
+    commit = joiner.external_commit(gi, psk_ids=["shared"])
     _merge(commit, [a, b])
     _agree([a, b, joiner])
     pid = Commit.from_bytes(_decode_public(commit).content.body).proposals[1].proposal.body.psk
@@ -334,14 +335,14 @@ def test_external_init_from_a_member_public_or_private_is_refused():
     with pytest.raises(G.ProposalError) as exc:
         G.create_commit(a.state, [Proposal(ExternalInit(a.state.suite.generate_key_pair()[1]))])
     assert exc.value.vid == "MLS-PROPOSAL-EXTERNAL-INIT-MEMBER"
-    orig = R.check_special_proposals
-    R.check_special_proposals = lambda state, by_type, committer, count: (None, None)
+    orig = PV.check_special_proposals
+    PV.check_special_proposals = lambda state, by_type, committer, count: (None, None)
     try:
         forged = {wf: G.create_commit(a.state, [Proposal(ExternalInit(a.state.suite.generate_key_pair()[1]))],
                                       wire_format=wf).message
                   for wf in (WireFormat.MLS_PUBLIC_MESSAGE, WireFormat.MLS_PRIVATE_MESSAGE)}
     finally:
-        R.check_special_proposals = orig
+        PV.check_special_proposals = orig
     assert MLSMessage.from_bytes(forged[WireFormat.MLS_PRIVATE_MESSAGE]).wire_format == WireFormat.MLS_PRIVATE_MESSAGE
     for data in forged.values():
         _rejects(b, data, G.ProposalError, "MLS-PROPOSAL-EXTERNAL-INIT-MEMBER")
@@ -516,7 +517,7 @@ def test_reinit_must_be_alone_and_welcome_must_match():
     with pytest.raises(UsageError):
         a.create_reinit_group([b.export_key_package()])  # no ReInit committed
     # a "reinit" Welcome for a group that was never closed: b refuses, state unchanged
-    leaf_priv, leaf = R._fresh_leaf(a, a.state.suite)
+    leaf_priv, leaf = a.member.fresh_leaf(a.state.suite)
     forged = R.create_resumed_group(a.state, ResumptionPSKUsage.REINIT, leaf, leaf_priv, a._signature_priv,
                                     [b._key_package], group_id=b"N" * 16)
     before = _fingerprint(b)

@@ -45,36 +45,36 @@ import json
 import os
 import time
 from dataclasses import dataclass, fields
-from typing import Callable, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar, Union
 
 from ..errors import DecodeError, GbpLabError, UsageError
 from ..keylog import ENCRYPTION, EPOCH, EXPORTER, SENDER_DATA, KeyLog
-from .credentials import Credential
+from .external import export_group_info, external_commit_for, parse_group_info, resync_commit_for
 from .framing import AuthenticatedContent
-from .group import (CommitResult, GroupConfig, GroupState, GroupStateError, StoredProposal,
-                    create_application_message, create_commit, create_group, decode_message, join_group,
-                    process_message as _process)
+from .group_info import GroupInfo
+from .group import (CommitResult, GroupConfig, GroupState, GroupStateError, Processed, StoredProposal,
+                    create_application_message, create_commit, create_group, create_proposal_message,
+                    decode_message, process_message as _process)
 from .key_package import KeyPackage
-from .leaf_node import Capabilities, LeafNode, Lifetime
-from .mls_message import MLSMessage
-from .proposals import Add, Proposal, Remove
-from .registries import LeafNodeSource, ProtocolVersion, WireFormat
+from .member import (ADVERTISED_SUITES, LIFETIME_AFTER, LIFETIME_BEFORE, MemberEnv, make_key_package, make_leaf,
+                     parse_key_package)
+from .proposals import PreSharedKey, Proposal, ReInit, Remove, Add
+from .psk import PreSharedKeyID
+from .psk_store import PskStore, Resolver, external_psk_id, resumption_psk_id
+from .registries import WireFormat
+from .reinit import branch_group_for, join_checked, reinit_group_for, reinit_proposal
 from .schedule import EpochSecrets, GroupContext
-from .secret_tree import RatchetKey, RatchetType, SecretTree, _Ratchet
+from .secret_tree import SecretTree
 from .secrets import Secret
 from .suites import CipherSuite
 from .tree import Member, RatchetTree
 from .treekem import PrivateTree
+from .welcome import Welcome
 
 Rng = Callable[[int], bytes]
+_T = TypeVar("_T")
 Clock = Callable[[], float]
 
-#: openmls 0.8 KeyPackage lifetime: from one hour ago to 84 days (12 weeks) ahead (measured on
-#: the reference's KeyPackages: not_after - not_before = 7 261 200 s).
-LIFETIME_BEFORE = 3600
-LIFETIME_AFTER = 84 * 24 * 3600
-#: Cipher suites our leaves advertise (the reference advertises 1, 2, 3 plus a GREASE value).
-ADVERTISED_SUITES = (1, 2, 3)
 STATE_FORMAT = "gbp-lab/mls-context"
 
 
@@ -108,18 +108,13 @@ class MlsContext:
                  clock: Optional[Clock] = None, config: GroupConfig = GroupConfig(),
                  history_size: int = 16) -> None:
         self.identity = identity
-        self._suite = suite
-        self._signature_priv = bytes(signature_priv)
+        self._member = MemberEnv(suite, bytes(signature_priv), key_package, bytes(init_priv), bytes(kp_leaf_priv),
+                                 rng or os.urandom, clock or time.time, config)
         self._state: Optional[GroupState] = state
-        self._key_package = key_package
-        self._init_priv = bytes(init_priv)
-        self._kp_leaf_priv = bytes(kp_leaf_priv)
         if keylog is None and os.environ.get("MLS_KEYLOGFILE"):
             keylog = os.environ["MLS_KEYLOGFILE"]
         self._keylog = keylog
-        self._rng = rng or os.urandom
-        self._clock = clock or time.time
-        self._config = config
+        self._psk_store = PskStore()
         self._pending: Optional[CommitResult] = None
         self._staged: Optional[GroupState] = None
         self._history: List[EpochSummary] = []
@@ -138,13 +133,52 @@ class MlsContext:
         clock = clock or time.time
         ident = identity.encode("utf-8") if isinstance(identity, str) else bytes(identity)
         sig_priv, sig_pub = suite.generate_signature_key_pair(rng)
-        kp, init_priv, kp_leaf_priv = _make_key_package(suite, ident, sig_priv, sig_pub, int(clock()), rng)
-        own_leaf_priv, own_leaf = _make_leaf(suite, ident, sig_priv, sig_pub, int(clock()), rng)
+        kp, init_priv, kp_leaf_priv = make_key_package(suite, ident, sig_priv, sig_pub, int(clock()), rng)
+        own_leaf_priv, own_leaf = make_leaf(suite, ident, sig_priv, sig_pub, int(clock()), rng)
         state = create_group(suite, own_leaf, own_leaf_priv, sig_priv, config=config, rng=rng)
         return cls(identity, suite, sig_priv, state, key_package=kp, init_priv=init_priv,
                    kp_leaf_priv=kp_leaf_priv, keylog=keylog, rng=rng, clock=clock, config=config)
 
     # -- properties -----------------------------------------------------------------------
+    @property
+    def member(self) -> MemberEnv:
+        """This member's keys, credentials, rng, clock and config: the handle the operations in
+        :mod:`.external` and :mod:`.reinit` act with."""
+        return self._member
+
+    # the handle's fields under their former attribute names
+    @property
+    def _suite(self) -> CipherSuite:
+        return self._member.suite
+
+    @property
+    def _signature_priv(self) -> bytes:
+        return self._member.signature_priv
+
+    @property
+    def _key_package(self) -> KeyPackage:
+        return self._member.key_package
+
+    @property
+    def _init_priv(self) -> bytes:
+        return self._member.init_priv
+
+    @property
+    def _kp_leaf_priv(self) -> bytes:
+        return self._member.kp_leaf_priv
+
+    @property
+    def _rng(self) -> Rng:
+        return self._member.rng
+
+    @property
+    def _clock(self) -> Clock:
+        return self._member.clock
+
+    @property
+    def _config(self) -> GroupConfig:
+        return self._member.config
+
     @property
     def _s(self) -> GroupState:
         if self._state is None:
@@ -230,19 +264,21 @@ class MlsContext:
     def invite_full(self, key_package: bytes) -> Tuple[bytes, bytes]:
         """Add ``key_package`` (bare KeyPackage or MLSMessage bytes); return ``(commit, welcome)``
         and keep the commit pending (RFC 9420 §12.1.1, §12.4)."""
-        kp = _parse_key_package(key_package)
+        kp = parse_key_package(key_package)
         res = self._commit([Proposal(Add(kp))])
         self._pending = res
+        assert res.welcome is not None  # an Add commit has a Welcome
         return res.message, res.welcome
 
     def invite_many(self, key_packages) -> Tuple[bytes, bytes]:
         """One Add commit for several KeyPackages (the reference's WASM ``inviteMany``); returns
         ``(commit, welcome)`` with one Welcome for all of them, commit pending."""
-        kps = [_parse_key_package(k) for k in key_packages]
+        kps = [parse_key_package(k) for k in key_packages]
         if not kps:
             raise UsageError("no KeyPackage to invite", vid="MLS-CONTEXT-INVITE")
         res = self._commit([Proposal(Add(kp)) for kp in kps])
         self._pending = res
+        assert res.welcome is not None  # an Add commit has a Welcome
         return res.message, res.welcome
 
     def invite(self, key_package: bytes) -> bytes:
@@ -284,7 +320,7 @@ class MlsContext:
         res = self.process(message)
         return res.kind
 
-    def process(self, message: bytes):
+    def process(self, message: bytes) -> Processed:
         """Like :meth:`process_message` but returns the full :class:`~.group.Processed`."""
         msg = decode_message(message)
         if msg.wire_format not in (WireFormat.MLS_PUBLIC_MESSAGE, WireFormat.MLS_PRIVATE_MESSAGE):
@@ -323,24 +359,26 @@ class MlsContext:
         if msg.wire_format != WireFormat.MLS_WELCOME:
             raise GroupStateError(f"expected a Welcome, got {WireFormat(msg.wire_format).name}",
                                   vid="MLS-GROUP-WIRE-FORMAT")
-        from .reinit import join_checked  # PSKs from our store, §11.2/§11.3 resumption checks
-        state = join_checked(self, msg.message)
+        welcome_body = msg.message
+        assert isinstance(welcome_body, Welcome)  # registered body decoder (package __init__)
+        # PSKs from our store, §11.2/§11.3 resumption checks against the group we are in
+        self._moved_to(join_checked(self._member, self._state, welcome_body, self.psk_store))
+
+    def _moved_to(self, state: GroupState) -> None:
+        """Replace the current group by ``state`` (a joined or newly created group)."""
         self._state = state
         self._staged = self._pending = None
         self._entered(state)
 
     # -- PSKs, external joins, ReInit, branches (RFC 9420 §8.4, §12.4.3.2, §11.2, §11.3) ---------
-    # The logic lives in psk_store.py, external.py and reinit.py; these are thin entry points.
+    # The logic lives in psk_store.py, external.py and reinit.py; they act with self.member and
+    # return staged results that these entry points keep.
     @property
-    def psk_store(self):
+    def psk_store(self) -> PskStore:
         """The :class:`~.psk_store.PskStore` of this member (external and resumption PSKs)."""
-        from .psk_store import PskStore
-        store = self.__dict__.get("_psk_store")
-        if store is None:
-            store = self.__dict__["_psk_store"] = PskStore()
-        return store
+        return self._psk_store
 
-    def psk_resolver(self):
+    def psk_resolver(self) -> Resolver:
         """``PreSharedKeyID -> bytes | None`` over our store and the current group's state."""
         return self.psk_store.resolver(self._state)
 
@@ -348,21 +386,42 @@ class MlsContext:
         """Register an external PSK (``psktype = external``, RFC 9420 §8.4)."""
         self.psk_store.add_external(psk_id, secret)
 
+    def _psk_id(self, psk_id: Union[str, bytes, None], epoch: Optional[int]) -> PreSharedKeyID:
+        if (psk_id is None) == (epoch is None):
+            raise UsageError("give either an external psk_id or a resumption epoch", vid="MLS-PSK-ID")
+        state = self._s
+        if psk_id is not None:
+            pid = external_psk_id(state.suite, psk_id, self._rng)
+        else:
+            assert epoch is not None
+            pid = resumption_psk_id(state.suite, state.group_id, int(epoch), rng=self._rng)
+        if self.psk_store.lookup(pid, state) is None:
+            raise UsageError("we do not know this PSK", vid="MLS-PSK-UNKNOWN")
+        return pid
+
     def propose_psk(self, psk_id: Union[str, bytes, None] = None, *, epoch: Optional[int] = None) -> bytes:
         """A standalone PreSharedKey proposal (§12.1.4) for the external PSK ``psk_id`` or the
         resumption PSK of this group's ``epoch``; stored for a later commit by reference."""
-        from .psk_store import psk_proposal_for
-        return psk_proposal_for(self, psk_id, epoch)
+        pid = self._psk_id(psk_id, epoch)
+        new, msg, _ = create_proposal_message(self._s, Proposal(PreSharedKey(pid)))
+        self._state = new
+        return msg
 
     def commit_psks(self, psk_ids=(), *, epochs=(), by_reference: bool = True) -> bytes:
         """A Commit (pending) with inline PreSharedKey proposals for the external ``psk_ids`` and the
         resumption PSKs of ``epochs``, plus every stored proposal by reference."""
-        from .psk_store import commit_psks_for
-        return commit_psks_for(self, psk_ids, epochs, by_reference)
+        self._no_pending()
+        pids = [self._psk_id(p, None) for p in psk_ids] + [self._psk_id(None, e) for e in epochs]
+        state = self._s
+        refs = list(state.proposals) if by_reference else []
+        res = create_commit(state, [Proposal(PreSharedKey(p)) for p in pids], by_reference=refs,
+                            psks=self.psk_resolver(), rng=self._rng, now=int(self._clock()))
+        self._state = res.sent_state
+        self._pending = res
+        return res.message
 
     def export_group_info(self, with_external_pub: bool = True, with_ratchet_tree: bool = True) -> bytes:
         """A GroupInfo (MLSMessage) of the current epoch signed by us, for external joiners (§12.4.3)."""
-        from .external import export_group_info
         return export_group_info(self._s, with_external_pub=with_external_pub, with_ratchet_tree=with_ratchet_tree)
 
     @classmethod
@@ -371,38 +430,62 @@ class MlsContext:
         """Join by external commit (§12.4.3.2): a new member ``identity`` in the group of
         ``group_info``; returns ``(ctx, commit)`` with ``ctx`` already in the new epoch (send the
         commit to the group; ``kw``: ``keylog``, ``clock``, ``config``)."""
-        from .external import context_join_external
-        return context_join_external(cls, group_info, identity, ratchet_tree=ratchet_tree, rng=rng,
-                                     psk_ids=psk_ids, **kw)
+        gi = parse_group_info(group_info)
+        ctx = cls.create(identity, ciphersuite=int(gi.cipher_suite.id), rng=rng, **kw)
+        return ctx, ctx.external_commit(gi, ratchet_tree=ratchet_tree, psk_ids=psk_ids)
+
+    def external_commit(self, group_info: Union[bytes, GroupInfo], *, ratchet_tree=None, psk_ids=()) -> bytes:
+        """Join the group of ``group_info`` by an external commit with this context's keys
+        (§12.4.3.2), with PreSharedKey proposals for the external PSKs ``psk_ids`` of our store;
+        our state moves to the new epoch (the current group is replaced); returns the commit."""
+        res = external_commit_for(self._member, group_info, ratchet_tree=ratchet_tree, psk_ids=psk_ids,
+                                  psks=self.psk_store.resolver())
+        self._moved_to(res.new_state)
+        return res.message
 
     def resync_external(self, group_info: bytes, *, ratchet_tree=None) -> bytes:
         """Rejoin our group by an external commit that removes our old leaf (§12.4.3.2 resync);
         our state moves to the new epoch; returns the commit."""
-        from .external import context_resync
-        return context_resync(self, group_info, ratchet_tree=ratchet_tree)
+        res = resync_commit_for(self._member, group_info, ratchet_tree=ratchet_tree,
+                                psks=self.psk_store.resolver())
+        self._moved_to(res.new_state)
+        return res.message
 
     def reinit(self, group_id: Optional[bytes] = None, *, extensions=None) -> bytes:
         """Commit a ReInit (§12.1.5, pending): once merged, the group is closed and a member
         re-creates it with :meth:`create_reinit_group`."""
-        from .reinit import context_reinit
-        return context_reinit(self, group_id, extensions)
+        proposal = reinit_proposal(self._s, group_id=group_id, extensions=extensions, rng=self._rng)
+        res = self._commit([proposal])
+        self._pending = res
+        return res.message
 
     def create_reinit_group(self, key_packages) -> bytes:
         """After a merged ReInit: create the new group with the other members' KeyPackages and a
         ``reinit`` resumption PSK (§11.2); we move to it; returns the Welcome."""
-        from .reinit import context_create_reinit_group
-        return context_create_reinit_group(self, key_packages)
+        res = reinit_group_for(self._member, self._s, key_packages, psks=self.psk_resolver())
+        self._moved_to(res.state)
+        return res.welcome
 
     def branch(self, key_packages, *, group_id: Optional[bytes] = None) -> Tuple["MlsContext", bytes]:
         """A subgroup branch (§11.3) of the current epoch: ``(new context, Welcome)``; this context
         stays in the old group."""
-        from .reinit import context_branch
-        return context_branch(self, key_packages, group_id)
+        res = branch_group_for(self._member, self._s, key_packages, group_id=group_id, psks=self.psk_resolver())
+        return self._sibling(res.state), res.welcome
 
     def join_branch(self, welcome: bytes) -> "MlsContext":
         """Join a branch of our current group from its Welcome; returns a new context."""
-        from .reinit import context_join_branch
-        return context_join_branch(self, welcome)
+        new = self._sibling(self._s)
+        new.accept_welcome(welcome)
+        return new
+
+    def _sibling(self, state: GroupState) -> "MlsContext":
+        """A context with our keys in ``state`` sharing our PSK store (a branch, §11.3)."""
+        m = self._member
+        new = type(self)(self.identity, m.suite, m.signature_priv, state, key_package=m.key_package,
+                         init_priv=m.init_priv, kp_leaf_priv=m.kp_leaf_priv, keylog=self._keylog, rng=m.rng,
+                         clock=m.clock, config=m.config)
+        new._psk_store = self._psk_store  # one store for both groups
+        return new
 
     # -- key log and history --------------------------------------------------------------
     def _entered(self, state: GroupState) -> None:
@@ -432,7 +515,8 @@ class MlsContext:
         ident = self.identity if isinstance(self.identity, str) else None
         doc = {
             "format": STATE_FORMAT, "version": 1,
-            "identity": ident, "identity_hex": None if ident is not None else bytes(self.identity).hex(),
+            "identity": ident,
+            "identity_hex": None if isinstance(self.identity, str) else bytes(self.identity).hex(),
             "suite": int(self._suite.id),
             "signature_priv": self._signature_priv.hex(),
             "key_package": self._key_package.to_bytes().hex(),
@@ -465,12 +549,11 @@ class MlsContext:
             ident = doc["identity"] if doc["identity"] is not None else bytes.fromhex(doc["identity_hex"])
             ctx = cls.__new__(cls)
             ctx.identity = identity if identity is not None else ident
-            ctx._suite = suite
-            ctx._signature_priv = bytes.fromhex(doc["signature_priv"])
+            ctx._member = MemberEnv(suite, bytes.fromhex(doc["signature_priv"]),
+                                    KeyPackage.from_bytes(bytes.fromhex(doc["key_package"])),
+                                    bytes.fromhex(doc["init_priv"]), bytes.fromhex(doc["kp_leaf_priv"]),
+                                    rng or os.urandom, clock or time.time, config)
             ctx._state = gstate
-            ctx._key_package = KeyPackage.from_bytes(bytes.fromhex(doc["key_package"]))
-            ctx._init_priv = bytes.fromhex(doc["init_priv"])
-            ctx._kp_leaf_priv = bytes.fromhex(doc["kp_leaf_priv"])
         except GbpLabError as exc:
             if isinstance(exc, DecodeError):
                 raise
@@ -480,9 +563,7 @@ class MlsContext:
         if keylog is None and os.environ.get("MLS_KEYLOGFILE"):
             keylog = os.environ["MLS_KEYLOGFILE"]
         ctx._keylog = keylog
-        ctx._rng = rng or os.urandom
-        ctx._clock = clock or time.time
-        ctx._config = config
+        ctx._psk_store = PskStore()
         ctx._pending = ctx._staged = None
         ctx._history = []
         ctx._history_size = 16
@@ -511,72 +592,15 @@ class MlsContext:
 
 # --- helpers ---------------------------------------------------------------------------------
 
-def _parse_key_package(data: bytes) -> KeyPackage:
-    """A bare KeyPackage (openmls' export), or one inside an MLSMessage. ``00 01 00 05`` starts
-    both a bare suite-5 KeyPackage and an MLSMessage(key_package), so the bare form is tried first."""
-    data = bytes(data)
-    try:
-        return KeyPackage.from_bytes(data)
-    except DecodeError as bare_error:
-        try:
-            msg = MLSMessage.from_bytes(data)
-        except DecodeError:
-            raise bare_error from None
-        if msg.wire_format != WireFormat.MLS_KEY_PACKAGE:
-            raise DecodeError(f"expected a KeyPackage, got {WireFormat(msg.wire_format).name}",
-                              vid="MLS-CONTEXT-KEY-PACKAGE") from None
-        return msg.message
-
-
-def _capabilities() -> Capabilities:
-    return Capabilities(versions=(ProtocolVersion.MLS10,), cipher_suites=ADVERTISED_SUITES)
-
-
-def _make_leaf(suite: CipherSuite, identity: bytes, sig_priv: bytes, sig_pub: bytes, now: int,
-               rng: Rng) -> Tuple[bytes, LeafNode]:
-    enc_priv, enc_pub = suite.generate_key_pair(rng)
-    leaf = LeafNode(enc_pub, sig_pub, Credential.basic(identity), _capabilities(),
-                    LeafNodeSource.KEY_PACKAGE,
-                    lifetime=Lifetime(max(0, now - LIFETIME_BEFORE), now + LIFETIME_AFTER)).signed(suite, sig_priv)
-    return enc_priv, leaf
-
-
-def _make_key_package(suite: CipherSuite, identity: bytes, sig_priv: bytes, sig_pub: bytes, now: int,
-                      rng: Rng) -> Tuple[KeyPackage, bytes, bytes]:
-    leaf_priv, leaf = _make_leaf(suite, identity, sig_priv, sig_pub, now, rng)
-    init_priv, init_pub = suite.generate_key_pair(rng)
-    kp = KeyPackage(ProtocolVersion.MLS10, int(suite.id), init_pub, leaf).signed(sig_priv)
-    return kp, init_priv, leaf_priv
+def _required(value: Optional[_T]) -> _T:
+    """A key the state must hold (our leaf key, a path secret listed in ``nodes``)."""
+    if value is None:  # pragma: no cover - PrivateTree lists only the nodes it holds
+        raise UsageError("the private tree lacks a key it lists", vid="MLS-CONTEXT-STATE")
+    return value
 
 
 def _hex_secret(s: Optional[Secret]) -> Optional[str]:
     return None if s is None else s.reveal().hex()
-
-
-def _secret_tree_to_json(st: SecretTree) -> dict:
-    return {
-        "n_leaves": st.n_leaves,
-        "nodes": {str(int(k)): v.hex() for k, v in st._nodes.items()},
-        "ratchets": [[int(leaf), int(kind), None if r.secret is None else r.secret.hex(), r.generation,
-                      [[int(g), k.key.reveal().hex(), k.nonce.reveal().hex()] for g, k in sorted(r.past.items())]]
-                     for (leaf, kind), r in st._ratchets.items()],
-    }
-
-
-def _secret_tree_from_json(doc: dict, suite: CipherSuite, config: GroupConfig) -> SecretTree:
-    st = SecretTree(suite, b"\x00" * suite.hash_length, int(doc["n_leaves"]),
-                    out_of_order_tolerance=config.out_of_order_tolerance,
-                    maximum_forward_distance=config.maximum_forward_distance)
-    st._nodes = {int(k): bytes.fromhex(v) for k, v in doc["nodes"].items()}
-    st._ratchets = {}
-    for leaf, kind, secret, gen, past in doc["ratchets"]:
-        r = _Ratchet(suite, None if secret is None else bytes.fromhex(secret), config.out_of_order_tolerance,
-                     config.maximum_forward_distance)
-        r.generation = int(gen)
-        r.past = {int(g): RatchetKey(int(g), Secret(bytes.fromhex(k), "key"), Secret(bytes.fromhex(n), "nonce"))
-                  for g, k, n in past}
-        st._ratchets[(int(leaf), RatchetType(kind))] = r
-    return st
 
 
 def _state_to_json(s: GroupState) -> dict:
@@ -586,11 +610,12 @@ def _state_to_json(s: GroupState) -> dict:
         "group_context": s.context.to_bytes().hex(),
         "tree": s.tree.to_bytes().hex(),
         "own_leaf": s.own_leaf,
-        "leaf_priv": s.private.private_key(2 * s.own_leaf).hex(),
-        "path_secrets": {str(int(n)): s.private.path_secret(n).reveal().hex() for n in s.private.nodes[1:]},
+        "leaf_priv": _required(s.private.private_key(2 * s.own_leaf)).hex(),
+        "path_secrets": {str(int(n)): _required(s.private.path_secret(n)).reveal().hex()
+                         for n in s.private.nodes[1:]},
         "signature_priv": s.signature_priv.hex(),
         "epoch_secrets": secrets,
-        "secret_tree": _secret_tree_to_json(s.secret_tree),
+        "secret_tree": s.secret_tree.to_json(),
         "interim_transcript_hash": s.interim_transcript_hash.hex(),
         "confirmation_tag": s.confirmation_tag.hex(),
         "proposals": [[p.ref.hex(), p.authenticated_content.to_bytes().hex()] for p in s.proposals.values()],
@@ -608,27 +633,28 @@ def _state_from_json(doc: dict, suite: CipherSuite, config: GroupConfig) -> Grou
                           {int(k): bytes.fromhex(v) for k, v in doc["path_secrets"].items()})
     private.check_against(tree)
     es = doc["epoch_secrets"]
-    secrets = EpochSecrets(cipher_suite=suite, group_context=gc_bytes,
-                           **{k: None if v is None else Secret(bytes.fromhex(v), k) for k, v in es.items()})
+    named: Dict[str, Any] = {k: None if v is None else Secret(bytes.fromhex(v), k) for k, v in es.items()}
+    secrets = EpochSecrets(cipher_suite=suite, group_context=gc_bytes, **named)
     proposals = {}
     for ref_hex, ac_hex in doc["proposals"]:
-        from .proposals import Proposal as _P
         ac = AuthenticatedContent.from_bytes(bytes.fromhex(ac_hex))
-        proposals[bytes.fromhex(ref_hex)] = StoredProposal(bytes.fromhex(ref_hex), _P.from_bytes(ac.content.body),
+        proposals[bytes.fromhex(ref_hex)] = StoredProposal(bytes.fromhex(ref_hex), Proposal.from_bytes(ac.content.body),
                                                            ac.content.sender, ac)
     return GroupState(suite=suite, context=gc, tree=tree, private=private,
                       signature_priv=bytes.fromhex(doc["signature_priv"]), secrets=secrets,
                       interim_transcript_hash=bytes.fromhex(doc["interim_transcript_hash"]),
                       confirmation_tag=bytes.fromhex(doc["confirmation_tag"]), config=config,
-                      secret_tree=_secret_tree_from_json(doc["secret_tree"], suite, config),
+                      secret_tree=SecretTree.from_json(doc["secret_tree"], suite,
+                                                       out_of_order_tolerance=config.out_of_order_tolerance,
+                                                       maximum_forward_distance=config.maximum_forward_distance),
                       proposals=proposals, active=bool(doc["active"]),
                       resumption_psks={int(k): bytes.fromhex(v) for k, v in doc["resumption_psks"].items()},
                       reinit=_reinit_from_json(doc.get("reinit")))
 
 
-def _reinit_from_json(value):
-    from .proposals import ReInit
+def _reinit_from_json(value: Optional[str]) -> Optional[ReInit]:
     return None if value is None else ReInit.from_bytes(bytes.fromhex(value))
 
 
-__all__ = ["MlsContext", "TranscriptHashes", "EpochSummary", "STATE_FORMAT"]
+__all__ = ["MlsContext", "TranscriptHashes", "EpochSummary", "STATE_FORMAT", "ADVERTISED_SUITES",
+           "LIFETIME_BEFORE", "LIFETIME_AFTER"]

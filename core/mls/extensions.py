@@ -17,7 +17,7 @@ GREASE / private values) and its data opaque, so a decoded list re-encodes byte 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Iterable, Optional, Sequence, Tuple, Union
+from typing import ClassVar, Dict, Iterable, Optional, Sequence, Tuple, Type, Union
 
 from ..errors import DecodeError
 from ..tls import Reader, Writer
@@ -42,7 +42,7 @@ class Extension(Struct):
 
     def parse(self):
         """The typed body of a known extension (see the module docstring); ``None`` if unknown."""
-        body_cls = _body_class(self.extension_type)
+        body_cls = body_class(self.extension_type)
         return None if body_cls is None else body_cls.from_bytes(self.extension_data)
 
 
@@ -74,11 +74,22 @@ def find_extension(extensions: Sequence[Extension], etype: int) -> Optional[Exte
     return None
 
 
+#: extension type -> its body class (filled by ``ExtensionBody.__init_subclass__``)
+_BODY_CLASSES: Dict[int, Type["ExtensionBody"]] = {}
+
+
 class ExtensionBody(Struct):
-    """Base of the typed extension bodies: ``to_extension()`` wraps the body in an Extension."""
+    """Base of the typed extension bodies: ``to_extension()`` wraps the body in an Extension.
+    A subclass with an ``EXTENSION_TYPE`` is what :meth:`Extension.parse` builds for that type."""
 
     __slots__ = ()
     EXTENSION_TYPE: ClassVar[ExtensionType]
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        etype = cls.__dict__.get("EXTENSION_TYPE")
+        if etype is not None:
+            _BODY_CLASSES[int(etype)] = cls
 
     def to_extension(self) -> Extension:
         return Extension(self.EXTENSION_TYPE, self.to_bytes())
@@ -174,20 +185,15 @@ class ExternalSenders(ExtensionBody):
         return cls(tuple(r.vec_of(ExternalSender.decode, "external_senders")))
 
 
-def _body_class(etype):
-    if etype == ExtensionType.RATCHET_TREE:
-        from .nodes import RatchetTree  # nodes → leaf_node → extensions: import late
-        return RatchetTree
-    return {
-        ExtensionType.APPLICATION_ID: ApplicationId,
-        ExtensionType.REQUIRED_CAPABILITIES: RequiredCapabilities,
-        ExtensionType.EXTERNAL_PUB: ExternalPub,
-        ExtensionType.EXTERNAL_SENDERS: ExternalSenders,
-    }.get(etype)
+def body_class(etype: Union[ExtensionType, int]) -> Optional[Type["ExtensionBody"]]:
+    """The :class:`ExtensionBody` subclass of extension type ``etype``, or ``None``. Every subclass
+    that sets ``EXTENSION_TYPE`` is registered when its module is imported (``ratchet_tree``'s
+    :class:`~gbp_lab.core.mls.nodes.RatchetTree` too: the package ``__init__`` imports it)."""
+    return _BODY_CLASSES.get(int(etype))
 
 
 __all__ = [
     "Extension", "encode_extensions", "decode_extensions", "check_unique", "find_extension",
-    "ExtensionBody", "ApplicationId", "RequiredCapabilities", "ExternalPub", "ExternalSender",
+    "ExtensionBody", "body_class", "ApplicationId", "RequiredCapabilities", "ExternalPub", "ExternalSender",
     "ExternalSenders",
 ]

@@ -19,7 +19,8 @@ Welcome by sending an *external commit* (:func:`create_external_commit`):
    tag (the joiner has no ``membership_key``; a PrivateMessage is impossible without the
    epoch's secrets).
 
-Members process such a commit through :func:`~.group.process_message`, which hands it to
+Members process such a commit through :func:`~.group.process_message` (the group module sits
+above this one), which hands it to
 :func:`unprotect_external_commit` / :func:`process_external_commit`: they recover the same
 ``init_secret`` with ``external_priv`` (``HPKE SetupBaseR``), apply the Remove, add the joiner's
 leaf, apply and decrypt the path and check the confirmation tag. A failure raises a typed error
@@ -29,19 +30,23 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from ..errors import DecodeError, GbpLabError, MissingKeyError, ProtocolError, UsageError
 from .commit import Commit
-from .extensions import ExternalPub, find_extension
+from .extensions import ExternalPub, RequiredCapabilities, find_extension
 from .framing import (AuthenticatedContent, FramedContent, FramedContentAuthData, MLSMessage,
                       PublicMessage, Sender, sign_content, unprotect_public_message)
-from .group import (CommitError, GroupConfig, GroupState, ProposalError, _commit_psk_secret,
-                    _new_epoch_state, apply_proposals)
+from .group_state import (CommitError, GroupConfig, GroupState, ProposalError, PskSource, commit_confirmation_tag,
+                          commit_psk_secret, new_epoch_state)
 from .group_info import GroupInfo
+from .key_package import check_required_capabilities
 from .leaf_node import LeafNode
+from .member import MemberEnv
+from .proposal_validation import apply_proposals
 from .proposals import ExternalInit, PreSharedKey, Proposal, ProposalOrRef, Remove
 from .psk import PreSharedKeyID
+from .psk_store import external_psk_id
 from .registries import ContentType, ExtensionType, ProposalType, WireFormat
 from .schedule import GroupContext, key_schedule, verify_confirmation_tag
 from .suites import CipherSuite
@@ -112,6 +117,8 @@ def parse_group_info(data: Union[bytes, GroupInfo]) -> GroupInfo:
     if msg.wire_format != WireFormat.MLS_GROUP_INFO:
         raise DecodeError(f"expected a GroupInfo, got {WireFormat(msg.wire_format).name}",
                           vid="MLS-EXTERNAL-GROUP-INFO")
+    if not isinstance(msg.message, GroupInfo):  # pragma: no cover - the body decoder is registered
+        raise DecodeError("the GroupInfo body did not decode", vid="MLS-EXTERNAL-GROUP-INFO")
     return msg.message
 
 
@@ -149,9 +156,10 @@ def verify_group_info(group_info: Union[bytes, GroupInfo], *,
         tree = RatchetTree.from_bytes(ext.extension_data, suite)
     gc = gi.group_context
     tree.validate(gc.group_id, tree_hash=gc.tree_hash, now=now)
-    if not 0 <= gi.signer < tree.n_leaves or tree.leaf(gi.signer) is None:
+    signer = tree.leaf(gi.signer) if 0 <= gi.signer < tree.n_leaves else None
+    if signer is None:
         raise CommitError(f"GroupInfo signer {gi.signer} is not a member", vid="MLS-EXTERNAL-SIGNER")
-    gi.verify(tree.leaf(gi.signer).signature_key)
+    gi.verify(signer.signature_key)
     ext = find_extension(gi.extensions, ExtensionType.EXTERNAL_PUB)
     if ext is None:
         raise MissingKeyError("the GroupInfo has no external_pub extension", vid="MLS-EXTERNAL-NO-PUB")
@@ -178,7 +186,7 @@ class _View:
     def __init__(self, suite: CipherSuite, gc: GroupContext, tree: RatchetTree) -> None:
         self.suite, self.context, self.tree = suite, gc, tree
         self.group_id, self.epoch = gc.group_id, gc.epoch
-        self.resumption_psks = {}
+        self.resumption_psks: Dict[int, bytes] = {}
 
 
 def create_external_commit(group_info: Union[bytes, GroupInfo, VerifiedGroupInfo], leaf_template: LeafNode,
@@ -223,7 +231,7 @@ def create_external_commit(group_info: Union[bytes, GroupInfo, VerifiedGroupInfo
     unsigned = AuthenticatedContent(WireFormat.MLS_PUBLIC_MESSAGE, content, FramedContentAuthData(sig, None))
     cth = confirmed_transcript_hash(suite, interim, unsigned)
     new_gc = replace(path.group_context, confirmed_transcript_hash=cth)
-    psk_secret = _commit_psk_secret(view, applied.psk_ids, psks)
+    psk_secret = commit_psk_secret(view, applied.psk_ids, psks)
     secrets = key_schedule(suite, init_secret, path.commit_secret, new_gc, psk_secret)
     tag = secrets.confirmation_tag(cth)
     auth = FramedContentAuthData(sig, tag)
@@ -292,9 +300,9 @@ def process_external_commit(state: GroupState, ac: AuthenticatedContent, *, psks
         raise ProposalError("an external commit removes at most one leaf", vid="MLS-EXTERNAL-REMOVE-COUNT")
     applied = apply_proposals(state, [(p, c.sender) for p in proposals], None, now=now)
     if removes:
-        _check_resync(state.tree, removes[0].body.removed, commit.path.leaf_node)
+        _check_resync(state.tree, removes[0].body_as(Remove).removed, commit.path.leaf_node)
     init_secret = external_init_receiver(suite, state.secrets.external_key_pair()[0].reveal(),
-                                         inits[0].body.kem_output)
+                                         inits[0].body_as(ExternalInit).kem_output)
     tree = applied.tree
     joiner = tree.add_leaf(commit.path.leaf_node)
     provisional = GroupContext(int(suite.id), state.group_id, state.epoch + 1, b"",
@@ -316,18 +324,17 @@ def process_external_commit(state: GroupState, ac: AuthenticatedContent, *, psks
         return inactive, True
     res = decrypt_update_path(path_applied, provisional, state.private)
     gc = replace(provisional, tree_hash=new_tree.tree_hash(), confirmed_transcript_hash=cth)
-    psk_secret = _commit_psk_secret(state, applied.psk_ids, psks)
+    psk_secret = commit_psk_secret(state, applied.psk_ids, psks)
     secrets = key_schedule(suite, init_secret, res.commit_secret, gc, psk_secret)
-    verify_confirmation_tag(suite, secrets.confirmation_key, cth, ac.auth.confirmation_tag)
-    return _new_epoch_state(state, context=gc, tree=new_tree, private=res.private, secrets=secrets,
-                            confirmation_tag=ac.auth.confirmation_tag), False
+    tag = commit_confirmation_tag(ac)
+    verify_confirmation_tag(suite, secrets.confirmation_key, cth, tag)
+    return new_epoch_state(state, context=gc, tree=new_tree, private=res.private, secrets=secrets,
+                           confirmation_tag=tag), False
 
 
 def _check_joiner_leaf(state: GroupState, leaf: LeafNode, now: Optional[int]) -> None:
     """The joiner's LeafNode meets the group's requirements (§7.3 via the tree's leaf checks:
     capabilities cover the required ones, credential type supported by everyone)."""
-    from .extensions import RequiredCapabilities
-    from .key_package import check_required_capabilities
     rc = find_extension(state.context.extensions, ExtensionType.REQUIRED_CAPABILITIES)
     if rc is not None:
         try:
@@ -336,47 +343,40 @@ def _check_joiner_leaf(state: GroupState, leaf: LeafNode, now: Optional[int]) ->
             raise ProposalError(f"external joiner: {exc.message}", vid="MLS-EXTERNAL-CAPABILITIES") from exc
 
 
-# --- MlsContext entry points (context.py delegates here) --------------------------------------------
+# --- for a member's own keys (MlsContext.join_external, resync_external) ----------------------------
 
-def context_join_external(cls, group_info, identity, *, ratchet_tree=None, rng=None, psk_ids=(), **kw):
-    """``MlsContext.join_external``: a fresh context (suite of the GroupInfo) that joins by an
-    external commit; ``(ctx, commit bytes)``."""
+def external_commit_for(member: MemberEnv, group_info: Union[bytes, GroupInfo, VerifiedGroupInfo], *,
+                        ratchet_tree: Union[RatchetTree, bytes, None] = None, remove: Optional[int] = None,
+                        psk_ids: Sequence[Union[bytes, str]] = (),
+                        psks: Optional[PskSource] = None) -> ExternalCommitResult:
+    """:func:`create_external_commit` with ``member``'s KeyPackage leaf, signature key, rng, clock
+    and config; ``psk_ids`` are external PSK ids (fresh nonces), their values from ``psks``."""
+    now = member.now()
+    v = group_info if isinstance(group_info, VerifiedGroupInfo) else verify_group_info(
+        group_info, ratchet_tree=ratchet_tree, now=now)
+    if int(v.suite.id) != int(member.suite.id):
+        raise UsageError("the group uses another cipher suite than this context", vid="MLS-EXTERNAL-SUITE")
+    pids = [external_psk_id(v.suite, p, member.rng) for p in psk_ids]
+    return create_external_commit(v, member.key_package.leaf_node, member.signature_priv, remove=remove,
+                                  psk_ids=pids, psks=psks, config=member.config, rng=member.rng, now=now)
+
+
+def resync_commit_for(member: MemberEnv, group_info: Union[bytes, GroupInfo], *,
+                      ratchet_tree: Union[RatchetTree, bytes, None] = None,
+                      psks: Optional[PskSource] = None) -> ExternalCommitResult:
+    """An external commit that removes ``member``'s old leaf (same signature key and credential)
+    from the GroupInfo's tree (§12.4.3.2 resync)."""
     gi = parse_group_info(group_info)
-    ctx = cls.create(identity, ciphersuite=int(gi.cipher_suite.id), rng=rng, **kw)
-    return ctx, _context_external_commit(ctx, gi, ratchet_tree, None, psk_ids)
-
-
-def context_resync(ctx, group_info, *, ratchet_tree=None) -> bytes:
-    """``MlsContext.resync_external``: external commit removing our old leaf (same signature
-    key and credential) from the GroupInfo's tree."""
-    gi = parse_group_info(group_info)
-    v = verify_group_info(gi, ratchet_tree=ratchet_tree, now=int(ctx._clock()))
-    ours = ctx._key_package.leaf_node
+    v = verify_group_info(gi, ratchet_tree=ratchet_tree, now=member.now())
+    ours = member.key_package.leaf_node
     old = [i for i, leaf in v.tree.leaves()
            if leaf.signature_key == ours.signature_key and leaf.credential == ours.credential]
     if not old:
         raise UsageError("we have no leaf in that group to resync", vid="MLS-EXTERNAL-RESYNC-NONE")
-    return _context_external_commit(ctx, v, None, old[0], ())
+    return external_commit_for(member, v, remove=old[0], psks=psks)
 
 
-def _context_external_commit(ctx, group_info, ratchet_tree, remove, psk_ids) -> bytes:
-    from .psk_store import external_psk_id
-    now = int(ctx._clock())
-    v = group_info if isinstance(group_info, VerifiedGroupInfo) else verify_group_info(
-        group_info, ratchet_tree=ratchet_tree, now=now)
-    if int(v.suite.id) != ctx.ciphersuite:
-        raise UsageError("the group uses another cipher suite than this context", vid="MLS-EXTERNAL-SUITE")
-    pids = [external_psk_id(v.suite, p, ctx._rng) for p in psk_ids]
-    res = create_external_commit(v, ctx._key_package.leaf_node, ctx._signature_priv, remove=remove,
-                                 psk_ids=pids, psks=ctx.psk_store.resolver(), config=ctx._config,
-                                 rng=ctx._rng, now=now)
-    ctx._state = res.new_state
-    ctx._staged = ctx._pending = None
-    ctx._entered(res.new_state)
-    return res.message
-
-
-__all__ = ["context_join_external", "context_resync", "EXTERNAL_INIT_LABEL", "EXTERNAL_ALLOWED", "external_init_sender", "external_init_receiver",
+__all__ = ["external_commit_for", "resync_commit_for", "EXTERNAL_INIT_LABEL", "EXTERNAL_ALLOWED", "external_init_sender", "external_init_receiver",
            "group_info_for", "export_group_info", "parse_group_info", "VerifiedGroupInfo", "verify_group_info",
            "ExternalCommitResult", "create_external_commit", "unprotect_external_commit",
            "process_external_commit"]

@@ -502,6 +502,7 @@ def protect(cs: CipherSuite, content: FramedContent, auth: FramedContentAuthData
     if len(guard) != 4:
         raise UsageError("reuse_guard must be 4 bytes", vid="MLS-REUSE-GUARD")
     leaf = content.sender.index
+    assert leaf is not None  # a member sender has an index (Sender.__post_init__)
     key = secret_tree.next_sending_key(leaf, _ratchet_type(content.content_type))
     pt = Writer()
     _write_body(pt, content.content_type, content.body)
@@ -563,6 +564,14 @@ def unprotect(cs: CipherSuite, msg: PrivateMessage, secret_tree: SecretTree,
     fails to decrypt, the key is put back so a forged message cannot burn a genuine one."""
     _check_group_epoch(msg.group_id, msg.epoch, group_context)
     sd = decrypt_sender_data(cs, msg, sender_data_secret)
+    return open_content(cs, msg, sd, secret_tree, read_body=read_body), sd
+
+
+def open_content(cs: CipherSuite, msg: PrivateMessage, sd: SenderData, secret_tree: SecretTree, *,
+                 read_body: Optional[ReadBody] = None) -> AuthenticatedContent:
+    """The second half of :func:`unprotect`: decrypt ``msg``'s content with the key of the
+    already-decrypted sender data ``sd`` (RFC 9420 §6.3.1, §9.1). A failed decryption puts the
+    key back into ``secret_tree`` and raises :class:`ContentDecryptError`."""
     kind = _ratchet_type(msg.content_type)
     key = secret_tree.key_for(sd.leaf_index, kind, sd.generation)
     try:
@@ -575,7 +584,7 @@ def unprotect(cs: CipherSuite, msg: PrivateMessage, secret_tree: SecretTree,
     body, auth = _parse_private_content(pt, msg.content_type, read_body)
     content = FramedContent(msg.group_id, msg.epoch, Sender.member(sd.leaf_index),
                             msg.authenticated_data, msg.content_type, body)
-    return AuthenticatedContent(WireFormat.MLS_PRIVATE_MESSAGE, content, auth), sd
+    return AuthenticatedContent(WireFormat.MLS_PRIVATE_MESSAGE, content, auth)
 
 
 def unprotect_and_verify(cs: CipherSuite, msg: PrivateMessage, secret_tree: SecretTree,
@@ -623,8 +632,12 @@ class MLSMessage:
         m = self.message
         if isinstance(m, (bytes, bytearray)):
             w.raw(bytes(m))
-        else:
-            m.encode(w)
+            return
+        encode = getattr(m, "encode", None)
+        if encode is None:
+            raise UsageError(f"an MLSMessage body needs encode(writer), {type(m).__name__} has none",
+                             vid="MLS-MESSAGE-BODY")
+        encode(w)
 
     def to_bytes(self) -> bytes:
         w = Writer()
@@ -665,7 +678,8 @@ __all__ = [
     "PrivateMessage", "SenderData", "MLSMessage", "ReadBody", "default_read_body",
     "framed_content_tbs", "sign_content", "verify_content_signature", "membership_tag",
     "create_public_message", "unprotect_public_message", "protect", "unprotect",
-    "create_private_message", "unprotect_and_verify", "decrypt_sender_data", "sender_data_key_nonce",
+    "create_private_message", "unprotect_and_verify", "decrypt_sender_data", "open_content",
+    "sender_data_key_nonce",
     "ciphertext_sample", "register_body_decoder", "MembershipTagError", "FramingSignatureError",
     "SenderDataDecryptError", "ContentDecryptError", "WrongGroupError", "WrongEpochError",
 ]

@@ -148,9 +148,11 @@ class KeyPackage(Struct):
         leaf = self.leaf_node
         if leaf.leaf_node_source != LeafNodeSource.KEY_PACKAGE:
             raise KeyPackageError("leaf_node_source is not key_package", vid="MLS-KP-LEAF-SOURCE")
-        if now is not None and not leaf.lifetime.contains(now):
-            raise LifetimeError(f"now={now} is outside [{leaf.lifetime.not_before}, "
-                                f"{leaf.lifetime.not_after}]", vid="MLS-KP-LIFETIME")
+        lifetime = leaf.lifetime
+        assert lifetime is not None  # a key_package leaf has one (LeafNode.__post_init__)
+        if now is not None and not lifetime.contains(now):
+            raise LifetimeError(f"now={now} is outside [{lifetime.not_before}, "
+                                f"{lifetime.not_after}]", vid="MLS-KP-LIFETIME")
         try:
             leaf.verify(suite)
         except SignatureError as exc:

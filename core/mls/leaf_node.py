@@ -160,8 +160,10 @@ class LeafNode(Struct):
         self.capabilities.encode(w)
         w.u8(self.leaf_node_source)
         if self.leaf_node_source == LeafNodeSource.KEY_PACKAGE:
+            assert self.lifetime is not None  # __post_init__: present exactly for key_package
             self.lifetime.encode(w)
         elif self.leaf_node_source == LeafNodeSource.COMMIT:
+            assert self.parent_hash is not None  # __post_init__: present exactly for commit
             w.vec(self.parent_hash)
         encode_extensions(w, self.extensions)
 

@@ -28,7 +28,7 @@ no length) and is a :class:`~gbp_lab.core.errors.DecodeError`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Optional, Tuple, Union
+from typing import ClassVar, Optional, Tuple, Type, TypeVar, Union
 
 from ..errors import UsageError
 from ..tls import Reader, Writer
@@ -163,6 +163,9 @@ PROPOSAL_BODIES = {c.PROPOSAL_TYPE: c for c in (Add, Update, Remove, PreSharedKe
 AnyProposalBody = Union[Add, Update, Remove, PreSharedKey, ReInit, ExternalInit, GroupContextExtensions]
 
 
+_B = TypeVar("_B", bound="ProposalBody")
+
+
 @dataclass(frozen=True)
 class Proposal(Struct):
     """RFC 9420 §12.1 ``Proposal``: a body tagged with its ``proposal_type``."""
@@ -176,6 +179,14 @@ class Proposal(Struct):
     @property
     def proposal_type(self) -> ProposalType:
         return self.body.PROPOSAL_TYPE
+
+    def body_as(self, cls: Type[_B]) -> _B:
+        """The body, checked to be a ``cls`` (``UsageError`` ``MLS-PROPOSAL`` otherwise): the
+        typed access after a dispatch on :attr:`proposal_type`."""
+        body = self.body
+        if not isinstance(body, cls):
+            raise UsageError(f"a {type(body).__name__} proposal is not a {cls.__name__}", vid="MLS-PROPOSAL")
+        return body
 
     def encode(self, w: Writer) -> None:
         w.u16(self.proposal_type)
@@ -208,6 +219,7 @@ class ProposalOrRef(Struct):
         if self.proposal is not None:
             self.proposal.encode(w)
         else:
+            assert self.reference is not None  # __post_init__: exactly one of the two
             w.vec(self.reference)
 
     @classmethod

@@ -17,7 +17,7 @@ and :func:`~.welcome.process_welcome` accept.
 
 :func:`check_psk_id` holds the §12.1.4 validity rules of a PreSharedKey proposal (nonce of
 ``Nh`` bytes; resumption usage ``reinit``/``branch`` only while creating a re-initialised or
-branched group) — called from :func:`~.group.apply_proposals`.
+branched group) — called from :func:`~.proposal_validation.apply_proposals`.
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from collections import OrderedDict
 from typing import Callable, Dict, Optional, Tuple, Union
 
 from ..errors import UsageError
+from .group_state import GroupState, ProposalError
 from .psk import PreSharedKeyID
 from .registries import PSKType, ResumptionPSKUsage
 from .suites import CipherSuite
@@ -74,7 +75,7 @@ class PskStore:
         while len(self._resumption) > self._max:
             self._resumption.popitem(last=False)
 
-    def remember_state(self, state) -> None:
+    def remember_state(self, state: GroupState) -> None:
         """Keep the resumption PSK of a :class:`~.group.GroupState`'s current epoch."""
         self.remember(state.group_id, state.epoch, state.secrets.resumption_psk.reveal())
 
@@ -82,7 +83,7 @@ class PskStore:
         return self._resumption.get((bytes(group_id), int(epoch)))
 
     # -- lookup -----------------------------------------------------------------------------------
-    def lookup(self, pid: PreSharedKeyID, state=None) -> Optional[bytes]:
+    def lookup(self, pid: PreSharedKeyID, state: Optional[GroupState] = None) -> Optional[bytes]:
         """The value of ``pid`` or ``None``. With ``state``, the resumption PSKs that state keeps
         for its own group are searched first."""
         if pid.psktype == PSKType.EXTERNAL:
@@ -95,7 +96,7 @@ class PskStore:
             return self.resumption(pid.psk_group_id, pid.psk_epoch)
         return None  # pragma: no cover - PSKType has no other decodable value
 
-    def resolver(self, state=None) -> Resolver:
+    def resolver(self, state: Optional[GroupState] = None) -> Resolver:
         """A callable ``PreSharedKeyID -> bytes | None`` over this store (and ``state``)."""
         return lambda pid: self.lookup(pid, state)
 
@@ -129,57 +130,15 @@ def check_psk_id(suite: CipherSuite, pid: PreSharedKeyID, *, creating_group: boo
     """RFC 9420 §12.1.4: a PreSharedKey proposal is invalid if its ``psk_nonce`` is not ``Nh``
     bytes, or if it names a resumption PSK of usage ``reinit``/``branch`` outside the creation of a
     re-initialised / branched group (``creating_group``: the commit moves a fresh group from
-    epoch 0 to 1). Raises :class:`~.group.ProposalError`."""
-    from .group import ProposalError  # the group module imports us lazily: no cycle at import time
-
+    epoch 0 to 1). Raises :class:`~.group_state.ProposalError`."""
     if len(pid.psk_nonce) != suite.hash_length:
         raise ProposalError(f"psk_nonce has {len(pid.psk_nonce)} bytes, not Nh={suite.hash_length}",
                             vid="MLS-PROPOSAL-PSK-NONCE")
-    if (pid.psktype == PSKType.RESUMPTION and pid.usage != ResumptionPSKUsage.APPLICATION
-            and not creating_group):
+    if (pid.psktype == PSKType.RESUMPTION and pid.usage is not None
+            and pid.usage != ResumptionPSKUsage.APPLICATION and not creating_group):
         raise ProposalError(f"resumption PSK of usage {ResumptionPSKUsage(pid.usage).name} outside a "
                             "reinit/branch", vid="MLS-PROPOSAL-PSK-USAGE")
 
 
-# --- MlsContext entry points (context.py delegates here) --------------------------------------------
-
-def _context_psk_id(ctx, psk_id, epoch) -> PreSharedKeyID:
-    if (psk_id is None) == (epoch is None):
-        raise UsageError("give either an external psk_id or a resumption epoch", vid="MLS-PSK-ID")
-    state = ctx.state
-    if psk_id is not None:
-        pid = external_psk_id(state.suite, psk_id, ctx._rng)
-    else:
-        pid = resumption_psk_id(state.suite, state.group_id, int(epoch), rng=ctx._rng)
-    if ctx.psk_store.lookup(pid, state) is None:
-        raise UsageError("we do not know this PSK", vid="MLS-PSK-UNKNOWN")
-    return pid
-
-
-def psk_proposal_for(ctx, psk_id, epoch) -> bytes:
-    """``MlsContext.propose_psk``: a PreSharedKey proposal message, stored by reference."""
-    from .group import create_proposal_message
-    from .proposals import PreSharedKey, Proposal
-    pid = _context_psk_id(ctx, psk_id, epoch)
-    new, msg, _ = create_proposal_message(ctx.state, Proposal(PreSharedKey(pid)))
-    ctx._state = new
-    return msg
-
-
-def commit_psks_for(ctx, psk_ids, epochs, by_reference: bool) -> bytes:
-    """``MlsContext.commit_psks``: a pending Commit with PSK proposals inline (and, when
-    ``by_reference``, every stored proposal by reference)."""
-    from .group import create_commit
-    from .proposals import PreSharedKey, Proposal
-    ctx._no_pending()
-    pids = [_context_psk_id(ctx, p, None) for p in psk_ids] + [_context_psk_id(ctx, None, e) for e in epochs]
-    refs = list(ctx.state.proposals) if by_reference else []
-    res = create_commit(ctx.state, [Proposal(PreSharedKey(p)) for p in pids], by_reference=refs,
-                        psks=ctx.psk_resolver(), rng=ctx._rng, now=int(ctx._clock()))
-    ctx._state = res.sent_state
-    ctx._pending = res
-    return res.message
-
-
-__all__ = ["psk_proposal_for", "commit_psks_for", "PskStore", "Resolver", "DEFAULT_MAX_RESUMPTION", "new_nonce", "external_psk_id",
+__all__ = ["PskStore", "Resolver", "DEFAULT_MAX_RESUMPTION", "new_nonce", "external_psk_id",
            "resumption_psk_id", "check_psk_id"]

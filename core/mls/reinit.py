@@ -14,70 +14,32 @@ committed.
 *current* epoch (the old group lives on): a new group id, the same version and suite, and every
 member of the new group a member of the old one (same credential).
 
-Validation of the proposals themselves (§12.2) is :func:`check_special_proposals`, called from
-:func:`~.group.apply_proposals` for ReInit and ExternalInit.
+Validation of the proposals themselves (§12.2) is
+:func:`~.proposal_validation.check_special_proposals` (re-exported here), called from
+:func:`~.proposal_validation.apply_proposals` for ReInit and ExternalInit.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, Optional, Sequence, Union
 
 from ..errors import UsageError
 from .extensions import Extension, check_unique
-from .group import (CommitResult, GroupConfig, GroupState, ProposalError, create_commit, create_group)
+from .group import CommitResult, create_commit, create_group, join_group
+from .group_state import GroupConfig, GroupState
 from .key_package import KeyPackage
 from .leaf_node import LeafNode
+from .member import MemberEnv, parse_key_packages
+from .proposal_validation import check_special_proposals
 from .proposals import Add, PreSharedKey, Proposal, ReInit
 from .psk import PreSharedKeyID
-from .psk_store import Resolver, resumption_psk_id
-from .registries import ProposalType, ProtocolVersion, PSKType, ResumptionPSKUsage, SenderType
+from .psk_store import PskStore, Resolver, resumption_psk_id
+from .registries import ProtocolVersion, PSKType, ResumptionPSKUsage
 from .suites import CipherSuite
-from .welcome import WelcomeError
+from .welcome import Welcome, WelcomeError, decrypt_group_secrets
 
 Rng = Callable[[int], bytes]
-
-
-# --- §12.2 rules for ReInit and ExternalInit --------------------------------------------------------
-
-def check_special_proposals(state, by_type, committer: Optional[int], count: int):
-    """The §12.2 rules for a Commit covering ReInit or ExternalInit proposals; returns
-    ``(reinit body or None, external_init body or None)``.
-
-    * ExternalInit only in an external commit (``committer is None``), at most one;
-    * ReInit only from a member and as the Commit's *only* proposal; its suite must be one we
-      support and its version not lower than the group's (§12.1.5).
-    """
-    external = by_type.get(ProposalType.EXTERNAL_INIT, [])
-    reinits = by_type.get(ProposalType.REINIT, [])
-    if external and committer is not None:
-        raise ProposalError("ExternalInit is only allowed in an external commit",
-                            vid="MLS-PROPOSAL-EXTERNAL-INIT-MEMBER")
-    if len(external) > 1:
-        raise ProposalError("more than one ExternalInit", vid="MLS-PROPOSAL-EXTERNAL-INIT-COUNT")
-    reinit = None
-    if reinits:
-        if committer is None or count != 1:
-            raise ProposalError("a ReInit must be the only proposal of a member's Commit",
-                                vid="MLS-PROPOSAL-REINIT-ALONE")
-        p, sender = reinits[0]
-        if sender.sender_type not in (SenderType.MEMBER, SenderType.EXTERNAL):
-            raise ProposalError("a ReInit comes from a member or an external sender",
-                                vid="MLS-PROPOSAL-REINIT-ALONE")
-        body: ReInit = p.body
-        try:
-            CipherSuite.get(body.cipher_suite)
-        except UsageError:
-            raise ProposalError(f"ReInit names unsupported cipher suite {body.cipher_suite}",
-                                vid="MLS-PROPOSAL-REINIT-SUITE") from None
-        if int(body.version) < int(state.context.version):
-            raise ProposalError("ReInit lowers the protocol version", vid="MLS-PROPOSAL-REINIT-SUITE")
-        try:
-            check_unique(body.extensions, "ReInit.extensions")
-        except Exception as exc:  # DecodeError from check_unique
-            raise ProposalError(f"ReInit: {exc}", vid="MLS-PROPOSAL-REINIT-SUITE") from None
-        reinit = body
-    return reinit, (external[0][0].body if external else None)
 
 
 def reinit_proposal(state: GroupState, *, group_id: Optional[bytes] = None, cipher_suite: Optional[int] = None,
@@ -135,6 +97,7 @@ def create_resumed_group(old: GroupState, usage: ResumptionPSKUsage, leaf: LeafN
 
     res = create_commit(state, [Proposal(Add(kp)) for kp in key_packages] + [Proposal(PreSharedKey(pid))],
                         psks=lookup, rng=rng, now=now)
+    assert res.welcome is not None  # the commit adds key_packages (checked non-empty above)
     return ResumedGroup(res.new_state, res.welcome, res.message, pid)
 
 
@@ -201,88 +164,46 @@ def check_resumption_welcome(psk_ids: Sequence[PreSharedKeyID], new: GroupState,
             raise WelcomeError(f"branch member {i} is not a member of the old group", vid="MLS-WELCOME-BRANCH")
 
 
-# --- MlsContext entry points (context.py delegates here) --------------------------------------------
+# --- for a member's own keys (MlsContext.accept_welcome, create_reinit_group, branch) -------------
 
-def join_checked(ctx, welcome) -> GroupState:
-    """``MlsContext.accept_welcome``'s join: PSKs from the context's store, then the §11.2/§11.3
-    checks against the group the context is in now (the old group of a ReInit or a branch)."""
-    from .group import join_group
-    from .welcome import decrypt_group_secrets
-    old = ctx._state
-    state = join_group(welcome, ctx._key_package, ctx._init_priv, ctx._kp_leaf_priv, ctx._signature_priv,
-                       config=ctx._config, psks=ctx.psk_store.resolver(old))
-    secrets = decrypt_group_secrets(welcome, ctx._key_package.ref(state.suite), ctx._init_priv)
+def join_checked(member: MemberEnv, current: Optional[GroupState], welcome: Welcome,
+                 store: PskStore) -> GroupState:
+    """Join from ``welcome`` with ``member``'s KeyPackage, PSKs from ``store`` (and ``current``'s
+    resumption PSKs), then the §11.2/§11.3 checks against ``current`` (the old group of a ReInit
+    or a branch); returns the joined state."""
+    state = join_group(welcome, member.key_package, member.init_priv, member.kp_leaf_priv,
+                       member.signature_priv, config=member.config, psks=store.resolver(current))
+    secrets = decrypt_group_secrets(welcome, member.key_package.ref(state.suite), member.init_priv)
     check_resumption_welcome(secrets.psks, state,
-                             lambda gid: old if old is not None and old.group_id == gid else None)
+                             lambda gid: current if current is not None and current.group_id == gid else None)
     return state
 
 
-def _fresh_leaf(ctx, suite: CipherSuite):
-    from .context import _make_leaf
-    sig_pub = suite.signature_public_key(ctx._signature_priv)
-    ident = ctx._key_package.leaf_node.credential.identity or b""
-    return _make_leaf(suite, ident, ctx._signature_priv, sig_pub, int(ctx._clock()), ctx._rng)
-
-
-def _key_packages(kps) -> List[KeyPackage]:
-    from .context import _parse_key_package
-    out = [_parse_key_package(k) if not isinstance(k, KeyPackage) else k for k in kps]
-    if not out:
-        raise UsageError("no KeyPackage given", vid="MLS-REINIT-MEMBERS")
-    return out
-
-
-def context_reinit(ctx, group_id, extensions) -> bytes:
-    """``MlsContext.reinit``: commit a ReInit alone (pending)."""
-    proposal = reinit_proposal(ctx.state, group_id=group_id, extensions=extensions, rng=ctx._rng)
-    res = ctx._commit([proposal])
-    ctx._pending = res
-    return res.message
-
-
-def context_create_reinit_group(ctx, key_packages) -> bytes:
-    """``MlsContext.create_reinit_group``: we move to the new group; returns the Welcome."""
-    old = ctx.state
+def reinit_group_for(member: MemberEnv, old: GroupState, key_packages: Sequence[Union[bytes, KeyPackage]], *,
+                     psks: Optional[Resolver] = None) -> ResumedGroup:
+    """After a merged ReInit of ``old``: the new group with a fresh leaf of ``member`` (same
+    suite only: another suite needs new keys, use :func:`create_reinit_group`)."""
     if old.reinit is None:
         raise UsageError("the group has no committed ReInit", vid="MLS-REINIT-NONE")
-    if int(old.reinit.cipher_suite) != ctx.ciphersuite:
+    if int(old.reinit.cipher_suite) != int(member.suite.id):
         raise UsageError("a ReInit to another cipher suite needs new keys: use reinit.create_reinit_group",
                          vid="MLS-REINIT-SUITE")
-    leaf_priv, leaf = _fresh_leaf(ctx, old.suite)
-    res = create_reinit_group(old, leaf, leaf_priv, ctx._signature_priv, _key_packages(key_packages),
-                              psks=ctx.psk_resolver(), config=ctx._config, rng=ctx._rng, now=int(ctx._clock()))
-    ctx._state = res.state
-    ctx._staged = ctx._pending = None
-    ctx._entered(res.state)
-    return res.welcome
+    leaf_priv, leaf = member.fresh_leaf(old.suite)
+    return create_reinit_group(old, leaf, leaf_priv, member.signature_priv,
+                               parse_key_packages(key_packages, vid="MLS-REINIT-MEMBERS"),
+                               psks=psks, config=member.config, rng=member.rng, now=member.now())
 
 
-def _sibling(ctx, state: GroupState):
-    new = type(ctx)(ctx.identity, ctx._suite, ctx._signature_priv, state, key_package=ctx._key_package,
-                    init_priv=ctx._init_priv, kp_leaf_priv=ctx._kp_leaf_priv, keylog=ctx._keylog, rng=ctx._rng,
-                    clock=ctx._clock, config=ctx._config)
-    new.__dict__["_psk_store"] = ctx.psk_store  # one store for both groups
-    return new
+def branch_group_for(member: MemberEnv, old: GroupState, key_packages: Sequence[Union[bytes, KeyPackage]], *,
+                     group_id: Optional[bytes] = None, psks: Optional[Resolver] = None) -> ResumedGroup:
+    """A subgroup branch of ``old``'s current epoch (§11.3) with a fresh leaf of ``member``; the
+    group id is random (``len(old.group_id)`` bytes) unless given."""
+    leaf_priv, leaf = member.fresh_leaf(old.suite)
+    gid = bytes(group_id) if group_id is not None else member.rng(len(old.group_id) or 16)
+    return create_branch_group(old, leaf, leaf_priv, member.signature_priv,
+                               parse_key_packages(key_packages, vid="MLS-REINIT-MEMBERS"),
+                               group_id=gid, psks=psks, config=member.config, rng=member.rng, now=member.now())
 
 
-def context_branch(ctx, key_packages, group_id):
-    """``MlsContext.branch``: ``(new context in the branch, Welcome)``."""
-    old = ctx.state
-    leaf_priv, leaf = _fresh_leaf(ctx, old.suite)
-    gid = bytes(group_id) if group_id is not None else ctx._rng(len(old.group_id) or 16)
-    res = create_branch_group(old, leaf, leaf_priv, ctx._signature_priv, _key_packages(key_packages),
-                              group_id=gid, psks=ctx.psk_resolver(), config=ctx._config, rng=ctx._rng,
-                              now=int(ctx._clock()))
-    return _sibling(ctx, res.state), res.welcome
-
-
-def context_join_branch(ctx, welcome):
-    """``MlsContext.join_branch``: a new context that joins the branch; this one stays."""
-    new = _sibling(ctx, ctx.state)
-    new.accept_welcome(welcome)
-    return new
-
-
-__all__ = ["join_checked", "context_reinit", "context_create_reinit_group", "context_branch",
-           "context_join_branch", "check_special_proposals", "reinit_proposal", "commit_reinit", "ResumedGroup",
+__all__ = ["join_checked", "reinit_group_for", "branch_group_for", "check_special_proposals", "reinit_proposal", "commit_reinit", "ResumedGroup",
            "create_resumed_group", "create_reinit_group", "create_branch_group", "check_resumption_welcome"]

@@ -31,9 +31,10 @@ key was already consumed), :class:`UnknownLeafError` (no such leaf in the tree).
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Dict, Optional, Tuple, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 from ..errors import MissingKeyError, ReplayError, StateError, UsageError
 from .secrets import BytesLike, Secret, raw
@@ -241,6 +242,51 @@ class SecretTree:
     def generation(self, leaf: int, kind: RatchetType) -> int:
         """The next generation ``leaf``'s ratchet would produce."""
         return self._ratchet(leaf, kind).generation
+
+    # -- copies and state export ------------------------------------------------------------
+    def copy(self) -> "SecretTree":
+        """An independent copy (node secrets and ratchets; the immutable keys are shared), so
+        that decrypting on the copy leaves this tree untouched."""
+        new = copy.copy(self)
+        new._nodes = dict(self._nodes)
+        ratchets = {}
+        for k, r in self._ratchets.items():
+            r2 = copy.copy(r)
+            r2.past = dict(r.past)
+            ratchets[k] = r2
+        new._ratchets = ratchets
+        return new
+
+    def to_json(self) -> Dict[str, Any]:
+        """The tree's remaining secrets as a JSON-able dict (hex strings; see :meth:`from_json`)."""
+        return {
+            "n_leaves": self.n_leaves,
+            "nodes": {str(int(k)): v.hex() for k, v in self._nodes.items()},
+            "ratchets": [[int(leaf), int(kind), None if r.secret is None else r.secret.hex(), r.generation,
+                          [[int(g), k.key.reveal().hex(), k.nonce.reveal().hex()]
+                           for g, k in sorted(r.past.items())]]
+                         for (leaf, kind), r in self._ratchets.items()],
+        }
+
+    @classmethod
+    def from_json(cls, doc: Dict[str, Any], cs: CipherSuite, *,
+                  out_of_order_tolerance: int = DEFAULT_OUT_OF_ORDER_TOLERANCE,
+                  maximum_forward_distance: int = DEFAULT_MAXIMUM_FORWARD_DISTANCE) -> "SecretTree":
+        """A tree from :meth:`to_json` output (malformed input raises ``ValueError``/``KeyError``/
+        ``TypeError``: the caller turns them into its own error)."""
+        st = cls(cs, b"\x00" * cs.hash_length, int(doc["n_leaves"]),
+                 out_of_order_tolerance=out_of_order_tolerance,
+                 maximum_forward_distance=maximum_forward_distance)
+        st._nodes = {int(k): bytes.fromhex(v) for k, v in doc["nodes"].items()}
+        st._ratchets = {}
+        for leaf, kind, secret, gen, past in doc["ratchets"]:
+            r = _Ratchet(cs, b"", out_of_order_tolerance, maximum_forward_distance)
+            r.secret = None if secret is None else bytes.fromhex(secret)
+            r.generation = int(gen)
+            r.past = {int(g): RatchetKey(int(g), Secret(bytes.fromhex(k), "key"), Secret(bytes.fromhex(n), "nonce"))
+                      for g, k, n in past}
+            st._ratchets[(int(leaf), RatchetType(kind))] = r
+        return st
 
 
 __all__ = [

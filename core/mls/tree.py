@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, Union
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, Union, cast
 
 from ..errors import DecodeError, ProtocolError, SignatureError, UsageError
 from ..tls import Reader, Writer, encode_vec
@@ -58,6 +58,30 @@ def _left(x: int) -> int:
 
 def _right(x: int) -> int:
     return x ^ (3 << (_lvl(x) - 1))
+
+
+# Typed indices (:class:`.treemath.LeafIndex` / :class:`.treemath.NodeIndex`) at the public
+# surface: results are typed; arguments may be plain ints, but the wrong kind is refused (a
+# NodeIndex where a leaf index is expected, or the reverse: the classic ``2*i`` slip).
+def _as_leaf(i: int) -> tm.LeafIndex:
+    """``i`` (in range by construction) as a LeafIndex, without the range check's cost."""
+    return int.__new__(tm.LeafIndex, i)
+
+
+def _as_node(x: int) -> tm.NodeIndex:
+    return int.__new__(tm.NodeIndex, x)
+
+
+def _leaf_arg(i: int) -> int:
+    if type(i) is tm.NodeIndex:
+        raise tm.TreeMathError(f"{i!r} is not a leaf index; use treemath.node_to_leaf()", vid="MLS-TREEMATH-TYPE")
+    return i
+
+
+def _node_arg(x: int) -> int:
+    if type(x) is tm.LeafIndex:
+        raise tm.TreeMathError(f"{x!r} is not a node index; use treemath.leaf_to_node()", vid="MLS-TREEMATH-TYPE")
+    return x
 
 
 _LEAF_TAG = bytes((NodeType.LEAF,))
@@ -192,29 +216,33 @@ class RatchetTree:
         return len(self._nodes)
 
     @property
-    def root(self) -> int:
-        return int(tm.root(self.n_leaves))
+    def root(self) -> tm.NodeIndex:
+        return tm.root(self.n_leaves)
 
     @property
     def nodes(self) -> Tuple[Optional[Node], ...]:
         return tuple(self._nodes)
 
     def node(self, index: int) -> Optional[Node]:
+        """The node at array index ``index`` (a NodeIndex or int; a LeafIndex is refused)."""
+        _node_arg(index)
         if not 0 <= index < len(self._nodes):
             raise UsageError(f"node {index} outside a tree of {len(self._nodes)} nodes", vid="MLS-TREE-INDEX")
         return self._nodes[index]
 
     def leaf(self, leaf_index: int) -> Optional[LeafNode]:
+        """The LeafNode of leaf ``leaf_index`` (a LeafIndex or int; a NodeIndex is refused)."""
+        _leaf_arg(leaf_index)
         if not 0 <= leaf_index < self.n_leaves:
             raise UsageError(f"leaf {leaf_index} outside a tree of {self.n_leaves} leaves", vid="MLS-TREE-INDEX")
         return self._nodes[2 * leaf_index]  # type: ignore[return-value]
 
-    def leaves(self) -> Iterator[Tuple[int, LeafNode]]:
+    def leaves(self) -> Iterator[Tuple[tm.LeafIndex, LeafNode]]:
         """``(leaf_index, LeafNode)`` for each non-blank leaf."""
         for i in range(0, len(self._nodes), 2):
             node = self._nodes[i]
             if node is not None:
-                yield i // 2, node  # type: ignore[misc]
+                yield _as_leaf(i // 2), cast(LeafNode, node)  # even indices hold leaves
 
     def members(self) -> List[Member]:
         """Occupied leaves with identity and keys (for teaching views and the lab)."""
@@ -240,17 +268,19 @@ class RatchetTree:
                 ph = node.parent_hash
                 row["parent_hash"] = None if ph is None else bytes(ph).hex()
                 if i % 2 == 0:
-                    row["identity"] = getattr(node.credential, "identity", None)
+                    row["identity"] = getattr(cast(LeafNode, node).credential, "identity", None)
                 else:
-                    row["unmerged_leaves"] = tuple(node.unmerged_leaves)
+                    row["unmerged_leaves"] = tuple(cast(ParentNode, node).unmerged_leaves)
             rows.append(row)
         return rows
 
-    def direct_path(self, leaf_index: int) -> List[int]:
-        return list(_dpath(2 * leaf_index, self.n_leaves))
+    def direct_path(self, leaf_index: int) -> List[tm.NodeIndex]:
+        """Parent nodes from leaf ``leaf_index`` up to the root (§4.1)."""
+        return [_as_node(p) for p in _dpath(2 * _leaf_arg(leaf_index), self.n_leaves)]
 
-    def copath(self, leaf_index: int) -> List[int]:
-        return [int(c) for c in tm.copath(2 * leaf_index, self.n_leaves)]
+    def copath(self, leaf_index: int) -> List[tm.NodeIndex]:
+        """Siblings of leaf ``leaf_index`` and of its direct-path nodes below the root (§4.1)."""
+        return tm.copath(2 * _leaf_arg(leaf_index), self.n_leaves)
 
     # -- mutation (§7.7, §12.1) -------------------------------------------------------------
     def _invalidate(self, index: int) -> None:
@@ -261,6 +291,7 @@ class RatchetTree:
 
     def set_node(self, index: int, node: Optional[Node]) -> None:
         """Replace one node (``None`` blanks it); keeps the tree-hash cache consistent."""
+        _node_arg(index)
         if node is not None and not isinstance(node, LeafNode if index % 2 == 0 else ParentNode):
             raise UsageError(f"wrong node type for index {index}", vid="MLS-TREE-NODE-TYPE")
         self.node(index)
@@ -269,7 +300,7 @@ class RatchetTree:
 
     def blank_path(self, leaf_index: int) -> None:
         """Blank the direct path of a leaf (not the leaf itself), §7.7."""
-        for p in self.direct_path(leaf_index):
+        for p in _dpath(2 * _leaf_arg(leaf_index), self.n_leaves):
             self._nodes[p] = None
             self._hash.pop(p, None)
 
@@ -293,7 +324,7 @@ class RatchetTree:
                 self._hash.pop(i, None)
             del self._nodes[2 * half - 1:]
 
-    def add_leaf(self, leaf: LeafNode) -> int:
+    def add_leaf(self, leaf: LeafNode) -> tm.LeafIndex:
         """Add ``leaf`` in the leftmost blank leaf slot, extending if there is none (§12.1.1).
 
         The new leaf index is added to the ``unmerged_leaves`` of every non-blank parent node on
@@ -309,17 +340,17 @@ class RatchetTree:
             index = self.n_leaves if self._nodes else 0
             self.extend()
         self.set_node(2 * index, leaf)
-        for p in self.direct_path(index):
-            node = self._nodes[p]
+        for p in _dpath(2 * index, self.n_leaves):
+            node = cast(Optional[ParentNode], self._nodes[p])  # odd indices hold parents (set_node)
             if node is not None:
                 unmerged = tuple(sorted(set(node.unmerged_leaves) | {index}))
                 self._nodes[p] = replace(node, unmerged_leaves=unmerged)
-        return index
+        return _as_leaf(index)
 
     def update_leaf(self, leaf_index: int, leaf: LeafNode) -> None:
         """Apply an Update (§12.1.2): replace the sender's leaf and blank its direct path."""
         if self.leaf(leaf_index) is None:
-            raise UsageError(f"leaf {leaf_index} is blank", vid="MLS-TREE-BLANK-LEAF")
+            raise UsageError(f"leaf {int(leaf_index)} is blank", vid="MLS-TREE-BLANK-LEAF")
         self.set_node(2 * leaf_index, leaf)
         self.blank_path(leaf_index)
 
@@ -357,32 +388,39 @@ class RatchetTree:
     def merge_path(self, leaf_index: int, leaf: LeafNode, path_nodes: Dict[int, ParentNode]) -> None:
         """Install a committer's path (§12.4.2): new leaf, the given parent nodes on the filtered
         direct path, every other direct-path node blank."""
-        self.set_node(2 * leaf_index, leaf)
-        for p in self.direct_path(leaf_index):
+        self.set_node(2 * _leaf_arg(leaf_index), leaf)
+        for p in _dpath(2 * leaf_index, self.n_leaves):
             self._nodes[p] = path_nodes.get(p)
             self._hash.pop(p, None)
 
+    def _parent_node(self, index: int) -> Optional[ParentNode]:
+        """The node at odd ``index`` (a ParentNode or blank: :meth:`set_node` keeps the layout)."""
+        return cast(Optional[ParentNode], self._nodes[index])
+
     # -- resolution and paths (§4.1.1, §7.1) ------------------------------------------------
-    def resolution(self, index: int) -> List[int]:
+    def resolution(self, index: int) -> List[tm.NodeIndex]:
         """Node indices of the resolution of node ``index`` (§4.1.1)."""
         nodes = self._nodes
         out: List[int] = []
-        stack = [int(index)]
+        stack = [int(_node_arg(index))]
         while stack:
             i = stack.pop()
             node = nodes[i]
             if node is not None:
                 out.append(i)
-                if i & 1 and node.unmerged_leaves:
-                    if 2 * max(node.unmerged_leaves) >= len(nodes):
-                        raise TreeValidationError(f"node {i} lists unmerged leaf {max(node.unmerged_leaves)} "
-                                                  "outside the tree", vid="MLS-TREE-UNMERGED", where=f"node {i}")
-                    out.extend(2 * u for u in node.unmerged_leaves)
+                if i & 1:
+                    unmerged = cast(ParentNode, node).unmerged_leaves  # odd indices hold parents
+                    if unmerged:
+                        if 2 * max(unmerged) >= len(nodes):
+                            raise TreeValidationError(f"node {i} lists unmerged leaf {max(unmerged)} "
+                                                      "outside the tree", vid="MLS-TREE-UNMERGED",
+                                                      where=f"node {i}")
+                        out.extend(2 * u for u in unmerged)
             elif i & 1:
                 half = 1 << (_lvl(i) - 1)
                 stack.append(i + half)   # right child, taken after the whole left subtree
                 stack.append(i - half)
-        return out
+        return [_as_node(x) for x in out]
 
     def _subtree_blank(self, index: int) -> bool:
         """True when every node under (and at) ``index`` is blank, i.e. its resolution is empty
@@ -391,18 +429,18 @@ class RatchetTree:
         sub = self._nodes[index - span:index + span + 1]
         return sub.count(None) == len(sub)
 
-    def filtered_direct_path(self, leaf_index: int) -> List[int]:
+    def filtered_direct_path(self, leaf_index: int) -> List[tm.NodeIndex]:
         """Direct-path nodes whose child on the copath has a non-empty resolution (§4.1.2)."""
-        x = 2 * leaf_index
+        x = 2 * _leaf_arg(leaf_index)
         out = []
         for p in _dpath(x, self.n_leaves):
             sib = _right(p) if x < p else _left(p)
             if not self._subtree_blank(sib):
-                out.append(p)
+                out.append(_as_node(p))
             x = p
         return out
 
-    def copath_resolutions(self, leaf_index: int) -> List[Tuple[int, int, List[int]]]:
+    def copath_resolutions(self, leaf_index: int) -> List[Tuple[tm.NodeIndex, tm.NodeIndex, List[tm.NodeIndex]]]:
         """For each node of the filtered direct path of ``leaf_index``: ``(path node, copath
         child, resolution of that child)`` — who receives each path secret (§7.5, §12.4.2)."""
         out = []
@@ -411,12 +449,12 @@ class RatchetTree:
             out.append((p, child, self.resolution(child)))
         return out
 
-    def copath_child(self, parent: int, leaf_index: int) -> int:
+    def copath_child(self, parent: int, leaf_index: int) -> tm.NodeIndex:
         """The child of ``parent`` that is *not* an ancestor of ``leaf_index``."""
         half = 1 << (_lvl(parent) - 1)
         left = parent - half
         # the left child's subtree spans node indices left-(half-1) .. left+(half-1)
-        return parent + half if abs(2 * leaf_index - left) < half else left
+        return _as_node(parent + half if abs(2 * _leaf_arg(leaf_index) - left) < half else left)
 
     # -- tree hash (§7.8) -------------------------------------------------------------------
     def tree_hash(self, index: Optional[int] = None) -> bytes:
@@ -449,9 +487,10 @@ class RatchetTree:
         if node is None:
             body = _PARENT_TAG + b"\x00"
         else:
-            if excluded and any(u in excluded for u in node.unmerged_leaves):
-                node = replace(node, unmerged_leaves=tuple(u for u in node.unmerged_leaves if u not in excluded))
-            body = _PARENT_TAG + b"\x01" + node.to_bytes()
+            pnode = cast(ParentNode, node)  # odd indices hold parents
+            if excluded and any(u in excluded for u in pnode.unmerged_leaves):
+                pnode = replace(pnode, unmerged_leaves=tuple(u for u in pnode.unmerged_leaves if u not in excluded))
+            body = _PARENT_TAG + b"\x01" + pnode.to_bytes()
         half = 1 << (_lvl(index) - 1)
         if excluded:
             left = self._compute_hash(index - half, excluded)
@@ -472,7 +511,7 @@ class RatchetTree:
     # -- parent hash (§7.9) -----------------------------------------------------------------
     def parent_hash_input(self, parent: int, sibling: int) -> bytes:
         """``ParentHashInput`` of parent node ``parent`` against its child ``sibling``."""
-        node = self._nodes[parent]
+        node = self._parent_node(parent)
         if node is None:
             raise UsageError(f"node {parent} is blank", vid="MLS-TREE-BLANK-PARENT")
         sib_hash = self.original_tree_hash(sibling, node.unmerged_leaves)
@@ -493,7 +532,9 @@ class RatchetTree:
         above = b""
         for i in range(len(fdp) - 1, -1, -1):
             p = fdp[i]
-            node = self._nodes[p]
+            node = self._parent_node(p)
+            if node is None:
+                raise UsageError(f"path node {p} is blank", vid="MLS-TREE-BLANK-PARENT")
             if node.parent_hash != above:
                 self._nodes[p] = replace(node, parent_hash=above)
                 self._invalidate(p)
@@ -505,7 +546,7 @@ class RatchetTree:
         """§7.9.2: ``parent`` is valid w.r.t. one child ``C`` if some ``D`` in ``resolution(C)``
         carries ``parent_hash(P, other child)`` and P's unmerged leaves under C are exactly
         ``resolution(C)`` without D."""
-        node = self._nodes[parent]
+        node = self._parent_node(parent)
         if node is None:
             return True
         left, right = int(tm.left(parent)), int(tm.right(parent))
@@ -519,7 +560,7 @@ class RatchetTree:
             want = None
             for d in res:
                 dnode = self._nodes[d]
-                if set(res) - {d} != under:
+                if dnode is None or set(res) - {d} != under:  # a resolution holds non-blank nodes
                     continue
                 if want is None:
                     want = self.parent_hash(parent, other)
@@ -583,7 +624,7 @@ class RatchetTree:
         """§12.4.3.1: each unmerged leaf is a non-blank descendant, and every non-blank node
         between it and the parent lists it too."""
         for p in range(1, len(self._nodes), 2):
-            node = self._nodes[p]
+            node = self._parent_node(p)
             if node is None:
                 continue
             span = _leaf_nodes_range(p)
@@ -596,7 +637,7 @@ class RatchetTree:
                 for y in _dpath(x, self.n_leaves):
                     if y == p:
                         break
-                    mid = self._nodes[y]
+                    mid = self._parent_node(y)
                     if mid is not None and u not in mid.unmerged_leaves:
                         raise TreeValidationError(
                             f"node {y} lies between leaf {u} and node {p} but does not list it unmerged",
@@ -615,7 +656,7 @@ class RatchetTree:
                                           vid="MLS-TREE-DUP-ENC-KEY", where=f"node {i}")
             seen[k] = i
             if i % 2 == 0:
-                s = bytes(node.signature_key)
+                s = bytes(cast(LeafNode, node).signature_key)
                 if s in sig:
                     raise TreeValidationError(f"nodes {sig[s]} and {i} share a signature key",
                                               vid="MLS-TREE-DUP-SIG-KEY", where=f"node {i}")

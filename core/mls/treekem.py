@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
-from typing import Callable, Dict, Iterable, List, Optional, Tuple, Union
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from ..errors import DecodeError, MissingKeyError, SignatureError, UsageError
 from . import treemath as tm
@@ -86,6 +86,14 @@ class PrivateTree:
         self._path_secrets.pop(int(node), None)
         self._keys.pop(int(node), None)
 
+    def public_key(self, node: int) -> bytes:
+        """The HPKE public key of ``node`` (:class:`MissingKeyError` if we hold no secret for it)."""
+        kp = self.key_pair(node)
+        if kp is None:
+            raise MissingKeyError(f"no private key for node {int(node)}", vid="MLS-TREEKEM-NOKEY",
+                                  where=f"node {int(node)}")
+        return kp[1]
+
     def key_pair(self, node: int) -> Optional[Tuple[bytes, bytes]]:
         """``(priv, pub)`` for ``node`` if we can derive it, else ``None``."""
         node = int(node)
@@ -122,7 +130,7 @@ class PrivateTree:
         for k, p in enumerate(fdp[idx:]):
             self.set_path_secret(p, secrets[k])
             node = tree.node(p)
-            if node is None or node.encryption_key != self.key_pair(p)[1]:
+            if node is None or node.encryption_key != self.public_key(p):
                 self.forget(p)
                 raise TreeValidationError(f"path secret for node {p} does not match the tree",
                                           vid="MLS-TREEKEM-PUBKEY", where=f"node {p}")
@@ -135,7 +143,7 @@ class PrivateTree:
         gone = []
         for node in list(self._path_secrets):
             tnode = tree.node(node) if node < tree.n_nodes else None
-            if tnode is None or (check_keys and tnode.encryption_key != self.key_pair(node)[1]):
+            if tnode is None or (check_keys and tnode.encryption_key != self.public_key(node)):
                 self.forget(node)
                 gone.append(node)
         return gone
@@ -143,7 +151,7 @@ class PrivateTree:
     def check_against(self, tree: RatchetTree) -> None:
         """Every key we hold matches the public key in ``tree`` (§12.4.3.1 for a joiner)."""
         for node in self.nodes:
-            pub = self.key_pair(node)[1]
+            pub = self.public_key(node)
             tnode = tree.node(node)
             if tnode is None or tnode.encryption_key != pub:
                 raise TreeValidationError(f"our private key for node {node} does not match the tree",
@@ -174,7 +182,7 @@ def _chain(suite: CipherSuite, first: bytes, count: int) -> List[bytes]:
     return out
 
 
-def _merge(tree: RatchetTree, sender: int, leaf: LeafNode, fdp: List[int], pubs: List[bytes]) -> bytes:
+def _merge(tree: RatchetTree, sender: int, leaf: LeafNode, fdp: Sequence[int], pubs: List[bytes]) -> bytes:
     """Install the path in ``tree`` (in place) and return the leaf's parent hash as computed."""
     tree.merge_path(sender, leaf, {p: ParentNode(k) for p, k in zip(fdp, pubs)})
     leaf_ph, _ = tree.compute_path_parent_hashes(sender)
@@ -235,7 +243,9 @@ def create_update_path(tree: RatchetTree, leaf_index: int, group_context: GroupC
         for r in new_tree.resolution(child):
             if r in excluded:
                 continue
-            kem_output, ct = suite.hpke_seal(nodes[r].encryption_key, info, b"", plaintext, rng=rng)
+            target = nodes[r]
+            assert target is not None  # a resolution holds only non-blank nodes (§4.1.2)
+            kem_output, ct = suite.hpke_seal(target.encryption_key, info, b"", plaintext, rng=rng)
             cts.append(HPKECiphertext(kem_output, ct))
         path_nodes.append(UpdatePathNode(pairs[i][1], tuple(cts)))
     update_path = UpdatePath(leaf, tuple(path_nodes))
@@ -278,7 +288,7 @@ def apply_update_path(tree: RatchetTree, sender: int, update_path: UpdatePath,
     new_keys = [leaf.encryption_key] + [n.encryption_key for n in update_path.nodes]
     if len(set(new_keys)) != len(new_keys):
         raise TreeValidationError("UpdatePath repeats an encryption key", vid="MLS-TREE-DUP-ENC-KEY")
-    replaced = set([2 * sender] + tree.direct_path(sender))
+    replaced = {2 * sender, *tree.direct_path(sender)}
     existing = {bytes(n.encryption_key) for i, n in enumerate(tree.nodes) if n is not None and i not in replaced}
     if any(bytes(k) in existing for k in new_keys):
         raise TreeValidationError("UpdatePath reuses an encryption key of the tree",
@@ -348,18 +358,19 @@ def decrypt_update_path(applied: AppliedPath, group_context: GroupContext, priva
         raise MissingKeyError(f"no private key for the resolution of node {child}",
                               vid="MLS-TREEKEM-NOKEY", where=f"node {fdp[idx]}")
     ct = cts[pos]
+    assert key is not None  # found with pos
     secret = suite.decrypt_with_label(key, UPDATE_PATH_LABEL, gc.to_bytes(), ct.kem_output, ct.ciphertext)
     if len(secret) != suite.hash_length:
         raise DecodeError(f"decrypted path secret has {len(secret)} bytes, expected {suite.hash_length}",
                           vid="MLS-TREEKEM-PATH-SECRET", where=f"node {fdp[idx]}")
     secrets = _chain(suite, secret, len(fdp) - idx)
     new_private = private.copy()
-    for p in set(tree.direct_path(me)) & set(tree.direct_path(sender)):
-        new_private.forget(p)
+    for q in set(tree.direct_path(me)) & set(tree.direct_path(sender)):
+        new_private.forget(q)
     new_private.prune(new_tree, check_keys=False)
     for k, p in enumerate(fdp[idx:]):
         new_private.set_path_secret(p, secrets[k])
-        pub = new_private.key_pair(p)[1]
+        pub = new_private.public_key(p)
         if pub != update_path.nodes[idx + k].encryption_key:
             raise TreeValidationError(f"derived public key for node {p} does not match the UpdatePath",
                                       vid="MLS-TREEKEM-PUBKEY", where=f"node {p}")

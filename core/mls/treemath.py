@@ -47,6 +47,9 @@ class LeafIndex(int):
     def __repr__(self) -> str:
         return f"LeafIndex({int(self)})"
 
+    def __str__(self) -> str:  # messages and f-strings show the number, as for a plain int
+        return int.__repr__(self)
+
 
 class NodeIndex(int):
     """Index of a node in the array representation (``0 … node_width(n)-1``)."""
@@ -63,6 +66,9 @@ class NodeIndex(int):
 
     def __repr__(self) -> str:
         return f"NodeIndex({int(self)})"
+
+    def __str__(self) -> str:  # messages and f-strings show the number, as for a plain int
+        return int.__repr__(self)
 
 
 # ------------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from itertools import starmap as _starmap
 from typing import Dict, Iterator, List, Optional, Sequence
 
@@ -41,9 +41,8 @@ from .pcap import (
     TCP_SYN,
     CaptureReader,
     Packet,
-    _addr,
-    _addr_cache,
     decode_packet,
+    ip_text,
     link_supported,
 )
 from .reassembly import (
@@ -60,6 +59,8 @@ from .reassembly import (
 
 __all__ = [
     "iter_item_batches",
+    "iter_item_tuples",
+    "ITEM_FIELDS",
     "GBP_PORT",
     "RecordItem",
     "RecordAssembler",
@@ -97,6 +98,11 @@ class RecordItem:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+#: the field order of an item tuple (the bulk readers' items: :func:`iter_item_tuples`,
+#: :func:`iter_item_batches`), = :class:`RecordItem`'s fields
+ITEM_FIELDS = tuple(f.name for f in fields(RecordItem))
 
 
 @dataclass
@@ -431,8 +437,8 @@ class RecordPipeline:
         forgotten only after it is closed, and a direction object is never replaced."""
         cache = self._open_dirs
         cache.pop(ck, None)
-        src = _addr_cache.get(s) or _addr(s)
-        dst = _addr_cache.get(d) or _addr(d)
+        src = ip_text(s)
+        dst = ip_text(d)
         key = ((6, src, sport, dst, dport) if (src, sport) <= (dst, dport)
                else (6, dst, dport, src, sport))
         f = self._flows.get(key)

@@ -44,6 +44,7 @@ from gbp_lab.core.gsp.args import parse_args
 from gbp_lab.core.gsp.signal import GspSignal, SignalType
 from gbp_lab.core.gtp.client import GtpClient
 from .columns import frame_of_rows
+from .readpath import payload_fields as _fields  # the read path's CBOR fast path + strict fallback
 
 __all__ = ["MESSAGE_COLUMNS", "AUDIO_COLUMNS", "SIGNAL_COLUMNS", "CONTROL_COLUMNS",
            "EPOCH_COLUMNS", "build_messages", "build_audio", "build_signals", "build_control",
@@ -107,12 +108,6 @@ def _rows_of(frames: pd.DataFrame, plaintexts: Sequence[Optional[bytes]], stream
             continue
         out.append((i, times[k], senders[k], epochs[k], codecs[k], dsts[k], dports[k], pt))
     return out
-
-
-def _fields(cls, pt: bytes, codec: int) -> Dict[str, Any]:
-    from .model import _fields as fields  # the model's CBOR fast path + strict fallback
-
-    return fields(cls, pt, codec)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -17,8 +17,9 @@ The read loop takes the items of :func:`~.records.iter_item_batches` as tuples i
 :data:`~.records.ITEM_FIELDS` order (checked when this module is imported) and writes rows in
 :data:`FRAME_ROW` / :data:`ERROR_ROW` order; positional access stays inside this module.
 
-Hot path: decryption keeps this read's own ``(group, epoch, stream type) → AEAD`` table and only
-goes through :func:`~gbp_lab.core.gbp.aead.open_frame` for the unusual cases (no key, bad tag …),
+Hot path: decryption keeps this read's own ``(group, epoch, stream type) →`` stream cipher table
+(:class:`~gbp_lab.core.gbp.aead.StreamCipher` from the shared
+:data:`~gbp_lab.core.gbp.aead.CIPHERS` cache, ``try_open`` by sequence number) and only goes through :func:`~gbp_lab.core.gbp.aead.open_frame` for the unusual cases (no key, bad tag …),
 which raise the typed errors; frames and CBOR payloads in the canonical form every sender writes
 are read by exact-shape matchers (:data:`~gbp_lab.core.gbp.frame.FRAME_MATCHERS`,
 :func:`~gbp_lab.core.payload_codec.cbor_values_matcher`) without building objects, everything
@@ -35,16 +36,14 @@ from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Union
 import numpy as np
 import pandas as pd
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-
 from gbp_lab.core.errors import (DecodeError, DecryptError, GbpLabError, KeyLogError,
                                   MissingKeyError)
 from gbp_lab.core.gap.payload import GapPayload
-from gbp_lab.core.gbp.aead import open_frame, stream_key
+from gbp_lab.core.gbp.aead import CIPHERS, open_frame
 from gbp_lab.core.gbp.control import decode_control
 from gbp_lab.core.gbp.frame import FRAME_MATCHERS, GbpFrame, decode_frame
-from gbp_lab.core.gbp.registry import STREAM_ID_STRIDE, ControlOpcode, PayloadCodec, StreamType
+from gbp_lab.core.gbp.registry import (STREAM_ID_STRIDE, ControlOpcode, PayloadCodec, StreamType,
+                                       stream_name, stream_protocol)
 from gbp_lab.core.gsp.signal import GspSignal, SignalType
 from gbp_lab.core.gtp.message import GtpMessage
 from gbp_lab.core.keylog import KeyLog
@@ -89,12 +88,11 @@ _ITEM_ORDER = ("time", "src", "sport", "dst", "dport", "flow_id", "transport", "
 if ITEM_FIELDS != _ITEM_ORDER:  # pragma: no cover - a new item field must be read here too
     raise ImportError(f"readpath unpacks record items as {_ITEM_ORDER}, records has {ITEM_FIELDS}")
 
-_STREAM_NAMES = {0: "control", 1: "audio", 2: "text", 3: "signal"}
-_PROTOCOLS = {0: "GBP", 1: "GAP", 2: "GTP", 3: "GSP"}
 _CODEC_NAMES = {c.value: c.name for c in PayloadCodec}
 #: stream type / payload format (both u8 on the wire) -> its name, for the derived columns
-_ST_NAMES = np.array([_STREAM_NAMES.get(i) or f"unknown({i})" for i in range(256)], dtype=object)
-_PROTO_NAMES = np.array([_PROTOCOLS.get(i, "GBP") for i in range(256)], dtype=object)
+#: (stream names and protocols: the registry's stream-type table)
+_ST_NAMES = np.array([stream_name(i) for i in range(256)], dtype=object)
+_PROTO_NAMES = np.array([stream_protocol(i) for i in range(256)], dtype=object)
 _PF_NAMES = np.array([_CODEC_NAMES.get(i) or f"CBOR(pf={i})" for i in range(256)], dtype=object)
 _MLS_WIRE = {1: "KeyPackage", 2: "MLSMessage (PrivateMessage)", 3: "Welcome",
              4: "GroupInfo", 5: "KeyPackage (MLSMessage)"}
@@ -188,18 +186,17 @@ def load_keylog(keylog: Union[None, KeyLog, str, os.PathLike]) -> Optional[KeyLo
     return KeyLog.parse(str(keylog))
 
 
-def _aead_of(keys: KeyLog, gid: bytes, epoch: int, st: int) -> Any:
-    """The stream AEAD of a frame if the key log has its epoch (16-byte group id, known stream
-    type); ``None`` sends the frame to :func:`open_frame` (which raises the right error)."""
+def _opener_of(keys: KeyLog, gid: bytes, epoch: int, st: int) -> Any:
+    """The stream cipher's ``try_open`` for a frame if the key log has its epoch (16-byte group
+    id, known stream type; :data:`~gbp_lab.core.gbp.aead.CIPHERS`); ``None`` sends the frame to
+    :func:`open_frame` (which raises the right error)."""
     if len(gid) != 16 or not 0 <= st <= 3:
         return None
-    secret = keys.exporter_secret(gid, epoch)
-    if secret is None:
-        return None
     try:
-        return ChaCha20Poly1305(stream_key(secret, st, keys.suite(gid)))
+        cipher = CIPHERS.of_keylog(keys, gid, epoch, st)
     except GbpLabError:
         return None
+    return None if cipher is None else cipher.try_open
 
 
 def _frame_of(vals: tuple) -> GbpFrame:
@@ -221,15 +218,6 @@ def _open_slow(fr, keys: KeyLog, it, add_error, row: int) -> tuple:
         return None, f"[{exc.vid}] {exc.message}"
     except GbpLabError as exc:
         return None, f"[{exc.vid}] {exc.message}"
-
-
-def _nonce(seq: int, cache: Dict[int, bytes]) -> bytes:
-    """``seq`` as u32 big-endian ‖ 8 zero bytes (reference-map §5), cached for the first 64 Ki
-    sequence numbers (bounded: streaming reads must not grow with the capture)."""
-    n = seq.to_bytes(4, "big") + b"\0" * 8
-    if len(cache) < 65536:
-        cache[seq] = n
-    return n
 
 
 def _long_lived_lists(n: int) -> List[list]:
@@ -295,8 +283,7 @@ def read_chunks(path, keylog, state: ReadState, *, ports=(GBP_PORT,), heuristic:
     seen_secrets = 0
     width = FRAME_ROW.width
     limit = chunksize * width if chunksize else -1
-    ctx: Dict[tuple, tuple] = {}  # (gid, epoch, st) -> (gid hex, ChaCha20Poly1305 or None)
-    nonces: Dict[int, bytes] = {}
+    ctx: Dict[tuple, tuple] = {}  # (gid, epoch, st) -> (gid hex, StreamCipher.try_open or None)
 
     done = 0  # frame rows already handed out in earlier chunks
 
@@ -329,10 +316,10 @@ def read_chunks(path, keylog, state: ReadState, *, ports=(GBP_PORT,), heuristic:
     # the hot loop: item tuples (RecordItem field order), bound methods and tables in locals
     frames_extend, pts_append, pls_append = frame_rows.extend, plaintexts.append, payloads.append
     recs_append = records.append
-    stream_names = _STREAM_NAMES
+    name_of = stream_name
     gtp_fast, gtp_line = _GTP_FAST, _gtp_line
     ctx_get = ctx.get
-    summarize_pt, decode, nonces_get = summary, decode_frame, nonces.get
+    summarize_pt, decode = summary, decode_frame
     matcher_for = FRAME_MATCHERS.get
     for it in _chain(iter_item_batches(path, reader_out=holder, pipeline=pipe, on_raw=on_raw)):
         if len(holder[0].secrets) != seen_secrets:  # a DSB was read: its keys apply from here
@@ -359,7 +346,7 @@ def read_chunks(path, keylog, state: ReadState, *, ports=(GBP_PORT,), heuristic:
                         fr.stream_id, fr.flags, fr.sequence_no, fr.payload_size, fr.payload,
                         fr.payload_format)
             _v, gid, epoch, tid, st, sid, flags, seq, psz, payload, pf = vals
-            # this read's own (gid, epoch, st) → (group id hex, stream AEAD or None) table;
+            # this read's own (gid, epoch, st) → (group id hex, stream cipher or None) table;
             # anything unusual (no key, short payload, bad tag, odd group id) goes through
             # open_frame, which raises the typed error
             ck = (gid, epoch, st)
@@ -367,21 +354,18 @@ def read_chunks(path, keylog, state: ReadState, *, ports=(GBP_PORT,), heuristic:
             if c is None:
                 if len(ctx) >= 4096:  # bounded: garbage group ids must not grow it
                     ctx.clear()
-                c = ctx[ck] = (gid.hex(), _aead_of(keys, gid, epoch, st)
+                c = ctx[ck] = (gid.hex(), _opener_of(keys, gid, epoch, st)
                                if decrypt and keys is not None else None)
-            gh, aead = c
+            gh, try_open = c
             pt: Optional[bytes] = None
             err: Optional[str] = None
-            if aead is not None and len(payload) >= 16:
-                try:
-                    pt = aead.decrypt(nonces_get(seq) or _nonce(seq, nonces), payload, None)
-                except InvalidTag:
-                    pt = None
+            if try_open is not None:
+                pt = try_open(seq, payload)
             if pt is None and decrypt and keys is not None:
                 pt, err = _open_slow(_frame_of(vals), keys, it, add_error,
                                      done + len(frame_rows) // width)
             if pt is None:
-                info = f"{stream_names.get(st) or f'unknown({st})'} seq={seq} {psz}B encrypted"
+                info = f"{name_of(st)} seq={seq} {psz}B encrypted"
             elif summarize:
                 gtp = gtp_fast(pt) if st == 2 and pf == 0 else None  # the commonest payload
                 if gtp is not None:
@@ -390,11 +374,11 @@ def read_chunks(path, keylog, state: ReadState, *, ports=(GBP_PORT,), heuristic:
                     try:
                         info = summarize_pt(st, pt, pf)
                     except GbpLabError as exc:
-                        info = (f"{stream_names.get(st) or f'unknown({st})'} seq={seq} "
+                        info = (f"{name_of(st)} seq={seq} "
                                 f"{len(pt)}B plaintext")
                         err = f"[{exc.vid}] plaintext does not decode: {exc.message}"
             else:
-                info = f"{stream_names.get(st) or f'unknown({st})'} seq={seq} {len(pt)}B plaintext"
+                info = f"{name_of(st)} seq={seq} {len(pt)}B plaintext"
             frames_extend((time, src, sport, dst, dport, gh, epoch, tid, st, sid, flags, seq,
                            psz, pf, pt is not None, info, err, flow_id, transport, offset,
                            packet))

@@ -40,6 +40,7 @@ from gbp_lab.core.errors import (DecodeError, DecryptError, GbpLabError, KeyLogE
                                   MissingKeyError)
 from gbp_lab.core.gap.payload import GapPayload
 from gbp_lab.core.gbp.aead import CIPHERS, open_frame
+from gbp_lab.core.gbp.classify import RecordClass, classify_record
 from gbp_lab.core.gbp.control import decode_control
 from gbp_lab.core.gbp.frame import FRAME_MATCHERS, GbpFrame, decode_frame
 from gbp_lab.core.gbp.registry import (STREAM_ID_STRIDE, ControlOpcode, PayloadCodec, StreamType,
@@ -56,7 +57,7 @@ from .records import GBP_PORT, ITEM_FIELDS, PipelineStats, RecordPipeline, iter_
 
 __all__ = ["FRAME_ROW", "FRAME_TABLE", "ERROR_ROW", "FRAME_COLUMNS", "ERROR_COLUMNS",
            "ReadState", "ReadChunk", "read_chunks", "frames_table", "errors_table",
-           "payload_fields", "summary", "load_keylog"]
+           "payload_fields", "summary", "mls_info", "load_keylog"]
 
 #: what the read loop writes per frame row; the other ``frames`` columns (``stream_name``,
 #: ``sender``, ``codec``, ``protocol``) are derived in bulk by :func:`frames_table`
@@ -94,8 +95,6 @@ _CODEC_NAMES = {c.value: c.name for c in PayloadCodec}
 _ST_NAMES = np.array([stream_name(i) for i in range(256)], dtype=object)
 _PROTO_NAMES = np.array([stream_protocol(i) for i in range(256)], dtype=object)
 _PF_NAMES = np.array([_CODEC_NAMES.get(i) or f"CBOR(pf={i})" for i in range(256)], dtype=object)
-_MLS_WIRE = {1: "KeyPackage", 2: "MLSMessage (PrivateMessage)", 3: "Welcome",
-             4: "GroupInfo", 5: "KeyPackage (MLSMessage)"}
 _chain = chain.from_iterable
 
 
@@ -169,6 +168,14 @@ def summary(st: int, pt: bytes, codec: int) -> str:
         return f"GSP {name} rid={s['request_id']} from={s['sender_id']} args={s['args_length']}B"
     return f"{len(pt)}B"
 
+
+
+def mls_info(rc: RecordClass, size: int) -> str:
+    """The Info line of a record the classifier named an MLS structure: its name, ``(MLSMessage)``
+    when it came in the envelope, the cipher suite it names, the size."""
+    wrapped = " (MLSMessage)" if rc.wrapped else ""
+    suite = f" suite {rc.suite}" if rc.suite is not None else ""
+    return f"{rc.name}{wrapped}{suite} ({size}B)"
 
 
 def load_keylog(keylog: Union[None, KeyLog, str, os.PathLike]) -> Optional[KeyLog]:
@@ -319,7 +326,7 @@ def read_chunks(path, keylog, state: ReadState, *, ports=(GBP_PORT,), heuristic:
     name_of = stream_name
     gtp_fast, gtp_line = _GTP_FAST, _gtp_line
     ctx_get = ctx.get
-    summarize_pt, decode = summary, decode_frame
+    summarize_pt, decode, classify = summary, decode_frame, classify_record
     matcher_for = FRAME_MATCHERS.get
     for it in _chain(iter_item_batches(path, reader_out=holder, pipeline=pipe, on_raw=on_raw)):
         if len(holder[0].secrets) != seen_secrets:  # a DSB was read: its keys apply from here
@@ -385,10 +392,9 @@ def read_chunks(path, keylog, state: ReadState, *, ports=(GBP_PORT,), heuristic:
             pts_append(pt)
             pls_append(payload)
             recs_append(data)
-        elif len(data) >= 4 and data[0] == 0 and data[1] == 1 and data[2] == 0:
-            what = _MLS_WIRE.get(data[3], f"MLS wire format {data[3]}")
+        elif (rc := classify(data)).kind.is_mls:  # which MLS structure: by parsing
             frames_extend((time, src, sport, dst, dport, None, None, None, None, None, None,
-                           None, len(data), None, False, f"{what} ({len(data)}B)", None,
+                           None, len(data), None, False, mls_info(rc, len(data)), None,
                            flow_id, transport, offset, packet))
             pts_append(None)
             pls_append(None)

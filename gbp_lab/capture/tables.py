@@ -38,6 +38,7 @@ import pandas as pd
 
 from gbp_lab.core.errors import GbpLabError
 from gbp_lab.core.gap.payload import GapPayload
+from gbp_lab.core.gbp.classify import classify_record
 from gbp_lab.core.gbp.control import decode_control
 from gbp_lab.core.gbp.registry import ControlOpcode, PayloadCodec, StreamType
 from gbp_lab.core.gsp.args import parse_args
@@ -191,8 +192,6 @@ def build_signals(frames: pd.DataFrame, plaintexts: Sequence[Optional[bytes]]) -
 
 
 # ------------------------------------------------------------------------------------------------
-_WIRE_NAMES = {1: "PublicMessage", 2: "PrivateMessage", 3: "Welcome", 4: "GroupInfo",
-               5: "KeyPackage"}
 _CONTENT_NAMES = {1: "application", 2: "proposal", 3: "commit"}
 
 
@@ -204,19 +203,18 @@ def decode_prepare_commit(args: bytes, keylog) -> Dict[str, Any]:
     proposals' credentials), ``removed`` (leaf indexes), ``commit`` (a summary dict); otherwise
     ``error`` says why not."""
     from gbp_lab.core.mls.commit import Commit
-    from gbp_lab.core.mls.framing import MLSMessage, PrivateMessage, PublicMessage
+    from gbp_lab.core.mls.framing import PrivateMessage, PublicMessage
     from gbp_lab.core.mls.observer import open_private_message
     from gbp_lab.core.mls.suites import CipherSuite
 
     out: Dict[str, Any] = {"mls_type": None, "mls_epoch": None, "error": None}
-    try:
-        msg = MLSMessage.from_bytes(args)
-    except GbpLabError as exc:
-        out["error"] = f"[{exc.vid}] args are not an MLSMessage: {exc.message}"
+    rc = classify_record(args)  # which MLS structure: by parsing (the core's one classifier)
+    if not rc.kind.is_mls:
+        why = rc.error or f"a {rc.name}"
+        out["error"] = f"args are not an MLSMessage: {why}"
         return out
-    wf = int(msg.wire_format)
-    body = msg.message
-    name = _WIRE_NAMES.get(wf, f"wire_format {wf}")
+    body = rc.body
+    name = rc.name
     content_body = None
     if isinstance(body, (PrivateMessage, PublicMessage)):
         ct = body.content_type if isinstance(body, PrivateMessage) else body.content.content_type

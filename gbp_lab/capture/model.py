@@ -223,7 +223,7 @@ def _parquet_safe(df: pd.DataFrame) -> pd.DataFrame:
         kinds = {type(v) for v in vals if v is not None and v is not pd.NA}
         if kinds <= {str}:
             continue
-        conv = []
+        conv: List[Optional[str]] = []
         for v in vals:
             if v is None or v is pd.NA:
                 conv.append(None)

@@ -34,7 +34,7 @@ import struct
 from dataclasses import dataclass, field
 from enum import IntEnum
 from itertools import starmap as _starmap
-from typing import BinaryIO, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, BinaryIO, Dict, Iterator, List, Optional, Tuple, Union
 
 from gbp_lab.core.errors import DecodeError, UsageError
 
@@ -171,7 +171,7 @@ class CaptureIssue:
     packet_index: Optional[int] = None  #: index the next packet would have had
 
 
-def _load(source: Source) -> Tuple[object, Optional[object]]:
+def _load(source: Source) -> Tuple[Any, Optional[Any]]:
     """Return (buffer, closer). Paths are mmapped (read-only), file objects read fully."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source), None
@@ -444,6 +444,7 @@ class PcapngWriter:
     """
 
     def __init__(self, target: Union[str, os.PathLike, BinaryIO], *, shb_options: bytes = b"") -> None:
+        self._f: BinaryIO
         if isinstance(target, (str, os.PathLike)):
             self._f = open(target, "wb")
             self._own = True

@@ -256,7 +256,9 @@ class TcpReassembler:
             self._accept(*h, out)
 
     def _offset(self, seq: int) -> int:
-        d = (seq - self.isn - self.next) & _MASK  # distance from the next expected byte
+        isn = self.isn
+        assert isn is not None  # called once the stream's base is fixed
+        d = (seq - isn - self.next) & _MASK  # distance from the next expected byte
         if d >= 0x80000000:
             d -= 0x100000000
         return self.next + d

@@ -30,7 +30,7 @@ import math
 import struct
 from dataclasses import dataclass, fields
 from itertools import starmap as _starmap
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 from .pcap import (
     IpDefragmenter,
@@ -140,8 +140,9 @@ class _Dir:
 
     def __init__(self, src, sport, dst, dport, reasm_kw, fid: int) -> None:
         self.src, self.sport, self.dst, self.dport = src, sport, dst, dport
-        self.reasm = TcpReassembler(**reasm_kw)
-        self.asm = RecordAssembler(syn=True)
+        # both become stand-ins when the flow closes (_ClosedReasm, None): Any
+        self.reasm: Any = TcpReassembler(**reasm_kw)
+        self.asm: Any = RecordAssembler(syn=True)
         self.peer: Optional["_Dir"] = None
         self.ident = (src, sport, dst, dport, fid)
 
@@ -333,7 +334,7 @@ class RecordPipeline:
         for k in stale:
             del self._flows[k]
 
-    def _lost_datagram(self, e: PendingDatagram, pkt: Optional[Packet], out: List[RecordItem]) -> None:
+    def _lost_datagram(self, e: PendingDatagram, pkt: Optional[Packet], out: list) -> None:
         """Report an IP datagram whose fragments never all arrived, if it was GBP's."""
         sport, dport = e.ports
         if sport in self.ports or dport in self.ports:
@@ -367,7 +368,7 @@ class RecordPipeline:
         return f
 
     # -- UDP -------------------------------------------------------------------------------------
-    def _udp(self, pkt: Packet, d, out: List[RecordItem]) -> None:
+    def _udp(self, pkt: Packet, d, out: list) -> None:
         self.stats.udp_datagrams += 1
         on_port = d.sport in self.ports or d.dport in self.ports
         p = d.payload
@@ -397,7 +398,7 @@ class RecordPipeline:
                     p[4:] if prefixed else p, None, None, pkt.index))
 
     # -- TCP -------------------------------------------------------------------------------------
-    def _tcp(self, pkt: Packet, d, out: List[RecordItem]) -> None:
+    def _tcp(self, pkt: Packet, d, out: list) -> None:
         key = (6,) + _canon(d)
         f = self._flows.get(key)
         flags = d.flags
@@ -438,7 +439,7 @@ class RecordPipeline:
             return
         self._tcp_feed(f, pkt, d, out)
 
-    def _after_close(self, f: _Flow, pkt: Packet, d, out: List[RecordItem]) -> None:
+    def _after_close(self, f: _Flow, pkt: Packet, d, out: list) -> None:
         dr = f.dirs.get((d.src, d.sport))
         if dr is not None and dr.reasm.covers(d.seq, len(d.payload) + d.missing):
             return  # a late retransmission of bytes already seen
@@ -447,7 +448,7 @@ class RecordPipeline:
                                          f"closed", "TCP-AFTER-CLOSE", flow_id=f.id,
                                  transport="tcp"))
 
-    def _replay(self, f: _Flow, pending: list, out: List[RecordItem]) -> None:
+    def _replay(self, f: _Flow, pending: list, out: list) -> None:
         """Feed the packets held while the heuristic was deciding."""
         for p2, d2 in pending:
             if f.closed:
@@ -465,7 +466,7 @@ class RecordPipeline:
             return False  # retransmitted SYN
         return r.isn is not None or r.ended is not None
 
-    def _tcp_feed(self, f: _Flow, pkt: Packet, d, out: List[RecordItem]) -> None:
+    def _tcp_feed(self, f: _Flow, pkt: Packet, d, out: list) -> None:
         dk = (d.src, d.sport)
         dr = f.dirs.get(dk)
         if dr is None:
@@ -535,7 +536,7 @@ class RecordPipeline:
             if res:
                 self._emit(f, dr, res, idx, out)
 
-    def _close_flow(self, f: _Flow, out: List[RecordItem], time: Optional[float] = None) -> None:
+    def _close_flow(self, f: _Flow, out: list, time: Optional[float] = None) -> None:
         if f.closed:
             return
         if f.gbp is None and f.pending:

@@ -114,7 +114,7 @@ def _rows_of(frames: pd.DataFrame, plaintexts: Sequence[Optional[bytes]], stream
 # ------------------------------------------------------------------------------------------------
 def build_messages(frames: pd.DataFrame, plaintexts: Sequence[Optional[bytes]]) -> pd.DataFrame:
     """GTP messages (decrypted text frames), with the receiver's ``new``/``duplicate`` verdict."""
-    rows = []
+    rows: List[tuple] = []
     clients: Dict[tuple, GtpClient] = {}
     for i, t, snd, ep, cname, dst, dport, pt in _rows_of(frames, plaintexts, StreamType.TEXT):
         pf = codec_wire(cname)
@@ -153,7 +153,7 @@ def _sframe_header(opus: bytes, epoch: Optional[int]):
 
 def build_audio(frames: pd.DataFrame, plaintexts: Sequence[Optional[bytes]]) -> pd.DataFrame:
     """GAP audio payloads (decrypted audio frames) with the SFrame header fields if present."""
-    rows = []
+    rows: List[tuple] = []
     for i, t, snd, ep, cname, _d, _p, pt in _rows_of(frames, plaintexts, StreamType.AUDIO):
         try:
             a = _fields(GapPayload, pt, codec_wire(cname))
@@ -168,7 +168,7 @@ def build_audio(frames: pd.DataFrame, plaintexts: Sequence[Optional[bytes]]) -> 
 
 def build_signals(frames: pd.DataFrame, plaintexts: Sequence[Optional[bytes]]) -> pd.DataFrame:
     """GSP signals (decrypted signal frames); ``args`` decoded to a dict."""
-    rows = []
+    rows: List[tuple] = []
     for i, t, snd, ep, cname, _d, _p, pt in _rows_of(frames, plaintexts, StreamType.SIGNAL):
         try:
             s = _fields(GspSignal, pt, codec_wire(cname))
@@ -270,13 +270,14 @@ def decode_prepare_commit(args: bytes, keylog) -> Dict[str, Any]:
     for por in commit.proposals:
         if por.proposal is None:
             kinds.append("reference")
-            items.append({"type": "reference", "ref": por.reference.hex()})
+            ref = por.reference
+            items.append({"type": "reference", "ref": ref.hex() if ref is not None else None})
             continue
         p = por.proposal
         kind = p.proposal_type.name.lower()
         kinds.append(kind)
         item: Dict[str, Any] = {"type": kind}
-        b = p.body
+        b: Any = p.body  # the proposal body named by ``kind``
         if kind == "add":
             cred = b.key_package.leaf_node.credential
             ident = cred.identity
@@ -295,7 +296,7 @@ def decode_prepare_commit(args: bytes, keylog) -> Dict[str, Any]:
 def build_control(frames: pd.DataFrame, plaintexts: Sequence[Optional[bytes]],
                   keylog=None) -> pd.DataFrame:
     """Control frames (stream type 0); PREPARE's commit decrypted when the key log allows."""
-    rows = []
+    rows: List[tuple] = []
     tids = None
     for i, t, snd, ep, _c, _d, _p, pt in _rows_of(frames, plaintexts, StreamType.CONTROL,
                                                     decrypted_only=False):
@@ -356,7 +357,7 @@ def build_epochs(frames: pd.DataFrame) -> pd.DataFrame:
             a[3].add(int(s))
         a[4] += 1
         a[5] += bool(dec[i])
-    rows = []
+    rows: List[tuple] = []
     for (g, e), (tset, first, last, members, n, nd, fi) in acc.items():
         rows.append((g, e, max(tset) if tset else None, sorted(tset), first, last,
                      sorted(members), n, nd, first, fi))

@@ -45,6 +45,7 @@ exactly the length of the shortest encoding of what it decoded).
 """
 from __future__ import annotations
 
+import builtins
 import io
 import struct
 from dataclasses import dataclass
@@ -201,11 +202,11 @@ class Writer:
         self.out.append(0xF5 if value else 0xF4)
         return self
 
-    def array(self, n: int) -> "Writer":
+    def array(self, n: builtins.int) -> "Writer":
         """Head of a definite-length array of *n* items (push them next)."""
         return self.head(4, n)
 
-    def map(self, n: int) -> "Writer":
+    def map(self, n: builtins.int) -> "Writer":
         """Head of a definite-length map of *n* pairs (push key, value, key, value …)."""
         return self.head(5, n)
 

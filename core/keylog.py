@@ -29,7 +29,7 @@ import os
 import re
 import struct
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple, Union
+from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple, Union, cast
 
 from .errors import KeyLogError, UsageError
 from .mls.suites import CipherSuiteId
@@ -239,8 +239,8 @@ class KeyLog:
     def __iter__(self) -> Iterator[KeyLogEntry]:
         for kind, k in self._order:
             if kind == "s":
-                label, gid, epoch = k  # type: ignore[misc]
-                yield KeyLogEntry(label, gid, epoch, self._secrets[k])  # type: ignore[index]
+                sk = cast(Tuple[str, bytes, int], k)  # "s" entries hold a secret's key
+                yield KeyLogEntry(sk[0], sk[1], sk[2], self._secrets[sk])
 
     def __contains__(self, key: object) -> bool:
         return key in self._secrets
@@ -259,12 +259,13 @@ class KeyLog:
         out = []
         for kind, k in self._order:
             if kind == "s":
-                label, gid, epoch = k  # type: ignore[misc]
-                out.append(KeyLogEntry(label, gid, epoch, self._secrets[k]).line())  # type: ignore[index]
+                sk = cast(Tuple[str, bytes, int], k)  # "s" entries hold a secret's key
+                out.append(KeyLogEntry(sk[0], sk[1], sk[2], self._secrets[sk]).line())
             elif kind == "c":
-                out.append(f"{CIPHER_SUITE} {k.hex()} {self._suites[k]}")  # type: ignore[union-attr]
+                gid = cast(bytes, k)  # "c" entries hold a group id
+                out.append(f"{CIPHER_SUITE} {gid.hex()} {self._suites[gid]}")
             else:
-                out.append(self._unknown[k])  # type: ignore[index]
+                out.append(self._unknown[cast(int, k)])  # "u" entries hold an index
         return out
 
     def dump(self) -> str:

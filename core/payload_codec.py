@@ -49,7 +49,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields as dc_fields
 from enum import Enum
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Type, TypeVar
+from typing import Any, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple, Type, TypeVar, cast
 
 import flatbuffers
 from flatbuffers import number_types as _fbn
@@ -274,7 +274,7 @@ def decode(cls: Type[T], data: Any, codec: Any = PayloadCodec.CBOR) -> T:
     check_lengths(schema, values, c.name)
     obj = cls.__new__(cls)
     # Values are already type- and range-checked: skip __post_init__'s caller checks.
-    for f in dc_fields(cls):
+    for f in dc_fields(cast(Any, cls)):  # every payload message class is a dataclass
         object.__setattr__(obj, f.name, values[f.name])
     return obj
 
@@ -608,7 +608,7 @@ class PayloadMessage:
     Subclasses set ``SCHEMA`` (a :class:`MessageSchema`) and call :func:`validate_fields` in
     ``__post_init__``."""
 
-    SCHEMA: MessageSchema
+    SCHEMA: ClassVar[MessageSchema]
 
     def to_bytes(self, codec: Any = PayloadCodec.CBOR) -> bytes:
         """Encode in *codec* (unknown codec numbers mean CBOR)."""

@@ -49,6 +49,8 @@ from .errors import (DecodeError, DecryptError, MissingKeyError, ReplayError, St
 from .mls.suites import CipherSuite
 
 __all__ = [
+    "epoch_matches",
+    "as_profile",
     "AES_128_GCM",
     "AES_256_GCM",
     "DEFAULT_LABEL",
@@ -126,7 +128,9 @@ _SUITES = {
 _KDF = {"sha256": CipherSuite.get(0x0001), "sha512": CipherSuite.get(0x0005)}
 
 
-def _profile(profile: ProfileLike) -> SFrameProfile:
+def as_profile(profile: ProfileLike) -> SFrameProfile:
+    """*profile* (a :class:`SFrameProfile` or its name) as the enum; ``UsageError``
+    (``SFRAME-PROFILE``) for an unknown one."""
     try:
         return SFrameProfile(profile)
     except ValueError:
@@ -157,7 +161,7 @@ def kid_for(epoch: int, leaf_index: int, profile: ProfileLike = PROFILE_RFC9605)
     ``(leaf & 0xFFFF) << 16 | (epoch & 0xFFFF)``.  Leaves ≥ 65536 alias lower ones (as in the
     reference, which masks silently).  draft-1.5: ``epoch << 16 | (leaf & 0xFFFF)``.
     """
-    p = _profile(profile)
+    p = as_profile(profile)
     _u(leaf_index, 32, "leaf_index")
     if p is SFrameProfile.RFC9605:
         _u(epoch, 64, "epoch")
@@ -168,22 +172,28 @@ def kid_for(epoch: int, leaf_index: int, profile: ProfileLike = PROFILE_RFC9605)
 
 def leaf_from_kid(kid: int, profile: ProfileLike = PROFILE_RFC9605) -> int:
     """Sender leaf index carried in a KID (16 bits in both profiles)."""
-    if _profile(profile) is SFrameProfile.RFC9605:
+    if as_profile(profile) is SFrameProfile.RFC9605:
         return (kid >> 16) & 0xFFFF
     return kid & 0xFFFF
 
 
 def epoch_from_kid(kid: int, profile: ProfileLike = PROFILE_RFC9605) -> int:
     """Epoch bits carried in a KID: the low 16 bits (rfc9605) or everything above bit 16 (draft)."""
-    if _profile(profile) is SFrameProfile.RFC9605:
+    if as_profile(profile) is SFrameProfile.RFC9605:
         return kid & 0xFFFF
     return kid >> 16
 
 
-def _epoch_matches(kid: int, epoch: int, profile: SFrameProfile) -> bool:
+def epoch_matches(kid: int, epoch: int, profile: SFrameProfile) -> bool:
+    """True when the epoch bits of *kid* name *epoch* under *profile* (RFC 9605 §5.2 /
+    draft-1.5: the low 16 bits, resp. everything above them)."""
     if profile is SFrameProfile.RFC9605:
         return (kid & 0xFFFF) == (epoch & 0xFFFF)
     return (kid >> 16) == epoch
+
+
+#: kept only for gbp_lab/capture/tables.py until it calls :func:`epoch_matches` (H-CAP)
+_epoch_matches = epoch_matches
 
 
 # ---------------------------------------------------------------------------------------------
@@ -210,7 +220,7 @@ class SFrameHeader:
     ctr_len: Optional[int] = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "profile", _profile(self.profile))
+        object.__setattr__(self, "profile", as_profile(self.profile))
         _u(self.kid, 64, "kid")
         _u(self.ctr, 64, "ctr")
         for name, n, lo, hi in (("kid_len", self.kid_len, 0 if self._rfc else 1, 8),
@@ -284,7 +294,7 @@ def parse_header(data: bytes, profile: ProfileLike = PROFILE_RFC9605) -> Tuple[S
     data = bytes(data)
     if profile == "auto":
         profile = detect_profile(data)
-    p = _profile(profile)
+    p = as_profile(profile)
     if not data:
         raise TruncatedError("empty SFrame payload", vid="SFRAME-HDR-EMPTY", where=0)
     first = data[0]
@@ -349,7 +359,7 @@ def detect_profile(payload: bytes, epoch: Optional[int] = None) -> SFrameProfile
         if p is SFrameProfile.RFC9605 and h.kid >> 32:
             score -= 2
         if epoch is not None:
-            if not _epoch_matches(h.kid, epoch, p):
+            if not epoch_matches(h.kid, epoch, p):
                 score -= 8
             else:
                 # How much of the epoch check rests on bytes after the config byte (which, were
@@ -372,7 +382,7 @@ def detect_profile_with_key(payload: bytes, base_key: bytes, epoch: int, suite: 
     for p in (SFrameProfile.RFC9605, SFrameProfile.DRAFT_1_5):
         try:
             header, n = parse_header(payload, p)
-            if not _epoch_matches(header.kid, epoch, p):
+            if not epoch_matches(header.kid, epoch, p):
                 continue
             key, salt = derive_key_salt(base_key, header.kid, suite, p)
             _open(key, salt, header, payload, n, extra_aad)
@@ -412,7 +422,7 @@ def derive_key_salt(base_key: bytes, kid: int, suite: int = AES_128_GCM,
     draft-1.5: ``HKDF-Expand`` with ``base_key`` as the PRK over the leaf index (``leaf_index``,
     or the KID's low 16 bits when not given — what a receiver has).
     """
-    p = _profile(profile)
+    p = as_profile(profile)
     suite_id, nk, hash_name = _suite(suite)
     base_key = bytes(base_key)
     if p is SFrameProfile.RFC9605:
@@ -434,7 +444,7 @@ def frame_nonce(salt: bytes, ctr: int, profile: ProfileLike = PROFILE_RFC9605) -
     """Per-frame nonce: ``salt XOR CTR`` (big-endian, right-aligned, rfc9605) or
     ``salt XOR (CTR u64 little-endian ‖ 4 zero bytes)`` (draft-1.5)."""
     _u(ctr, 64, "ctr")
-    if _profile(profile) is SFrameProfile.RFC9605:
+    if as_profile(profile) is SFrameProfile.RFC9605:
         mask = ctr.to_bytes(NONCE_LENGTH, "big")
     else:
         mask = ctr.to_bytes(8, "little") + bytes(4)
@@ -444,7 +454,7 @@ def frame_nonce(salt: bytes, ctr: int, profile: ProfileLike = PROFILE_RFC9605) -
 def build_aad(header_bytes: bytes, extra_aad: bytes, profile: ProfileLike = PROFILE_RFC9605) -> bytes:
     """AEAD associated data: ``extra_aad ‖ header`` (rfc9605 as the reference sends it) or
     ``header ‖ extra_aad`` (draft-1.5, and RFC 9605 §4.4.3 proper)."""
-    if _profile(profile) is SFrameProfile.RFC9605:
+    if as_profile(profile) is SFrameProfile.RFC9605:
         return bytes(extra_aad) + bytes(header_bytes)
     return bytes(header_bytes) + bytes(extra_aad)
 
@@ -557,7 +567,7 @@ class SFrameEncryptor:
         self._key = bytes(key)
         self._salt = bytes(salt)
         self._kid = _u(kid, 64, "kid")
-        self._profile = _profile(profile)
+        self._profile = as_profile(profile)
         self._counter = counter if counter is not None else _Counter()
         self._aead = AESGCM(self._key)
 
@@ -629,7 +639,7 @@ class SFrameSession:
     def __init__(self, base_key: bytes, epoch: int, suite: int = AES_128_GCM,
                  profile: ProfileLike = PROFILE_RFC9605, *, label: Optional[str] = DEFAULT_LABEL,
                  record_before_decrypt: bool = False) -> None:
-        self._profile = _profile(profile)
+        self._profile = as_profile(profile)
         _suite(suite)
         self._suite = int(suite)
         self._epoch = _u(epoch, 48 if self._profile is SFrameProfile.DRAFT_1_5 else 64, "epoch")
@@ -735,7 +745,7 @@ class SFrameSession:
         """
         payload = bytes(payload)
         header, n = parse_header(payload, self._profile)
-        if not _epoch_matches(header.kid, self._epoch, self._profile):
+        if not epoch_matches(header.kid, self._epoch, self._profile):
             raise StateError(f"KID {header.kid:#x} carries epoch {header.epoch_bits}, "
                              f"session is at {self._epoch}", vid="SFRAME-KID-EPOCH")
         if len(payload) - n < TAG_LENGTH:

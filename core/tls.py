@@ -11,7 +11,7 @@ typed :mod:`gbp_lab.core.errors` exceptions.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable, List, Optional, TypeVar
+from typing import Callable, Iterable, List, Optional, TypeVar, Union
 
 from .errors import DecodeError, TrailingBytesError, TruncatedError, UsageError
 
@@ -157,7 +157,7 @@ class Writer:
         self.buf += encode_varint(v)
         return self
 
-    def vec(self, data: bytes) -> "Writer":
+    def vec(self, data: Union[bytes, bytearray]) -> "Writer":
         self.buf += encode_varint(len(data))
         self.buf += data
         return self

@@ -16,7 +16,7 @@ tried to decrypt.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple, cast
 
 from scapy.config import conf
 from scapy.fields import ConditionalField, StrField
@@ -24,7 +24,7 @@ from scapy.packet import Packet
 
 from gbp_lab.core.errors import GbpLabError
 
-__all__ = ["CoreLayer", "SchemaLayer", "annotation", "describe_error", "find_under"]
+__all__ = ["CoreLayer", "FrameLayer", "SchemaLayer", "NO_DEFAULT", "text_field", "annotation", "describe_error", "find_under"]
 
 
 def describe_error(exc: BaseException) -> str:
@@ -34,20 +34,33 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+#: the default of a field that has none until set (scapy accepts ``None``; its type stubs want
+#: a value of the field's type)
+NO_DEFAULT: Any = None
+
+
+def text_field(name: str, default: str = "") -> StrField:
+    """A field holding text (scapy's ``StrField`` keeps ``str`` values too; its stubs say bytes)."""
+    return StrField(name, cast(Any, default))
+
+
 def annotation(name: str) -> ConditionalField:
     """A non-wire text field, shown only when set (dissection notes: errors, crypto status)."""
-    return ConditionalField(StrField(name, None), lambda p, _n=name: p.getfieldval(_n) is not None)
+    def shown(p: Packet) -> bool:
+        return p.getfieldval(name) is not None
+
+    return ConditionalField(StrField(name, NO_DEFAULT), shown)
 
 
 #: names of the annotation fields every CoreLayer may carry
-ANNOTATIONS = ("error",)
+ANNOTATIONS: Tuple[str, ...] = ("error",)
 
 
 class CoreLayer(Packet):
     """Base class: dissect with a core decoder, build with a core encoder (see module doc)."""
 
     #: names of fields that are annotations (not compared for the round-trip cache)
-    annotations = ANNOTATIONS
+    annotations: Tuple[str, ...] = ANNOTATIONS
 
     _orig: Optional[bytes] = None
     _orig_fields: Optional[Dict[str, Any]] = None
@@ -129,7 +142,7 @@ class CoreLayer(Packet):
 
     def describe(self) -> str:
         """One-line summary of a well-formed layer (subclasses override)."""
-        return self.name
+        return str(self.name)
 
     def mysummary(self):
         if self._failed:
@@ -165,6 +178,16 @@ def find_under(pkt: Packet, cls: type) -> Optional[Packet]:
     return None
 
 
+class FrameLayer(CoreLayer):
+    """Base of the layer that carries payload messages and names their codec (the GBP frame,
+    :class:`gbp_lab.dissectors.gbp.GbpFrame`): :class:`SchemaLayer` finds it below itself
+    without importing it."""
+
+    @property
+    def codec(self) -> Any:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
 class SchemaLayer(CoreLayer):
     """A layer for a payload message of :mod:`gbp_lab.core.payload_codec` (GTP / GAP / GSP):
     fields named by the CBOR keys of the message's ``SCHEMA``, decoded and encoded by the core
@@ -190,9 +213,7 @@ class SchemaLayer(CoreLayer):
 
         if self._codec_override is not None:
             return self._codec_override
-        from .gbp import GbpFrame
-
-        frame = find_under(self, GbpFrame)
+        frame = find_under(self, FrameLayer)
         if frame is not None:
             return frame.codec
         return PayloadCodec.CBOR

@@ -25,7 +25,7 @@ from gbp_lab.core.gbp.error_object import ErrorObject, decode_error_object
 from gbp_lab.core.gbp.registry import ControlOpcode, ErrorClass, ErrorCode, StreamType
 from gbp_lab.core.payload_codec import CborWriter, cbor_decode_item
 
-from ._common import CoreLayer, annotation
+from ._common import CoreLayer, annotation, text_field
 from .gbp import GbpFrame
 
 __all__ = ["GbpControl", "GbpCborArgs", "GbpErrorObject", "OPCODE_NAMES"]
@@ -128,7 +128,7 @@ class GbpErrorObject(CoreLayer):
         ByteEnumField("cls", 0, ERROR_CLASS_NAMES),
         ByteEnumField("retryable", 0, {0: "false", 1: "true"}),
         ByteEnumField("fatal", 0, {0: "false", 1: "true"}),
-        StrField("reason", ""),
+        text_field("reason"),
         XStrField("det", b""),
         annotation("error"),
     ]

@@ -22,6 +22,7 @@ from gbp_lab.core.gbp.registry import StreamType
 
 from ._common import SchemaLayer, annotation
 from .gbp import GbpFrame
+from .sframe import sframe_layer_for
 
 __all__ = ["GapPayload"]
 
@@ -41,8 +42,6 @@ class GapPayload(SchemaLayer):
     ]
 
     def dissect_children(self) -> None:
-        from .sframe import sframe_layer_for
-
         child = sframe_layer_for(self)
         if child is not None:
             self.add_payload(child)

@@ -27,22 +27,22 @@ from gbp_lab.core.errors import DecryptError, MissingKeyError
 from gbp_lab.core.gbp import aead as _aead
 from gbp_lab.core.gbp.frame import GbpFrame as _CoreFrame
 from gbp_lab.core.gbp.frame import decode_frame
-from gbp_lab.core.gbp.registry import (GBP_VERSION, FrameFlags, PayloadCodec, StreamType)
+from gbp_lab.core.gbp.registry import GBP_VERSION, FrameFlags, PayloadCodec, StreamType, sender_of
 
 from . import keystore
-from ._common import CoreLayer, annotation, describe_error
+from ._common import NO_DEFAULT, FrameLayer, annotation, describe_error
 
 __all__ = ["GbpFrame", "STREAM_TYPE_NAMES", "CODEC_NAMES", "FRAME_FLAG_NAMES"]
 
 STREAM_TYPE_NAMES = {int(s): s.name for s in StreamType}
 CODEC_NAMES = {int(c): c.name for c in PayloadCodec}
 #: bit order of the ``fl`` FlagsField (bit 0 first)
-FRAME_FLAG_NAMES = [f.name for f in (FrameFlags.ORDERED, FrameFlags.RELIABLE,
+FRAME_FLAG_NAMES = [str(f.name) for f in (FrameFlags.ORDERED, FrameFlags.RELIABLE,
                                      FrameFlags.ACK_REQUESTED, FrameFlags.SYSTEM,
                                      FrameFlags.CRITICAL)]
 
 
-class GbpFrame(CoreLayer):
+class GbpFrame(FrameLayer):
     """One GBP frame (CBOR map). See the module docstring."""
 
     name = "GBP Frame"
@@ -57,7 +57,7 @@ class GbpFrame(CoreLayer):
         FlagsField("fl", 0, 16, FRAME_FLAG_NAMES),
         IntField("seq", 1),
         IntField("psz", None),
-        StrLenField("pl", None, length_from=lambda p: p.psz),
+        StrLenField("pl", NO_DEFAULT, length_from=lambda p: p.psz),
         ByteEnumField("pf", PayloadCodec.CBOR, CODEC_NAMES),
         annotation("crypto"),
         annotation("defects"),
@@ -129,9 +129,8 @@ class GbpFrame(CoreLayer):
             gid16 = gid[:16].ljust(16, b"\0")
             secret = None if log is None else log.exporter_secret(
                 gid16, int(self.ep) + keystore.mls_epoch_offset())
-            if secret is not None:
-                key = _aead.stream_key(secret, int(self.st), log.suite(gid16))
-                pl = _aead.seal_payload(key, int(self.seq), pl)
+            if log is not None and secret is not None:
+                pl = _aead.CIPHERS.get(secret, int(self.st), log.suite(gid16)).seal(int(self.seq), pl)
         pl = bytes(pl)
         psz = len(pl) if self.psz is None else int(self.psz)
         return _CoreFrame(int(self.v), bytes(self.gid), int(self.ep), int(self.tid), int(self.st),
@@ -150,5 +149,5 @@ class GbpFrame(CoreLayer):
 
     @property
     def sender(self) -> int:
-        """Member id of the sender (``sid // 100``, the reference's stream-id scheme)."""
-        return int(self.sid) // 100
+        """Member id of the sender (:func:`~gbp_lab.core.gbp.registry.sender_of`, ``sid // 100``)."""
+        return sender_of(int(self.sid))

@@ -23,7 +23,7 @@ from gbp_lab.core.gtp.message import AttachmentManifest as _CoreManifest
 from gbp_lab.core.gtp.message import GtpContentType, GtpFlags
 from gbp_lab.core.gtp.message import GtpMessage as _CoreGtp
 
-from ._common import SchemaLayer, annotation
+from ._common import SchemaLayer, annotation, text_field
 from .gbp import GbpFrame
 
 __all__ = ["GtpMessage", "GtpAttachmentManifest", "GtpAttachmentChunk"]
@@ -82,8 +82,8 @@ class GtpAttachmentManifest(SchemaLayer):
     core_class = _CoreManifest
     fields_desc = [
         LongField("aid", 0),
-        StrField("name", ""),
-        StrField("mime", ""),
+        text_field("name"),
+        text_field("mime"),
         LongField("size", 0),
         IntField("nc", 0),
         XStrField("hash", b""),

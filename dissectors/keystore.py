@@ -21,7 +21,7 @@ by a constant, set the offset with :func:`set_mls_epoch_offset`.
 from __future__ import annotations
 
 import os
-from typing import Optional, Union
+from typing import Optional, Union, cast
 
 from gbp_lab.core.errors import UsageError
 from gbp_lab.core.keylog import KeyLog
@@ -29,7 +29,14 @@ from gbp_lab.core.keylog import KeyLog
 __all__ = ["use_keylog", "current_keylog", "set_mls_epoch_offset", "mls_epoch_offset",
            "keylog_in_use"]
 
-_state = {"keylog": None, "offset": 0}
+class _State:
+    """The process-wide dissection state."""
+
+    keylog: Optional[KeyLog] = None
+    offset: int = 0
+
+
+_state = _State()
 _QUERIES = ("exporter_secret", "sender_data_secret", "encryption_secret", "suite")
 
 
@@ -43,34 +50,34 @@ def use_keylog(path_or_keylog: Union[None, str, "os.PathLike[str]", KeyLog]) -> 
     e.g. a store for group ids that are not 16 bytes long.
     """
     if path_or_keylog is None:
-        _state["keylog"] = None
+        _state.keylog = None
         return None
     if isinstance(path_or_keylog, KeyLog) or all(
             callable(getattr(path_or_keylog, m, None)) for m in _QUERIES):
-        log = path_or_keylog
+        log = cast(KeyLog, path_or_keylog)  # a KeyLog, or an object with its query methods
     elif isinstance(path_or_keylog, (str, os.PathLike)):
         log = KeyLog.load(path_or_keylog)
     else:
         raise UsageError(f"use_keylog() takes a KeyLog or a path, not {type(path_or_keylog).__name__}",
                          vid="DISSECT-KEYLOG")
-    _state["keylog"] = log
+    _state.keylog = log
     return log
 
 
 def current_keylog() -> Optional[KeyLog]:
     """The installed key log, ``None`` when there is none."""
-    return _state["keylog"]
+    return _state.keylog
 
 
 def set_mls_epoch_offset(offset: int) -> None:
     """MLS epoch = frame ``ep`` + *offset* for frame decryption (default 0)."""
     if not isinstance(offset, int) or isinstance(offset, bool):
         raise UsageError("offset must be an int", vid="DISSECT-KEYLOG")
-    _state["offset"] = offset
+    _state.offset = offset
 
 
 def mls_epoch_offset() -> int:
-    return _state["offset"]
+    return _state.offset
 
 
 class keylog_in_use:
@@ -79,11 +86,11 @@ class keylog_in_use:
 
     def __init__(self, path_or_keylog) -> None:
         self._new = path_or_keylog
-        self._old = None
+        self._old: Optional[KeyLog] = None
 
     def __enter__(self) -> Optional[KeyLog]:
-        self._old = _state["keylog"]
+        self._old = _state.keylog
         return use_keylog(self._new)
 
     def __exit__(self, *exc) -> None:
-        _state["keylog"] = self._old
+        _state.keylog = self._old

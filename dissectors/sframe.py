@@ -27,12 +27,13 @@ from scapy.packet import NoPayload, Raw
 
 from gbp_lab.core.errors import GbpLabError
 from gbp_lab.core.sframe import (AES_128_GCM, AES_256_GCM, PROFILE_DRAFT_1_5, PROFILE_RFC9605,
-                                 TAG_LENGTH, SFrameHeader, SFrameSession, derive_key_salt,
+                                 TAG_LENGTH, as_profile, SFrameHeader, SFrameSession, derive_key_salt,
                                  detect_profile, epoch_from_kid, parse_header, sframe_open,
                                  sframe_seal)
 
 from . import keystore
-from ._common import CoreLayer, annotation, find_under
+from ._common import NO_DEFAULT, CoreLayer, annotation, find_under, text_field
+from .gbp import GbpFrame
 
 __all__ = ["SFrame", "sframe_layer_for", "sframe_base_key"]
 
@@ -60,8 +61,8 @@ class SFrame(CoreLayer):
     fields_desc = [
         XLongField("kid", 0),
         LongField("ctr", 0),
-        StrField("ciphertext", None),
-        StrField("profile", PROFILE_RFC9605.value),
+        StrField("ciphertext", NO_DEFAULT),
+        text_field("profile", PROFILE_RFC9605.value),
         ByteEnumField("suite", AES_128_GCM, SUITE_NAMES),
         annotation("leaf"),
         annotation("epoch_bits"),
@@ -95,7 +96,7 @@ class SFrame(CoreLayer):
             self.add_payload(Raw(self._plaintext, _internal=1, _underlayer=self))
 
     def _header(self) -> SFrameHeader:
-        return SFrameHeader(int(self.kid), int(self.ctr), self._profile())
+        return SFrameHeader(int(self.kid), int(self.ctr), as_profile(self._profile()))
 
     def encode_core(self) -> bytes:
         header = self._header()
@@ -103,13 +104,9 @@ class SFrame(CoreLayer):
         if ct is not None:
             return header.encode() + bytes(ct)
         plaintext = b"" if isinstance(self.payload, NoPayload) else bytes(self.payload)
-        from .gap import GapPayload
-        from .gbp import GbpFrame
-
-        frame, gap = find_under(self, GbpFrame), find_under(self, GapPayload)
-        epoch = (int(frame.ep) + keystore.mls_epoch_offset()) if frame is not None else (
-            int(gap.kp) if gap is not None else None)
-        base = sframe_base_key(bytes(frame.gid), epoch) if frame is not None else None
+        frame = find_under(self, GbpFrame)
+        base = None if frame is None else sframe_base_key(
+            bytes(frame.gid), int(frame.ep) + keystore.mls_epoch_offset())
         if base is None:
             return header.encode() + plaintext  # no key: carried in clear (for crafting)
         key, salt = derive_key_salt(base, header.kid, int(self.suite), self._profile())
@@ -136,8 +133,6 @@ def _make(data: bytes, parent, profile: str, suite: int, plaintext: Optional[byt
 def sframe_layer_for(gap) -> Optional[SFrame]:
     """The :class:`SFrame` child of a dissected GAP layer, or ``None`` for plain Opus (see the
     module docstring)."""
-    from .gbp import GbpFrame
-
     opus = bytes(gap.opus or b"")
     if not opus:
         return None

@@ -30,7 +30,7 @@ from scapy.packet import Packet, bind_layers
 from gbp_lab.core.gbp.classify import RecordKind, classify_record, looks_like_frame
 from gbp_lab.core.gbp.framing import MAX_RECORD, RecordReader, encode_record
 
-from ._common import CoreLayer, annotation
+from ._common import NO_DEFAULT, CoreLayer, annotation
 from .gbp import GbpFrame
 from .mls import MLSGroupInfo, MLSKeyPackage, MLSMessage, MLSWelcome
 
@@ -83,7 +83,7 @@ class GbpRecord(CoreLayer):
     name = "GBP Record"
     fields_desc = [
         LEIntField("len", None),
-        PacketLenField("body", None, record_body, length_from=lambda p: p.len),
+        PacketLenField("body", NO_DEFAULT, record_body, length_from=lambda p: p.len),
         annotation("error"),
     ]
 

@@ -121,6 +121,8 @@ class GapClient:
             if self._epoch is None:
                 self.sync_epoch(kp)
             current_epoch = self._epoch
+            assert current_epoch is not None  # sync_epoch just set it
+        window: Optional[Dict[int, int]]
         if kp == current_epoch & 0xFFFFFFFF:
             window = self._in_hw
         else:

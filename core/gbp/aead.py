@@ -132,9 +132,8 @@ class StreamCipher:
             raise DecryptError("AEAD tag does not verify", vid="GBP-AEAD-TAG") from None
 
     def try_open(self, seq: int, ciphertext: bytes) -> Optional[bytes]:
-        """:meth:`open` returning ``None`` instead of raising (the bulk readers' path)."""
-        if len(ciphertext) < TAG_LENGTH:
-            return None
+        """:meth:`open` returning ``None`` instead of raising (the node's and the bulk readers'
+        path; a ciphertext shorter than the tag fails like a bad tag)."""
         try:
             return self._decrypt(_nonce_get(seq) or _cached_nonce(seq), ciphertext, None)
         except InvalidTag:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..errors import GbpLabError
 from ..mls.framing import MLSMessage, PrivateMessage, PublicMessage
@@ -85,7 +85,7 @@ class RecordClass:
         return text if self.suite is None else f"{text} suite {self.suite}"
 
 
-_BY_WIRE_FORMAT = {
+_BY_WIRE_FORMAT: Dict[int, Tuple[RecordKind, Callable[[bytes], Any]]] = {
     int(WireFormat.MLS_PUBLIC_MESSAGE): (RecordKind.PUBLIC_MESSAGE, PublicMessage.from_bytes),
     int(WireFormat.MLS_PRIVATE_MESSAGE): (RecordKind.PRIVATE_MESSAGE, PrivateMessage.from_bytes),
     int(WireFormat.MLS_WELCOME): (RecordKind.WELCOME, Welcome.from_bytes),

@@ -37,7 +37,7 @@ from typing import Optional
 
 from .registry import ErrorCode, PayloadCodec, StreamType
 
-__all__ = ["NodeEvent", "OutboundFrame", "EVENT_KINDS"]
+__all__ = ["NodeEvent", "OutboundFrame", "EVENT_KINDS", "make_event"]
 
 #: Every ``kind`` a node can emit.
 EVENT_KINDS = (
@@ -97,7 +97,7 @@ _new = object.__new__
 _setattr = object.__setattr__
 
 
-def _event(fields: dict) -> NodeEvent:
+def make_event(fields: dict) -> NodeEvent:
     """A :class:`NodeEvent` whose instance dict is *fields* (must contain ``kind``); unnamed
     fields fall back to the class defaults (``None``)."""
     ev = _new(NodeEvent)

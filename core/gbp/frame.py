@@ -156,16 +156,41 @@ class GbpFrame:
                                  vid="GBP-FRAME-ENCODE", where=name)
         if not isinstance(self.group_id, bytes) or not isinstance(self.payload, bytes):
             raise UsageError("group_id and payload must be bytes", vid="GBP-FRAME-ENCODE")
-        pf = self.payload_format
-        return b"".join((
-            _HEAD11 if pf else _HEAD10, enc_uint(self.version),
-            _KGID, enc_bstr(self.group_id), _KEP, enc_uint(self.epoch),
-            _KTID, enc_uint(self.transition_id), _KST, enc_uint(self.stream_type),
-            _KSID, enc_uint(self.stream_id), _KFL, enc_uint(self.flags),
-            _KSEQ, enc_uint(self.sequence_no), _KPSZ, enc_uint(self.payload_size),
-            _KPL, enc_bstr(self.payload),
-            (_KPF + enc_uint(pf)) if pf else b"",
-        ))
+        return encode_frame(self.group_id, self.epoch, self.transition_id, self.stream_type,
+                            self.stream_id, self.flags, self.sequence_no, self.payload,
+                            self.payload_format, self.version, self.payload_size)
+
+
+#: shortest-form heads of the unsigned integers 0..255 (most frame fields), by value
+_UINTS = tuple(enc_uint(i) for i in range(256))
+_GID16_HEAD = enc_head(0x40, GROUP_ID_LENGTH)
+
+
+def encode_frame(group_id: bytes, epoch: int, transition_id: int, stream_type: int,
+                 stream_id: int, flags: int, sequence_no: int, payload: bytes,
+                 payload_format: int = 0, version: int = GBP_VERSION,
+                 payload_size: Optional[int] = None) -> bytes:
+    """The CBOR bytes of a frame from its values, in the reference's key order (``pf`` only when
+    non-zero; ``psz`` = ``len(payload)`` unless *payload_size* is given) — the one frame encoder:
+    :meth:`GbpFrame.to_cbor` (which checks the wire ranges first) and the node's sends (whose
+    values are in range by construction) both write through it. Values are not range-checked
+    here; an integer beyond 64 bits raises ``UsageError`` (``CBOR-RANGE``)."""
+    u = _UINTS
+    psz = len(payload) if payload_size is None else payload_size
+    n = len(payload)
+    return b"".join((
+        _HEAD11 if payload_format else _HEAD10, u[version] if 0 <= version < 256 else enc_uint(version),
+        _KGID, (_GID16_HEAD + group_id) if len(group_id) == GROUP_ID_LENGTH else enc_bstr(group_id),
+        _KEP, u[epoch] if 0 <= epoch < 256 else enc_uint(epoch),
+        _KTID, u[transition_id] if 0 <= transition_id < 256 else enc_uint(transition_id),
+        _KST, u[stream_type] if 0 <= stream_type < 256 else enc_uint(stream_type),
+        _KSID, u[stream_id] if 0 <= stream_id < 256 else enc_uint(stream_id),
+        _KFL, u[flags] if 0 <= flags < 256 else enc_uint(flags),
+        _KSEQ, u[sequence_no] if 0 <= sequence_no < 256 else enc_uint(sequence_no),
+        _KPSZ, u[psz] if 0 <= psz < 256 else enc_uint(psz),
+        _KPL, enc_head(0x40, n), payload,
+        (_KPF + enc_uint(payload_format)) if payload_format else b"",
+    ))
 
 
 #: the canonical-form matchers (:mod:`gbp_lab.core.cbor_shape`) by the frame's first byte — a map
@@ -241,5 +266,6 @@ def encode_gbp_frame(version: int, group_id: bytes, epoch: int, transition_id: i
                           sequence_no, payload, 0, version).to_cbor()
 
 
-__all__ = ["GbpFrame", "decode_frame", "frame_values", "FRAME_MATCHERS", "encode_gbp_frame", "FRAME_KEYS", "FRAME_SPEC",
+__all__ = ["GbpFrame", "decode_frame", "frame_values", "FRAME_MATCHERS", "encode_frame",
+           "encode_gbp_frame", "FRAME_KEYS", "FRAME_SPEC",
            "decode_map", "enc_uint", "enc_bstr", "enc_tstr", "enc_head"]

@@ -36,20 +36,16 @@ size check above.
 """
 from __future__ import annotations
 
-import struct
 from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-
 from ..errors import DecodeError, GbpLabError, StateError, UsageError
+from .aead import TAG_LENGTH, ExporterCiphers
 from .control import COORDINATOR_CLAIM_ARGS, ControlMessage, decode_control
-from .events import NodeEvent, OutboundFrame, _event
-from ..cbor import enc_bstr, enc_head, enc_key, enc_uint
-from .frame import decode_frame
-from .registry import (ERROR_SPECS, GBP_VERSION, GROUP_ID_LENGTH, STREAM_ID_STRIDE, TIMEOUTS_MS,
-                       ControlOpcode, ErrorClass, ErrorCode, FrameFlags, NodeState, PayloadCodec,
-                       StreamType, TransitionState, sent_flags)
+from .events import NodeEvent, OutboundFrame, make_event
+from .frame import decode_frame, encode_frame
+from .registry import (ERROR_SPECS, GBP_VERSION, GROUP_ID_LENGTH, STREAM_ID_STRIDE, STREAM_NAMES,
+                       TIMEOUTS_MS, ControlOpcode, ErrorClass, ErrorCode, FrameFlags, NodeState,
+                       PayloadCodec, StreamType, TransitionState, sent_flags)
 from .transitions import SENDABLE_STATES, node_can_transition, tid_valid
 
 __all__ = ["GroupNode", "NodeStateError", "MAX_WIRE_SIZE"]
@@ -62,22 +58,12 @@ _N = NodeState
 _T = TransitionState
 _OP = ControlOpcode
 _CRITICAL = int(FrameFlags.CRITICAL)
-_LABELS = ("gbp/control", "gbp/audio", "gbp/text", "gbp/signal")
-_ST_NAMES = ("control", "audio", "text", "signal")
+_ST_NAMES = tuple(STREAM_NAMES[i] for i in range(4))
 _ST_ENUM = tuple(StreamType)
 _CODECS = {0: PayloadCodec.CBOR, 1: PayloadCodec.PROTOBUF, 2: PayloadCodec.FLATBUFFERS}
 _OPS = {int(op): op for op in ControlOpcode}
 _OP_DEBUG = {op: "".join(w.capitalize() for w in op.name.split("_")) for op in ControlOpcode}
 _STATE_NAMES = {s: s.name for s in NodeState}
-_ZERO8 = bytes(8)
-_pack_u32 = struct.Struct(">I").pack
-_TAG = 16
-# pre-encoded frame keys (frame.py key order: v gid ep tid st sid fl seq psz pl [pf])
-_K_V, _K_GID, _K_EP, _K_TID, _K_ST, _K_SID, _K_FL, _K_SEQ, _K_PSZ, _K_PL, _K_PF = (
-    enc_key(k) for k in ("v", "gid", "ep", "tid", "st", "sid", "fl", "seq", "psz", "pl", "pf"))
-_HEAD = b"\xaa" + _K_V + enc_uint(GBP_VERSION)
-_HEAD_PF = b"\xab" + _K_V + enc_uint(GBP_VERSION)
-_ST_BYTES = tuple(enc_uint(i) for i in range(4))
 
 
 class NodeStateError(StateError, OSError):
@@ -113,7 +99,7 @@ class GroupNode:
         "pending_transition_id", "state", "transition_state", "pending_commit_sender",
         "pending_commit", "_ready_from", "_quorum", "prepare_deadline", "execute_deadline",
         "coordinator_last_seen", "_now", "_out_seq", "_in_hw", "_events", "_kmls", "_kepoch",
-        "_aeads", "timeouts", "max_wire_size", "_gid_part",
+        "_ciphers", "timeouts", "max_wire_size",
     )
 
     def __init__(self, member_id: int, group_id: bytes, *,
@@ -126,7 +112,6 @@ class GroupNode:
             raise UsageError("group_id must be 16 bytes", vid="GBP-NODE-GID")
         self.member_id = member_id
         self._group_id = bytes(group_id)
-        self._gid_part = _K_GID + enc_bstr(self._group_id)
         self.is_coordinator = False
         self.current_epoch = 0
         self.last_transition_id = 0
@@ -144,9 +129,7 @@ class GroupNode:
         self._out_seq: Dict[Tuple[int, int], int] = {}
         self._in_hw: Dict[Tuple[int, int], int] = {}
         self._events: List[NodeEvent] = []
-        self._kmls: Any = None
-        self._kepoch: Optional[Tuple[int, Optional[bytes]]] = None
-        self._aeads: List[Optional[ChaCha20Poly1305]] = [None, None, None, None]
+        self._ciphers = ExporterCiphers()  # stream keys of the current mls object and epoch
         t = dict(TIMEOUTS_MS)
         if timeouts:
             unknown = set(timeouts) - set(t)
@@ -255,7 +238,7 @@ class GroupNode:
         if not node_can_transition(cur, nxt):
             nxt = _N.FAILED
         self.state = nxt
-        self._events.append(_event({"kind": "state_changed", "from_state": _STATE_NAMES[cur],
+        self._events.append(make_event({"kind": "state_changed", "from_state": _STATE_NAMES[cur],
                                     "to_state": _STATE_NAMES[nxt]}))
 
     def trigger_resync(self) -> None:
@@ -266,28 +249,16 @@ class GroupNode:
 
     def _error(self, code: int, reason: str) -> None:
         fields = _error_fields(code, reason)
-        self._events.append(_event(fields))
+        self._events.append(make_event(fields))
         if fields["fatal"]:
             cur = self.state
             self.state = _N.FAILED
-            self._events.append(_event({"kind": "state_changed", "from_state": _STATE_NAMES[cur],
+            self._events.append(make_event({"kind": "state_changed", "from_state": _STATE_NAMES[cur],
                                         "to_state": "FAILED"}))
 
     def note_coordinator_activity(self, now: Optional[float] = None) -> None:
         """Reset the coordinator-silence timer (to *now*, default the latest known time)."""
         self.coordinator_last_seen = self._now if now is None else now
-
-    # -- keys ----------------------------------------------------------------------------------
-    def _aead(self, mls: Any, st: int) -> ChaCha20Poly1305:
-        # keys are cached per (mls object, its epoch, its group id)
-        ep = (mls.epoch, getattr(mls, "group_id", None))
-        if mls is not self._kmls or ep != self._kepoch:
-            self._kmls, self._kepoch = mls, ep
-            self._aeads = [None, None, None, None]
-        a = self._aeads[st]
-        if a is None:
-            a = self._aeads[st] = ChaCha20Poly1305(bytes(mls.export_raw(_LABELS[st], b"", 32)))
-        return a
 
     # -- receive -------------------------------------------------------------------------------
     def on_wire(self, mls: Any, wire: bytes, now: Optional[float] = None) -> List[NodeEvent]:
@@ -355,28 +326,29 @@ class GroupNode:
         self._in_hw[key] = seq
         pl = frame.payload
         try:
-            aead = self._aead(mls, st)
-            if len(pl) < _TAG:
-                raise ValueError("ciphertext shorter than the tag")
-            plain = aead.decrypt(_pack_u32(seq) + _ZERO8, pl, None)
-        except InvalidTag:
-            self._error(_E.DECRYPT_FAILED, "aead open: tag mismatch")
-            return
+            cipher = self._ciphers.get(mls, st)
         except Exception as exc:  # noqa: BLE001 - a key that cannot be exported is a failed open
             self._error(_E.DECRYPT_FAILED, f"aead open: {exc}")
+            return
+        if len(pl) < TAG_LENGTH:
+            self._error(_E.DECRYPT_FAILED, "aead open: ciphertext shorter than the tag")
+            return
+        plain = cipher.try_open(seq, pl)
+        if plain is None:
+            self._error(_E.DECRYPT_FAILED, "aead open: tag mismatch")
             return
         if st == 0:
             self._handle_control(plain)
             return
         pf = frame.payload_format
-        self._events.append(_event({
+        self._events.append(make_event({
             "kind": "payload_received", "stream_type_name": _ST_NAMES[st],
             "stream_type": _ST_ENUM[st], "stream_id": sid, "sequence_no": seq,
             "flags": frame.flags, "plaintext": plain,
             "codec": _CODECS.get(pf, PayloadCodec.CBOR)}))
 
     def _control_event(self, c: ControlMessage, op: ControlOpcode) -> NodeEvent:
-        return _event({"kind": "control", "sender": c.sender_id, "opcode": op.name,
+        return make_event({"kind": "control", "sender": c.sender_id, "opcode": op.name,
                        "opcode_code": int(op), "transition_id": c.transition_id,
                        "request_id": c.request_id, "args": c.args})
 
@@ -435,7 +407,7 @@ class GroupNode:
                 self.coordinator_last_seen = self._now
                 if self.is_coordinator and c.sender_id < self.member_id:
                     self.is_coordinator = False  # yield to the lower claimant (control-plane §5.1)
-                self._events.append(_event({"kind": "coordinator_claim",
+                self._events.append(make_event({"kind": "coordinator_claim",
                                             "claimant": c.sender_id}))
         self._events.append(self._control_event(c, op))
 
@@ -456,7 +428,7 @@ class GroupNode:
         self.transition_state = _T.T_EXECUTED
         self._out_seq.clear()
         self._in_hw.clear()
-        self._events.append(_event({"kind": "epoch_advanced", "epoch": self.current_epoch,
+        self._events.append(make_event({"kind": "epoch_advanced", "epoch": self.current_epoch,
                                     "transition_id": tid}))
 
     def check_timeouts(self, now: Optional[float] = None) -> List[NodeEvent]:
@@ -482,7 +454,7 @@ class GroupNode:
             self.coordinator_last_seen = None
             self.is_coordinator = False
             self._error(_E.COORDINATOR_GONE, "coordinator silence exceeded T_coordinator_grace")
-            self._events.append(_event({"kind": "coordinator_election_needed"}))
+            self._events.append(make_event({"kind": "coordinator_election_needed"}))
         return self.drain_events()
 
     # -- send ----------------------------------------------------------------------------------
@@ -494,8 +466,8 @@ class GroupNode:
                      plaintext: bytes, codec: int = PayloadCodec.CBOR) -> OutboundFrame:
         """Seal *plaintext* on ``(stream_type, stream_id)`` with the next sequence number (first
         is 1) and frame it at the node's epoch and last tid (node.rs ``send_payload``). The
-        frame bytes are those of :meth:`GbpFrame.to_cbor` (written directly: this is the hot
-        path of every client)."""
+        frame bytes are those of :meth:`GbpFrame.to_cbor`, written by the one frame encoder
+        (:func:`~gbp_lab.core.gbp.frame.encode_frame`; the ranges are checked here)."""
         if self.state not in SENDABLE_STATES:
             self._assert_can_send()
         st = int(stream_type)
@@ -511,13 +483,9 @@ class GroupNode:
         if seq > 0xFFFFFFFF:
             raise NodeStateError("sequence numbers exhausted on this stream; apply a transition",
                                  vid="GBP-NODE-SEQ", where=key)
-        ct = self._aead(mls, st).encrypt(_pack_u32(seq) + _ZERO8, bytes(plaintext), None)
-        n = len(ct)
-        wire = b"".join((
-            _HEAD_PF if pf else _HEAD, self._gid_part, _K_EP, enc_uint(self.current_epoch),
-            _K_TID, enc_uint(self.last_transition_id), _K_ST, _ST_BYTES[st], _K_SID,
-            enc_uint(stream_id), _K_FL, enc_uint(int(flags)), _K_SEQ, enc_uint(seq), _K_PSZ,
-            enc_uint(n), _K_PL, enc_head(0x40, n), ct, (_K_PF + enc_uint(pf)) if pf else b""))
+        ct = self._ciphers.get(mls, st).seal(seq, bytes(plaintext))
+        wire = encode_frame(self._group_id, self.current_epoch, self.last_transition_id, st,
+                            stream_id, int(flags), seq, ct, pf)
         self._out_seq[key] = seq
         return OutboundFrame(target, wire)
 
@@ -567,7 +535,7 @@ class GroupNode:
             self._now = now
         self.is_coordinator = True
         self.coordinator_last_seen = self._now
-        self._events.append(_event({"kind": "became_coordinator"}))
+        self._events.append(make_event({"kind": "became_coordinator"}))
         return self.send_control(mls, target, _OP.CAPABILITIES_ADVERTISE,
                                  self.last_transition_id, 0, COORDINATOR_CLAIM_ARGS)
 

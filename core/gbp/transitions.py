@@ -22,7 +22,8 @@ handlers do and tests/test_node_fsm.py checks the node against them.
 """
 from __future__ import annotations
 
-from typing import Dict, FrozenSet, Iterator, Mapping, Tuple
+from enum import IntEnum
+from typing import Dict, FrozenSet, Iterator, Mapping, Set, Tuple
 
 from ..errors import UsageError
 from .registry import TIMEOUTS_MS, ControlOpcode, NodeState, TransitionState
@@ -95,9 +96,12 @@ TID_RULES: Mapping[ControlOpcode, str] = {
 }
 
 
+_TID_RULE_OF: Dict[int, str] = {int(op): rule for op, rule in TID_RULES.items()}  # by plain int
+
+
 def tid_valid(opcode: int, tid: int, last: int, pending: int) -> bool:
     """Apply :data:`TID_RULES` to one control message (``pending`` 0 = nothing pending)."""
-    rule = TID_RULES.get(opcode, "unchecked")
+    rule = _TID_RULE_OF.get(opcode, "unchecked")
     if rule == "newer_and_free_or_same":
         return tid > last and (pending == 0 or pending == tid)
     if rule == "equals_pending":
@@ -131,6 +135,7 @@ SEND_EFFECTS: Mapping[ControlOpcode, Tuple[object, str]] = {
 def edges(machine: str = "node") -> Iterator[Tuple[str, str]]:
     """(from, to) state names of ``"node"`` (CLOSED-from-anywhere expanded) or
     ``"transition"``, sorted — ready for graphviz/networkx."""
+    pairs: Set[Tuple[IntEnum, IntEnum]]
     if machine == "node":
         pairs = set(NODE_EDGES) | {(s, d) for s in NodeState for d in NODE_ANY_TO if s != d}
     elif machine == "transition":

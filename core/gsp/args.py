@@ -35,7 +35,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 from ..cbor import Reader, bignum, encode_map
 from ..errors import DecodeError, UsageError
 from ..payload_codec import check_int
-from .signal import SignalType
+from .registry import SignalType
 
 __all__ = [
     "GspArgsError",

@@ -148,7 +148,8 @@ class GspClient(EpochScopedDedup):
         elif sig == _S.UNMUTE:
             self.muted.discard(sender)
         elif sig == _S.ROLE_CHANGE and self.roles is not None \
-                and self.roles.role(args.new_role) is not None:
+                and args.target_member_id is not None and args.new_role is not None \
+                and self.roles.role(args.new_role) is not None:  # both keys are required
             self.roles.assign(args.target_member_id, args.new_role)
         return GspAcceptResult("new", sig.name, sig, sender, s.role_claim, s.request_id, None,
                                args, s)

@@ -15,28 +15,13 @@ gives the registry member or ``None``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum
-from typing import TYPE_CHECKING, ClassVar, Optional
+from typing import ClassVar, Optional
 
 from ..payload_codec import FieldSpec, Kind, MessageSchema, PayloadMessage, register_protobuf, validate_fields
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .args import SignalArgs
+from .args import SignalArgs, validate_args
+from .registry import SignalType
 
 __all__ = ["SignalType", "GspSignal"]
-
-
-class SignalType(IntEnum):
-    """GSP signal registry (u32 on the wire; gsp_rfc §5, reference-map §2)."""
-
-    JOIN = 100
-    LEAVE = 101
-    ROLE_CHANGE = 102
-    MUTE = 200
-    UNMUTE = 201
-    STREAM_START = 300
-    STREAM_STOP = 301
-    CODEC_UPDATE = 400
 
 
 GSP_SIGNAL_SCHEMA = MessageSchema(
@@ -97,6 +82,4 @@ class GspSignal(PayloadMessage):
     def parsed_args(self) -> "SignalArgs":
         """Validate ``args`` for this signal type as the reference receiver does
         (:func:`gbp_lab.core.gsp.args.validate_args`)."""
-        from .args import validate_args
-
         return validate_args(self.signal_type, self.args)

@@ -144,7 +144,7 @@ def _sframe_header(opus: bytes, epoch: Optional[int]):
     try:
         prof = sframe.detect_profile(opus, epoch)
         hdr, n = sframe.parse_header(opus, prof)
-        if len(opus) < n + sframe.TAG_LENGTH or not sframe._epoch_matches(hdr.kid, epoch, prof):
+        if len(opus) < n + sframe.TAG_LENGTH or not sframe.epoch_matches(hdr.kid, epoch, prof):
             return None, None, None
         return str(prof), hdr.kid, hdr.ctr
     except (GbpLabError, ValueError):

@@ -7,7 +7,7 @@ cells are collected in one flat list and turned into a DataFrame once, at the en
 array, then typed columns: nullable integers, Arrow-backed ``str`` text).
 
 Keys: ``keylog=`` (a :class:`~gbp_lab.core.keylog.KeyLog`, a path, or key-log text) merged with
-the GBPK Decryption Secrets Blocks found in a pcapng (type 0x4742504B, see :mod:`.pcap`).
+the GBPK Decryption Secrets Blocks found in a pcapng (type 0x4742504B, see :mod:`.pcapfile`).
 
 ``frames`` has one row per GBP frame and per raw MLS message (KeyPackage / Commit / Welcome, the
 blobs the reference sends with the same length prefix — ``protocol`` = ``"MLS"``). Its ``error``
@@ -42,7 +42,7 @@ import pandas as pd
 
 from gbp_lab.core.keylog import KeyLog
 
-from .pcap import DecryptionSecrets, Interface
+from .pcapfile import DecryptionSecrets, Interface
 from .readpath import (ERROR_COLUMNS, FRAME_COLUMNS, ReadState, errors_table, frames_table,
                        read_chunks)
 from .records import GBP_PORT, PipelineStats

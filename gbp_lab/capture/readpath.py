@@ -52,7 +52,7 @@ from gbp_lab.core.payload_codec import cbor_values_matcher
 from gbp_lab.core.payload_codec import decode as pc_decode
 
 from .columns import BOOL, FLOAT, INT64, TEXT, UINT64, RowLayout, text_column
-from .pcap import DecryptionSecrets, Interface
+from .pcapfile import DecryptionSecrets, Interface
 from .records import GBP_PORT, ITEM_FIELDS, PipelineStats, RecordPipeline, iter_item_batches
 
 __all__ = ["FRAME_ROW", "FRAME_TABLE", "ERROR_ROW", "FRAME_COLUMNS", "ERROR_COLUMNS",

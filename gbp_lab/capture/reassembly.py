@@ -35,7 +35,7 @@ from typing import List, Optional, Tuple, Union
 
 from gbp_lab.core.gbp.framing import MAX_RECORD, find_resync_point, plausible_header, plausible_start
 
-from .pcap import TCP_FIN, TCP_RST, TCP_SYN
+from .packets import TCP_FIN, TCP_RST, TCP_SYN
 
 __all__ = [
     "MAX_RECORD",

@@ -6,7 +6,7 @@ KeyPackage/Welcome blob, reference gbp_rfc.md §3) or an ``error`` description w
 Nothing is lost silently: gaps, garbage, oversize lengths, records cut by FIN/RST/end of capture,
 truncated datagrams, IP datagrams whose fragments never all arrived, a truncated file and unknown
 link types all become error items. IP fragments are reassembled first
-(:class:`~.pcap.IpDefragmenter`).
+(:class:`~.defrag.IpDefragmenter`).
 
 Transports:
 
@@ -18,9 +18,10 @@ Transports:
 
 Speed: the bulk readers use :func:`iter_item_tuples` (items as plain tuples in
 :class:`RecordItem` field order, packets as tuples from
-:meth:`~.pcap.CaptureReader.iter_tuples`). :meth:`RecordPipeline._feed` parses the common
-Ethernet/IPv4/TCP packet of an open GBP flow with one ``struct`` call and hands an in-order
-segment (:meth:`~.reassembly.TcpReassembler.in_order`) straight to :meth:`RecordAssembler.data`,
+:meth:`~.pcapfile.CaptureReader.iter_tuples`). :meth:`RecordPipeline._feed` takes the common
+Ethernet/IPv4/TCP packet through the one decoder's fast path (:func:`.packets.eth_ipv4_tcp`: one
+``struct`` call, a raw flow key) and hands an in-order segment of an open GBP flow
+(:meth:`~.reassembly.TcpReassembler.in_order`) straight to :meth:`RecordAssembler.data`,
 which splits the records in bulk; every other packet takes the general path, which yields the
 same items (the general path is what :meth:`RecordPipeline.packet` runs).
 """
@@ -32,22 +33,13 @@ from dataclasses import dataclass, fields
 from itertools import starmap as _starmap
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
-from .pcap import (
-    IpDefragmenter,
-    PendingDatagram,
-    TCP_ACK,
-    TCP_FIN,
-    TCP_RST,
-    TCP_SYN,
-    CaptureReader,
-    Packet,
-    decode_packet,
-    ip_text,
-    link_supported,
-)
 from gbp_lab.core.gbp.framing import (MAX_RECORD, RecordReader, find_resync_point,
                                       plausible_header, plausible_start)
 
+from .defrag import IpDefragmenter, PendingDatagram
+from .packets import (TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, decode_packet, eth_ipv4_tcp,
+                      flow_key_parts, link_supported)
+from .pcapfile import CaptureReader, Packet
 from .reassembly import StreamData, StreamEnd, StreamGap, StreamStart, TcpReassembler
 
 __all__ = [
@@ -65,8 +57,6 @@ __all__ = [
 
 GBP_PORT = 7878
 _U32 = struct.Struct("<I")
-#: Ethernet II + IPv4 (no options) + TCP up to the flags byte, in one go (see RecordPipeline._feed)
-_ETH_IPV4_TCP = struct.Struct("!12xHBxH2xH1xB2x4s4sHHIIBB")
 _SYN_FIN_RST = TCP_SYN | TCP_FIN | TCP_RST
 
 
@@ -162,7 +152,7 @@ class _Flow:
 
 
 class RecordPipeline:
-    """Packets in, :class:`RecordItem` out (sans-IO: feed :class:`~.pcap.Packet` objects).
+    """Packets in, :class:`RecordItem` out (sans-IO: feed :class:`~.pcapfile.Packet` objects).
 
     ``ports``: TCP/UDP ports that carry GBP. ``heuristic``: also look for GBP on other ports
     (per flow, from the first ``probe_packets`` data packets). ``reasm_kw`` tunes the reassembler.
@@ -203,15 +193,16 @@ class RecordPipeline:
         return [RecordItem(*t) for t in out]
 
     def _feed(self, t: tuple, out: list) -> None:
-        """Hot path of :meth:`packet` for a packet tuple (:meth:`.pcap.CaptureReader.iter_tuples`)
+        """Hot path of :meth:`packet` for a packet tuple (:meth:`.pcapfile.CaptureReader.iter_tuples`)
         appending item tuples (:class:`RecordItem` field order) to ``out``.
 
         The common case — Ethernet / IPv4 without options or fragmentation / TCP without
         SYN/FIN/RST, fully captured, on a known GBP flow whose direction is already open — is
-        parsed inline with one ``struct`` call, and a segment at the expected sequence number
-        goes straight to the record splitter (:meth:`.reassembly.TcpReassembler.in_order`).
-        Everything else takes the general path (:func:`.pcap.decode_packet`, :meth:`_packet`),
-        which gives the same result for the common case too."""
+        parsed by the decoder's fast path (:func:`.packets.eth_ipv4_tcp`), and a segment at the
+        expected sequence number goes straight to the record splitter
+        (:meth:`.reassembly.TcpReassembler.in_order`). Everything else takes the general path
+        (:func:`.packets.decode_packet`, :meth:`_packet`), which gives the same result for the
+        common case too."""
         index, _iface, linktype, time, _ticks, _units, _orig, data = t
         st = self.stats
         st.packets += 1
@@ -220,64 +211,57 @@ class RecordPipeline:
         self._last_index = index
         if st.packets % self.SWEEP_EVERY == 0:
             self._sweep()
-        if linktype == 1 and len(data) >= 54:
-            (et, vihl, tot, frag, proto, s, d, sport, dport, seq, ack, doff,
-             flags) = _ETH_IPV4_TCP.unpack_from(data, 0)
-            if et == 0x0800 and vihl == 0x45 and proto == 6 and not frag & 0x3FFF \
-                    and not flags & _SYN_FIN_RST:
-                n = len(data)
-                lend = 14 + tot if tot >= 20 else n
-                hl = (doff >> 4) * 4
-                if lend <= n and hl >= 20 and 34 + hl <= lend:
-                    ck = data[26:38]  # IPv4 source, destination, TCP ports
-                    ent = self._open_dirs.get(ck)
-                    if ent is None or ent[0].closed:
-                        ent = self._open_dir(ck, s, d, sport, dport)
-                    if ent is not None:
-                        f, dr = ent
-                        st.tcp_segments += 1
-                        f.last_time = time
-                        payload = data[34 + hl:lend]
-                        reasm = dr.reasm
-                        off = reasm.in_order(seq, payload, time) if payload else -1
-                        if off >= 0:
-                            asm = dr.asm
-                            # the commonest segment of live traffic: exactly one whole record,
-                            # the splitter at a record boundary (what asm.data would emit)
-                            if asm.whole(off, payload):
-                                src, sp, dst, dp, fid = dr.ident
-                                out.append((time, src, sp, dst, dp, fid, "tcp", off, payload[4:],
-                                            None, None, index))
-                                st.records += 1
-                            else:
-                                res = asm.data(off, payload, time)
-                                if res:
-                                    self._emit(f, dr, res, index, out)
+        fast = eth_ipv4_tcp(linktype, data)
+        if fast is not None:
+            ck, seq, ack, flags, payload = fast
+            if not flags & _SYN_FIN_RST:
+                ent = self._open_dirs.get(ck)
+                if ent is None or ent[0].closed:
+                    ent = self._open_dir(ck)
+                if ent is not None:
+                    f, dr = ent
+                    st.tcp_segments += 1
+                    f.last_time = time
+                    reasm = dr.reasm
+                    off = reasm.in_order(seq, payload, time) if payload else -1
+                    if off >= 0:
+                        asm = dr.asm
+                        # the commonest segment of live traffic: exactly one whole record,
+                        # the splitter at a record boundary (what asm.data would emit)
+                        if asm.whole(off, payload):
+                            src, sp, dst, dp, fid = dr.ident
+                            out.append((time, src, sp, dst, dp, fid, "tcp", off, payload[4:],
+                                        None, None, index))
+                            st.records += 1
                         else:
-                            events = reasm.segment(seq, flags, payload, time, 0)
+                            res = asm.data(off, payload, time)
+                            if res:
+                                self._emit(f, dr, res, index, out)
+                    else:
+                        events = reasm.segment(seq, flags, payload, time, 0)
+                        if events:
+                            self._events(f, dr, events, index, out)
+                    other = dr.peer
+                    if other is not None:
+                        oreasm = other.reasm
+                        if flags & TCP_ACK and oreasm.ended is None:
+                            events = oreasm.ack(ack, time)
                             if events:
-                                self._events(f, dr, events, index, out)
-                        other = dr.peer
-                        if other is not None:
-                            oreasm = other.reasm
-                            if flags & TCP_ACK and oreasm.ended is None:
-                                events = oreasm.ack(ack, time)
-                                if events:
-                                    self._events(f, other, events, index, out)
-                            if oreasm.ended is not None and reasm.ended is not None:
-                                self._mark_closed(f)
-                        return
+                                self._events(f, other, events, index, out)
+                        if oreasm.ended is not None and reasm.ended is not None:
+                            self._mark_closed(f)
+                    return
         self._packet(Packet(*t), out)
 
-    def _open_dir(self, ck: bytes, s: bytes, d: bytes, sport: int, dport: int):
+    def _open_dir(self, ck: bytes):
         """``(flow, direction)`` for the hot path if the packet's flow is an open GBP flow whose
         direction exists, else ``None``; remembered in ``_open_dirs`` (bounded) under the raw
-        address/port bytes. An entry stays valid while its flow is open: a flow is replaced or
-        forgotten only after it is closed, and a direction object is never replaced."""
+        address/port bytes (:data:`.packets.FastTcp4`'s ``flow_key``). An entry stays valid while
+        its flow is open: a flow is replaced or forgotten only after it is closed, and a direction
+        object is never replaced."""
         cache = self._open_dirs
         cache.pop(ck, None)
-        src = ip_text(s)
-        dst = ip_text(d)
+        src, sport, dst, dport = flow_key_parts(ck)
         key = ((6, src, sport, dst, dport) if (src, sport) <= (dst, dport)
                else (6, dst, dport, src, sport))
         f = self._flows.get(key)
@@ -626,7 +610,7 @@ def _looks_gbp(payload: bytes) -> bool:
 def iter_records(source, *, reader_out: Optional[list] = None, pipeline: Optional[RecordPipeline] = None,
                  on_packet=None, **kw) -> Iterator[RecordItem]:
     """Yield the :class:`RecordItem` of a capture (path, bytes or file object), file defects
-    included. ``reader_out``, if given, receives the :class:`~.pcap.CaptureReader` (for its
+    included. ``reader_out``, if given, receives the :class:`~.pcapfile.CaptureReader` (for its
     secrets) as soon as it is open. ``on_packet(packet)``, if given, is called for every packet
     read (progress reporting)."""
     on_raw = None if on_packet is None else (lambda t: on_packet(Packet(*t)))
@@ -637,7 +621,7 @@ def iter_records(source, *, reader_out: Optional[list] = None, pipeline: Optiona
 def iter_item_tuples(source, *, reader_out: Optional[list] = None,
                      pipeline: Optional[RecordPipeline] = None, on_raw=None, **kw) -> Iterator[tuple]:
     """:func:`iter_records` without the objects: each item is a tuple in :class:`RecordItem`
-    field order. ``on_raw(t)`` gets every packet tuple (:meth:`.pcap.CaptureReader.iter_tuples`)."""
+    field order. ``on_raw(t)`` gets every packet tuple (:meth:`.pcapfile.CaptureReader.iter_tuples`)."""
     for batch in iter_item_batches(source, reader_out=reader_out, pipeline=pipeline,
                                    on_raw=on_raw, **kw):
         yield from batch

@@ -1,7 +1,7 @@
 """Big captures: :func:`iter_capture` streams ``frames`` chunks in bounded memory, and
 :func:`read_captures` reads many files as one ``dask.dataframe`` (one partition per file).
 
-Memory: the capture file is memory-mapped (:class:`~.pcap.CaptureReader`), the record pipeline
+Memory: the capture file is memory-mapped (:class:`~.pcapfile.CaptureReader`), the record pipeline
 forgets finished flows (:meth:`~.records.RecordPipeline._sweep`), and only one chunk of rows is
 alive at a time, so the peak does not grow with the number of frames in the file (tested with
 ``tracemalloc``). The per-row plaintexts are not kept (use :func:`~.model.read_capture` on a

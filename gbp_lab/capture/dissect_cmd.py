@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from typing import Any, Dict, Optional
 
 from gbp_lab.core.errors import GbpLabError
 
@@ -44,9 +45,9 @@ def _fmt_addr(host, port) -> str:
     return f"{host}:{port}"
 
 
-def format_frame(no: int, row, t0: float) -> str:
+def format_frame(no: int, row, t0: Optional[float]) -> str:
     """One tshark-like line for a frames row (a namedtuple from ``itertuples``)."""
-    t = row.time - t0 if row.time == row.time else math.nan
+    t = row.time - t0 if t0 is not None and row.time == row.time else math.nan
     err = f"  [{row.error}]" if isinstance(row.error, str) else ""
     return (f"{no:>6} {t:11.6f} {_fmt_addr(row.src, row.sport):>21} → "
             f"{_fmt_addr(row.dst, row.dport):<21} {row.protocol:<4} {row.info}{err}")
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from .model import read_capture
     from .stream import iter_capture
 
-    kw = {"ports": tuple(args.port) if args.port else (GBP_PORT,),
+    kw: Dict[str, Any] = {"ports": tuple(args.port) if args.port else (GBP_PORT,),
           "heuristic": not args.no_heuristic}
     keylog = None
     if args.keylog:

@@ -3,8 +3,8 @@
     gbp-lab inject-secrets CAPTURE keys.log out.pcapng
 
 Writes ``out.pcapng`` with a pcapng Decryption Secrets Block of type GBPK (0x4742504B) holding the
-key log, before the packets (:func:`gbp_lab.capture.pcap.inject_secrets`); existing secrets blocks
-are kept. The key log is checked first (a malformed line is an error: exit status 2, nothing
+key log, before the packets (:func:`gbp_lab.capture.pcapwriter.inject_secrets`); existing
+secrets blocks are kept. The key log is checked first (a malformed line is an error: exit status 2, nothing
 written). ``read_capture(out.pcapng)`` then decrypts without ``--keylog``.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from gbp_lab.core.keylog import KeyLog
 
-    from .pcap import inject_secrets
+    from .pcapwriter import inject_secrets
 
     try:
         with open(args.keylog, "r", encoding="utf-8") as fh:

@@ -6,7 +6,7 @@ KeyPackage/Welcome blob, reference gbp_rfc.md §3) or an ``error`` description w
 Nothing is lost silently: gaps, garbage, oversize lengths, records cut by FIN/RST/end of capture,
 truncated datagrams, IP datagrams whose fragments never all arrived, a truncated file and unknown
 link types all become error items. IP fragments are reassembled first
-(:class:`~.pcap.IpDefragmenter`).
+(:class:`~.defrag.IpDefragmenter`).
 
 Transports:
 
@@ -18,9 +18,10 @@ Transports:
 
 Speed: the bulk readers use :func:`iter_item_tuples` (items as plain tuples in
 :class:`RecordItem` field order, packets as tuples from
-:meth:`~.pcap.CaptureReader.iter_tuples`). :meth:`RecordPipeline._feed` parses the common
-Ethernet/IPv4/TCP packet of an open GBP flow with one ``struct`` call and hands an in-order
-segment (:meth:`~.reassembly.TcpReassembler.in_order`) straight to :meth:`RecordAssembler.data`,
+:meth:`~.pcapfile.CaptureReader.iter_tuples`). :meth:`RecordPipeline._feed` takes the common
+Ethernet/IPv4/TCP packet through the one decoder's fast path (:func:`.packets.eth_ipv4_tcp`: one
+``struct`` call, a raw flow key) and hands an in-order segment of an open GBP flow
+(:meth:`~.reassembly.TcpReassembler.in_order`) straight to :meth:`RecordAssembler.data`,
 which splits the records in bulk; every other packet takes the general path, which yields the
 same items (the general path is what :meth:`RecordPipeline.packet` runs).
 """
@@ -28,38 +29,23 @@ from __future__ import annotations
 
 import math
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from itertools import starmap as _starmap
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
-from .pcap import (
-    IpDefragmenter,
-    PendingDatagram,
-    TCP_ACK,
-    TCP_FIN,
-    TCP_RST,
-    TCP_SYN,
-    CaptureReader,
-    Packet,
-    _addr,
-    _addr_cache,
-    decode_packet,
-    link_supported,
-)
-from .reassembly import (
-    MAX_RECORD,
-    StreamData,
-    StreamEnd,
-    StreamGap,
-    StreamStart,
-    TcpReassembler,
-    find_resync_point,
-    plausible_header,
-    plausible_start,
-)
+from gbp_lab.core.gbp.framing import (MAX_RECORD, RecordReader, find_resync_point,
+                                      plausible_header, plausible_start)
+
+from .defrag import IpDefragmenter, PendingDatagram
+from .packets import (TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, decode_packet, eth_ipv4_tcp,
+                      flow_key_parts, link_supported)
+from .pcapfile import CaptureReader, Packet
+from .reassembly import StreamData, StreamEnd, StreamGap, StreamStart, TcpReassembler
 
 __all__ = [
     "iter_item_batches",
+    "iter_item_tuples",
+    "ITEM_FIELDS",
     "GBP_PORT",
     "RecordItem",
     "RecordAssembler",
@@ -71,9 +57,6 @@ __all__ = [
 
 GBP_PORT = 7878
 _U32 = struct.Struct("<I")
-_u32 = _U32.unpack_from
-#: Ethernet II + IPv4 (no options) + TCP up to the flags byte, in one go (see RecordPipeline._feed)
-_ETH_IPV4_TCP = struct.Struct("!12xHBxH2xH1xB2x4s4sHHIIBB")
 _SYN_FIN_RST = TCP_SYN | TCP_FIN | TCP_RST
 
 
@@ -99,6 +82,11 @@ class RecordItem:
         return self.error is None
 
 
+#: the field order of an item tuple (the bulk readers' items: :func:`iter_item_tuples`,
+#: :func:`iter_item_batches`), = :class:`RecordItem`'s fields
+ITEM_FIELDS = tuple(f.name for f in fields(RecordItem))
+
+
 @dataclass
 class PipelineStats:
     packets: int = 0
@@ -118,167 +106,17 @@ class PipelineStats:
 
 
 # ------------------------------------------------------------------------------------------------
-# length-prefixed records over a byte stream (with gap re-synchronisation)
+# length-prefixed records over a byte stream: the core's one splitter, in its observer's mode
 # ------------------------------------------------------------------------------------------------
-class RecordAssembler:
-    """Split one direction's byte stream into ``u32-LE length ‖ body`` records.
-
-    Methods return lists of ``(offset, body, error, vid, time)`` tuples (body or error is None).
-    After a gap, garbage or an oversize length the assembler re-synchronises on the next plausible
-    GBP frame header (:func:`~.reassembly.find_resync_point`); skipped bytes are reported.
-    """
-
-    __slots__ = ("_buf", "_base", "_state", "_reason", "_skip_start", "_skipped", "max_record")
-
-    PROBE, SYNCED, RESYNC = 0, 1, 2
+class RecordAssembler(RecordReader):
+    """One direction's record splitter: :class:`~gbp_lab.core.gbp.framing.RecordReader` with
+    ``resync=True`` (methods :meth:`~RecordReader.data`, :meth:`~RecordReader.gap`,
+    :meth:`~RecordReader.end`, :meth:`~RecordReader.set_start`, :meth:`~RecordReader.whole`
+    return ``(offset, body, error, vid, time)`` tuples; after a gap, garbage or an oversize
+    length it re-synchronises on the next plausible GBP frame header)."""
 
     def __init__(self, *, syn: bool = True, max_record: int = MAX_RECORD) -> None:
-        self._buf = bytearray()
-        self._base = 0
-        self._state = self.SYNCED if syn else self.PROBE
-        self._reason = "stream joined without SYN"
-        self._skip_start = 0
-        self._skipped = 0
-        self.max_record = max_record
-
-    def set_start(self, syn: bool) -> None:
-        if not self._buf and self._base == 0:
-            self._state = self.SYNCED if syn else self.PROBE
-
-    def data(self, offset: int, chunk: bytes, time: float) -> list:
-        out: list = []
-        pending = self._buf
-        if offset != self._base + len(pending):  # defensive: the reassembler is contiguous
-            self.gap(self._base + len(pending), offset, time, "discontinuity", out)
-            pending = self._buf
-        pos = 0
-        if pending:
-            have = len(pending)
-            if self._state == 1 and have >= 4:  # SYNCED with a partial record: complete it
-                (length,) = _U32.unpack_from(pending, 0)
-                need = 4 + length - have
-                if length <= self.max_record and need > 0:
-                    if len(chunk) < need:
-                        pending += chunk
-                        return out
-                    body = b"".join((memoryview(pending)[4:], memoryview(chunk)[:need]))
-                    out.append((self._base, body, None, None, time))
-                    self._base += have
-                    self._buf = bytearray()
-                    pos = need
-                    buf = chunk
-                else:
-                    pending += chunk
-                    buf = pending
-            else:
-                pending += chunk
-                buf = pending
-        else:
-            buf = chunk
-        n = len(buf)
-        unpack = _U32.unpack_from
-        append = out.append
-        while True:
-            st = self._state
-            if st == 1:  # SYNCED: the bulk split
-                base = self._base
-                limit = self.max_record
-                while n - pos >= 4:
-                    (length,) = unpack(buf, pos)
-                    if length > limit:
-                        break
-                    end = pos + 4 + length
-                    if end > n:
-                        break
-                    append((base + pos, buf[pos + 4:end], None, None, time))
-                    pos = end
-                if n - pos < 4:
-                    break
-                (length,) = unpack(buf, pos)
-                if length <= limit:
-                    break  # record incomplete
-                append((self._base + pos, None,
-                        f"record length {length} exceeds the maximum {self.max_record}",
-                        "REC-OVERSIZE", time))
-                self._state = self.RESYNC
-                self._reason = "after an oversize length"
-                self._skip_start = self._base + pos
-                self._skipped = 0
-                continue
-            if st == self.PROBE:
-                r = plausible_start(buf, pos)
-                if r is None:
-                    break
-                if r:
-                    self._state = self.SYNCED
-                else:
-                    self._state = self.RESYNC
-                    self._skip_start = self._base + pos
-                    self._skipped = 0
-                continue
-            # RESYNC
-            p, found = find_resync_point(buf, pos)
-            self._skipped += p - pos
-            pos = p
-            if not found:
-                break
-            if self._skipped:
-                append((self._skip_start, None,
-                        f"{self._reason}: skipped {self._skipped} bytes "
-                        f"[{self._skip_start}, {self._base + pos}) before the next "
-                        f"plausible record header", "REC-RESYNC", time))
-            self._skipped = 0
-            self._state = self.SYNCED
-        if type(buf) is not bytes:  # record bodies sliced from a bytearray: make them bytes
-            for k, item in enumerate(out):
-                if item[1] is not None and type(item[1]) is not bytes:
-                    out[k] = (item[0], bytes(item[1]), None, None, item[4])
-        if pos:
-            self._base += pos
-            self._buf = bytearray(buf[pos:]) if pos < n else bytearray()
-        elif buf is chunk:
-            self._buf = bytearray(chunk)
-        return out
-
-    def _drop(self, time: float, what: str, out: list, vid: str) -> None:
-        """Report whatever is buffered (partial record / unsynced bytes) as lost."""
-        have = len(self._buf)
-        if self._state == self.SYNCED and have:
-            if have >= 4:
-                (length,) = _U32.unpack_from(self._buf, 0)
-                desc = f"record at offset {self._base} truncated by {what}: have {have} of {4 + length} bytes"
-            else:
-                desc = f"record header at offset {self._base} truncated by {what}: {have} of 4 bytes"
-            out.append((self._base, None, desc, vid, time))
-        elif self._state != self.SYNCED and (have or self._skipped):
-            total = self._skipped + have
-            out.append((self._skip_start, None,
-                        f"{self._reason}: {total} bytes without a plausible record header "
-                        f"before {what}", vid, time))
-
-    def gap(self, start: int, end: int, time: float, reason: str, out: Optional[list] = None) -> list:
-        if out is None:
-            out = []
-        partial = []
-        self._drop(time, "a gap", partial, "TCP-GAP")
-        detail = f"; {partial[0][2]}" if partial else ""
-        out.append((start, None, f"TCP gap of {end - start} bytes at stream offsets [{start}, {end}) "
-                                 f"({reason}); frames in it are lost{detail}", "TCP-GAP", time))
-        self._buf = bytearray()
-        self._base = end
-        self._state = self.RESYNC
-        self._reason = "after a gap"
-        self._skip_start = end
-        self._skipped = 0
-        return out
-
-    def end(self, time: float, reason: str) -> list:
-        out: list = []
-        what = {"fin": "FIN", "rst": "RST", "eof": "the end of the capture"}.get(reason, reason)
-        self._drop(time, what, out, "REC-TRUNCATED-END")
-        self._buf = bytearray()
-        self._skipped = 0
-        return out
+        super().__init__(max_record=max_record, resync=True, syn=syn)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -292,8 +130,9 @@ class _Dir:
 
     def __init__(self, src, sport, dst, dport, reasm_kw, fid: int) -> None:
         self.src, self.sport, self.dst, self.dport = src, sport, dst, dport
-        self.reasm = TcpReassembler(**reasm_kw)
-        self.asm = RecordAssembler(syn=True)
+        # both become stand-ins when the flow closes (_ClosedReasm, None): Any
+        self.reasm: Any = TcpReassembler(**reasm_kw)
+        self.asm: Any = RecordAssembler(syn=True)
         self.peer: Optional["_Dir"] = None
         self.ident = (src, sport, dst, dport, fid)
 
@@ -313,7 +152,7 @@ class _Flow:
 
 
 class RecordPipeline:
-    """Packets in, :class:`RecordItem` out (sans-IO: feed :class:`~.pcap.Packet` objects).
+    """Packets in, :class:`RecordItem` out (sans-IO: feed :class:`~.pcapfile.Packet` objects).
 
     ``ports``: TCP/UDP ports that carry GBP. ``heuristic``: also look for GBP on other ports
     (per flow, from the first ``probe_packets`` data packets). ``reasm_kw`` tunes the reassembler.
@@ -354,15 +193,16 @@ class RecordPipeline:
         return [RecordItem(*t) for t in out]
 
     def _feed(self, t: tuple, out: list) -> None:
-        """Hot path of :meth:`packet` for a packet tuple (:meth:`.pcap.CaptureReader.iter_tuples`)
+        """Hot path of :meth:`packet` for a packet tuple (:meth:`.pcapfile.CaptureReader.iter_tuples`)
         appending item tuples (:class:`RecordItem` field order) to ``out``.
 
         The common case — Ethernet / IPv4 without options or fragmentation / TCP without
         SYN/FIN/RST, fully captured, on a known GBP flow whose direction is already open — is
-        parsed inline with one ``struct`` call, and a segment at the expected sequence number
-        goes straight to the record splitter (:meth:`.reassembly.TcpReassembler.in_order`).
-        Everything else takes the general path (:func:`.pcap.decode_packet`, :meth:`_packet`),
-        which gives the same result for the common case too."""
+        parsed by the decoder's fast path (:func:`.packets.eth_ipv4_tcp`), and a segment at the
+        expected sequence number goes straight to the record splitter
+        (:meth:`.reassembly.TcpReassembler.in_order`). Everything else takes the general path
+        (:func:`.packets.decode_packet`, :meth:`_packet`), which gives the same result for the
+        common case too."""
         index, _iface, linktype, time, _ticks, _units, _orig, data = t
         st = self.stats
         st.packets += 1
@@ -371,68 +211,57 @@ class RecordPipeline:
         self._last_index = index
         if st.packets % self.SWEEP_EVERY == 0:
             self._sweep()
-        if linktype == 1 and len(data) >= 54:
-            (et, vihl, tot, frag, proto, s, d, sport, dport, seq, ack, doff,
-             flags) = _ETH_IPV4_TCP.unpack_from(data, 0)
-            if et == 0x0800 and vihl == 0x45 and proto == 6 and not frag & 0x3FFF \
-                    and not flags & _SYN_FIN_RST:
-                n = len(data)
-                lend = 14 + tot if tot >= 20 else n
-                hl = (doff >> 4) * 4
-                if lend <= n and hl >= 20 and 34 + hl <= lend:
-                    ck = data[26:38]  # IPv4 source, destination, TCP ports
-                    ent = self._open_dirs.get(ck)
-                    if ent is None or ent[0].closed:
-                        ent = self._open_dir(ck, s, d, sport, dport)
-                    if ent is not None:
-                        f, dr = ent
-                        st.tcp_segments += 1
-                        f.last_time = time
-                        payload = data[34 + hl:lend]
-                        reasm = dr.reasm
-                        off = reasm.in_order(seq, payload, time) if payload else -1
-                        if off >= 0:
-                            asm = dr.asm
-                            size = len(payload)
-                            # the commonest segment of live traffic: exactly one whole record,
-                            # the splitter at a record boundary (what asm.data would emit)
-                            if (asm._state == 1 and asm._base == off and not asm._buf
-                                    and size >= 4 and _u32(payload)[0] + 4 == size
-                                    and size - 4 <= asm.max_record):
-                                asm._base = off + size
-                                src, sp, dst, dp, fid = dr.ident
-                                out.append((time, src, sp, dst, dp, fid, "tcp", off, payload[4:],
-                                            None, None, index))
-                                st.records += 1
-                            else:
-                                res = asm.data(off, payload, time)
-                                if res:
-                                    self._emit(f, dr, res, index, out)
+        fast = eth_ipv4_tcp(linktype, data)
+        if fast is not None:
+            ck, seq, ack, flags, payload = fast
+            if not flags & _SYN_FIN_RST:
+                ent = self._open_dirs.get(ck)
+                if ent is None or ent[0].closed:
+                    ent = self._open_dir(ck)
+                if ent is not None:
+                    f, dr = ent
+                    st.tcp_segments += 1
+                    f.last_time = time
+                    reasm = dr.reasm
+                    off = reasm.in_order(seq, payload, time) if payload else -1
+                    if off >= 0:
+                        asm = dr.asm
+                        # the commonest segment of live traffic: exactly one whole record,
+                        # the splitter at a record boundary (what asm.data would emit)
+                        if asm.whole(off, payload):
+                            src, sp, dst, dp, fid = dr.ident
+                            out.append((time, src, sp, dst, dp, fid, "tcp", off, payload[4:],
+                                        None, None, index))
+                            st.records += 1
                         else:
-                            events = reasm.segment(seq, flags, payload, time, 0)
+                            res = asm.data(off, payload, time)
+                            if res:
+                                self._emit(f, dr, res, index, out)
+                    else:
+                        events = reasm.segment(seq, flags, payload, time, 0)
+                        if events:
+                            self._events(f, dr, events, index, out)
+                    other = dr.peer
+                    if other is not None:
+                        oreasm = other.reasm
+                        if flags & TCP_ACK and oreasm.ended is None:
+                            events = oreasm.ack(ack, time)
                             if events:
-                                self._events(f, dr, events, index, out)
-                        other = dr.peer
-                        if other is not None:
-                            oreasm = other.reasm
-                            if flags & TCP_ACK and oreasm.ended is None:
-                                events = oreasm.ack(ack, time)
-                                if events:
-                                    self._events(f, other, events, index, out)
-                            if oreasm.ended is not None and reasm.ended is not None:
-                                self._mark_closed(f)
-                        return
+                                self._events(f, other, events, index, out)
+                        if oreasm.ended is not None and reasm.ended is not None:
+                            self._mark_closed(f)
+                    return
         self._packet(Packet(*t), out)
 
-    def _open_dir(self, ck: bytes, s: bytes, d: bytes, sport: int, dport: int):
+    def _open_dir(self, ck: bytes):
         """``(flow, direction)`` for the hot path if the packet's flow is an open GBP flow whose
         direction exists, else ``None``; remembered in ``_open_dirs`` (bounded) under the raw
-        address/port bytes. An entry stays valid while its flow is open: a flow is replaced or
-        forgotten only after it is closed, and a direction object is never replaced."""
+        address/port bytes (:data:`.packets.FastTcp4`'s ``flow_key``). An entry stays valid while
+        its flow is open: a flow is replaced or forgotten only after it is closed, and a direction
+        object is never replaced."""
         cache = self._open_dirs
         cache.pop(ck, None)
-        src = _addr_cache.get(s) or _addr(s)
-        dst = _addr_cache.get(d) or _addr(d)
+        src, sport, dst, dport = flow_key_parts(ck)
         key = ((6, src, sport, dst, dport) if (src, sport) <= (dst, dport)
                else (6, dst, dport, src, sport))
         f = self._flows.get(key)
@@ -489,7 +318,7 @@ class RecordPipeline:
         for k in stale:
             del self._flows[k]
 
-    def _lost_datagram(self, e: PendingDatagram, pkt: Optional[Packet], out: List[RecordItem]) -> None:
+    def _lost_datagram(self, e: PendingDatagram, pkt: Optional[Packet], out: list) -> None:
         """Report an IP datagram whose fragments never all arrived, if it was GBP's."""
         sport, dport = e.ports
         if sport in self.ports or dport in self.ports:
@@ -523,7 +352,7 @@ class RecordPipeline:
         return f
 
     # -- UDP -------------------------------------------------------------------------------------
-    def _udp(self, pkt: Packet, d, out: List[RecordItem]) -> None:
+    def _udp(self, pkt: Packet, d, out: list) -> None:
         self.stats.udp_datagrams += 1
         on_port = d.sport in self.ports or d.dport in self.ports
         p = d.payload
@@ -553,7 +382,7 @@ class RecordPipeline:
                     p[4:] if prefixed else p, None, None, pkt.index))
 
     # -- TCP -------------------------------------------------------------------------------------
-    def _tcp(self, pkt: Packet, d, out: List[RecordItem]) -> None:
+    def _tcp(self, pkt: Packet, d, out: list) -> None:
         key = (6,) + _canon(d)
         f = self._flows.get(key)
         flags = d.flags
@@ -594,7 +423,7 @@ class RecordPipeline:
             return
         self._tcp_feed(f, pkt, d, out)
 
-    def _after_close(self, f: _Flow, pkt: Packet, d, out: List[RecordItem]) -> None:
+    def _after_close(self, f: _Flow, pkt: Packet, d, out: list) -> None:
         dr = f.dirs.get((d.src, d.sport))
         if dr is not None and dr.reasm.covers(d.seq, len(d.payload) + d.missing):
             return  # a late retransmission of bytes already seen
@@ -603,7 +432,7 @@ class RecordPipeline:
                                          f"closed", "TCP-AFTER-CLOSE", flow_id=f.id,
                                  transport="tcp"))
 
-    def _replay(self, f: _Flow, pending: list, out: List[RecordItem]) -> None:
+    def _replay(self, f: _Flow, pending: list, out: list) -> None:
         """Feed the packets held while the heuristic was deciding."""
         for p2, d2 in pending:
             if f.closed:
@@ -621,7 +450,7 @@ class RecordPipeline:
             return False  # retransmitted SYN
         return r.isn is not None or r.ended is not None
 
-    def _tcp_feed(self, f: _Flow, pkt: Packet, d, out: List[RecordItem]) -> None:
+    def _tcp_feed(self, f: _Flow, pkt: Packet, d, out: list) -> None:
         dk = (d.src, d.sport)
         dr = f.dirs.get(dk)
         if dr is None:
@@ -691,7 +520,7 @@ class RecordPipeline:
             if res:
                 self._emit(f, dr, res, idx, out)
 
-    def _close_flow(self, f: _Flow, out: List[RecordItem], time: Optional[float] = None) -> None:
+    def _close_flow(self, f: _Flow, out: list, time: Optional[float] = None) -> None:
         if f.closed:
             return
         if f.gbp is None and f.pending:
@@ -781,7 +610,7 @@ def _looks_gbp(payload: bytes) -> bool:
 def iter_records(source, *, reader_out: Optional[list] = None, pipeline: Optional[RecordPipeline] = None,
                  on_packet=None, **kw) -> Iterator[RecordItem]:
     """Yield the :class:`RecordItem` of a capture (path, bytes or file object), file defects
-    included. ``reader_out``, if given, receives the :class:`~.pcap.CaptureReader` (for its
+    included. ``reader_out``, if given, receives the :class:`~.pcapfile.CaptureReader` (for its
     secrets) as soon as it is open. ``on_packet(packet)``, if given, is called for every packet
     read (progress reporting)."""
     on_raw = None if on_packet is None else (lambda t: on_packet(Packet(*t)))
@@ -792,7 +621,7 @@ def iter_records(source, *, reader_out: Optional[list] = None, pipeline: Optiona
 def iter_item_tuples(source, *, reader_out: Optional[list] = None,
                      pipeline: Optional[RecordPipeline] = None, on_raw=None, **kw) -> Iterator[tuple]:
     """:func:`iter_records` without the objects: each item is a tuple in :class:`RecordItem`
-    field order. ``on_raw(t)`` gets every packet tuple (:meth:`.pcap.CaptureReader.iter_tuples`)."""
+    field order. ``on_raw(t)`` gets every packet tuple (:meth:`.pcapfile.CaptureReader.iter_tuples`)."""
     for batch in iter_item_batches(source, reader_out=reader_out, pipeline=pipeline,
                                    on_raw=on_raw, **kw):
         yield from batch

@@ -21,10 +21,10 @@ built from the frame headers alone.
   args are an MLSMessage (RFC 9420 §6): ``mls_type`` names its wire format / content type. A
   PrivateMessage Commit is decrypted when the key log has ``MLS_SENDER_DATA_SECRET`` and
   ``MLS_ENCRYPTION_SECRET`` for the message's MLS epoch (RFC 9420 §6.3.2 sender data, §9 secret
-  tree — :func:`~gbp_lab.core.mls.framing.unprotect`); the tree size is not in the capture, so
-  the smallest full tree holding the sender's leaf is tried first, then wider ones (§7.1: trees
-  have 2^k leaves). ``commit`` then lists the proposals; otherwise ``commit_error`` says why not
-  (no secrets for that epoch, a consumed secret-tree root, a PublicMessage …).
+  tree); the tree size is not in the capture, so the core's one policy for that opens it
+  (:func:`~gbp_lab.core.mls.observer.open_private_message`: padded widths 2^k from the smallest
+  holding the sender's leaf). ``commit`` then lists the proposals; otherwise ``commit_error``
+  says why not (no secrets for that epoch, a consumed secret-tree root, a PublicMessage …).
 * ``epochs`` — one row per (group, epoch): ``transition_id`` = the highest ``tid`` its frames
   carry (the transition that led to the epoch; a member bootstrapped from a Welcome may still
   send an older one — all are in ``transition_ids``), first/last time, the senders seen, the
@@ -38,12 +38,14 @@ import pandas as pd
 
 from gbp_lab.core.errors import GbpLabError
 from gbp_lab.core.gap.payload import GapPayload
+from gbp_lab.core.gbp.classify import classify_record
 from gbp_lab.core.gbp.control import decode_control
 from gbp_lab.core.gbp.registry import ControlOpcode, PayloadCodec, StreamType
 from gbp_lab.core.gsp.args import parse_args
 from gbp_lab.core.gsp.signal import GspSignal, SignalType
 from gbp_lab.core.gtp.client import GtpClient
 from .columns import frame_of_rows
+from .readpath import payload_fields as _fields  # the read path's CBOR fast path + strict fallback
 
 __all__ = ["MESSAGE_COLUMNS", "AUDIO_COLUMNS", "SIGNAL_COLUMNS", "CONTROL_COLUMNS",
            "EPOCH_COLUMNS", "build_messages", "build_audio", "build_signals", "build_control",
@@ -109,16 +111,10 @@ def _rows_of(frames: pd.DataFrame, plaintexts: Sequence[Optional[bytes]], stream
     return out
 
 
-def _fields(cls, pt: bytes, codec: int) -> Dict[str, Any]:
-    from .model import _fields as fields  # the model's CBOR fast path + strict fallback
-
-    return fields(cls, pt, codec)
-
-
 # ------------------------------------------------------------------------------------------------
 def build_messages(frames: pd.DataFrame, plaintexts: Sequence[Optional[bytes]]) -> pd.DataFrame:
     """GTP messages (decrypted text frames), with the receiver's ``new``/``duplicate`` verdict."""
-    rows = []
+    rows: List[tuple] = []
     clients: Dict[tuple, GtpClient] = {}
     for i, t, snd, ep, cname, dst, dport, pt in _rows_of(frames, plaintexts, StreamType.TEXT):
         pf = codec_wire(cname)
@@ -148,7 +144,7 @@ def _sframe_header(opus: bytes, epoch: Optional[int]):
     try:
         prof = sframe.detect_profile(opus, epoch)
         hdr, n = sframe.parse_header(opus, prof)
-        if len(opus) < n + sframe.TAG_LENGTH or not sframe._epoch_matches(hdr.kid, epoch, prof):
+        if len(opus) < n + sframe.TAG_LENGTH or not sframe.epoch_matches(hdr.kid, epoch, prof):
             return None, None, None
         return str(prof), hdr.kid, hdr.ctr
     except (GbpLabError, ValueError):
@@ -157,7 +153,7 @@ def _sframe_header(opus: bytes, epoch: Optional[int]):
 
 def build_audio(frames: pd.DataFrame, plaintexts: Sequence[Optional[bytes]]) -> pd.DataFrame:
     """GAP audio payloads (decrypted audio frames) with the SFrame header fields if present."""
-    rows = []
+    rows: List[tuple] = []
     for i, t, snd, ep, cname, _d, _p, pt in _rows_of(frames, plaintexts, StreamType.AUDIO):
         try:
             a = _fields(GapPayload, pt, codec_wire(cname))
@@ -172,7 +168,7 @@ def build_audio(frames: pd.DataFrame, plaintexts: Sequence[Optional[bytes]]) -> 
 
 def build_signals(frames: pd.DataFrame, plaintexts: Sequence[Optional[bytes]]) -> pd.DataFrame:
     """GSP signals (decrypted signal frames); ``args`` decoded to a dict."""
-    rows = []
+    rows: List[tuple] = []
     for i, t, snd, ep, cname, _d, _p, pt in _rows_of(frames, plaintexts, StreamType.SIGNAL):
         try:
             s = _fields(GspSignal, pt, codec_wire(cname))
@@ -196,8 +192,6 @@ def build_signals(frames: pd.DataFrame, plaintexts: Sequence[Optional[bytes]]) -
 
 
 # ------------------------------------------------------------------------------------------------
-_WIRE_NAMES = {1: "PublicMessage", 2: "PrivateMessage", 3: "Welcome", 4: "GroupInfo",
-               5: "KeyPackage"}
 _CONTENT_NAMES = {1: "application", 2: "proposal", 3: "commit"}
 
 
@@ -208,21 +202,19 @@ def decode_prepare_commit(args: bytes, keylog) -> Dict[str, Any]:
     ``leaf`` (the committer's leaf), ``proposals`` (type names), ``added`` (identities of Add
     proposals' credentials), ``removed`` (leaf indexes), ``commit`` (a summary dict); otherwise
     ``error`` says why not."""
-    from gbp_lab.core.mls import messages as _m  # noqa: F401  registers the MLSMessage bodies
     from gbp_lab.core.mls.commit import Commit
-    from gbp_lab.core.mls.framing import MLSMessage, PrivateMessage, PublicMessage, unprotect
-    from gbp_lab.core.mls.secret_tree import SecretTree
+    from gbp_lab.core.mls.framing import PrivateMessage, PublicMessage
+    from gbp_lab.core.mls.observer import open_private_message
     from gbp_lab.core.mls.suites import CipherSuite
 
     out: Dict[str, Any] = {"mls_type": None, "mls_epoch": None, "error": None}
-    try:
-        msg = MLSMessage.from_bytes(args)
-    except GbpLabError as exc:
-        out["error"] = f"[{exc.vid}] args are not an MLSMessage: {exc.message}"
+    rc = classify_record(args)  # which MLS structure: by parsing (the core's one classifier)
+    if not rc.kind.is_mls:
+        why = rc.error or f"a {rc.name}"
+        out["error"] = f"args are not an MLSMessage: {why}"
         return out
-    wf = int(msg.wire_format)
-    body = msg.message
-    name = _WIRE_NAMES.get(wf, f"wire_format {wf}")
+    body = rc.body
+    name = rc.name
     content_body = None
     if isinstance(body, (PrivateMessage, PublicMessage)):
         ct = body.content_type if isinstance(body, PrivateMessage) else body.content.content_type
@@ -257,24 +249,14 @@ def decode_prepare_commit(args: bytes, keylog) -> Dict[str, Any]:
             except GbpLabError as exc:
                 out["error"] = f"[{exc.vid}] {exc.message}"
                 return out
-            last: Optional[GbpLabError] = None
-            n = 1
-            for _ in range(20):  # trees of 1, 2, 4 … 2^19 leaves
-                try:
-                    ac, sd = unprotect(cs, body, SecretTree(cs, enc, n), sds)
-                except GbpLabError as exc:
-                    last = exc
-                    if exc.vid == "MLS-SENDER-DATA-DECRYPT":
-                        break  # the sender-data secret itself is wrong: no tree size helps
-                    n *= 2
-                    continue
-                content_body = ac.content.body
-                out["leaf"] = sd.leaf_index
-                break
-            if content_body is None:
-                out["error"] = (f"[{last.vid}] commit does not decrypt with the logged secrets: "
-                                f"{last.message}" if last else "commit does not decrypt")
+            try:  # the tree size is not in the capture: the observer's one policy
+                opened = open_private_message(body, cs, sds, enc)
+            except GbpLabError as exc:
+                out["error"] = (f"[{exc.vid}] commit does not decrypt with the logged secrets: "
+                                f"{exc.message}")
                 return out
+            content_body = opened.content.body
+            out["leaf"] = opened.leaf_index
     else:
         out["mls_type"] = name
         out["error"] = f"PREPARE carries a {name}, not a commit"
@@ -288,13 +270,14 @@ def decode_prepare_commit(args: bytes, keylog) -> Dict[str, Any]:
     for por in commit.proposals:
         if por.proposal is None:
             kinds.append("reference")
-            items.append({"type": "reference", "ref": por.reference.hex()})
+            ref = por.reference
+            items.append({"type": "reference", "ref": ref.hex() if ref is not None else None})
             continue
         p = por.proposal
         kind = p.proposal_type.name.lower()
         kinds.append(kind)
         item: Dict[str, Any] = {"type": kind}
-        b = p.body
+        b: Any = p.body  # the proposal body named by ``kind``
         if kind == "add":
             cred = b.key_package.leaf_node.credential
             ident = cred.identity
@@ -313,7 +296,7 @@ def decode_prepare_commit(args: bytes, keylog) -> Dict[str, Any]:
 def build_control(frames: pd.DataFrame, plaintexts: Sequence[Optional[bytes]],
                   keylog=None) -> pd.DataFrame:
     """Control frames (stream type 0); PREPARE's commit decrypted when the key log allows."""
-    rows = []
+    rows: List[tuple] = []
     tids = None
     for i, t, snd, ep, _c, _d, _p, pt in _rows_of(frames, plaintexts, StreamType.CONTROL,
                                                     decrypted_only=False):
@@ -374,7 +357,7 @@ def build_epochs(frames: pd.DataFrame) -> pd.DataFrame:
             a[3].add(int(s))
         a[4] += 1
         a[5] += bool(dec[i])
-    rows = []
+    rows: List[tuple] = []
     for (g, e), (tset, first, last, members, n, nd, fi) in acc.items():
         rows.append((g, e, max(tset) if tset else None, sorted(tset), first, last,
                      sorted(members), n, nd, first, fi))

@@ -289,10 +289,10 @@ def plot_transition_latency(capture: Any) -> Figure:
 
 
 def plot_flow_ladder(capture: Any, *, start: int = 0, max_arrows: int = 40) -> Figure:
-    """A sequence diagram (the model of :class:`gbp_lab.widgets.models.FlowLadder`): one vertical
+    """A sequence diagram (the model of :class:`gbp_lab.widgets.flow_ladder.FlowLadder`): one vertical
     lane per endpoint (the delivery service first), one arrow per frame of the window
     ``[start, start + max_arrows)`` labelled with its ``info``, epochs as shaded bands."""
-    from gbp_lab.widgets.models import FlowLadder
+    from gbp_lab.widgets.flow_ladder import FlowLadder
 
     model = FlowLadder(capture, max_arrows=max_arrows)
     model.window(start)

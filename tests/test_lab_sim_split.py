@@ -52,3 +52,16 @@ def test_frame_sender_uses_the_registry():
         sid = member * 100 + 1
         wire = GbpFrame.build(b"g" * 16, 1, 0, 2, sid, 7, 1, b"\x00" * 24).to_cbor()
         assert members.frame_sender(wire) == sender_of(sid) == member
+
+
+def test_ds_codec_owns_the_ds_wire_and_relay_reexports_it():
+    from gbp_lab import sim
+    from gbp_lab.sim import client, ds_codec, relay
+
+    for name in ds_codec.__all__:
+        assert getattr(relay, name) is getattr(ds_codec, name)
+    assert sim.Hello is ds_codec.Hello and client.Route is ds_codec.Route
+    for msg in (ds_codec.Hello(7, 3), ds_codec.Route(0, b"x"), ds_codec.Deliver(2**40, 9, b"\x00\x01"),
+                ds_codec.MemberLeft(1, 2, "gone")):
+        wire = msg.to_bytes()
+        assert ds_codec.is_ds_message(wire) and ds_codec.decode_ds_message(wire) == msg

@@ -6,7 +6,7 @@ A CBOR map with text keys in this order::
     code u16 · class u8 · retryable bool · fatal bool · reason tstr · det bstr
 
 ``det`` ("details_cbor") is opaque structured detail, empty in everything the reference produces.
-:func:`~gbp_lab.core.gbp.registry.lookup_error` builds the object the reference's
+:func:`lookup_error` (re-exported by :mod:`.registry`) builds the object the reference's
 ``gbp_error_lookup`` returns: the registry row with ``reason`` = symbolic name (``ERR_…``).
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Optional
 
 from ..cbor import BOOL, BSTR, TSTR, UINT, decode_map, encoder
 from ..errors import UsageError
-from .registry import ErrorClass, ErrorCode, ErrorSpec, error_spec
+from .error_registry import ERROR_SPECS, ErrorClass, ErrorCode, ErrorSpec, error_spec
 
 ERROR_OBJECT_SPEC = (
     ("code", UINT, 0xFFFF), ("class", UINT, 0xFF), ("retryable", BOOL, 0), ("fatal", BOOL, 0),
@@ -77,4 +77,16 @@ def decode_error_object(data: bytes) -> ErrorObject:
     return ErrorObject(v["code"], v["class"], v["retryable"], v["fatal"], v["reason"], v["det"])
 
 
-__all__ = ["ErrorObject", "decode_error_object", "ERROR_OBJECT_SPEC"]
+def lookup_error(code: int) -> Optional[bytes]:
+    """The CBOR ErrorObject the reference returns for *code* (``gbp_stack.lookup_error``), or
+    ``None`` when *code* is not in the registry.
+
+    The reference fills ``reason`` with the symbolic name (``ERR_…``) and leaves ``det`` empty.
+    """
+    spec = ERROR_SPECS.get(code)
+    if spec is None:
+        return None
+    return ErrorObject.from_spec(spec).to_cbor()
+
+
+__all__ = ["ErrorObject", "decode_error_object", "lookup_error", "ERROR_OBJECT_SPEC"]

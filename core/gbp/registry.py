@@ -7,8 +7,9 @@ reference's ``gbp_error_lookup`` returns (byte-identical, checked for every code
 
 Facts that are not enums but belong to the registry live here too: the stream-id formula
 (``base + member_id * 100``), the flag profiles the reference *sends* with, the normative timeouts
-(gbp-state-machine §6) and the MLS-exporter labels of the per-stream AEAD keys
-(gbp-mls-binding.md).
+(gbp-state-machine §6) and the one stream-type table, :data:`STREAM_TYPES` (name, protocol,
+MLS-exporter label of the per-stream AEAD key (gbp-mls-binding.md), payload class), from which
+:data:`STREAM_KEY_LABELS`, :func:`stream_name` and :func:`stream_protocol` are derived.
 """
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from enum import IntEnum, IntFlag
 from typing import Dict, Mapping, Optional
 
 from ..errors import UsageError
+from .error_object import lookup_error
+from .error_registry import ERROR_SPECS, ErrorClass, ErrorCode, ErrorSpec, error_spec
 
 
 class StreamType(IntEnum):
@@ -71,57 +74,6 @@ class ControlOpcode(IntEnum):
     NACK = 0x000A
 
 
-class ErrorClass(IntEnum):
-    """Error classes, u8 (ErrorObject key ``class``; crates/gbp/core/src/errors.rs)."""
-
-    TRANSPORT = 0x01
-    CRYPTO = 0x02
-    STATE = 0x03
-    POLICY = 0x04
-    SCHEMA = 0x05
-    AUTHZ = 0x06
-
-
-class ErrorCode(IntEnum):
-    """Every code of the error registry, u16 (gbp-errors-registry.md).
-
-    Ranges: 0x0000-0x0FFF GBP, 0x1000 GAP, 0x2000 GTP, 0x3000 GSP, 0xF000-0xFFFF private.
-    """
-
-    UNSUPPORTED_VERSION = 0x0001
-    UNKNOWN_GROUP = 0x0002
-    EPOCH_MISMATCH = 0x0003
-    TRANSITION_MISMATCH = 0x0004
-    REPLAY_DETECTED = 0x0005
-    DECRYPT_FAILED = 0x0006
-    COMMIT_INVALID = 0x0007
-    STREAM_POLICY_VIOLATION = 0x0008
-    TRANSITION_IN_PROGRESS = 0x0009
-    PREPARE_TIMEOUT = 0x0010
-    READY_TIMEOUT = 0x0011
-    EXECUTE_TIMEOUT = 0x0012
-    COORDINATOR_GONE = 0x0013
-    DIGEST_MISMATCH = 0x0014
-    GAP_BAD_SOURCE_ID = 0x1001
-    GAP_DECODE_FAILED = 0x1002
-    GAP_AUTH_FAILED = 0x1003
-    GAP_REPLAY_DETECTED = 0x1004
-    GAP_EPOCH_STALE = 0x1005
-    GAP_KEY_PHASE_UNKNOWN = 0x1006
-    GTP_BAD_LENGTH = 0x2001
-    GTP_UNSUPPORTED_CONTENT_TYPE = 0x2002
-    GTP_DUPLICATE_MESSAGE = 0x2003
-    GTP_POLICY_REJECTED = 0x2004
-    GTP_ATTACHMENT_INTEGRITY = 0x2005
-    GTP_REQUEST_TIMEOUT = 0x2006
-    GSP_BAD_SCHEMA = 0x3001
-    GSP_UNAUTHORIZED = 0x3002
-    GSP_UNKNOWN_SIGNAL = 0x3003
-    GSP_DUPLICATE_REQUEST = 0x3004
-    GSP_STATE_CONFLICT = 0x3005
-    GSP_PRECONDITION_FAILED = 0x3006
-
-
 class NodeState(IntEnum):
     """Node FSM states, numbered as the reference's C ABI / Python binding (gbp-state-machine.md)."""
 
@@ -144,88 +96,6 @@ class TransitionState(IntEnum):
     T_READY = 3
     T_EXECUTED = 4
     T_ABORTED = 5
-
-
-# --- error registry (data) -------------------------------------------------------------------
-@dataclass(frozen=True)
-class ErrorSpec:
-    """One row of the error registry: code, class, retryable, fatal and symbolic name."""
-
-    code: ErrorCode
-    error_class: ErrorClass
-    retryable: bool
-    fatal: bool
-
-    @property
-    def name(self) -> str:
-        """Stable symbolic name, as the reference logs it and sends it as ``reason``."""
-        return "ERR_" + self.code.name
-
-
-_C, _S, _T, _P, _X, _A = (ErrorClass.CRYPTO, ErrorClass.STATE, ErrorClass.TRANSPORT,
-                          ErrorClass.POLICY, ErrorClass.SCHEMA, ErrorClass.AUTHZ)
-_E = ErrorCode
-#: code -> (class, retryable, fatal); the one table (reference ``ErrorSpec::lookup``).
-_ERROR_TABLE = {
-    _E.UNSUPPORTED_VERSION: (_X, False, True),
-    _E.UNKNOWN_GROUP: (_S, False, True),
-    _E.EPOCH_MISMATCH: (_S, True, False),
-    _E.TRANSITION_MISMATCH: (_S, True, False),
-    _E.REPLAY_DETECTED: (_C, False, False),
-    _E.DECRYPT_FAILED: (_C, True, False),
-    _E.COMMIT_INVALID: (_C, False, True),
-    _E.STREAM_POLICY_VIOLATION: (_P, False, False),
-    _E.TRANSITION_IN_PROGRESS: (_S, False, False),
-    _E.PREPARE_TIMEOUT: (_S, True, False),
-    _E.READY_TIMEOUT: (_S, True, False),
-    _E.EXECUTE_TIMEOUT: (_S, True, False),
-    _E.COORDINATOR_GONE: (_S, True, False),
-    _E.DIGEST_MISMATCH: (_S, False, True),
-    _E.GAP_BAD_SOURCE_ID: (_X, False, False),
-    _E.GAP_DECODE_FAILED: (_X, False, False),
-    _E.GAP_AUTH_FAILED: (_C, False, False),
-    _E.GAP_REPLAY_DETECTED: (_C, False, False),
-    _E.GAP_EPOCH_STALE: (_C, False, False),
-    _E.GAP_KEY_PHASE_UNKNOWN: (_C, False, False),
-    _E.GTP_BAD_LENGTH: (_X, False, False),
-    _E.GTP_UNSUPPORTED_CONTENT_TYPE: (_X, False, False),
-    _E.GTP_DUPLICATE_MESSAGE: (_P, False, False),
-    _E.GTP_POLICY_REJECTED: (_P, False, False),
-    _E.GTP_ATTACHMENT_INTEGRITY: (_X, False, False),
-    _E.GTP_REQUEST_TIMEOUT: (_S, True, False),
-    _E.GSP_BAD_SCHEMA: (_X, False, False),
-    _E.GSP_UNAUTHORIZED: (_A, False, False),
-    _E.GSP_UNKNOWN_SIGNAL: (_X, False, False),
-    _E.GSP_DUPLICATE_REQUEST: (_P, False, False),
-    _E.GSP_STATE_CONFLICT: (_S, True, False),
-    _E.GSP_PRECONDITION_FAILED: (_S, False, False),
-}
-del _C, _S, _T, _P, _X, _A, _E
-
-#: The error registry: code -> :class:`ErrorSpec`.
-ERROR_SPECS: Mapping[int, ErrorSpec] = {
-    int(code): ErrorSpec(code, cls, retryable, fatal)
-    for code, (cls, retryable, fatal) in _ERROR_TABLE.items()
-}
-
-
-def error_spec(code: int) -> Optional[ErrorSpec]:
-    """The registry row for *code*, or ``None`` for a code outside the registry."""
-    return ERROR_SPECS.get(code)
-
-
-def lookup_error(code: int) -> Optional[bytes]:
-    """The CBOR ErrorObject the reference returns for *code* (``gbp_stack.lookup_error``), or
-    ``None`` when *code* is not in the registry.
-
-    The reference fills ``reason`` with the symbolic name (``ERR_…``) and leaves ``det`` empty.
-    """
-    spec = ERROR_SPECS.get(code)
-    if spec is None:
-        return None
-    from .error_object import ErrorObject  # local: error_object imports this module
-
-    return ErrorObject.from_spec(spec).to_cbor()
 
 
 # --- streams ---------------------------------------------------------------------------------
@@ -297,13 +167,65 @@ TIMEOUTS_MS: Mapping[str, int] = {
     "T_overlap": 10_000,  # GAP key-phase overlap
 }
 
-# --- per-stream AEAD key labels (gbp-mls-binding.md; crates/gbp/mls ``StreamLabel``) ----------
-STREAM_KEY_LABELS: Mapping[StreamType, bytes] = {
-    StreamType.CONTROL: b"gbp/control",
-    StreamType.AUDIO: b"gbp/audio",
-    StreamType.TEXT: b"gbp/text",
-    StreamType.SIGNAL: b"gbp/signal",
+# --- the stream-type table (gbp_rfc.md §6; gbp-mls-binding.md; crates/gbp/mls ``StreamLabel``) --
+@dataclass(frozen=True)
+class StreamTypeInfo:
+    """One row of the stream-type table: everything the stack knows about a stream type.
+
+    ``name`` is the display name ("control" …), ``protocol`` the sub-protocol carried on it
+    ("GBP" for the control plane, "GAP", "GTP", "GSP"), ``label`` the MLS-Exporter label of its
+    AEAD key (RFC 9420 §8.5, gbp-mls-binding.md) and ``payload`` the name of the payload class
+    (``payload_module`` is where it lives; kept as names so that the registry imports nothing
+    of the sub-protocols, which import the registry).
+    """
+
+    stream_type: StreamType
+    name: str
+    protocol: str
+    label: bytes
+    payload: str
+    payload_module: str
+
+
+#: The one stream-type table: stream type -> :class:`StreamTypeInfo`.
+STREAM_TYPES: Mapping[StreamType, StreamTypeInfo] = {
+    info.stream_type: info for info in (
+        StreamTypeInfo(StreamType.CONTROL, "control", "GBP", b"gbp/control", "ControlMessage",
+                       "gbp_lab.core.gbp.control"),
+        StreamTypeInfo(StreamType.AUDIO, "audio", "GAP", b"gbp/audio", "GapPayload",
+                       "gbp_lab.core.gap.payload"),
+        StreamTypeInfo(StreamType.TEXT, "text", "GTP", b"gbp/text", "GtpMessage",
+                       "gbp_lab.core.gtp.message"),
+        StreamTypeInfo(StreamType.SIGNAL, "signal", "GSP", b"gbp/signal", "GspSignal",
+                       "gbp_lab.core.gsp.signal"),
+    )
 }
+_INFO_BY_INT: Dict[int, StreamTypeInfo] = {int(st): info for st, info in STREAM_TYPES.items()}
+#: Stream type (int) -> display name, for the stream types of the table.
+STREAM_NAMES: Mapping[int, str] = {int(st): info.name for st, info in STREAM_TYPES.items()}
+#: Stream type (int) -> protocol name ("GBP", "GAP", "GTP", "GSP").
+STREAM_PROTOCOLS: Mapping[int, str] = {int(st): info.protocol for st, info in STREAM_TYPES.items()}
+#: Per-stream AEAD key labels (derived from :data:`STREAM_TYPES`).
+STREAM_KEY_LABELS: Mapping[StreamType, bytes] = {st: info.label for st, info in STREAM_TYPES.items()}
+
+
+def stream_info(st: int) -> Optional[StreamTypeInfo]:
+    """The table row of stream type *st*, ``None`` for a type outside the table."""
+    return _INFO_BY_INT.get(st)
+
+
+def stream_name(st: int) -> str:
+    """Display name of stream type *st* ("control", "audio", "text", "signal"), "unknown(N)"
+    for any other value."""
+    name = STREAM_NAMES.get(st)
+    return f"unknown({st})" if name is None else name
+
+
+def stream_protocol(st: int) -> str:
+    """The protocol carried on stream type *st* ("GAP", "GTP", "GSP"; "GBP" for the control
+    stream and for unknown types)."""
+    return STREAM_PROTOCOLS.get(st, "GBP")
+
 
 #: Conformance tokens (crates/gbp/core/src/conformance.rs).
 CONFORMANCE_CLASSES: Dict[str, str] = {
@@ -320,5 +242,7 @@ __all__ = [
     "NodeState", "TransitionState", "ErrorSpec", "ERROR_SPECS", "error_spec", "lookup_error",
     "STREAM_ID_BASE", "STREAM_ID_STRIDE", "stream_id", "sender_of", "stream_type_of_sid",
     "SENT_FLAGS", "CRITICAL_OPCODES", "sent_flags", "TIMEOUTS_MS", "STREAM_KEY_LABELS",
+    "StreamTypeInfo", "STREAM_TYPES", "STREAM_NAMES", "STREAM_PROTOCOLS", "stream_info",
+    "stream_name", "stream_protocol",
     "CONFORMANCE_CLASSES", "GBP_VERSION", "GROUP_ID_LENGTH",
 ]

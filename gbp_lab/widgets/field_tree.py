@@ -10,13 +10,14 @@
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from gbp_lab.core.cbor import Reader as CborReader
 from gbp_lab.core.errors import DecodeError, GbpLabError
 from gbp_lab.core.gbp.control import decode_control
-from gbp_lab.core.gbp.registry import ControlOpcode, PayloadCodec, StreamType
+from gbp_lab.core.gbp.registry import STREAM_TYPES, ControlOpcode, PayloadCodec, StreamType
 
 __all__ = ["FieldNode", "cbor_fields", "frame_protocol_tree", "mls_tree", "mls_summary",
            "FRAME_LABELS"]
@@ -82,19 +83,20 @@ def _core_layer(name: str, data: bytes, buffer: str, labels: Mapping[str, str] =
 FRAME_LABELS = {"v": "version", "gid": "group id", "ep": "epoch", "tid": "transition id",
                  "st": "stream type", "sid": "stream id", "fl": "flags", "seq": "sequence no",
                  "psz": "payload size", "pl": "payload (ciphertext ‖ tag)", "pf": "payload codec"}
-_PAYLOAD_CLASSES = None
+_PAYLOAD_CLASSES: Dict[int, Tuple[str, Any]] = {}
 
 
-def _payload_classes():
-    global _PAYLOAD_CLASSES
-    if _PAYLOAD_CLASSES is None:
-        from gbp_lab.core.gap.payload import GapPayload
-        from gbp_lab.core.gsp.signal import GspSignal
-        from gbp_lab.core.gtp.message import GtpMessage
-
-        _PAYLOAD_CLASSES = {int(StreamType.TEXT): ("GTP Message", GtpMessage),
-                            int(StreamType.AUDIO): ("GAP Payload", GapPayload),
-                            int(StreamType.SIGNAL): ("GSP Signal", GspSignal)}
+def _payload_classes() -> Dict[int, Tuple[str, Any]]:
+    """Stream type -> (layer title, payload class) of the sub-protocol streams, from the one
+    stream-type table (:data:`gbp_lab.core.gbp.registry.STREAM_TYPES`; "GTP Message" …)."""
+    if not _PAYLOAD_CLASSES:
+        for st, info in STREAM_TYPES.items():
+            if st == StreamType.CONTROL:
+                continue  # the control plane has its own layer (decode_control)
+            cls = getattr(importlib.import_module(info.payload_module), info.payload)
+            title = (info.payload[len(info.protocol):]
+                     if info.payload.upper().startswith(info.protocol) else info.payload)
+            _PAYLOAD_CLASSES[int(st)] = (f"{info.protocol} {title}", cls)
     return _PAYLOAD_CLASSES
 
 

@@ -2,9 +2,10 @@
 
 * TCP — a byte stream of *records*, ``u32 little-endian length ‖ bytes`` (at most 1 MiB). One
   :class:`GbpRecord` per record, read with the core's :class:`~gbp_lab.core.gbp.framing.RecordReader`
-  and written with :func:`~gbp_lab.core.gbp.framing.encode_record`; the record's ``body`` is a
-  :class:`~gbp_lab.dissectors.gbp.GbpFrame` when it is a CBOR map, else an MLS blob
-  (KeyPackage / Welcome, :func:`gbp_lab.dissectors.mls.mls_layer`). Further records of the same
+  and written with :func:`~gbp_lab.core.gbp.framing.encode_record`; the record's ``body`` layer is
+  chosen by the core's classifier (:func:`gbp_lab.core.gbp.classify.classify_record`, by parsing):
+  a :class:`~gbp_lab.dissectors.gbp.GbpFrame`, an ``MLSMessage`` envelope or a raw KeyPackage,
+  Welcome or GroupInfo (:mod:`gbp_lab.dissectors.mls`). Further records of the same
   segment follow as the payload (one more :class:`GbpRecord` each, the way scapy chains TLS
   records). A record cut by the end of the segment keeps what is there in a ``Raw`` body and says
   so in ``error`` (scapy dissects packets, not reassembled streams; use ``gbp_lab.capture`` for
@@ -14,8 +15,8 @@
 * Port :data:`GBP_PORT` (7878, the CLI demo's) is bound in both directions for TCP and UDP.
   Other ports: a heuristic (:class:`GbpHeuristic`, on by default, :func:`disable_heuristic`)
   claims TCP payloads that start with a complete plausible record — a length prefix within
-  bounds whose body begins like a GBP frame (CBOR map of 10 or 11 entries) or an MLS message
-  (``00 01 00 01..05``). Anything else goes to the layer scapy would otherwise pick.
+  bounds whose body begins like a GBP frame (CBOR map of 10 or 11 entries) or parses as an MLS
+  structure (the classifier). Anything else goes to the layer scapy would otherwise pick.
 """
 from __future__ import annotations
 
@@ -26,12 +27,14 @@ from scapy.fields import LEIntField, PacketLenField
 from scapy.layers.inet import TCP, UDP
 from scapy.packet import Packet, bind_layers
 
+from gbp_lab.core.gbp.classify import RecordKind, classify_record, looks_like_frame
 from gbp_lab.core.gbp.framing import MAX_RECORD, RecordReader, encode_record
 
 from ._common import CoreLayer, annotation
 from .gbp import GbpFrame
+from .mls import MLSGroupInfo, MLSKeyPackage, MLSMessage, MLSWelcome
 
-__all__ = ["GBP_PORT", "GbpRecord", "GbpDatagram", "GbpHeuristic", "record_body",
+__all__ = ["GBP_PORT", "GbpRecord", "GbpDatagram", "GbpHeuristic", "record_body", "body_layer_class",
            "looks_like_record", "enable_heuristic", "disable_heuristic", "bind_port"]
 
 GBP_PORT = 7878
@@ -42,21 +45,36 @@ def _looks_like_frame(body: bytes) -> bool:
     return bool(body) and body[0] in (0xAA, 0xAB)
 
 
-def _looks_like_mls(body: bytes) -> bool:
-    return len(body) >= 4 and body[:3] == b"\x00\x01\x00" and 1 <= body[3] <= 5
+#: the layer of a raw (un-enveloped) MLS structure, by the classifier's kind
+_RAW_MLS_LAYERS = {RecordKind.KEY_PACKAGE: MLSKeyPackage, RecordKind.WELCOME: MLSWelcome,
+                   RecordKind.GROUP_INFO: MLSGroupInfo}
+
+
+def body_layer_class(data: bytes) -> type:
+    """The layer class for one record body or datagram, as the classifier names it: GBP frame,
+    ``MLSMessage`` envelope, raw KeyPackage / Welcome / GroupInfo. An unknown body is shown as a
+    GBP frame with its decode error, or as an MLSMessage when it starts ``00 01``."""
+    rc = classify_record(data)
+    kind = rc.kind
+    if kind is RecordKind.GBP_FRAME:
+        return GbpFrame
+    if kind is RecordKind.UNKNOWN:
+        if not looks_like_frame(data) and data[:2] == b"\x00\x01":
+            return MLSMessage
+        return GbpFrame
+    if rc.wrapped:
+        return MLSMessage
+    return _RAW_MLS_LAYERS[kind]
 
 
 def record_body(data: bytes, **kw):
-    """The layer for one record body: a GBP frame (CBOR map) or an MLS blob."""
+    """The layer for one record body (see :func:`body_layer_class`)."""
     data = bytes(data)
     kw.pop("_parent", None)
-    if data[:1] and 0xA0 <= data[0] <= 0xBF:
+    cls = body_layer_class(data)
+    if cls is GbpFrame:
         return GbpFrame(data, **kw)
-    if data[:2] == b"\x00\x01":
-        from .mls import mls_layer
-
-        return mls_layer(data)
-    return GbpFrame(data, **kw)  # not a frame: shown with its decode error and Raw bytes
+    return cls(data)
 
 
 class GbpRecord(CoreLayer):
@@ -118,12 +136,10 @@ class GbpDatagram(Packet):
     def dispatch_hook(cls, _pkt=None, *args, **kargs):
         if _pkt and len(_pkt) >= 4 and _u32le.unpack_from(_pkt)[0] == len(_pkt) - 4:
             return GbpRecord
-        if _pkt and _looks_like_mls(bytes(_pkt)):
-            from .mls import MlsBlob
-
-            # scapy runs one dispatch_hook per instantiation: resolve the blob's kind here
-            return MlsBlob.dispatch_hook(_pkt, *args, **kargs)
-        return GbpFrame
+        if not _pkt:
+            return GbpFrame
+        # scapy runs one dispatch_hook per instantiation: resolve the body's kind here
+        return body_layer_class(bytes(_pkt))
 
 
 def looks_like_record(data: bytes) -> bool:
@@ -134,7 +150,7 @@ def looks_like_record(data: bytes) -> bool:
     if not 1 <= n <= MAX_RECORD or n > len(data) - 4:
         return False
     body = bytes(data[4:4 + n])
-    return _looks_like_frame(body) or _looks_like_mls(body)
+    return _looks_like_frame(body) or classify_record(body).kind.is_mls
 
 
 class GbpHeuristic(Packet):

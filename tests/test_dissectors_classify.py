@@ -1,0 +1,41 @@
+"""The dissectors name KeyPackages, Welcomes and GroupInfos of all seven suites, raw and wrapped,
+as the core classifier does (dissectors/transport.py → core/gbp/classify.py)."""
+from __future__ import annotations
+
+import pytest
+
+from gbp_lab.core.gbp.aead import seal_frame
+from gbp_lab.core.gbp.framing import encode_record
+from gbp_lab.core.mls.context import MlsContext
+from gbp_lab.core.mls.framing import MLSMessage as CoreMLSMessage
+from gbp_lab.core.mls.mls_message import wrap
+from gbp_lab.dissectors import GbpFrame, GbpRecord
+from gbp_lab.dissectors.mls import MLSGroupInfo, MLSKeyPackage, MLSMessage, MLSWelcome
+from gbp_lab.dissectors.transport import GbpDatagram, body_layer_class
+
+
+@pytest.mark.parametrize("suite", range(1, 8))
+def test_records_of_every_suite_get_their_layer(suite):
+    a = MlsContext.create("alice", ciphersuite=suite)
+    b = MlsContext.create("bob", ciphersuite=suite)
+    kp = b.export_key_package()
+    _c, welcome = a.invite_full(kp)
+    a.finalize_commit()
+    w = CoreMLSMessage.from_bytes(welcome).message
+    gi = CoreMLSMessage.from_bytes(a.export_group_info()).message
+    for raw, layer in ((kp, MLSKeyPackage), (w.to_bytes(), MLSWelcome), (gi.to_bytes(), MLSGroupInfo)):
+        assert body_layer_class(raw) is layer
+        rec = GbpRecord(encode_record(raw))
+        assert isinstance(rec.body, layer) and rec.body.cipher_suite == suite
+        assert not rec.body.error
+        wrapped = wrap(layer.core_class.from_bytes(raw)).to_bytes()
+        rec = GbpRecord(encode_record(wrapped))
+        assert isinstance(rec.body, MLSMessage) and isinstance(rec.body.payload, layer)
+        assert isinstance(GbpDatagram(raw), layer)
+
+
+def test_frames_and_garbage():
+    wire = seal_frame(bytes(32), bytes(range(16)), 3, 0, 2, 101, 7, 1, b"hi").to_cbor()
+    assert isinstance(GbpRecord(encode_record(wire)).body, GbpFrame)
+    assert body_layer_class(b"\xaa\x00") is GbpFrame  # a broken frame is shown as one
+    assert body_layer_class(b"\x00\x01\x00\x09zz") is MLSMessage  # with its decode error

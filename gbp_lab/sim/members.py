@@ -9,7 +9,9 @@
   expectations); :class:`~gbp_lab.sim.simulator.Simulator` is one.
 
 Members are plain reference-style clients: every record the relay broadcasts reaches them, and
-they keep what is for them (the record's class comes from the core's record classifier).
+they keep what is for them — which record is what (GBP frame, KeyPackage, Welcome of any cipher
+suite, raw or in an ``MLSMessage`` envelope) is the core's record classifier's answer
+(:func:`gbp_lab.core.gbp.classify.classify_record`).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from gbp_lab.core.errors import GbpLabError
 from gbp_lab.core.gap.client import GapClient
 from gbp_lab.core.gap.payload import GapPayload
 from gbp_lab.core.gbp.aead import open_frame
+from gbp_lab.core.gbp.classify import RecordKind, classify_record
 from gbp_lab.core.gbp.control import decode_control
 from gbp_lab.core.gbp.events import NodeEvent
 from gbp_lab.core.gbp.frame import decode_frame
@@ -69,11 +72,9 @@ class MemberHost(Protocol):
 
 def frame_sender(wire: bytes) -> Optional[int]:
     """The member id of a GBP frame's sender (:func:`~gbp_lab.core.gbp.registry.sender_of` of
-    its stream id), ``None`` when *wire* is not a frame."""
-    try:
-        return sender_of(decode_frame(wire).stream_id)
-    except GbpLabError:
-        return None
+    its stream id), ``None`` when *wire* is not a frame (the core's record classifier says)."""
+    rc = classify_record(wire)
+    return sender_of(rc.value.stream_id) if rc.kind is RecordKind.GBP_FRAME else None
 
 
 @dataclass(frozen=True)
@@ -189,21 +190,22 @@ class SimMember:
     # -- receiving --------------------------------------------------------------------------
     def on_record(self, data: bytes) -> None:
         now = self.sim.clock.now_ms
-        head = data[:1]
-        if head in (b"\xaa", b"\xab"):
+        rc = classify_record(data)  # one answer: GBP frame or which MLS structure (by parsing)
+        kind = rc.kind
+        if kind is RecordKind.GBP_FRAME:
             node = self.node
             if node is None or not self.in_group or node.state == NodeState.CLOSED:
                 return  # not (yet / any more) a member: cannot read the group's frames
-            sender = frame_sender(data)
+            sender = sender_of(rc.value.stream_id)
             coord = self.sim.coordinator
             if coord is not None and sender == coord.member_id and hasattr(node, "note_coordinator_activity"):
                 node.note_coordinator_activity(now)
             for ev in self.wire_in(data):
                 self.on_event(ev)
-        elif data[:4] == b"\x00\x01\x00\x03":
+        elif kind is RecordKind.WELCOME:
             if self.awaiting_welcome:
                 self._welcome(data)
-        elif data[:4] == b"\x00\x01\x00\x01":
+        elif kind is RecordKind.KEY_PACKAGE:
             self.key_packages.append(data)
 
     def _accept(self, st: int, pt: bytes, epoch: int, codec: int) -> Tuple[str, Any, str, Any]:

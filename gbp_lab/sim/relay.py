@@ -1,9 +1,10 @@
 """A Delivery Service (DS) relay for GBP over TCP (gbp-mls-binding.md §5; gbp_rfc.md §3).
 
 Wire: every record on a connection is ``u32 little-endian length ‖ bytes`` (at most 1 MiB), exactly
-as the reference's ``crates/gbp/transport`` writes it. Records are CBOR GBP frames or raw MLS blobs
-(KeyPackage, Welcome); the relay reads them with :class:`~gbp_lab.core.gbp.framing.RecordReader`
-and classifies them with :func:`~gbp_lab.core.gbp.frame.decode_frame`.
+as the reference's ``crates/gbp/transport`` writes it. Records are CBOR GBP frames or MLS
+structures (KeyPackage, Welcome …, raw or in an ``MLSMessage`` envelope); the relay reads them
+with :class:`~gbp_lab.core.gbp.framing.RecordReader` and names them with the core's record
+classifier (:func:`~gbp_lab.core.gbp.classify.classify_record`, see :func:`classify_record`).
 
 Forwarding rules (gbp-mls-binding.md §5)
 ----------------------------------------
@@ -66,7 +67,7 @@ from enum import IntEnum
 from typing import Callable, Dict, List, Optional, Tuple
 
 from gbp_lab.core.errors import GbpLabError, OversizeError, UsageError
-from gbp_lab.core.gbp.frame import decode_frame
+from gbp_lab.core.gbp import classify as core_classify
 from gbp_lab.core.gbp.framing import MAX_RECORD, RecordReader, encode_record
 from gbp_lab.core.gbp.registry import sender_of
 
@@ -77,7 +78,8 @@ log = logging.getLogger("gbp_lab.sim.relay")
 
 __all__ = [
     "DS_MAGIC", "DsType", "HelloFlags", "Hello", "Route", "Deliver", "MemberLeft", "DsMessage",
-    "decode_ds_message", "is_ds_message", "RecordKind", "classify_record", "DsExtensionError",
+    "decode_ds_message", "is_ds_message", "RecordKind", "classify_record", "is_opaque_mls",
+    "DsExtensionError",
     "RelayEvent", "Relay", "RelayThread", "DEFAULT_PORT",
 ]
 
@@ -85,30 +87,41 @@ DEFAULT_PORT = 7878
 
 
 class RecordKind(IntEnum):
-    """What a record carries, as far as the relay can tell."""
+    """What a record carries, as far as the relay cares."""
 
-    GARBAGE = 0
+    GARBAGE = 0  #: neither a GBP frame, an MLS structure nor a DS message
     FRAME = 1  #: a CBOR GbpFrame (strict decode)
-    MLS = 2  #: an MLS blob: MLSMessage (``00 01 ‖ wire_format 1..5``) or bare KeyPackage
+    MLS = 2  #: an MLS structure: an MLSMessage envelope or a raw KeyPackage / Welcome / GroupInfo
     DS = 3  #: a DS extension message
 
 
 def classify_record(record: bytes) -> Tuple[RecordKind, Optional[int]]:
-    """``(kind, sender member id or None)`` of one record.
+    """``(kind, sender member id or None)`` of one record: a DS extension message when it starts
+    with the DS magic (:mod:`gbp_lab.sim.ds_codec`), else what the core's record classifier
+    decides by parsing (:func:`gbp_lab.core.gbp.classify.classify_record`) — a GBP frame, with
+    its sender's member id (:func:`~gbp_lab.core.gbp.registry.sender_of` of the stream id), any
+    MLS structure (RFC 9420 §6), or garbage.
 
-    MLS blobs are recognised by their first four bytes: ``00 01`` (ProtocolVersion mls10, RFC 9420
-    §6) followed by a u16 in 1..7 — the MLSMessage wire_format (1..5) or, for the bare KeyPackage
-    the reference exports, its cipher suite (1..7).
+    Forwarding policy on top of the classifier: a record the classifier cannot parse but that is
+    MLS-shaped (:func:`is_opaque_mls`) is still ``MLS`` — the DS routes MLS, it does not validate
+    it (gbp-mls-binding.md §5), so it forwards such a blob opaque instead of dropping its sender.
     """
-    if record[:4] == DS_MAGIC:
+    if is_ds_message(record):
         return RecordKind.DS, None
-    if record[:2] == b"\x00\x01" and len(record) >= 4 and 1 <= (record[2] << 8 | record[3]) <= 7:
+    rc = core_classify.classify_record(record)
+    if rc.kind is core_classify.RecordKind.GBP_FRAME:
+        return RecordKind.FRAME, sender_of(rc.value.stream_id)
+    if rc.kind.is_mls or is_opaque_mls(record):
         return RecordKind.MLS, None
-    try:
-        frame = decode_frame(record)
-    except GbpLabError:
-        return RecordKind.GARBAGE, None
-    return RecordKind.FRAME, sender_of(frame.stream_id)
+    return RecordKind.GARBAGE, None
+
+
+def is_opaque_mls(record: bytes) -> bool:
+    """True when *record* starts like an MLS structure — ``ProtocolVersion`` mls10 (``00 01``)
+    then a u16 in 1..7, the ``MLSMessage`` wire format or a KeyPackage's / GroupInfo's cipher
+    suite (RFC 9420 §6, §17.1) — whether or not its body parses. Only the relay's forwarding
+    policy uses this; what a record *is* comes from the classifier."""
+    return len(record) >= 4 and record[0] == 0 and record[1] == 1 and 1 <= (record[2] << 8 | record[3]) <= 7
 
 
 @dataclass(frozen=True)

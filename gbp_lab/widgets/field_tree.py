@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from gbp_lab.core.cbor import Reader as CborReader
 from gbp_lab.core.errors import DecodeError, GbpLabError
+from gbp_lab.core.gbp.classify import RecordClass, RecordKind, classify_record
 from gbp_lab.core.gbp.control import decode_control
 from gbp_lab.core.gbp.registry import STREAM_TYPES, ControlOpcode, PayloadCodec, StreamType
 
@@ -161,12 +162,30 @@ def _plaintext_layers(st: int, pf: int, pt: bytes) -> List[FieldNode]:
 
 
 def mls_summary(data: bytes) -> str:
-    if len(data) >= 4 and data[:2] == b"\x00\x01":
-        wf = int.from_bytes(data[2:4], "big")
-        names = {1: "PublicMessage", 2: "PrivateMessage", 3: "Welcome", 4: "GroupInfo",
-                 5: "KeyPackage"}
-        return f"{names.get(wf, f'wire format {wf}')} ({len(data)} bytes)"
-    return f"{len(data)} bytes"
+    """What an MLS record is, as the core's record classifier names it (by parsing:
+    :func:`gbp_lab.core.gbp.classify.classify_record`), and its size — e.g.
+    ``KeyPackage suite 2 (310 bytes)``, ``MLSMessage(PrivateMessage) (212 bytes)``; just the
+    size when it is no MLS structure."""
+    rc = classify_record(data)
+    if not rc.kind.is_mls:
+        return f"{len(data)} bytes"
+    return f"{rc.label} ({len(data)} bytes)"
+
+
+def _mls_header(data: bytes, rc: RecordClass) -> Tuple[FieldNode, ...]:
+    """The leading words of an MLS structure with their byte ranges (RFC 9420 §6: an envelope
+    is ``version ‖ wire_format``, a KeyPackage / GroupInfo ``version ‖ cipher_suite``, a Welcome
+    starts with its ``cipher_suite``)."""
+    def u16(name: str, at: int) -> FieldNode:
+        return FieldNode(name, int.from_bytes(data[at:at + 2], "big"), at, at + 2, "frame")
+
+    if rc.wrapped:
+        return (u16("version", 0), u16("wire_format", 2))
+    if rc.kind is RecordKind.WELCOME:
+        return (u16("cipher_suite", 0),)
+    if rc.kind in (RecordKind.KEY_PACKAGE, RecordKind.GROUP_INFO):
+        return (u16("version", 0), u16("cipher_suite", 2))
+    return ()
 
 
 #: GspArgs layer fields by integer key of the args map (reference-map §3)
@@ -253,16 +272,20 @@ def frame_protocol_tree(data: bytes, plaintext: Optional[bytes] = None, keylog: 
     return _core_tree(data, plaintext)
 
 
-def mls_tree(data: bytes) -> List[FieldNode]:
-    """A raw MLS message (KeyPackage / Welcome / Commit blob, RFC 9420 §6): the scapy MLS
-    layers (:func:`gbp_lab.dissectors.mls_layer`) when importable, else the header words."""
-    try:
-        import gbp_lab.dissectors as d
+def mls_tree(data: bytes, *, use_dissectors: bool = True) -> List[FieldNode]:
+    """An MLS record (KeyPackage, Welcome, GroupInfo, Public/PrivateMessage — raw or in an
+    ``MLSMessage`` envelope, RFC 9420 §6): the scapy MLS layers the dissectors pick for it
+    (:func:`gbp_lab.dissectors.transport.record_body`, by the core's classifier) when
+    importable, else one layer named by the classifier with the header words."""
+    data = bytes(data)
+    if use_dissectors:
+        try:
+            from gbp_lab.dissectors.transport import record_body
 
-        return _layer_nodes(d.mls_layer(bytes(data)), {}, {0: ("frame", len(data))})
-    except Exception:  # noqa: BLE001 - the dissectors are optional here
-        pass
-    kids = (FieldNode("version", int.from_bytes(data[0:2], "big"), 0, 2, "frame"),
-            FieldNode("wire_format / suite", int.from_bytes(data[2:4], "big"), 2, 4, "frame"))
-    return [FieldNode("MLS", mls_summary(data), 0, len(data), "frame", kids)]
+            return _layer_nodes(record_body(data), {}, {0: ("frame", len(data))})
+        except Exception:  # noqa: BLE001 - the dissectors are optional here
+            pass
+    rc = classify_record(data)
+    name = f"MLS {rc.name}" if rc.kind.is_mls else "MLS"
+    return [FieldNode(name, mls_summary(data), 0, len(data), "frame", _mls_header(data, rc))]
 

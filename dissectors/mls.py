@@ -14,39 +14,37 @@ built from its fields: ``MLSMessage(wire_format=3) / MLSWelcome.from_core(welcom
 PrivateMessage (§6.3): with the key log's ``MLS_SENDER_DATA_SECRET`` for (group, epoch) the sender
 data is decrypted (``leaf_index``, ``generation``); with ``MLS_ENCRYPTION_SECRET`` (the secret-tree
 root) the content too, and the Commit / Proposal / application data becomes the child layer
-(the tree width is not on the wire: powers of two from the sender's leaf up are tried; the
-signature is shown, not verified — that needs the sender's leaf from the ratchet tree).
+(the tree width is not on the wire: :func:`~gbp_lab.core.mls.observer.open_private_message`
+tries the padded widths; the signature is shown, not verified — that needs the sender's leaf from
+the ratchet tree).
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from scapy.config import conf
 from scapy.fields import (ByteEnumField, IntField, LongField, PacketListField, ShortEnumField,
                           XStrField)
 from scapy.packet import Packet, bind_layers
 
-from gbp_lab.core.errors import DecryptError, GbpLabError, UsageError
-from gbp_lab.core.mls import messages as _msgs  # registers the Welcome/GroupInfo/KeyPackage bodies
+from gbp_lab.core.errors import GbpLabError, UsageError
 from gbp_lab.core.mls.commit import Commit as _Commit
 from gbp_lab.core.mls.framing import MLSMessage as _MLSMessage
 from gbp_lab.core.mls.framing import PrivateMessage as _Private
 from gbp_lab.core.mls.framing import PublicMessage as _Public
-from gbp_lab.core.mls.framing import decrypt_sender_data, unprotect
+from gbp_lab.core.mls.framing import decrypt_sender_data
 from gbp_lab.core.mls.group_info import GroupInfo as _GroupInfo
 from gbp_lab.core.mls.key_package import KeyPackage as _KeyPackage
 from gbp_lab.core.mls.proposals import Proposal as _Proposal
 from gbp_lab.core.mls.registries import (ContentType, ExtensionType, ProposalType, SenderType,
                                          WireFormat)
-from gbp_lab.core.mls.secret_tree import SecretTree
+from gbp_lab.core.mls.observer import open_private_message
 from gbp_lab.core.mls.suites import CipherSuite, CipherSuiteId
 from gbp_lab.core.mls.welcome import Welcome as _Welcome
 from gbp_lab.core.tls import Writer
 
 from . import keystore
 from ._common import CoreLayer, annotation, describe_error
-
-del _msgs
 
 __all__ = ["MLSMessage", "MLSPublicMessage", "MLSPrivateMessage", "MLSWelcome", "MLSGroupInfo",
            "MLSKeyPackage", "MLSCommit", "MLSProposal", "MlsBlob", "mls_layer"]
@@ -242,25 +240,14 @@ class MLSPrivateMessage(MlsLayer):
         if enc is None:
             self.fields["crypto"] = "sender data decrypted; content not (no encryption secret)"
             return
-        n = 1
-        while n <= sd.leaf_index:
-            n *= 2
-        last: Optional[BaseException] = None
-        for _ in range(12):
-            try:
-                ac, _sd = unprotect(cs, m, SecretTree(cs, enc, n), sds)
-            except DecryptError as exc:
-                last = exc
-                n *= 2
-                continue
-            except GbpLabError as exc:
-                last = exc
-                break
-            self.fields["signature"] = ac.auth.signature.hex() + " (not verified)"
-            self.fields["crypto"] = f"decrypted (epoch {m.epoch}, leaf {sd.leaf_index})"
-            self.add_payload(content_layer(ac.content.content_type, ac.content.body, self))
+        try:
+            opened = open_private_message(m, cs, sds, enc)
+        except GbpLabError as exc:
+            self.fields["crypto"] = f"content not decrypted: {describe_error(exc)}"
             return
-        self.fields["crypto"] = f"content not decrypted: {describe_error(last)}"
+        self.fields["signature"] = opened.auth.signature.hex() + " (not verified)"
+        self.fields["crypto"] = f"decrypted (epoch {m.epoch}, leaf {sd.leaf_index})"
+        self.add_payload(content_layer(opened.content.content_type, opened.content.body, self))
 
     def describe(self) -> str:
         return (f"MLS PrivateMessage {CONTENT_TYPES.get(int(self.content_type))} "

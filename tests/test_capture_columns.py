@@ -11,8 +11,11 @@ import pandas as pd
 from hypothesis import given, settings, strategies as st
 
 from gbp_lab.capture.columns import columns_of_tuples, text_column
-from gbp_lab.capture.model import (_BOOLS, _FLOATS, _INT_COLUMNS, _ROW_COLUMNS, FRAME_COLUMNS,
-                                   _frames_table)
+from gbp_lab.capture.readpath import FRAME_COLUMNS, FRAME_ROW, frames_table as _frames_table
+
+# the read loop's row layout (names, dtypes) as the column functions take it
+_ROW_COLUMNS, _INT_COLUMNS = FRAME_ROW.names, FRAME_ROW.ints
+_FLOATS, _BOOLS = FRAME_ROW.floats, FRAME_ROW.bools
 
 CELLS = st.one_of(st.none(), st.text(max_size=12), st.binary(max_size=6),
                   st.integers(-3, 2**40), st.just(math.nan), st.booleans())

@@ -195,7 +195,7 @@ def test_summary_html_parquet(ref_capture, tmp_path):
 def test_bad_inputs_error_rows_and_good_frames_kept():
     d = read_capture(CAPTURES / "defects.pcap")
     assert list(d.frames.columns) == FRAME_COLUMNS
-    assert {"REC-OVERSIZE", "TCP-GAP", "REC-UNKNOWN", "REC-TRUNCATED-END"} <= set(d.errors["vid"])
+    assert {"GBP-RECORD-OVERSIZE", "TCP-GAP", "REC-UNKNOWN", "REC-TRUNCATED-END"} <= set(d.errors["vid"])
     assert len(d.frames) == 17 and (d.frames["payload_size"] > 0).all()
     t = read_capture(CAPTURES / "truncated.pcap")
     assert "CAP-TRUNCATED-RECORD" in set(t.errors["vid"]) and len(t.frames) == 5

@@ -41,7 +41,7 @@ def test_dissect_filter_errors_findings_and_bad_input(capsys, tmp_path):
     assert len(out) == 3 and all(" GTP " in l for l in out)
     assert main(["dissect", str(CAPTURES / "defects.pcap"), "--errors", "--findings"]) == 0
     out = capsys.readouterr().out
-    assert "REC-OVERSIZE" in out and "findings" in out and "capture_defect" in out
+    assert "GBP-RECORD-OVERSIZE" in out and "findings" in out and "capture_defect" in out
     assert main(["dissect", str(CAPTURES / "defects.pcap"), "--filter", "nope ==="]) == 2
     assert "bad --filter" in capsys.readouterr().err
     missing = tmp_path / "missing.pcap"

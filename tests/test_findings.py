@@ -199,7 +199,7 @@ def test_defects_become_findings_with_reasons():
     cap = read_capture(CAPTURES / "defects.pcap")
     fi = cap.findings
     by_vid = {d.split("]")[0][1:]: k for k, d in zip(fi["kind"], fi["detail"]) if d.startswith("[")}
-    assert by_vid["REC-OVERSIZE"] == "malformed" and by_vid["REC-UNKNOWN"] == "malformed"
+    assert by_vid["GBP-RECORD-OVERSIZE"] == "malformed" and by_vid["REC-UNKNOWN"] == "malformed"
     assert by_vid["TCP-GAP"] == "capture_defect" and by_vid["REC-TRUNCATED-END"] == "malformed"
     # every error row is referenced by exactly one finding
     refs = sorted(i for e in fi["errors"] for i in e)

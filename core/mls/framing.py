@@ -563,6 +563,14 @@ def unprotect(cs: CipherSuite, msg: PrivateMessage, secret_tree: SecretTree,
     fails to decrypt, the key is put back so a forged message cannot burn a genuine one."""
     _check_group_epoch(msg.group_id, msg.epoch, group_context)
     sd = decrypt_sender_data(cs, msg, sender_data_secret)
+    return open_content(cs, msg, sd, secret_tree, read_body=read_body), sd
+
+
+def open_content(cs: CipherSuite, msg: PrivateMessage, sd: SenderData, secret_tree: SecretTree, *,
+                 read_body: Optional[ReadBody] = None) -> AuthenticatedContent:
+    """The second half of :func:`unprotect`: decrypt ``msg``'s content with the key of the
+    already-decrypted sender data ``sd`` (RFC 9420 §6.3.1, §9.1). A failed decryption puts the
+    key back into ``secret_tree`` and raises :class:`ContentDecryptError`."""
     kind = _ratchet_type(msg.content_type)
     key = secret_tree.key_for(sd.leaf_index, kind, sd.generation)
     try:
@@ -575,7 +583,7 @@ def unprotect(cs: CipherSuite, msg: PrivateMessage, secret_tree: SecretTree,
     body, auth = _parse_private_content(pt, msg.content_type, read_body)
     content = FramedContent(msg.group_id, msg.epoch, Sender.member(sd.leaf_index),
                             msg.authenticated_data, msg.content_type, body)
-    return AuthenticatedContent(WireFormat.MLS_PRIVATE_MESSAGE, content, auth), sd
+    return AuthenticatedContent(WireFormat.MLS_PRIVATE_MESSAGE, content, auth)
 
 
 def unprotect_and_verify(cs: CipherSuite, msg: PrivateMessage, secret_tree: SecretTree,
@@ -665,7 +673,8 @@ __all__ = [
     "PrivateMessage", "SenderData", "MLSMessage", "ReadBody", "default_read_body",
     "framed_content_tbs", "sign_content", "verify_content_signature", "membership_tag",
     "create_public_message", "unprotect_public_message", "protect", "unprotect",
-    "create_private_message", "unprotect_and_verify", "decrypt_sender_data", "sender_data_key_nonce",
+    "create_private_message", "unprotect_and_verify", "decrypt_sender_data", "open_content",
+    "sender_data_key_nonce",
     "ciphertext_sample", "register_body_decoder", "MembershipTagError", "FramingSignatureError",
     "SenderDataDecryptError", "ContentDecryptError", "WrongGroupError", "WrongEpochError",
 ]

@@ -59,7 +59,6 @@ from .transcript import confirmed_transcript_hash, interim_transcript_hash
 from .tree import RatchetTree, TreeValidationError
 from .treekem import PrivateTree, apply_update_path, create_update_path, decrypt_update_path
 from .welcome import Welcome, create_welcome, process_welcome
-from . import mls_message as _mls_message  # noqa: F401  (registers Welcome/GroupInfo/KeyPackage bodies)
 
 Rng = Callable[[int], bytes]
 PskStore = Union[Mapping[bytes, bytes], Callable[[PreSharedKeyID], Optional[bytes]]]  # see psk_store.py

@@ -16,9 +16,10 @@
 
 The envelope itself (and the PublicMessage / PrivateMessage bodies) is
 :class:`gbp_lab.core.mls.framing.MLSMessage`; its body is the ``message`` field. This module
-registers the Welcome, GroupInfo and KeyPackage decoders with framing (importing it, or
-:mod:`gbp_lab.core.mls.messages`, is enough), so those bodies decode to the structures of this
-package instead of opaque bytes, and :func:`wrap` builds an envelope around any body.
+registers the Welcome, GroupInfo and KeyPackage decoders with framing, so those bodies decode to
+the structures of this package instead of opaque bytes; the package's ``__init__`` imports it, so
+importing any ``gbp_lab.core.mls`` module is enough. :func:`wrap` builds an envelope around any
+body.
 """
 from __future__ import annotations
 

@@ -255,7 +255,7 @@ def _find_in(frames: pd.DataFrame, errors: pd.DataFrame, plaintexts, payloads) -
             if kinds[k] == "decrypt":
                 continue  # a decrypt_failure row per frame already
             kind = "capture_defect" if kinds[k] in _DEFECT_KINDS else "malformed"
-            if vids[k] in ("REC-OVERSIZE", "REC-TRUNCATED-END", "REC-UNKNOWN"):
+            if vids[k] in ("GBP-RECORD-OVERSIZE", "REC-TRUNCATED-END", "REC-UNKNOWN"):
                 kind = "malformed"
             add(kind, None, None, None, [], f"[{vids[k]}] {texts[k]}", times[k], errs=[k])
     rows.sort(key=lambda r: (r[6] if r[6] == r[6] and r[6] is not None else float("inf")))

@@ -7,8 +7,11 @@ Layers, bottom-up:
   :func:`~.pcap.inject_secrets`;
 * :mod:`.reassembly` — per-direction TCP reassembly with gap reporting, record re-synchronisation;
 * :mod:`.records` — packets → flows → length-prefixed records / UDP datagrams → items;
+* :mod:`.readpath` — the read loop: records → rows in named layouts (``FRAME_ROW``,
+  ``FRAME_TABLE``, ``ERROR_ROW``), the per-record decode, the chunk reader;
 * :mod:`.model` — :func:`read_capture` → :class:`Capture` with ``frames`` and ``errors`` tables
-  (imported on first use: it pulls in pandas).
+  and the record bytes (:meth:`Capture.record`) (imported on first use: it pulls in pandas);
+  :mod:`.stream` — the same in bounded chunks.
 """
 from .pcap import (  # noqa: F401
     SECRETS_TYPE_GBP_KEYLOG,

@@ -27,69 +27,27 @@ goes through :func:`~gbp_lab.core.gbp.aead.open_frame` for the unusual cases (no
 which raise the typed errors; frames and CBOR payloads in the canonical form every sender writes
 are read by exact-shape matchers (:data:`~gbp_lab.core.gbp.frame.FRAME_MATCHERS`,
 :func:`~gbp_lab.core.payload_codec.cbor_values_matcher`) without building objects, everything
-else by the full decoders. ``python benchmarks/capture_bench.py`` prints the speed against scapy and a raw loop.
+else by the full decoders (:mod:`.readpath` owns the loop, the row layouts and the per-record
+decode). ``python benchmarks/capture_bench.py`` prints the speed against scapy and a raw loop.
+
+Record bytes: :meth:`Capture.record` gives any row's record as read (no second read of the file).
 """
 from __future__ import annotations
 
-import gc
 import os
-from itertools import chain
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional
 
-import numpy as np
 import pandas as pd
 
-from cryptography.exceptions import InvalidTag
-
-from gbp_lab.core.errors import (DecodeError, DecryptError, GbpLabError, KeyLogError,
-                                  MissingKeyError)
-from gbp_lab.core.gap.payload import GapPayload
-from gbp_lab.core.gbp.aead import _aead_for, open_frame
-from gbp_lab.core.gbp.control import decode_control
-from gbp_lab.core.gbp.frame import FRAME_MATCHERS, GbpFrame, decode_frame
-from gbp_lab.core.gbp.registry import STREAM_ID_STRIDE, ControlOpcode, PayloadCodec, StreamType
-from gbp_lab.core.gsp.signal import GspSignal, SignalType
-from gbp_lab.core.gtp.message import GtpMessage
 from gbp_lab.core.keylog import KeyLog
-from gbp_lab.core.payload_codec import cbor_values_matcher
-from gbp_lab.core.payload_codec import decode as pc_decode
 
-from .columns import columns_of_tuples, frame_of_rows, text_column, typed_columns
 from .pcap import DecryptionSecrets, Interface
-from .records import GBP_PORT, PipelineStats, RecordPipeline, iter_item_batches
+from .readpath import (ERROR_COLUMNS, FRAME_COLUMNS, ReadState, errors_table, frames_table,
+                       read_chunks)
+from .records import GBP_PORT, PipelineStats
 
 __all__ = ["Capture", "read_capture", "FRAME_COLUMNS", "ERROR_COLUMNS"]
-
-FRAME_COLUMNS = ["time", "src", "sport", "dst", "dport", "group_id", "epoch", "transition_id",
-                 "stream_type", "stream_name", "stream_id", "sender", "flags", "sequence_no",
-                 "payload_size", "codec", "decrypted", "protocol", "info", "error",
-                 # beyond the list in the brief: where the row came from
-                 "flow_id", "transport", "offset", "packet"]
-ERROR_COLUMNS = ["time", "src", "sport", "dst", "dport", "flow_id", "transport", "offset",
-                 "packet", "kind", "vid", "error",
-                 # the ``frames`` row the defect belongs to (AEAD failures), else missing
-                 "frame"]
-
-#: what the read loop writes per frame row; the other FRAME_COLUMNS (``stream_name``,
-#: ``sender``, ``codec``, ``protocol``) are derived in bulk by :func:`_frames_table`
-_ROW_COLUMNS = ["time", "src", "sport", "dst", "dport", "group_id", "epoch", "transition_id",
-                "stream_type", "stream_id", "flags", "sequence_no", "payload_size", "pf",
-                "decrypted", "info", "error", "flow_id", "transport", "offset", "packet"]
-_STREAM_NAMES = {0: "control", 1: "audio", 2: "text", 3: "signal"}
-_PROTOCOLS = {0: "GBP", 1: "GAP", 2: "GTP", 3: "GSP"}
-_CODEC_NAMES = {c.value: c.name for c in PayloadCodec}
-#: stream type / payload format (both u8 on the wire) -> its name, for the derived columns
-_ST_NAMES = np.array([_STREAM_NAMES.get(i) or f"unknown({i})" for i in range(256)], dtype=object)
-_PROTO_NAMES = np.array([_PROTOCOLS.get(i, "GBP") for i in range(256)], dtype=object)
-_PF_NAMES = np.array([_CODEC_NAMES.get(i) or f"CBOR(pf={i})" for i in range(256)], dtype=object)
-_MLS_WIRE = {1: "KeyPackage", 2: "MLSMessage (PrivateMessage)", 3: "Welcome",
-             4: "GroupInfo", 5: "KeyPackage (MLSMessage)"}
-_INT_COLUMNS = {"pf": "Int64", "frame": "Int64", "sport": "Int64", "dport": "Int64", "transition_id": "Int64",
-                "stream_type": "Int64", "stream_id": "Int64", "sender": "Int64", "flags": "Int64",
-                "sequence_no": "Int64", "payload_size": "Int64", "flow_id": "Int64",
-                "offset": "Int64", "packet": "Int64", "epoch": "UInt64"}
-_FLOATS, _BOOLS = ("time",), ("decrypted",)
 
 
 @dataclass
@@ -112,11 +70,23 @@ class Capture:
     stats: Optional[PipelineStats] = None
     source: Optional[str] = None
     payloads: List[Optional[bytes]] = field(default_factory=list)  #: frame ``pl`` per row
+    #: the record bytes (body after the ``u32-LE`` length prefix) per row: :meth:`record`
+    records: List[bytes] = field(default_factory=list, repr=False)
     _cache: Dict[str, pd.DataFrame] = field(default_factory=dict, repr=False, compare=False)
 
     def __repr__(self) -> str:
         return (f"Capture({self.source!r}: {len(self.frames)} frames, {len(self.errors)} errors, "
                 f"{int(self.frames['decrypted'].sum()) if len(self.frames) else 0} decrypted)")
+
+    def record(self, frame_no: int) -> bytes:
+        """The record bytes of ``frames`` row ``frame_no`` (its position, = the ``frame``
+        column of the derived tables): the body after the ``u32-LE`` length prefix, as read —
+        a CBOR GbpFrame or a raw MLS blob. Kept by :func:`read_capture`, so a consumer never
+        reads the file again (and the record is the one the read's own ports selected)."""
+        n = len(self.records)
+        if not -n <= frame_no < n:
+            raise IndexError(f"frame {frame_no} out of range: the capture keeps {n} records")
+        return self.records[frame_no]
 
     # -- derived tables (lazy) -----------------------------------------------------------------
     def _get(self, name: str, build) -> pd.DataFrame:
@@ -269,93 +239,6 @@ def _parquet_safe(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _load_keylog(keylog: Union[None, KeyLog, str, os.PathLike]) -> Optional[KeyLog]:
-    if keylog is None:
-        return None
-    if isinstance(keylog, KeyLog):  # a copy: secrets blocks are merged into it
-        copy = KeyLog()
-        copy.update(keylog)
-        return copy
-    if isinstance(keylog, os.PathLike) or (isinstance(keylog, str) and "\n" not in keylog
-                                           and os.path.exists(keylog)):
-        return KeyLog.load(keylog)
-    return KeyLog.parse(str(keylog))
-
-
-_chain = chain.from_iterable
-
-
-def _attrs(cls) -> tuple:
-    return tuple(f.attr for f in cls.SCHEMA.fields)
-
-
-#: payload class -> (canonical-CBOR values matcher, attribute names), see :func:`_fields`
-_FAST = {cls: (cbor_values_matcher(cls.SCHEMA), _attrs(cls))
-         for cls in (GtpMessage, GapPayload, GspSignal)}
-
-
-def _fields(cls, pt: bytes, codec: int) -> Dict[str, Any]:
-    """Field values of a decrypted payload by attribute name; raises DecodeError for bad bytes.
-    CBOR in the canonical form takes the exact-shape matcher
-    (:func:`~gbp_lab.core.payload_codec.cbor_values_matcher`), everything else the full reader."""
-    if codec != 1 and codec != 2:  # PayloadCodec.for_wire: every other value is read as CBOR
-        fast = _FAST.get(cls)
-        if fast is not None and type(pt) is bytes:
-            vals = fast[0](pt)
-            if vals is not None:
-                return dict(zip(fast[1], vals))
-    m = pc_decode(cls, pt, codec)
-    return {f.attr: getattr(m, f.attr) for f in cls.SCHEMA.fields}
-
-
-_CONTROL, _AUDIO, _TEXT, _SIGNAL = (int(StreamType.CONTROL), int(StreamType.AUDIO),
-                                    int(StreamType.TEXT), int(StreamType.SIGNAL))
-
-
-#: what the GTP Info line shows; the matcher checks the whole message but converts only these
-_GTP_INFO = ("message_id", "sender_id", "content_type", "content")
-_GTP_FAST = cbor_values_matcher(GtpMessage.SCHEMA, _GTP_INFO)
-
-
-def _gtp_line(vals) -> str:
-    """The Info line of a GTP message from its :data:`_GTP_INFO` values."""
-    mid, sender, ct, content = vals
-    try:
-        body = repr(content[:200].decode("utf-8")[:60])
-    except UnicodeDecodeError:
-        body = f"{len(content)}B binary"
-    return f"GTP mid={mid} from={sender} ct={ct} {body}"
-
-
-def _summary(st: int, pt: bytes, codec: int) -> str:
-    """One line describing a decrypted payload (raises DecodeError for bad plaintext)."""
-    if st == _TEXT:  # the common case first; plain ints (no IntEnum comparison)
-        vals = _GTP_FAST(pt) if codec != 1 and codec != 2 and type(pt) is bytes else None
-        if vals is None:
-            g = _fields(GtpMessage, pt, codec)
-            vals = [g[a] for a in _GTP_INFO]
-        return _gtp_line(vals)
-    if st == _CONTROL:
-        m = decode_control(pt)
-        try:
-            name = ControlOpcode(m.opcode).name
-        except ValueError:
-            name = f"opcode 0x{m.opcode:04x}"
-        return f"{name} tid={m.transition_id} rid={m.request_id} from={m.sender_id} args={m.args_length}B"
-    if st == _AUDIO:
-        a = _fields(GapPayload, pt, codec)
-        return (f"GAP msid={a['media_source_id']} seq={a['rtp_sequence']} ts={a['rtp_timestamp']} "
-                f"kp={a['key_phase']} opus={len(a['opus_frame'])}B")
-    if st == _SIGNAL:
-        s = _fields(GspSignal, pt, codec)
-        try:
-            name = SignalType(s["signal_type"]).name
-        except ValueError:
-            name = f"signal {s['signal_type']}"
-        return f"GSP {name} rid={s['request_id']} from={s['sender_id']} args={s['args_length']}B"
-    return f"{len(pt)}B"
-
-
 def read_capture(path, keylog=None, *, ports=(GBP_PORT,), heuristic: bool = True,
                  decrypt: bool = True, summarize: bool = True, **pipeline_kw) -> Capture:
     """Read a pcap/pcapng capture of GBP traffic into a :class:`Capture` (see module docstring).
@@ -363,267 +246,13 @@ def read_capture(path, keylog=None, *, ports=(GBP_PORT,), heuristic: bool = True
     ``path`` may also be bytes or a binary file object. ``keylog``: KeyLog, key-log path or text.
     ``ports`` / ``heuristic`` select the GBP flows (:class:`~.records.RecordPipeline`).
     """
-    state = _ReadState()
-    frame_cells: List[Any] = []
-    error_rows: List[tuple] = []
-    plaintexts: List[Optional[bytes]] = []
-    payloads: List[Optional[bytes]] = []
-    for fr, er, pt, pl in _read_chunks(path, keylog, state, ports=ports, heuristic=heuristic,
-                                       decrypt=decrypt, summarize=summarize, chunksize=None,
-                                       **pipeline_kw):
-        frame_cells, error_rows, plaintexts, payloads = fr, er, pt, pl
-    return Capture(_frames_table(frame_cells), _frame(error_rows, ERROR_COLUMNS),
-                   plaintexts, state.keys, state.secrets, state.interfaces, state.stats,
-                   str(path) if isinstance(path, (str, os.PathLike)) else None, payloads)
-
-
-def _aead_of(keys: KeyLog, gid: bytes, epoch: int, st: int) -> Any:
-    """The stream AEAD of a frame if the key log has its epoch (16-byte group id, known stream
-    type); ``None`` sends the frame to :func:`open_frame` (which raises the right error)."""
-    if len(gid) != 16 or not 0 <= st <= 3:
-        return None
-    secret = keys.exporter_secret(gid, epoch)
-    if secret is None:
-        return None
-    try:
-        return _aead_for(secret, st, keys.suite(gid))
-    except GbpLabError:
-        return None
-
-
-def _frame_of(vals: tuple) -> GbpFrame:
-    """A :class:`GbpFrame` from its :func:`~gbp_lab.core.gbp.frame.frame_values` (for the slow
-    paths that want the object)."""
-    return GbpFrame(*vals)
-
-
-def _open_slow(fr, keys: KeyLog, it, add_error, row: int) -> tuple:
-    """:func:`open_frame` with its typed errors turned into ``(plaintext, error text)``; a tag
-    failure is also an ``errors`` row (kind ``decrypt``)."""
-    try:
-        return open_frame(fr, keys), None
-    except MissingKeyError as exc:
-        return None, f"[{exc.vid}] {exc.message}"
-    except DecryptError as exc:
-        add_error(it, "decrypt", exc.vid, f"frame seq={fr.sequence_no} st={fr.stream_type} "
-                                          f"epoch={fr.epoch}: {exc.message}", row)
-        return None, f"[{exc.vid}] {exc.message}"
-    except GbpLabError as exc:
-        return None, f"[{exc.vid}] {exc.message}"
-
-
-def _nonce(seq: int, cache: Dict[int, bytes]) -> bytes:
-    """``seq`` as u32 big-endian ‖ 8 zero bytes (reference-map §5), cached for the first 64 Ki
-    sequence numbers (bounded: streaming reads must not grow with the capture)."""
-    n = seq.to_bytes(4, "big") + b"\0" * 8
-    if len(cache) < 65536:
-        cache[seq] = n
-    return n
-
-
-def _long_lived_lists(n: int) -> List[list]:
-    """*n* new empty lists, moved to the cyclic collector's oldest generation: a list that grows
-    to millions of entries while still young would be walked whole by the next young-generation
-    collection (which the table building right after the read triggers); an old one only by the
-    rare full collections. (A collection of the two young generations walks only the few
-    objects allocated since the last one: cheap.)"""
-    lists: List[list] = [[] for _ in range(n)]
-    if gc.isenabled():
-        gc.collect(1)
-    return lists
-
-
-class _ReadState:
-    """What a read learnt besides the rows (filled while :func:`_read_chunks` runs)."""
-
-    __slots__ = ("keys", "secrets", "interfaces", "stats")
-
-    def __init__(self) -> None:
-        self.keys: Optional[KeyLog] = None
-        self.secrets: List[DecryptionSecrets] = []
-        self.interfaces: List[Interface] = []
-        self.stats: Optional[PipelineStats] = None
-
-
-def _read_chunks(path, keylog, state: _ReadState, *, ports=(GBP_PORT,), heuristic: bool = True,
-                 decrypt: bool = True, summarize: bool = True, chunksize: Optional[int] = None,
-                 on_raw=None, **pipeline_kw):
-    """The reading loop: yield ``(frame_cells, error_rows, plaintexts, payloads)`` lists, a new set
-    whenever ``chunksize`` frame rows are collected (``None``: once, at the end). ``frame_cells``
-    holds the frame rows' cells one after the other (:data:`_ROW_COLUMNS` order, see
-    :func:`_frames_table`); ``state`` gets the key log, secrets, interfaces and stats as they
-    become known."""
-    keys = _load_keylog(keylog)
-    state.keys = keys
-    pipe = RecordPipeline(ports=ports, heuristic=heuristic, **pipeline_kw)
-    state.stats = pipe.stats
-    holder: list = []
-    # the frame rows' cells in one flat list (``extend`` with each row): no tracked tuple per
-    # row for the cyclic collector to walk, and one C call turns it into a 2-D array at the end
-    frame_rows, plaintexts, payloads = _long_lived_lists(3)
-    error_rows: List[tuple] = []
-    seen_secrets = 0
-    width = len(_ROW_COLUMNS)
-    limit = chunksize * width if chunksize else -1
-    ctx: Dict[tuple, tuple] = {}  # (gid, epoch, st) -> (gid hex, ChaCha20Poly1305 or None)
-    nonces: Dict[int, bytes] = {}
-
-    done = 0  # frame rows already handed out in earlier chunks
-
-    def add_error(it: tuple, kind: str, vid: str, text: str, frame: Optional[int] = None) -> None:
-        """``it``: an item tuple (:class:`~.records.RecordItem` field order)."""
-        error_rows.append(it[:8] + (it[11], kind, vid, text, frame))
-
-    def merge_secrets(time: float) -> None:
-        """Merge the GBPK secrets blocks read so far into the key log."""
-        nonlocal keys, seen_secrets
-        reader = holder[0]
-        for s in reader.secrets[seen_secrets:]:
-            if not s.is_gbp_keylog:
-                continue
-            try:
-                extra = KeyLog.parse(s.data.decode("utf-8", "replace"))
-                if keys is None:
-                    keys = extra
-                else:
-                    keys.update(extra)
-                state.keys = keys
-                ctx.clear()  # new secrets: look the keys up again
-            except KeyLogError as exc:  # a bad secrets block is a defect of the file
-                error_rows.append((time, None, None, None, None, None, None, s.offset, None,
-                                   "capture", exc.vid,
-                                   f"decryption secrets block at file offset {s.offset}: {exc}",
-                                   None))
-        seen_secrets = len(reader.secrets)
-
-    # the hot loop: item tuples (RecordItem field order), bound methods and tables in locals
-    frames_extend, pts_append, pls_append = frame_rows.extend, plaintexts.append, payloads.append
-    stream_names = _STREAM_NAMES
-    gtp_fast, gtp_line = _GTP_FAST, _gtp_line
-    ctx_get = ctx.get
-    summary, decode, nonces_get = _summary, decode_frame, nonces.get
-    matcher_for = FRAME_MATCHERS.get
-    for it in _chain(iter_item_batches(path, reader_out=holder, pipeline=pipe, on_raw=on_raw)):
-        if len(holder[0].secrets) != seen_secrets:  # a DSB was read: its keys apply from here
-            merge_secrets(it[0])
-        (time, src, sport, dst, dport, flow_id, transport, offset, data, error, vid,
-         packet) = it
-        if error is not None:
-            kind = ("capture" if vid.startswith(("CAP-", "IP-")) else
-                    "tcp" if vid.startswith("TCP-") else
-                    "udp" if vid.startswith("UDP-") else "record")
-            add_error(it, kind, vid, error)
-            continue
-        head = data[0] if data else -1
-        if 0xA0 <= head <= 0xBF:
-            match = matcher_for(head)  # the canonical form, no object; else the full decoder
-            vals = match(data) if match is not None else None
-            if vals is None:
-                try:
-                    fr = decode(data)
-                except DecodeError as exc:
-                    add_error(it, "decode", exc.vid, f"not a GBP frame: {exc.message}")
-                    continue
-                vals = (fr.version, fr.group_id, fr.epoch, fr.transition_id, fr.stream_type,
-                        fr.stream_id, fr.flags, fr.sequence_no, fr.payload_size, fr.payload,
-                        fr.payload_format)
-            _v, gid, epoch, tid, st, sid, flags, seq, psz, payload, pf = vals
-            # this read's own (gid, epoch, st) → (group id hex, stream AEAD or None) table;
-            # anything unusual (no key, short payload, bad tag, odd group id) goes through
-            # open_frame, which raises the typed error
-            ck = (gid, epoch, st)
-            c = ctx_get(ck)
-            if c is None:
-                if len(ctx) >= 4096:  # bounded: garbage group ids must not grow it
-                    ctx.clear()
-                c = ctx[ck] = (gid.hex(), _aead_of(keys, gid, epoch, st)
-                               if decrypt and keys is not None else None)
-            gh, aead = c
-            pt: Optional[bytes] = None
-            err: Optional[str] = None
-            if aead is not None and len(payload) >= 16:
-                try:
-                    pt = aead.decrypt(nonces_get(seq) or _nonce(seq, nonces), payload, None)
-                except InvalidTag:
-                    pt = None
-            if pt is None and decrypt and keys is not None:
-                pt, err = _open_slow(_frame_of(vals), keys, it, add_error,
-                                     done + len(frame_rows) // width)
-            if pt is None:
-                info = f"{stream_names.get(st) or f'unknown({st})'} seq={seq} {psz}B encrypted"
-            elif summarize:
-                gtp = gtp_fast(pt) if st == 2 and pf == 0 else None  # the commonest payload
-                if gtp is not None:
-                    info = gtp_line(gtp)
-                else:
-                    try:
-                        info = summary(st, pt, pf)
-                    except GbpLabError as exc:
-                        info = (f"{stream_names.get(st) or f'unknown({st})'} seq={seq} "
-                                f"{len(pt)}B plaintext")
-                        err = f"[{exc.vid}] plaintext does not decode: {exc.message}"
-            else:
-                info = f"{stream_names.get(st) or f'unknown({st})'} seq={seq} {len(pt)}B plaintext"
-            frames_extend((time, src, sport, dst, dport, gh, epoch, tid, st, sid, flags, seq,
-                           psz, pf, pt is not None, info, err, flow_id, transport, offset,
-                           packet))
-            pts_append(pt)
-            pls_append(payload)
-        elif len(data) >= 4 and data[0] == 0 and data[1] == 1 and data[2] == 0:
-            what = _MLS_WIRE.get(data[3], f"MLS wire format {data[3]}")
-            frames_extend((time, src, sport, dst, dport, None, None, None, None, None, None,
-                           None, len(data), None, False, f"{what} ({len(data)}B)", None,
-                           flow_id, transport, offset, packet))
-            pts_append(None)
-            pls_append(None)
-        else:
-            add_error(it, "decode", "REC-UNKNOWN",
-                      f"record of {len(data)} bytes is neither a GBP frame nor an MLS message "
-                      f"(starts {data[:8].hex()})")
-            continue
-        if len(frame_rows) == limit:
-            yield frame_rows, error_rows, plaintexts, payloads
-            done += len(frame_rows) // width
-            frame_rows, plaintexts, payloads = _long_lived_lists(3)
-            error_rows = []
-            frames_extend, pts_append = frame_rows.extend, plaintexts.append
-            pls_append = payloads.append
-
-    reader = holder[0] if holder else None
-    if reader is not None and len(reader.secrets) != seen_secrets:
-        merge_secrets(pipe._last_time)  # blocks after the last record: for Capture.keylog
-    if reader is not None:
-        state.secrets = list(reader.secrets)
-        state.interfaces = list(reader.interfaces)
-    state.keys = keys
-    if frame_rows or error_rows or chunksize is None:
-        yield frame_rows, error_rows, plaintexts, payloads
-
-
-def _frame(rows: List[tuple], order: List[str]) -> pd.DataFrame:
-    """Row tuples → DataFrame (:func:`.columns.frame_of_rows`)."""
-    return frame_of_rows(rows, order, _INT_COLUMNS, _FLOATS, _BOOLS)
-
-
-def _frames_table(cells: List[Any]) -> pd.DataFrame:
-    """The ``frames`` table from the read loop's flat cell list (rows of :data:`_ROW_COLUMNS`
-    one after the other): one ``fromiter`` makes the 2-D object array; the columns that follow
-    from a row's stream type, stream id and payload format are computed per column, not per row
-    (``sender`` = stream id // 100 as ``sender_of``; MLS rows, without a stream type, get
-    ``protocol`` "MLS" and missing values)."""
-    if cells:
-        table = np.fromiter(cells, dtype=object, count=len(cells))
-        cols = typed_columns(table.reshape(-1, len(_ROW_COLUMNS)), _ROW_COLUMNS, _INT_COLUMNS,
-                             _FLOATS, _BOOLS)
-    else:
-        cols = columns_of_tuples([], _ROW_COLUMNS, _INT_COLUMNS, _FLOATS, _BOOLS)
-    st, pf = cols["stream_type"], cols.pop("pf")
-    framed = ~st.isna()
-    sti = np.where(framed, st.to_numpy(dtype=np.int64, na_value=0), 0)
-    pfi = pf.to_numpy(dtype=np.int64, na_value=0)
-    missing = np.array(None, dtype=object)
-    cols["stream_name"] = text_column(np.where(framed, _ST_NAMES[sti], missing))
-    cols["protocol"] = text_column(np.where(framed, _PROTO_NAMES[sti], "MLS").astype(object))
-    cols["codec"] = text_column(np.where(framed, _PF_NAMES[pfi], missing))
-    cols["sender"] = cols["stream_id"] // STREAM_ID_STRIDE
-    return pd.DataFrame(cols, columns=FRAME_COLUMNS)
+    state = ReadState()
+    chunk = None
+    for chunk in read_chunks(path, keylog, state, ports=ports, heuristic=heuristic,
+                             decrypt=decrypt, summarize=summarize, chunksize=None, **pipeline_kw):
+        pass  # chunksize=None: one chunk, at the end
+    assert chunk is not None
+    return Capture(frames_table(chunk.frame_cells), errors_table(chunk.error_rows),
+                   chunk.plaintexts, state.keys, state.secrets, state.interfaces, state.stats,
+                   str(path) if isinstance(path, (str, os.PathLike)) else None, chunk.payloads,
+                   chunk.records)

@@ -39,6 +39,7 @@ from typing import BinaryIO, Dict, Iterator, List, Optional, Tuple, Union
 from gbp_lab.core.errors import DecodeError, UsageError
 
 __all__ = [
+    "ip_text",
     "CaptureFormatError",
     "LinkType",
     "SECRETS_TYPE_GBP_KEYLOG",
@@ -600,7 +601,8 @@ _HH = struct.Struct("!H")
 _addr_cache: Dict[bytes, str] = {}
 
 
-def _addr(raw: bytes) -> str:
+def ip_text(raw: bytes) -> str:
+    """An IPv4 (4 bytes) / IPv6 (16 bytes) address as text, cached (bounded)."""
     s = _addr_cache.get(raw)
     if s is None:
         s = socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
@@ -732,7 +734,7 @@ def decode_packet(linktype: int, data: bytes) -> Optional[Decoded]:
                 return None
             lstart = off + ihl
             lend = off + tot if tot >= ihl else n  # tot 0: TSO, trust the capture
-            src, dst = _addr(s), _addr(d)
+            src, dst = ip_text(s), ip_text(d)
             if frag & 0x3FFF:
                 is_frag, frag_id, frag_off, more = True, ident, (frag & 0x1FFF) * 8, bool(frag & 0x2000)
         else:
@@ -741,7 +743,7 @@ def decode_packet(linktype: int, data: bytes) -> Optional[Decoded]:
             if data[off] >> 4 != 6:
                 return None
             (plen,) = _HH.unpack_from(data, off + 4)
-            src, dst = _addr(data[off + 8:off + 24]), _addr(data[off + 24:off + 40])
+            src, dst = ip_text(data[off + 8:off + 24]), ip_text(data[off + 24:off + 40])
             lstart = off + 40
             lend = lstart + plen if plen else n
             proto, lstart = _walk_v6(data[off + 6], data, lstart, n)

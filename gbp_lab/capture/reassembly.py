@@ -33,7 +33,7 @@ import struct
 from dataclasses import dataclass
 from typing import List, Optional, Tuple, Union
 
-from gbp_lab.core.gbp.framing import MAX_RECORD
+from gbp_lab.core.gbp.framing import MAX_RECORD, find_resync_point, plausible_header, plausible_start
 
 from .pcap import TCP_FIN, TCP_RST, TCP_SYN
 
@@ -391,72 +391,5 @@ class TcpReassembler:
         out.append(StreamEnd(self.next, time, reason))
 
 
-# ------------------------------------------------------------------------------------------------
-# record re-synchronisation
-# ------------------------------------------------------------------------------------------------
-_U32 = struct.Struct("<I")
-_MIN_FRAME = 16
-
-
-def plausible_header(buf, pos: int, *, strict: bool = True) -> Optional[bool]:
-    """Is there a plausible GBP record header at ``buf[pos:]``?
-
-    True/False, or ``None`` when more bytes are needed to decide (fewer than 8 available).
-    ``strict`` requires the first map key to be ``"v"`` with value 1 (the reference's order);
-    otherwise ``"v"`` may be any of the first keys (looked for in the first 48 bytes).
-    """
-    avail = len(buf) - pos
-    if avail < 4:
-        return None
-    (length,) = _U32.unpack_from(buf, pos)
-    if length > MAX_RECORD or length < _MIN_FRAME:
-        return False
-    if avail < 5:
-        return None
-    m = buf[pos + 4]
-    if not 0xA1 <= m <= 0xB7:
-        return False
-    if avail < 8:
-        return None
-    if buf[pos + 5] == 0x61 and buf[pos + 6] == 0x76 and buf[pos + 7] == 0x01:
-        return True
-    if strict:
-        return False
-    window = bytes(buf[pos + 5:pos + 5 + min(length, 48)])
-    return b"\x61\x76\x01" in window
-
-
-def plausible_start(buf, pos: int = 0) -> Optional[bool]:
-    """Like :func:`plausible_header` (strict), but also accepts the raw MLS blobs the reference
-    sends with the same prefix (KeyPackage ``00 01 00 01``, Commit ``00 01 00 02``, Welcome
-    ``00 01 00 03``: version mls10 ‖ wire format, RFC 9420 §6)."""
-    r = plausible_header(buf, pos)
-    if r is not False:
-        return r
-    if len(buf) - pos < 8:
-        return None
-    (length,) = _U32.unpack_from(buf, pos)
-    if length > MAX_RECORD or length < 4:
-        return False
-    return bytes(buf[pos + 4:pos + 7]) == b"\x00\x01\x00" and buf[pos + 7] in (1, 2, 3)
-
-
-def find_resync_point(buf, start: int = 0) -> Tuple[int, bool]:
-    """Scan ``buf`` from ``start`` for a plausible (strict) record header.
-
-    Returns ``(pos, found)``: if ``found``, a header starts at ``pos``; otherwise every byte before
-    ``pos`` can be discarded (the tail from ``pos`` might still begin a header once more bytes
-    arrive).
-    """
-    n = len(buf)
-    i = start
-    while True:
-        j = buf.find(b"\x61\x76\x01", i + 5 if i + 5 <= n else n)
-        if j < 0:
-            return max(start, n - 7), False
-        cand = j - 5
-        if cand >= start:
-            r = plausible_header(buf, cand)
-            if r:
-                return cand, True
-        i = cand + 1
+# record re-synchronisation: the record-header facts live with the record splitter
+# (:mod:`gbp_lab.core.gbp.framing`); re-exported here

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from itertools import starmap as _starmap
 from typing import Dict, Iterator, List, Optional, Sequence
 
@@ -41,25 +41,19 @@ from .pcap import (
     TCP_SYN,
     CaptureReader,
     Packet,
-    _addr,
-    _addr_cache,
     decode_packet,
+    ip_text,
     link_supported,
 )
-from .reassembly import (
-    MAX_RECORD,
-    StreamData,
-    StreamEnd,
-    StreamGap,
-    StreamStart,
-    TcpReassembler,
-    find_resync_point,
-    plausible_header,
-    plausible_start,
-)
+from gbp_lab.core.gbp.framing import (MAX_RECORD, RecordReader, find_resync_point,
+                                      plausible_header, plausible_start)
+
+from .reassembly import StreamData, StreamEnd, StreamGap, StreamStart, TcpReassembler
 
 __all__ = [
     "iter_item_batches",
+    "iter_item_tuples",
+    "ITEM_FIELDS",
     "GBP_PORT",
     "RecordItem",
     "RecordAssembler",
@@ -71,7 +65,6 @@ __all__ = [
 
 GBP_PORT = 7878
 _U32 = struct.Struct("<I")
-_u32 = _U32.unpack_from
 #: Ethernet II + IPv4 (no options) + TCP up to the flags byte, in one go (see RecordPipeline._feed)
 _ETH_IPV4_TCP = struct.Struct("!12xHBxH2xH1xB2x4s4sHHIIBB")
 _SYN_FIN_RST = TCP_SYN | TCP_FIN | TCP_RST
@@ -99,6 +92,11 @@ class RecordItem:
         return self.error is None
 
 
+#: the field order of an item tuple (the bulk readers' items: :func:`iter_item_tuples`,
+#: :func:`iter_item_batches`), = :class:`RecordItem`'s fields
+ITEM_FIELDS = tuple(f.name for f in fields(RecordItem))
+
+
 @dataclass
 class PipelineStats:
     packets: int = 0
@@ -118,167 +116,17 @@ class PipelineStats:
 
 
 # ------------------------------------------------------------------------------------------------
-# length-prefixed records over a byte stream (with gap re-synchronisation)
+# length-prefixed records over a byte stream: the core's one splitter, in its observer's mode
 # ------------------------------------------------------------------------------------------------
-class RecordAssembler:
-    """Split one direction's byte stream into ``u32-LE length ‖ body`` records.
-
-    Methods return lists of ``(offset, body, error, vid, time)`` tuples (body or error is None).
-    After a gap, garbage or an oversize length the assembler re-synchronises on the next plausible
-    GBP frame header (:func:`~.reassembly.find_resync_point`); skipped bytes are reported.
-    """
-
-    __slots__ = ("_buf", "_base", "_state", "_reason", "_skip_start", "_skipped", "max_record")
-
-    PROBE, SYNCED, RESYNC = 0, 1, 2
+class RecordAssembler(RecordReader):
+    """One direction's record splitter: :class:`~gbp_lab.core.gbp.framing.RecordReader` with
+    ``resync=True`` (methods :meth:`~RecordReader.data`, :meth:`~RecordReader.gap`,
+    :meth:`~RecordReader.end`, :meth:`~RecordReader.set_start`, :meth:`~RecordReader.whole`
+    return ``(offset, body, error, vid, time)`` tuples; after a gap, garbage or an oversize
+    length it re-synchronises on the next plausible GBP frame header)."""
 
     def __init__(self, *, syn: bool = True, max_record: int = MAX_RECORD) -> None:
-        self._buf = bytearray()
-        self._base = 0
-        self._state = self.SYNCED if syn else self.PROBE
-        self._reason = "stream joined without SYN"
-        self._skip_start = 0
-        self._skipped = 0
-        self.max_record = max_record
-
-    def set_start(self, syn: bool) -> None:
-        if not self._buf and self._base == 0:
-            self._state = self.SYNCED if syn else self.PROBE
-
-    def data(self, offset: int, chunk: bytes, time: float) -> list:
-        out: list = []
-        pending = self._buf
-        if offset != self._base + len(pending):  # defensive: the reassembler is contiguous
-            self.gap(self._base + len(pending), offset, time, "discontinuity", out)
-            pending = self._buf
-        pos = 0
-        if pending:
-            have = len(pending)
-            if self._state == 1 and have >= 4:  # SYNCED with a partial record: complete it
-                (length,) = _U32.unpack_from(pending, 0)
-                need = 4 + length - have
-                if length <= self.max_record and need > 0:
-                    if len(chunk) < need:
-                        pending += chunk
-                        return out
-                    body = b"".join((memoryview(pending)[4:], memoryview(chunk)[:need]))
-                    out.append((self._base, body, None, None, time))
-                    self._base += have
-                    self._buf = bytearray()
-                    pos = need
-                    buf = chunk
-                else:
-                    pending += chunk
-                    buf = pending
-            else:
-                pending += chunk
-                buf = pending
-        else:
-            buf = chunk
-        n = len(buf)
-        unpack = _U32.unpack_from
-        append = out.append
-        while True:
-            st = self._state
-            if st == 1:  # SYNCED: the bulk split
-                base = self._base
-                limit = self.max_record
-                while n - pos >= 4:
-                    (length,) = unpack(buf, pos)
-                    if length > limit:
-                        break
-                    end = pos + 4 + length
-                    if end > n:
-                        break
-                    append((base + pos, buf[pos + 4:end], None, None, time))
-                    pos = end
-                if n - pos < 4:
-                    break
-                (length,) = unpack(buf, pos)
-                if length <= limit:
-                    break  # record incomplete
-                append((self._base + pos, None,
-                        f"record length {length} exceeds the maximum {self.max_record}",
-                        "REC-OVERSIZE", time))
-                self._state = self.RESYNC
-                self._reason = "after an oversize length"
-                self._skip_start = self._base + pos
-                self._skipped = 0
-                continue
-            if st == self.PROBE:
-                r = plausible_start(buf, pos)
-                if r is None:
-                    break
-                if r:
-                    self._state = self.SYNCED
-                else:
-                    self._state = self.RESYNC
-                    self._skip_start = self._base + pos
-                    self._skipped = 0
-                continue
-            # RESYNC
-            p, found = find_resync_point(buf, pos)
-            self._skipped += p - pos
-            pos = p
-            if not found:
-                break
-            if self._skipped:
-                append((self._skip_start, None,
-                        f"{self._reason}: skipped {self._skipped} bytes "
-                        f"[{self._skip_start}, {self._base + pos}) before the next "
-                        f"plausible record header", "REC-RESYNC", time))
-            self._skipped = 0
-            self._state = self.SYNCED
-        if type(buf) is not bytes:  # record bodies sliced from a bytearray: make them bytes
-            for k, item in enumerate(out):
-                if item[1] is not None and type(item[1]) is not bytes:
-                    out[k] = (item[0], bytes(item[1]), None, None, item[4])
-        if pos:
-            self._base += pos
-            self._buf = bytearray(buf[pos:]) if pos < n else bytearray()
-        elif buf is chunk:
-            self._buf = bytearray(chunk)
-        return out
-
-    def _drop(self, time: float, what: str, out: list, vid: str) -> None:
-        """Report whatever is buffered (partial record / unsynced bytes) as lost."""
-        have = len(self._buf)
-        if self._state == self.SYNCED and have:
-            if have >= 4:
-                (length,) = _U32.unpack_from(self._buf, 0)
-                desc = f"record at offset {self._base} truncated by {what}: have {have} of {4 + length} bytes"
-            else:
-                desc = f"record header at offset {self._base} truncated by {what}: {have} of 4 bytes"
-            out.append((self._base, None, desc, vid, time))
-        elif self._state != self.SYNCED and (have or self._skipped):
-            total = self._skipped + have
-            out.append((self._skip_start, None,
-                        f"{self._reason}: {total} bytes without a plausible record header "
-                        f"before {what}", vid, time))
-
-    def gap(self, start: int, end: int, time: float, reason: str, out: Optional[list] = None) -> list:
-        if out is None:
-            out = []
-        partial = []
-        self._drop(time, "a gap", partial, "TCP-GAP")
-        detail = f"; {partial[0][2]}" if partial else ""
-        out.append((start, None, f"TCP gap of {end - start} bytes at stream offsets [{start}, {end}) "
-                                 f"({reason}); frames in it are lost{detail}", "TCP-GAP", time))
-        self._buf = bytearray()
-        self._base = end
-        self._state = self.RESYNC
-        self._reason = "after a gap"
-        self._skip_start = end
-        self._skipped = 0
-        return out
-
-    def end(self, time: float, reason: str) -> list:
-        out: list = []
-        what = {"fin": "FIN", "rst": "RST", "eof": "the end of the capture"}.get(reason, reason)
-        self._drop(time, what, out, "REC-TRUNCATED-END")
-        self._buf = bytearray()
-        self._skipped = 0
-        return out
+        super().__init__(max_record=max_record, resync=True, syn=syn)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -393,13 +241,9 @@ class RecordPipeline:
                         off = reasm.in_order(seq, payload, time) if payload else -1
                         if off >= 0:
                             asm = dr.asm
-                            size = len(payload)
                             # the commonest segment of live traffic: exactly one whole record,
                             # the splitter at a record boundary (what asm.data would emit)
-                            if (asm._state == 1 and asm._base == off and not asm._buf
-                                    and size >= 4 and _u32(payload)[0] + 4 == size
-                                    and size - 4 <= asm.max_record):
-                                asm._base = off + size
+                            if asm.whole(off, payload):
                                 src, sp, dst, dp, fid = dr.ident
                                 out.append((time, src, sp, dst, dp, fid, "tcp", off, payload[4:],
                                             None, None, index))
@@ -431,8 +275,8 @@ class RecordPipeline:
         forgotten only after it is closed, and a direction object is never replaced."""
         cache = self._open_dirs
         cache.pop(ck, None)
-        src = _addr_cache.get(s) or _addr(s)
-        dst = _addr_cache.get(d) or _addr(d)
+        src = ip_text(s)
+        dst = ip_text(d)
         key = ((6, src, sport, dst, dport) if (src, sport) <= (dst, dport)
                else (6, dst, dport, src, sport))
         f = self._flows.get(key)

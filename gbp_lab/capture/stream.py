@@ -17,7 +17,7 @@ from typing import Iterator, Optional, Sequence
 
 import pandas as pd
 
-from .model import ERROR_COLUMNS, FRAME_COLUMNS, _frame, _frames_table, _read_chunks, _ReadState
+from .readpath import ReadState, errors_table, frames_table, read_chunks
 
 __all__ = ["iter_capture", "read_captures"]
 
@@ -51,7 +51,7 @@ def iter_capture(path, keylog=None, chunksize: int = 100_000, *, progress: bool 
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total, unit="B", unit_scale=True, desc="capture", leave=False)
-    state = _ReadState()
+    state = ReadState()
     # pcap record header 16 bytes; pcapng EPB overhead 32 bytes + padding: close enough for a bar
     overhead = 16
     seen = [0, 0]
@@ -64,13 +64,15 @@ def iter_capture(path, keylog=None, chunksize: int = 100_000, *, progress: bool 
 
     start = 0
     try:
-        for fr, er, _pt, _pl in _read_chunks(path, keylog, state, chunksize=chunksize,
-                                             on_raw=on_raw, **read_kw):
-            if errors is not None and er:
-                errors.append(_frame(er, ERROR_COLUMNS))
-            if not fr:
+        for chunk in read_chunks(path, keylog, state, chunksize=chunksize, on_raw=on_raw,
+                                 **read_kw):
+            # only the rows are kept: the chunk's plaintexts / payloads / record bytes go
+            # with it (bounded memory)
+            if errors is not None and chunk.error_rows:
+                errors.append(errors_table(chunk.error_rows))
+            if not chunk.frame_cells:
                 continue
-            df = _frames_table(fr)
+            df = frames_table(chunk.frame_cells)
             df.index = pd.RangeIndex(start, start + len(df))
             start += len(df)
             yield df
@@ -93,7 +95,7 @@ def _read_one(path, keylog=None, **read_kw) -> pd.DataFrame:
 
 def _meta() -> pd.DataFrame:
     """The empty frame with the partitions' columns and dtypes."""
-    df = _frames_table([])
+    df = frames_table([])
     df.insert(0, "file", pd.array([], dtype=object))
     return df
 

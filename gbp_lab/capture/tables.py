@@ -21,10 +21,10 @@ built from the frame headers alone.
   args are an MLSMessage (RFC 9420 §6): ``mls_type`` names its wire format / content type. A
   PrivateMessage Commit is decrypted when the key log has ``MLS_SENDER_DATA_SECRET`` and
   ``MLS_ENCRYPTION_SECRET`` for the message's MLS epoch (RFC 9420 §6.3.2 sender data, §9 secret
-  tree — :func:`~gbp_lab.core.mls.framing.unprotect`); the tree size is not in the capture, so
-  the smallest full tree holding the sender's leaf is tried first, then wider ones (§7.1: trees
-  have 2^k leaves). ``commit`` then lists the proposals; otherwise ``commit_error`` says why not
-  (no secrets for that epoch, a consumed secret-tree root, a PublicMessage …).
+  tree); the tree size is not in the capture, so the core's one policy for that opens it
+  (:func:`~gbp_lab.core.mls.observer.open_private_message`: padded widths 2^k from the smallest
+  holding the sender's leaf). ``commit`` then lists the proposals; otherwise ``commit_error``
+  says why not (no secrets for that epoch, a consumed secret-tree root, a PublicMessage …).
 * ``epochs`` — one row per (group, epoch): ``transition_id`` = the highest ``tid`` its frames
   carry (the transition that led to the epoch; a member bootstrapped from a Welcome may still
   send an older one — all are in ``transition_ids``), first/last time, the senders seen, the
@@ -44,6 +44,7 @@ from gbp_lab.core.gsp.args import parse_args
 from gbp_lab.core.gsp.signal import GspSignal, SignalType
 from gbp_lab.core.gtp.client import GtpClient
 from .columns import frame_of_rows
+from .readpath import payload_fields as _fields  # the read path's CBOR fast path + strict fallback
 
 __all__ = ["MESSAGE_COLUMNS", "AUDIO_COLUMNS", "SIGNAL_COLUMNS", "CONTROL_COLUMNS",
            "EPOCH_COLUMNS", "build_messages", "build_audio", "build_signals", "build_control",
@@ -107,12 +108,6 @@ def _rows_of(frames: pd.DataFrame, plaintexts: Sequence[Optional[bytes]], stream
             continue
         out.append((i, times[k], senders[k], epochs[k], codecs[k], dsts[k], dports[k], pt))
     return out
-
-
-def _fields(cls, pt: bytes, codec: int) -> Dict[str, Any]:
-    from .model import _fields as fields  # the model's CBOR fast path + strict fallback
-
-    return fields(cls, pt, codec)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -208,10 +203,9 @@ def decode_prepare_commit(args: bytes, keylog) -> Dict[str, Any]:
     ``leaf`` (the committer's leaf), ``proposals`` (type names), ``added`` (identities of Add
     proposals' credentials), ``removed`` (leaf indexes), ``commit`` (a summary dict); otherwise
     ``error`` says why not."""
-    from gbp_lab.core.mls import messages as _m  # noqa: F401  registers the MLSMessage bodies
     from gbp_lab.core.mls.commit import Commit
-    from gbp_lab.core.mls.framing import MLSMessage, PrivateMessage, PublicMessage, unprotect
-    from gbp_lab.core.mls.secret_tree import SecretTree
+    from gbp_lab.core.mls.framing import MLSMessage, PrivateMessage, PublicMessage
+    from gbp_lab.core.mls.observer import open_private_message
     from gbp_lab.core.mls.suites import CipherSuite
 
     out: Dict[str, Any] = {"mls_type": None, "mls_epoch": None, "error": None}
@@ -257,24 +251,14 @@ def decode_prepare_commit(args: bytes, keylog) -> Dict[str, Any]:
             except GbpLabError as exc:
                 out["error"] = f"[{exc.vid}] {exc.message}"
                 return out
-            last: Optional[GbpLabError] = None
-            n = 1
-            for _ in range(20):  # trees of 1, 2, 4 … 2^19 leaves
-                try:
-                    ac, sd = unprotect(cs, body, SecretTree(cs, enc, n), sds)
-                except GbpLabError as exc:
-                    last = exc
-                    if exc.vid == "MLS-SENDER-DATA-DECRYPT":
-                        break  # the sender-data secret itself is wrong: no tree size helps
-                    n *= 2
-                    continue
-                content_body = ac.content.body
-                out["leaf"] = sd.leaf_index
-                break
-            if content_body is None:
-                out["error"] = (f"[{last.vid}] commit does not decrypt with the logged secrets: "
-                                f"{last.message}" if last else "commit does not decrypt")
+            try:  # the tree size is not in the capture: the observer's one policy
+                opened = open_private_message(body, cs, sds, enc)
+            except GbpLabError as exc:
+                out["error"] = (f"[{exc.vid}] commit does not decrypt with the logged secrets: "
+                                f"{exc.message}")
                 return out
+            content_body = opened.content.body
+            out["leaf"] = opened.leaf_index
     else:
         out["mls_type"] = name
         out["error"] = f"PREPARE carries a {name}, not a commit"

@@ -80,7 +80,7 @@ def build():
     pkts.append(c2.fin("c", len(payload)))
     records += [("192.168.1.11", 50002, "192.168.1.20", 7878, "tcp", f) for f in f2]
     records.append(("192.168.1.11", 50002, "192.168.1.20", 7878, "tcp", b"hello"))
-    errors += ["REC-OVERSIZE", "REC-RESYNC"]
+    errors += ["GBP-RECORD-OVERSIZE", "REC-RESYNC"]
 
     # -- conn 3: RST inside a record ------------------------------------------------------------
     c3 = TcpConn(("192.168.1.12", 50003), ("192.168.1.20", 7878), clock)

@@ -17,10 +17,11 @@ __all__ = ["FrameInspector"]
 class FrameInspector(Observable):
     """Frame list + protocol tree + hex dump (see the module docstring).
 
-    ``capture``: a :class:`~gbp_lab.capture.model.Capture`. The frame bytes are read again from
-    the capture's ``source`` file (or from ``source=``: path, bytes or file object) — the frames
-    table keeps positions, not bytes; ``records=`` may give them directly as a list aligned with
-    ``capture.frames``."""
+    ``capture``: a :class:`~gbp_lab.capture.model.Capture`. The record bytes of a row are the
+    ones the capture kept when it was read (:meth:`Capture.record <gbp_lab.capture.model.Capture.record>`:
+    the read's own ports and heuristic, no second read of the file); ``records=`` may give them
+    instead, as a list aligned with ``capture.frames``. ``source=`` is accepted for
+    compatibility and no longer needed."""
 
     TEXT_COLUMNS = ("protocol", "info", "src", "dst")
 
@@ -28,7 +29,6 @@ class FrameInspector(Observable):
                  records: Optional[Sequence[bytes]] = None, use_dissectors: bool = True) -> None:
         super().__init__()
         self.capture = capture
-        self._source = source if source is not None else capture.source
         self._records = list(records) if records is not None else None
         self._use_dissectors = use_dissectors
         self._text = ""
@@ -105,9 +105,13 @@ class FrameInspector(Observable):
         prefix)."""
         label = self._need() if label is None else label
         pos = self.capture.frames.index.get_loc(label)
-        if self._records is None:
-            self._records = _reread_records(self.capture, self._source)
-        return self._records[pos]
+        if self._records is not None:
+            return self._records[pos]
+        try:
+            return self.capture.record(pos)
+        except (AttributeError, IndexError):
+            raise WidgetError(f"the capture keeps no record bytes for frame {label!r}: pass "
+                              "records=", vid="LAB-WIDGET-SOURCE") from None
 
     def plaintext(self, label: Optional[int] = None) -> Optional[bytes]:
         label = self._need() if label is None else label
@@ -122,7 +126,7 @@ class FrameInspector(Observable):
             data = self.record(label)
             row = self.capture.frames.loc[label]
             if row["protocol"] == "MLS":
-                t = mls_tree(data)
+                t = mls_tree(data, use_dissectors=self._use_dissectors)
             else:
                 t = frame_protocol_tree(data, self.plaintext(label), self.capture.keylog,
                                         use_dissectors=self._use_dissectors)
@@ -205,26 +209,3 @@ class FrameInspector(Observable):
         if isinstance(err, str) and err:
             head = f'<div class="gbp-frame-error" style="color:#b00">{render.esc(err)}</div>'
         return head + render.protocol_tree_html(self.tree, selected=self._field)
-
-
-def _reread_records(cap: Any, source: Any) -> List[bytes]:
-    """Record bytes aligned with ``cap.frames``, read again from ``source``."""
-    from gbp_lab.capture.records import iter_records
-
-    if source is None:
-        raise WidgetError("the capture has no source file: pass source= or records=",
-                          vid="LAB-WIDGET-SOURCE")
-    by_pos: Dict[Tuple, bytes] = {}
-    for it in iter_records(source):
-        if it.error is None and it.data is not None:
-            by_pos.setdefault((it.flow_id, it.offset, it.packet, it.transport), it.data)
-    out = []
-    f = cap.frames
-    for flow, off, pkt, tr in zip(f["flow_id"], f["offset"], f["packet"], f["transport"]):
-        k = (None if pd.isna(flow) else int(flow), None if pd.isna(off) else int(off),
-             None if pd.isna(pkt) else int(pkt), tr)
-        if k not in by_pos:
-            raise WidgetError(f"frame at {k} not found when reading the source again",
-                              vid="LAB-WIDGET-SOURCE")
-        out.append(by_pos[k])
-    return out

@@ -13,7 +13,7 @@ Forwarding rules (gbp-mls-binding.md §5)
   sender process), so every record of a plain client is **broadcast to every other connection**
   (rule 1: "to every Active member except the original sender"). The relay learns a plain
   client's member id from the ``sid`` of its first GBP frame (reference stream-id scheme,
-  ``sid // 100``).
+  :func:`~gbp_lab.core.gbp.registry.sender_of`).
 * **Unicast by target** and **Welcome to its joiner** (rule 2) need the target, so they use the
   optional DS extension below: a ``ROUTE`` record names the target member id (0 = broadcast).
   A target nobody has claimed is logged as ``unroutable`` and dropped (the connection stays).

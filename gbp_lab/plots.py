@@ -24,7 +24,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from gbp_lab.core.errors import GbpLabError, UsageError
-from gbp_lab.core.gbp.registry import ControlOpcode
+from gbp_lab.core.gbp.registry import STREAM_NAMES, ControlOpcode, StreamType
 
 from .capture.tables import build_audio, build_control
 
@@ -195,15 +195,15 @@ def plot_epoch_timeline(capture: Any) -> Figure:
             t0, t1 = float(g["time"].min()), float(g["time"].max())
             ax.broken_barh([(t0, max(t1 - t0, 1e-6))], (-0.5, 5), alpha=0.15,
                            facecolors=f"C{i % 10}", label=f"epoch {int(e)}")
-    names = {0: "control", 1: "audio", 2: "text", 3: "signal"}
     streams = f["stream_type"].dropna().astype(int)
     for st in sorted(set(streams)):
         g = f[f["stream_type"].eq(st).fillna(False).astype(bool)]
-        ax.scatter(g["time"], [st] * len(g), s=12, label=names.get(st, str(st)))
+        ax.scatter(g["time"], [st] * len(g), s=12, label=STREAM_NAMES.get(st, str(st)))
     mls = f[f["protocol"] == "MLS"]
     if len(mls):
         ax.scatter(mls["time"], [4] * len(mls), s=12, marker="x", label="MLS")
-    ax.set_yticks([0, 1, 2, 3, 4], ["control", "audio", "text", "signal", "MLS"])
+    rows = sorted(int(st) for st in StreamType)  # the stream types' rows, then MLS on top
+    ax.set_yticks([*rows, 4], [*(STREAM_NAMES[r] for r in rows), "MLS"])
     ax.set_xlabel("time (s)")
     ax.set_title("epochs and frames over time")
     if len(f):
@@ -289,10 +289,10 @@ def plot_transition_latency(capture: Any) -> Figure:
 
 
 def plot_flow_ladder(capture: Any, *, start: int = 0, max_arrows: int = 40) -> Figure:
-    """A sequence diagram (the model of :class:`gbp_lab.widgets.models.FlowLadder`): one vertical
+    """A sequence diagram (the model of :class:`gbp_lab.widgets.flow_ladder.FlowLadder`): one vertical
     lane per endpoint (the delivery service first), one arrow per frame of the window
     ``[start, start + max_arrows)`` labelled with its ``info``, epochs as shaded bands."""
-    from gbp_lab.widgets.models import FlowLadder
+    from gbp_lab.widgets.flow_ladder import FlowLadder
 
     model = FlowLadder(capture, max_arrows=max_arrows)
     model.window(start)

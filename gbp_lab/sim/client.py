@@ -26,7 +26,7 @@ from typing import Callable, Deque, Iterable, List, Optional
 from gbp_lab.core.errors import GbpLabError, OversizeError, ProtocolError, TruncatedError
 from gbp_lab.core.gbp.framing import MAX_RECORD, RecordReader, encode_record
 
-from .relay import Deliver, Hello, HelloFlags, MemberLeft, Route, decode_ds_message, is_ds_message
+from .ds_codec import Deliver, Hello, HelloFlags, MemberLeft, Route, decode_ds_message, is_ds_message
 
 __all__ = ["Delivery", "RelayClient", "RelayClosedError", "RelayTimeout", "pump"]
 
@@ -105,13 +105,16 @@ class RelayClient:
     def _ingest(self, chunk: bytes) -> None:
         if not chunk:
             self.eof = True
-            for item in self.reader.close():
-                self.error = item
+            for tail in self.reader.close():  # a TruncatedError when a record was cut short
+                if isinstance(tail, BaseException):
+                    self.error = tail
             return
         now = time.monotonic()
         for item in self.reader.feed(chunk):
-            if isinstance(item, (OversizeError, TruncatedError)) or not isinstance(item, bytes):
+            if isinstance(item, (OversizeError, TruncatedError)):
                 self.error = item
+                continue
+            if not isinstance(item, bytes):  # a plain RecordReader yields records or errors only
                 continue
             if is_ds_message(item):
                 msg = decode_ds_message(item)
@@ -212,27 +215,27 @@ def pump(clients: List[RelayClient], until: Callable[[], bool], timeout: float =
             if left <= 0:
                 return False
             for key, mask in sel.select(min(left, 0.5)):
-                c: RelayClient = key.data
+                cl: RelayClient = key.data
                 if mask & selectors.EVENT_READ:
                     try:
-                        chunk = c.sock.recv(1 << 18)
+                        chunk = cl.sock.recv(1 << 18)
                     except BlockingIOError:
                         chunk = None
                     except OSError as exc:
-                        c.error, chunk = exc, b""
+                        cl.error, chunk = exc, b""
                     if chunk is not None:
-                        c._ingest(chunk)
-                        if c.eof:
-                            sel.unregister(c.sock)
+                        cl._ingest(chunk)
+                        if cl.eof:
+                            sel.unregister(cl.sock)
                             continue
-                if mask & selectors.EVENT_WRITE and c.outbuf:
+                if mask & selectors.EVENT_WRITE and cl.outbuf:
                     try:
-                        n = c.sock.send(c.outbuf)
+                        n = cl.sock.send(cl.outbuf)
                     except BlockingIOError:
                         n = 0
-                    del c.outbuf[:n]
-                    if not c.outbuf:
-                        sel.modify(c.sock, selectors.EVENT_READ, c)
+                    del cl.outbuf[:n]
+                    if not cl.outbuf:
+                        sel.modify(cl.sock, selectors.EVENT_READ, cl)
         return True
     finally:
         sel.close()

@@ -1,9 +1,10 @@
 """A Delivery Service (DS) relay for GBP over TCP (gbp-mls-binding.md §5; gbp_rfc.md §3).
 
 Wire: every record on a connection is ``u32 little-endian length ‖ bytes`` (at most 1 MiB), exactly
-as the reference's ``crates/gbp/transport`` writes it. Records are CBOR GBP frames or raw MLS blobs
-(KeyPackage, Welcome); the relay reads them with :class:`~gbp_lab.core.gbp.framing.RecordReader`
-and classifies them with :func:`~gbp_lab.core.gbp.frame.decode_frame`.
+as the reference's ``crates/gbp/transport`` writes it. Records are CBOR GBP frames or MLS
+structures (KeyPackage, Welcome …, raw or in an ``MLSMessage`` envelope); the relay reads them
+with :class:`~gbp_lab.core.gbp.framing.RecordReader` and names them with the core's record
+classifier (:func:`~gbp_lab.core.gbp.classify.classify_record`, see :func:`classify_record`).
 
 Forwarding rules (gbp-mls-binding.md §5)
 ----------------------------------------
@@ -12,7 +13,7 @@ Forwarding rules (gbp-mls-binding.md §5)
   sender process), so every record of a plain client is **broadcast to every other connection**
   (rule 1: "to every Active member except the original sender"). The relay learns a plain
   client's member id from the ``sid`` of its first GBP frame (reference stream-id scheme,
-  ``sid // 100``).
+  :func:`~gbp_lab.core.gbp.registry.sender_of`).
 * **Unicast by target** and **Welcome to its joiner** (rule 2) need the target, so they use the
   optional DS extension below: a ``ROUTE`` record names the target member id (0 = broadcast).
   A target nobody has claimed is logged as ``unroutable`` and dropped (the connection stays).
@@ -48,14 +49,8 @@ connection (RST) with ``DS-SLOW-READER``.
 
 DS extension (optional, ours — not part of the reference)
 ---------------------------------------------------------
-A record that starts with the 4-byte magic ``b"GBDS"`` is a DS message. The magic cannot start a
-GBP frame (a CBOR map, first byte 0xAA/0xAB) nor an MLS blob (``00 01`` = version mls10). Integers
-are little-endian, like the record prefix::
-
-    HELLO       (1)  u32 member_id ‖ u8 flags (0x01 stamped: wrap deliveries; 0x02 notify)
-    ROUTE       (2)  u32 target (0 = broadcast) ‖ record            client → DS
-    DELIVER     (3)  u64 ds_seq ‖ u32 from_member (0 = unknown) ‖ record   DS → stamped client
-    MEMBER_LEFT (4)  u64 ds_seq ‖ u32 member_id ‖ UTF-8 reason      DS → notify client
+A record that starts with the magic ``b"GBDS"`` is a DS message (``HELLO``, ``ROUTE``,
+``DELIVER``, ``MEMBER_LEFT``); its wire codec is :mod:`gbp_lab.sim.ds_codec`.
 
 Notebook/test entry point: :class:`RelayThread` (the relay on its own event loop in a background
 thread; a context manager with ``.port``, ``.events``, ``.wait_for``). :class:`Relay` is the
@@ -65,195 +60,68 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import struct
 import threading
 import time
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Callable, Dict, List, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple
 
-from gbp_lab.core.errors import DecodeError, GbpLabError, OversizeError, UsageError
-from gbp_lab.core.gbp.frame import decode_frame
+from gbp_lab.core.errors import GbpLabError, OversizeError, UsageError
+from gbp_lab.core.gbp import classify as core_classify
 from gbp_lab.core.gbp.framing import MAX_RECORD, RecordReader, encode_record
 from gbp_lab.core.gbp.registry import sender_of
+
+from .ds_codec import (DS_MAGIC, Deliver, DsExtensionError, DsMessage, DsType, Hello, HelloFlags,
+                       MemberLeft, Route, decode_ds_message, is_ds_message)
 
 log = logging.getLogger("gbp_lab.sim.relay")
 
 __all__ = [
     "DS_MAGIC", "DsType", "HelloFlags", "Hello", "Route", "Deliver", "MemberLeft", "DsMessage",
-    "decode_ds_message", "is_ds_message", "RecordKind", "classify_record", "DsExtensionError",
+    "decode_ds_message", "is_ds_message", "RecordKind", "classify_record", "is_opaque_mls",
+    "DsExtensionError",
     "RelayEvent", "Relay", "RelayThread", "DEFAULT_PORT",
 ]
 
 DEFAULT_PORT = 7878
-DS_MAGIC = b"GBDS"
-_HDR = len(DS_MAGIC) + 1
-_u32 = struct.Struct("<I")
-_hello = struct.Struct("<IB")
-_deliver = struct.Struct("<QI")
-
-
-class DsExtensionError(DecodeError):
-    """A record with the DS magic whose body is malformed."""
-
-    default_vid = "DS-BAD-EXT"
-
-
-class DsType(IntEnum):
-    """Message types of the optional DS extension."""
-
-    HELLO = 1
-    ROUTE = 2
-    DELIVER = 3
-    MEMBER_LEFT = 4
-
-
-class HelloFlags(IntEnum):
-    """``HELLO`` flag bits."""
-
-    STAMPED = 0x01  #: wrap every delivery in DELIVER (ds_seq, from_member)
-    NOTIFY = 0x02  #: receive MEMBER_LEFT notices
-
-
-@dataclass(frozen=True)
-class Hello:
-    """Client → DS: "I am member *member_id*" (also a keep-alive; may be repeated)."""
-
-    member_id: int
-    flags: int = 0
-
-    @property
-    def stamped(self) -> bool:
-        return bool(self.flags & HelloFlags.STAMPED)
-
-    @property
-    def notify(self) -> bool:
-        return bool(self.flags & HelloFlags.NOTIFY)
-
-    def to_bytes(self) -> bytes:
-        _check_u32(self.member_id, "member_id")
-        if not 0 <= self.flags <= 0xFF:
-            raise UsageError("HELLO flags must fit in u8", vid="DS-USAGE")
-        return DS_MAGIC + bytes((DsType.HELLO,)) + _hello.pack(self.member_id, self.flags)
-
-
-@dataclass(frozen=True)
-class Route:
-    """Client → DS: forward *record* to member *target* only (0 = broadcast)."""
-
-    target: int
-    record: bytes
-
-    def to_bytes(self) -> bytes:
-        _check_u32(self.target, "target")
-        return DS_MAGIC + bytes((DsType.ROUTE,)) + _u32.pack(self.target) + self.record
-
-
-@dataclass(frozen=True)
-class Deliver:
-    """DS → stamped client: *record* from *from_member*, position *ds_seq* in the DS order."""
-
-    ds_seq: int
-    from_member: int
-    record: bytes
-
-    def to_bytes(self) -> bytes:
-        return (DS_MAGIC + bytes((DsType.DELIVER,)) + _deliver.pack(self.ds_seq, self.from_member)
-                + self.record)
-
-
-@dataclass(frozen=True)
-class MemberLeft:
-    """DS → notify client: the connection of *member_id* closed (gbp-mls-binding.md §5 item 3)."""
-
-    ds_seq: int
-    member_id: int
-    reason: str
-
-    def to_bytes(self) -> bytes:
-        return (DS_MAGIC + bytes((DsType.MEMBER_LEFT,)) + _deliver.pack(self.ds_seq, self.member_id)
-                + self.reason.encode("utf-8"))
-
-
-DsMessage = Union[Hello, Route, Deliver, MemberLeft]
-
-
-def _check_u32(v: int, name: str) -> None:
-    if not 0 <= v <= 0xFFFFFFFF:
-        raise UsageError(f"{name} must fit in u32", vid="DS-USAGE")
-
-
-def is_ds_message(record: bytes) -> bool:
-    """True if *record* starts with the DS magic."""
-    return record[:4] == DS_MAGIC
-
-
-def decode_ds_message(record: bytes) -> DsMessage:
-    """Decode a DS extension record; :class:`DsExtensionError` if it is not a valid one.
-
-    ``decode_ds_message(m.to_bytes()) == m`` and ``decode_ds_message(b).to_bytes() == b``.
-    """
-    record = bytes(record)
-    if record[:4] != DS_MAGIC:
-        raise DsExtensionError("record does not start with the DS magic", vid="DS-BAD-EXT-MAGIC")
-    if len(record) < _HDR:
-        raise DsExtensionError("DS record without a type byte", vid="DS-BAD-EXT-SHORT")
-    t = record[4]
-    body = record[_HDR:]
-    if t == DsType.HELLO:
-        if len(body) != _hello.size:
-            raise DsExtensionError(f"HELLO body is {len(body)} bytes, expected {_hello.size}",
-                                   vid="DS-BAD-EXT-HELLO")
-        member, flags = _hello.unpack(body)
-        if member == 0:
-            raise DsExtensionError("HELLO with member id 0", vid="DS-BAD-EXT-MEMBER")
-        return Hello(member, flags)
-    if t == DsType.ROUTE:
-        if len(body) < 4:
-            raise DsExtensionError("ROUTE without a target", vid="DS-BAD-EXT-ROUTE")
-        return Route(_u32.unpack_from(body)[0], body[4:])
-    if t == DsType.DELIVER:
-        if len(body) < _deliver.size:
-            raise DsExtensionError("DELIVER header truncated", vid="DS-BAD-EXT-DELIVER")
-        seq, frm = _deliver.unpack_from(body)
-        return Deliver(seq, frm, body[_deliver.size:])
-    if t == DsType.MEMBER_LEFT:
-        if len(body) < _deliver.size:
-            raise DsExtensionError("MEMBER_LEFT header truncated", vid="DS-BAD-EXT-LEFT")
-        seq, member = _deliver.unpack_from(body)
-        try:
-            reason = body[_deliver.size:].decode("utf-8")
-        except UnicodeDecodeError:
-            raise DsExtensionError("MEMBER_LEFT reason is not UTF-8", vid="DS-BAD-EXT-LEFT") from None
-        return MemberLeft(seq, member, reason)
-    raise DsExtensionError(f"unknown DS message type {t}", vid="DS-BAD-EXT-TYPE")
 
 
 class RecordKind(IntEnum):
-    """What a record carries, as far as the relay can tell."""
+    """What a record carries, as far as the relay cares."""
 
-    GARBAGE = 0
+    GARBAGE = 0  #: neither a GBP frame, an MLS structure nor a DS message
     FRAME = 1  #: a CBOR GbpFrame (strict decode)
-    MLS = 2  #: an MLS blob: MLSMessage (``00 01 ‖ wire_format 1..5``) or bare KeyPackage
+    MLS = 2  #: an MLS structure: an MLSMessage envelope or a raw KeyPackage / Welcome / GroupInfo
     DS = 3  #: a DS extension message
 
 
 def classify_record(record: bytes) -> Tuple[RecordKind, Optional[int]]:
-    """``(kind, sender member id or None)`` of one record.
+    """``(kind, sender member id or None)`` of one record: a DS extension message when it starts
+    with the DS magic (:mod:`gbp_lab.sim.ds_codec`), else what the core's record classifier
+    decides by parsing (:func:`gbp_lab.core.gbp.classify.classify_record`) — a GBP frame, with
+    its sender's member id (:func:`~gbp_lab.core.gbp.registry.sender_of` of the stream id), any
+    MLS structure (RFC 9420 §6), or garbage.
 
-    MLS blobs are recognised by their first four bytes: ``00 01`` (ProtocolVersion mls10, RFC 9420
-    §6) followed by a u16 in 1..7 — the MLSMessage wire_format (1..5) or, for the bare KeyPackage
-    the reference exports, its cipher suite (1..7).
+    Forwarding policy on top of the classifier: a record the classifier cannot parse but that is
+    MLS-shaped (:func:`is_opaque_mls`) is still ``MLS`` — the DS routes MLS, it does not validate
+    it (gbp-mls-binding.md §5), so it forwards such a blob opaque instead of dropping its sender.
     """
-    if record[:4] == DS_MAGIC:
+    if is_ds_message(record):
         return RecordKind.DS, None
-    if record[:2] == b"\x00\x01" and len(record) >= 4 and 1 <= (record[2] << 8 | record[3]) <= 7:
+    rc = core_classify.classify_record(record)
+    if rc.kind is core_classify.RecordKind.GBP_FRAME:
+        return RecordKind.FRAME, sender_of(rc.value.stream_id)
+    if rc.kind.is_mls or is_opaque_mls(record):
         return RecordKind.MLS, None
-    try:
-        frame = decode_frame(record)
-    except GbpLabError:
-        return RecordKind.GARBAGE, None
-    return RecordKind.FRAME, sender_of(frame.stream_id)
+    return RecordKind.GARBAGE, None
+
+
+def is_opaque_mls(record: bytes) -> bool:
+    """True when *record* starts like an MLS structure — ``ProtocolVersion`` mls10 (``00 01``)
+    then a u16 in 1..7, the ``MLSMessage`` wire format or a KeyPackage's / GroupInfo's cipher
+    suite (RFC 9420 §6, §17.1) — whether or not its body parses. Only the relay's forwarding
+    policy uses this; what a record *is* comes from the classifier."""
+    return len(record) >= 4 and record[0] == 0 and record[1] == 1 and 1 <= (record[2] << 8 | record[3]) <= 7
 
 
 @dataclass(frozen=True)
@@ -309,7 +177,7 @@ class _Conn(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         if not self.closing:
-            tail = self.reader.close()
+            tail = [t for t in self.reader.close() if isinstance(t, GbpLabError)]
             self.leave_reason = (f"closed by peer inside a record ({tail[0].message})" if tail
                                  else "closed by peer")
         return False

@@ -293,9 +293,9 @@ def _step(kind: str, args: Mapping[str, Any], index: int) -> Step:
             if isinstance(a, Mapping):
                 a = tuple(sorted(a.items()))
             kw["args"] = tuple(tuple(p) for p in a)
-            want = {attr for _k, attr in REQUIRED_KEYS[sig]}
-            if {k for k, _ in kw["args"]} != want:
-                raise ScriptError(f"step {index}: {sig.name} args need exactly {sorted(want)}",
+            want_keys = {attr for _k, attr in REQUIRED_KEYS[sig]}
+            if {k for k, _ in kw["args"]} != want_keys:
+                raise ScriptError(f"step {index}: {sig.name} args need exactly {sorted(want_keys)}",
                                   vid="SIM-SCRIPT-ARGS", where=index)
         for f in fields(cls):
             if f.name not in kw:
@@ -347,6 +347,7 @@ def parse_script(doc: Any, name: str = "script") -> Script:
         if isinstance(raw, Step):
             steps.append(raw)
             continue
+        args: Any
         if isinstance(raw, str):
             kind, args = raw, {}
         elif isinstance(raw, Mapping) and len(raw) == 1:

@@ -40,40 +40,26 @@ from its own seeded generator, so commits — hence PREPARE frames — are deter
 """
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import logging
 import os
-import threading
 import time
-import types
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
-import cbor2
-
-from gbp_lab.core.errors import GbpLabError, UsageError
-from gbp_lab.core.gap.client import GapClient
+from gbp_lab.core.cbor import encode_map
+from gbp_lab.core.errors import UsageError
 from gbp_lab.core.gbp.events import NodeEvent
-from gbp_lab.core.gap.payload import GapPayload
-from gbp_lab.core.gbp.aead import open_frame
-from gbp_lab.core.gbp.control import decode_control
-from gbp_lab.core.gbp.frame import decode_frame
-from gbp_lab.core.gsp.args import validate_args
-from gbp_lab.core.gsp.signal import GspSignal
 from gbp_lab.core.gbp.node import GroupNode
-from gbp_lab.core.gbp.registry import (TIMEOUTS_MS, ControlOpcode, ErrorCode, NodeState,
-                                       PayloadCodec, StreamType)
+from gbp_lab.core.gbp.registry import TIMEOUTS_MS, ControlOpcode, ErrorCode, NodeState
 from gbp_lab.core.gsp.args import build_args
-from gbp_lab.core.gsp.client import GspClient
 from gbp_lab.core.gsp.signal import SignalType
-from gbp_lab.core.gtp.client import GtpClient
 from gbp_lab.core.keylog import KeyLog
 from gbp_lab.core.mls.context import MlsContext
-from gbp_lab.core.sframe import SFrameSession
 
 from .client import RelayClient, pump
+from .clock import EPOCH_BASE, DeterministicRng, VirtualClock
+from .members import Received, RefMember, SimMember, SimulationError
 from .relay import RelayThread
 from .script import (Advance, Audio, Create, Disconnect, FailCoordinator, Join, Leave, Reconnect,
                      Remove, Script, ScriptError, Signal, Text, Update, load_script)
@@ -81,376 +67,32 @@ from .tap import Tap, TapEvent, TapKind, write_pcap
 
 __all__ = ["Simulator", "SimResult", "SimulationError", "VirtualClock", "DeterministicRng",
            "SimMember", "RefMember", "Received", "simulate", "EPOCH_BASE", "CANONICAL_SERVER",
-           "CANONICAL_CLIENT_BASE"]
+           "CANONICAL_CLIENT_BASE", "digest_request_args", "digest_response_args"]
 
 log = logging.getLogger("gbp_lab.sim.simulator")
 
-#: Unix time of virtual millisecond 0 (2026-01-01T00:00:00Z).
-EPOCH_BASE = 1_767_225_600
 CANONICAL_SERVER = ("127.0.0.1", 7878)
 CANONICAL_CLIENT_BASE = 40000
 _WAIT = 15.0  # seconds a lock-step wait may take before the run is declared stuck
 _OP = ControlOpcode
 
 
-class SimulationError(GbpLabError):
-    """The run could not continue (a record did not arrive, a member's state diverged …)."""
-
-    default_vid = "SIM-RUN"
-
-
-# --------------------------------------------------------------------------------------------
-# clock and randomness
-# --------------------------------------------------------------------------------------------
-class VirtualClock:
-    """Deterministic protocol time: :attr:`now_ms` (nodes, GAP) and :meth:`seconds` (MLS)."""
-
-    def __init__(self, base_unix: float = EPOCH_BASE) -> None:
-        self.base = base_unix
-        self.now_ms = 0
-
-    def advance(self, ms: int) -> int:
-        self.now_ms += int(ms)
-        return self.now_ms
-
-    def seconds(self) -> float:
-        return self.base + self.now_ms / 1000.0
-
-
-class DeterministicRng:
-    """A seeded byte generator ``rng(n) -> bytes`` (SHA-256 in counter mode over
-    ``seed ‖ label``): the ``rng=`` of :class:`MlsContext`. Not for real keys."""
-
-    def __init__(self, seed: int, label: str) -> None:
-        self._key = hashlib.sha256(b"gbp-lab sim rng\x00" + int(seed).to_bytes(16, "big", signed=True)
-                                   + label.encode("utf-8")).digest()
-        self._counter = 0
-        self._buf = b""
-
-    def __call__(self, n: int) -> bytes:
-        while len(self._buf) < n:
-            self._buf += hashlib.sha256(self._key + self._counter.to_bytes(8, "big")).digest()
-            self._counter += 1
-        out, self._buf = self._buf[:n], self._buf[n:]
-        return out
-
-
-
-
-# --------------------------------------------------------------------------------------------
-# members
-# --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Received:
-    """Something a member accepted (for assertions and the run log)."""
-
-    receiver: str
-    kind: str  #: "text" | "audio" | "signal" | "control"
-    sender: int
-    epoch: int
-    detail: Any
-
-
-class SimMember:
-    """One simulated member: MLS context, GBP node, clients, SFrame sessions, connection."""
-
-    def __init__(self, sim: "Simulator", name: str, member_id: int) -> None:
-        self.sim = sim
-        self.name = name
-        self.member_id = member_id
-        self.rng = DeterministicRng(sim.seed, f"member:{name}")
-        self.keylog = KeyLog()
-        self.node: Any = None
-        self._make_stack()
-        self.conn: Optional[RelayClient] = None
-        self.conn_id: Optional[int] = None
-        self.in_group = False
-        self.dead = False  #: a failed coordinator: silent for good
-        self.awaiting_welcome = False
-        self.key_packages: List[bytes] = []
-        self.received: List[Received] = []
-        self.errors: List[NodeEvent] = []
-        self.expected_errors: List[NodeEvent] = []
-        self.digest_requests: List[int] = []
-        self._sframe: Dict[Tuple[int, int], SFrameSession] = {}
-        self._rid = 0
-        self._mid = 0
-        self._staged_tid: Optional[int] = None
-
-    impl = "core"
-
-    def _make_stack(self) -> None:
-        self.mls: Any = MlsContext.create(self.name, rng=self.rng, keylog=self.keylog,
-                                          clock=self.sim.clock.seconds)
-        self.gtp: Any = GtpClient()
-        self.gap: Any = GapClient()
-        self.gsp: Any = GspClient()
-
-    # -- helpers ----------------------------------------------------------------------------
-    def next_rid(self) -> int:
-        """Request ids are unique group-wide (GSP dedups on the request id alone, gsp_rfc §5):
-        ``member_id * 10 000 + n``."""
-        self._rid += 1
-        return self.member_id * 10_000 + self._rid
-
-    def next_mid(self) -> int:
-        self._mid += 1
-        return self.member_id * 1_000_000 + self._mid
-
-    def sframe(self, suite: int) -> SFrameSession:
-        key = (self.mls.epoch, suite)
-        s = self._sframe.get(key)
-        if s is None:
-            self._sframe = {k: v for k, v in self._sframe.items() if k[0] == self.mls.epoch}
-            s = self._sframe[key] = SFrameSession.create(self.mls, suite=suite)
-        return s
-
-    @property
-    def connected(self) -> bool:
-        return self.conn is not None
-
-    @property
-    def leaf_index(self) -> int:
-        return self.mls.own_leaf_index
-
-    @property
-    def epoch(self) -> int:
-        return self.mls.epoch
-
-    def staged(self, tid: int) -> bool:
-        """True when the PREPARE of *tid* arrived and its commit is staged."""
-        return self.node.pending_transition_id == tid and self.mls.has_pending_commit
-
-    # -- sending (the engine calls these; RefMember overrides them) ---------------------------
-    def control(self, op: int, tid: int, args: bytes = b""):
-        return self.node.send_control(self.mls, 0, op, tid, self.next_rid(), args,
-                                      now=self.sim.clock.now_ms)
-
-    def text_frame(self, text: str, codec: int):
-        return self.gtp.send(self.node, self.mls, 0, self.next_mid(), text, codec)
-
-    def audio_frame(self, source: int, ts: int, body: bytes, codec: int):
-        return self.gap.send(self.node, self.mls, 0, source, ts, body, codec, now=self.sim.clock.now_ms)
-
-    def signal_frame(self, sig: int, role: int, args: bytes, codec: int):
-        return self.gsp.send(self.node, self.mls, 0, sig, role, self.next_rid(), args, codec)
-
-    def encryptor(self, suite: int):
-        return self.sframe(suite).create_encryptor(None, self.leaf_index)
-
-    def open_sframe(self, suite: int, payload: bytes) -> bytes:
-        return bytes(self.sframe(suite).decrypt(payload).plaintext)
-
-    def wire_in(self, data: bytes):
-        return self.node.on_wire(self.mls, data, now=self.sim.clock.now_ms)
-
-    def new_node(self) -> Any:
-        return GroupNode(self.member_id, self.mls.group_id)
-
-    def __repr__(self) -> str:
-        return f"SimMember({self.name!r}, id={self.member_id}, in_group={self.in_group})"
-
-    # -- receiving --------------------------------------------------------------------------
-    def on_record(self, data: bytes) -> None:
-        now = self.sim.clock.now_ms
-        head = data[:1]
-        if head in (b"\xaa", b"\xab"):
-            node = self.node
-            if node is None or not self.in_group or node.state == NodeState.CLOSED:
-                return  # not (yet / any more) a member: cannot read the group's frames
-            sender = self.sim._sender_of(data)
-            coord = self.sim.coordinator
-            if coord is not None and sender == coord.member_id and hasattr(node, "note_coordinator_activity"):
-                node.note_coordinator_activity(now)
-            for ev in self.wire_in(data):
-                self._event(ev)
-        elif data[:4] == b"\x00\x01\x00\x03":
-            if self.awaiting_welcome:
-                self._welcome(data)
-        elif data[:4] == b"\x00\x01\x00\x01":
-            self.key_packages.append(data)
-
-    def _accept(self, st: int, pt: bytes, epoch: int, codec: int) -> Tuple[str, Any, str, Any]:
-        """Hand a delivered plaintext to the stream's client: (status, reason, kind, detail)."""
-        if st == StreamType.TEXT:
-            r = self.gtp.accept(pt, epoch, codec)
-            return r.status, r.reason, "text", r.text
-        if st == StreamType.AUDIO:
-            r = self.gap.accept(pt, epoch, codec, now=self.sim.clock.now_ms)
-            p = r.payload
-            return r.status, r.reason, "audio", (p.media_source_id, bytes(p.opus_frame)) if p else None
-        r = self.gsp.accept(pt, epoch, codec)
-        return r.status, r.reason, "signal", (r.signal, r.args)
-
-    def _control_args(self, ev: NodeEvent) -> bytes:
-        return ev.args
-
-    def _welcome(self, data: bytes) -> None:
-        self.mls.accept_welcome(data)
-        self.awaiting_welcome = False
-        self.in_group = True
-        node = self.new_node()
-        # the Welcome comes after EXECUTE: the joiner starts at the new epoch (reference-map §6)
-        node.bootstrap_as_joiner(self.mls.epoch)
-        node.drain_events()
-        if hasattr(node, "note_coordinator_activity"):
-            node.note_coordinator_activity(self.sim.clock.now_ms)
-        self.node = node
-
-    def _event(self, ev: NodeEvent) -> None:
-        kind = ev.kind
-        epoch = self.node.epoch if self.node else 0
-        if kind == "payload_received":
-            st = int(ev.stream_type)
-            sender = ev.stream_id // 100
-            status, reason, what, detail = self._accept(st, ev.plaintext or b"", epoch, int(ev.codec or 0))
-            if status != "new":
-                raise SimulationError(f"{self.name}: {what} from {sender} was {status}: {reason}")
-            if what == "audio":
-                source, opus = detail
-                suite = self.sim._sframe_expected.get((sender, source))
-                detail = opus if suite is None else self.open_sframe(suite, opus)  # RFC 9605
-            self.received.append(Received(self.name, what, sender, epoch, detail))
-        elif kind == "control":
-            self.received.append(Received(self.name, "control", ev.sender, epoch, ev.opcode))
-            if ev.opcode_code == _OP.PREPARE_TRANSITION:
-                try:
-                    what = self.mls.process_message(self._control_args(ev))
-                except GbpLabError:
-                    if self.sim._removing is self:
-                        return  # the removee may fail to follow its own removal (RFC 9420 §12.3)
-                    raise
-                if what != "commit":
-                    raise SimulationError(f"{self.name}: PREPARE carried a {what}, not a commit")
-                self._staged_tid = ev.transition_id
-            elif ev.opcode_code == _OP.GROUP_STATE_DIGEST_REQUEST:
-                self.digest_requests.append(ev.sender)
-        elif kind == "epoch_advanced":
-            self.mls.finalize_commit()
-            if self.sim._removing is self or not getattr(self.mls, "is_active", True):
-                self.in_group = False
-            elif self.mls.epoch != self.node.epoch:
-                raise SimulationError(f"{self.name}: node epoch {self.node.epoch} != MLS epoch "
-                                      f"{self.mls.epoch} after EXECUTE")
-        elif kind == "error":
-            if self.sim._expect_error(ev):
-                self.expected_errors.append(ev)
-            else:
-                self.errors.append(ev)
-
-
-class RefMember(SimMember):
-    """A member run by the reference implementation (the ``gbp_stack`` wheel): its
-    ``MlsContext``, ``GroupNode``, GTP/GAP/GSP clients and ``SFrameSession``; ``impl: reference``
-    in a script. It joins (never creates or coordinates), chats, streams, signals, answers
-    transitions and can leave or be removed.
-
-    Limits, all from the binding: its randomness is the wheel's own (frames involving it differ
-    between runs); its ``control`` events carry no ``args``, so the PREPARE commit is taken from
-    the frame itself, opened with the epoch's exporter secret from the member's own
-    ``export_state()`` (:meth:`KeyLog.from_gbp_stack_state`); its node has no time or resync API
-    (no ``reconnect``/``fail_coordinator`` role for it)."""
-
-    impl = "reference"
-
-    def _make_stack(self) -> None:
-        import gbp_stack as g
-
-        self._g = g
-        self.mls = g.MlsContext.create(self.name)
-        self.gtp = g.GtpClient.create()
-        self.gap = g.GapClient.create()
-        self.gsp = g.GspClient.create()
-        self._ref_sframe: Dict[Tuple[int, int], Any] = {}
-        self._ref_enc: Dict[Tuple[int, int], Any] = {}
-
-    def _log_keys(self) -> None:
-        self.keylog.update(KeyLog.from_gbp_stack_state(self.mls.export_state()))
-
-    @property
-    def leaf_index(self) -> int:
-        return self.sim._leaf_of(self)
-
-    def staged(self, tid: int) -> bool:
-        return self._staged_tid == tid
-
-    def control(self, op: int, tid: int, args: bytes = b""):
-        return self.node.send_control(self.mls, 0, self._g.ControlOpcode(int(op)), tid,
-                                      self.next_rid(), args)
-
-    def text_frame(self, text: str, codec: int):
-        return self.gtp.send(self.node, self.mls, 0, self.next_mid(), text,
-                             self._g.PayloadCodec(int(codec)))
-
-    def audio_frame(self, source: int, ts: int, body: bytes, codec: int):
-        return self.gap.send(self.node, self.mls, 0, source, ts, body, self._g.PayloadCodec(int(codec)))
-
-    def signal_frame(self, sig: int, role: int, args: bytes, codec: int):
-        return self.gsp.send(self.node, self.mls, 0, self._g.SignalType(int(sig)), role,
-                             self.next_rid(), args, self._g.PayloadCodec(int(codec)))
-
-    def _ref_session(self, suite: int):
-        key = (self.mls.epoch, suite)
-        s = self._ref_sframe.get(key)
-        if s is None:
-            s = self._ref_sframe[key] = self._g.SFrameSession.create(self.mls, "gbp/sframe v1", suite)
-        return s
-
-    def encryptor(self, suite: int):
-        # 1.9.1 restarts the CTR at 0 for every new encryptor: keep one per (epoch, suite)
-        key = (self.mls.epoch, suite)
-        e = self._ref_enc.get(key)
-        if e is None:
-            e = self._ref_enc[key] = self._ref_session(suite).create_encryptor(
-                self.mls, self.leaf_index, "gbp/sframe v1", suite)
-        return e
-
-    def open_sframe(self, suite: int, payload: bytes) -> bytes:
-        return bytes(self._ref_session(suite).decrypt(payload).plaintext)
-
-    def wire_in(self, data: bytes):
-        return self.node.on_wire(self.mls, data)
-
-    def new_node(self) -> Any:
-        return self._g.GroupNode.create(self.member_id, self.mls.group_id)
-
-    def _welcome(self, data: bytes) -> None:
-        super()._welcome(data)
-        self._log_keys()
-
-    def _event(self, ev) -> None:
-        super()._event(ev)
-        if ev.kind == "epoch_advanced" and self.in_group:
-            self._log_keys()
-
-    def _accept(self, st: int, pt: bytes, epoch: int, codec: int):
-        c = self._g.PayloadCodec(codec)
-        if st == StreamType.TEXT:
-            r = self.gtp.accept(pt, epoch, c)
-            return r.status, r.reason, "text", r.text
-        if st == StreamType.AUDIO:
-            r = self.gap.accept(pt, epoch, c)
-            p = GapPayload.from_bytes(pt, PayloadCodec(codec)) if r.status == "new" else None
-            return r.status, r.reason, "audio", (p.media_source_id, bytes(p.opus_frame)) if p else None
-        r = self.gsp.accept(pt, epoch, c)
-        args = validate_args(SignalType(r.signal_code), GspSignal.from_bytes(pt, PayloadCodec(codec)).args) \
-            if r.status == "new" else None
-        return r.status, r.reason, "signal", (r.signal, args)
-
-    def _control_args(self, ev) -> bytes:
-        """The binding drops control args: open the PREPARE frame with this member's own epoch
-        secrets (export_state → key log → :func:`~gbp_lab.core.gbp.aead.open_frame`)."""
-        frame = decode_frame(self._last_wire)
-        keys = KeyLog.from_gbp_stack_state(self.mls.export_state())
-        return decode_control(open_frame(frame, keys)).args
-
-    def on_record(self, data: bytes) -> None:
-        self._last_wire = data
-        super().on_record(data)
-
-    def close(self) -> None:
-        for obj in (self.gtp, self.gap, self.gsp):
-            obj.close()
+def digest_request_args(since_tid: int, since_epoch: int) -> bytes:
+    """The args of a GROUP_STATE_DIGEST_REQUEST (gbp-control-plane.md §6, resync): a CBOR map
+    ``{"since_tid", "since_epoch"}`` written by the core codec (:func:`gbp_lab.core.cbor.encode_map`,
+    shortest-form heads, definite lengths, keys in this order)."""
+    return encode_map((("since_tid", int(since_tid)), ("since_epoch", int(since_epoch))))
+
+
+def digest_response_args(epoch: int, last_transition_id: int, member_set_root_hash: bytes,
+                         coordinator_id: int, control_log_tail: Tuple[Any, ...] = ()) -> bytes:
+    """The args of a GROUP_STATE_DIGEST_RESPONSE (gbp-control-plane.md §6): the coordinator's
+    epoch, last transition id, the ratchet tree hash (RFC 9420 §7.8), the control log tail and
+    its member id, as one CBOR map written by the core codec."""
+    return encode_map((("epoch", int(epoch)), ("last_transition_id", int(last_transition_id)),
+                       ("member_set_root_hash", bytes(member_set_root_hash)),
+                       ("control_log_tail", list(control_log_tail)),
+                       ("coordinator_id", int(coordinator_id))))
 
 
 # --------------------------------------------------------------------------------------------
@@ -537,9 +179,9 @@ class Simulator:
         self._records = 0
         self._conns = 0
         self._closes = 0
-        self._removing: Optional[SimMember] = None
+        self.removing: Optional[SimMember] = None  #: the member being removed right now
         self._expected_codes: Counter = Counter()
-        self._sframe_expected: Dict[Tuple[int, int], int] = {}
+        self.sframe_expected: Dict[Tuple[int, int], int] = {}  #: (sender, source) -> SFrame suite
         self.log: List[str] = []
         self.sent: List[Tuple[str, str, Any]] = []
 
@@ -548,14 +190,7 @@ class Simulator:
         self._virtual_times.append(self.clock.seconds())
         return self.wall_clock()
 
-    @staticmethod
-    def _sender_of(wire: bytes) -> Optional[int]:
-        try:
-            return decode_frame(wire).stream_id // 100
-        except GbpLabError:
-            return None
-
-    def _expect_error(self, ev: NodeEvent) -> bool:
+    def expect_error(self, ev: NodeEvent) -> bool:
         """Errors a step provokes on purpose (COORDINATOR_GONE during a failover)."""
         return self._expected_codes[ev.code] > 0
 
@@ -589,7 +224,7 @@ class Simulator:
         self.by_id[mid] = m
         return m
 
-    def _leaf_of(self, m: SimMember) -> int:
+    def leaf_of(self, m: SimMember) -> int:
         """*m*'s leaf index in the coordinator's ratchet tree (by credential identity)."""
         c = self.coordinator or next(x for x in self.members.values() if x.impl == "core" and x.in_group)
         ident = m.name.encode("utf-8")
@@ -606,20 +241,22 @@ class Simulator:
             time.sleep(0.0002)
 
     def _connect(self, m: SimMember) -> None:
-        assert self.relay is not None and self.tap is not None
-        m.conn = RelayClient(self.relay.host, self.relay.port, timeout=_WAIT)
+        relay = self.relay
+        assert relay is not None and self.tap is not None
+        m.conn = RelayClient(relay.host, relay.port, timeout=_WAIT)
         self._conns += 1
         m.conn_id = self._conns
-        self._wait(lambda: self.relay.stats["connections"] >= self._conns, "the relay to accept")
+        self._wait(lambda: relay.stats["connections"] >= self._conns, "the relay to accept")
 
     def _disconnect(self, m: SimMember) -> None:
-        assert self.tap is not None
+        tap = self.tap
+        assert tap is not None
         if m.conn is None:
             return
         conn_id = m.conn_id
         m.conn.close()
         m.conn = None
-        self._wait(lambda: any(e.kind is TapKind.CLOSE and e.conn == conn_id for e in list(self.tap.events)),
+        self._wait(lambda: any(e.kind is TapKind.CLOSE and e.conn == conn_id for e in list(tap.events)),
                    "the relay to see the close")
 
     def _connected(self) -> List[SimMember]:
@@ -627,21 +264,24 @@ class Simulator:
 
     def _send(self, sender: SimMember, record: bytes, what: str = "") -> None:
         """Send one record through the relay and let every connected receiver process it."""
-        assert sender.conn is not None and self.relay is not None
-        receivers = [m for m in self._connected() if m is not sender]
-        sender.conn.queue(record)
+        out, relay = sender.conn, self.relay
+        assert out is not None and relay is not None
+        receivers = [(m, m.conn) for m in self._connected() if m is not sender]
+        out.queue(record)
         self._records += 1
         want = self._records
-        ok = pump([m.conn for m in self._connected()],  # type: ignore[misc]
-                  lambda: not sender.conn.outbuf and all(r.conn.inbox for r in receivers), _WAIT)
+        conns = [c for c in (m.conn for m in self._connected()) if c is not None]
+        ok = pump(conns, lambda: not out.outbuf and all(c is not None and c.inbox for _, c in receivers),
+                  _WAIT)
         if not ok:
             raise SimulationError(f"record {want} ({what}) from {sender.name} was not delivered")
-        self._wait(lambda: self.relay.stats["records_in"] >= want, "the relay to accept a record")
-        for r in receivers:
-            d = r.conn.inbox.popleft()  # type: ignore[union-attr]
+        self._wait(lambda: relay.stats["records_in"] >= want, "the relay to accept a record")
+        for r, rc in receivers:
+            assert rc is not None  # _connected() lists members with a connection
+            d = rc.inbox.popleft()
             if d.data != record:
                 raise SimulationError(f"{r.name} received another record than {sender.name} sent")
-            if r.conn.inbox:  # type: ignore[union-attr]
+            if rc.inbox:
                 raise SimulationError(f"{r.name} received more than one record")
             r.on_record(d.data)
         self.clock.advance(1)
@@ -674,7 +314,7 @@ class Simulator:
         node = c.node
         assert node is not None
         tid = node.last_transition_id + 1
-        self._removing = removing
+        self.removing = removing
         self._note(f"{c.name} PREPARE tid={tid} ({label})")
         self._send_frame(c, c.control(_OP.PREPARE_TRANSITION, tid, commit), "PREPARE")
         for p in participants:
@@ -688,7 +328,7 @@ class Simulator:
         c.mls.finalize_commit()
         node.apply_transition(tid)
         for ev in node.drain_events():
-            c._event(ev)
+            c.on_event(ev)
         for p in participants:
             if p.node.epoch != node.epoch or p.epoch != c.mls.epoch:
                 raise SimulationError(f"{p.name} is at node epoch {p.node.epoch} / MLS epoch "
@@ -698,7 +338,7 @@ class Simulator:
             self._send(c, welcome, "Welcome")
             if not joiner.in_group or joiner.epoch != c.mls.epoch:
                 raise SimulationError(f"{joiner.name} did not join with the Welcome")
-        self._removing = None
+        self.removing = None
         self._note(f"epoch {node.epoch} ({label})")
 
     # -- steps ------------------------------------------------------------------------------
@@ -738,7 +378,7 @@ class Simulator:
         if target is c:
             raise ScriptError("the coordinator cannot remove itself (fail_coordinator first)",
                               vid="SIM-SCRIPT-ORDER")
-        leaf = self._leaf_of(target)
+        leaf = self.leaf_of(target)
         self._transition(lambda mls: (mls.remove_member(leaf), None), label, removing=target)
         target.in_group = False
         if target.node is not None:
@@ -774,9 +414,9 @@ class Simulator:
         source = s.source if s.source is not None else m.member_id * 10 + 1
         enc = None
         if s.sframe:
-            self._sframe_expected[(m.member_id, source)] = s.suite
+            self.sframe_expected[(m.member_id, source)] = s.suite
         else:
-            self._sframe_expected.pop((m.member_id, source), None)
+            self.sframe_expected.pop((m.member_id, source), None)
         for k in range(s.frames):
             opus = bytes([0xF8]) + m.rng(max(0, s.size - 1))  # a TOC byte + pseudo-audio
             if s.sframe:
@@ -825,7 +465,7 @@ class Simulator:
                     if ev.kind == "coordinator_election_needed":
                         election.append(m)
                     else:
-                        m._event(ev)
+                        m.on_event(ev)
         finally:
             self._expected_codes[int(ErrorCode.COORDINATOR_GONE)] -= 1
         if not election:
@@ -859,7 +499,7 @@ class Simulator:
         m.node.trigger_resync()
         m.node.drain_events()
         node = m.node
-        req = cbor2.dumps({"since_tid": node.last_transition_id, "since_epoch": node.epoch})
+        req = digest_request_args(node.last_transition_id, node.epoch)
         self._note(f"{m.name} reconnects and asks for the group state")
         self._send_frame(m, m.control(_OP.GROUP_STATE_DIGEST_REQUEST, node.last_transition_id, req),
                          "DIGEST_REQUEST")
@@ -867,9 +507,8 @@ class Simulator:
             raise SimulationError("the coordinator did not get the digest request")
         c.digest_requests.remove(m.member_id)
         cn = c.node
-        resp = cbor2.dumps({"epoch": cn.epoch, "last_transition_id": cn.last_transition_id,
-                            "member_set_root_hash": c.mls.tree.tree_hash(),
-                            "control_log_tail": [], "coordinator_id": c.member_id})
+        resp = digest_response_args(cn.epoch, cn.last_transition_id, c.mls.tree.tree_hash(),
+                                    c.member_id)
         self._send_frame(c, c.control(_OP.GROUP_STATE_DIGEST_RESPONSE, cn.last_transition_id, resp),
                          "DIGEST_RESPONSE")
         if node.state != NodeState.ACTIVE:
@@ -894,7 +533,7 @@ class Simulator:
                 if m is c:
                     m.node.note_coordinator_activity(self.clock.now_ms)
                 for ev in m.node.check_timeouts(self.clock.now_ms):
-                    m._event(ev)
+                    m.on_event(ev)
 
     def _live(self) -> List[SimMember]:
         """Connected core members in the group (reference nodes have no timer API)."""

@@ -8,7 +8,7 @@
 * :func:`hexdump_html` / :func:`hexdump_lines` — a hex dump with one highlighted byte range.
 * :func:`protocol_tree_html` — a protocol tree (nested ``<details>``) of any objects with
   ``name``, ``value``, ``start``, ``end``, ``children`` attributes
-  (:class:`gbp_lab.widgets.models.FieldNode`).
+  (:class:`gbp_lab.widgets.field_tree.FieldNode`).
 * ``*_html`` — ``_repr_html_`` helpers for frames (rows of the capture's ``frames`` table),
   node events (:class:`~gbp_lab.core.gbp.events.NodeEvent`), MLS trees
   (:class:`~gbp_lab.core.mls.tree.RatchetTree`) and tables of rows.
@@ -26,7 +26,7 @@ from gbp_lab.core.mls import treemath as tm
 
 __all__ = [
     "esc", "tree_rows", "tree_svg", "hexdump_lines", "hexdump_html", "protocol_tree_html",
-    "table_html", "frame_html", "event_html", "mls_tree_html", "secrets_html", "identity_text",
+    "table_html", "frame_html", "event_html", "mls_tree_html", "secrets_html", "identity_text", "short",
 ]
 
 esc = html.escape
@@ -143,7 +143,7 @@ def tree_svg(rows: Sequence[Mapping[str, Any]], *, highlight_leaf: Optional[int]
                        f'<rect x="{x - 24:.0f}" y="{y - 12:.0f}" width="48" height="24" rx="4" '
                        f'fill="{fill}" stroke="#333"{dash}/>'
                        f'<text x="{x:.0f}" y="{y + 4:.0f}" text-anchor="middle">'
-                       f'{esc(_short(ident) if not blank else "_")}</text>'
+                       f'{esc(short(ident) if not blank else "_")}</text>'
                        f'<text x="{x:.0f}" y="{y + 26:.0f}" text-anchor="middle" fill="#555">'
                        f'leaf {esc(str(r.get("leaf_index")))}</text></g>')
         else:
@@ -165,7 +165,8 @@ def tree_svg(rows: Sequence[Mapping[str, Any]], *, highlight_leaf: Optional[int]
     return "".join(out)
 
 
-def _short(s: str, n: int = 8) -> str:
+def short(s: str, n: int = 8) -> str:
+    """``s`` cut to ``n`` characters (the last one an ellipsis when cut)."""
     return s if len(s) <= n else s[: n - 1] + "…"
 
 

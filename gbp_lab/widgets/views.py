@@ -13,7 +13,10 @@ from typing import Any
 import ipywidgets as W
 
 from . import render
-from .models import EpochStepper, FlowLadder, FrameInspector, WidgetError
+from .base import WidgetError
+from .epoch_stepper import EpochStepper
+from .flow_ladder import FlowLadder
+from .frame_inspector import FrameInspector
 
 __all__ = ["EpochStepperView", "FrameInspectorView", "FlowLadderView"]
 

@@ -192,10 +192,6 @@ def epoch_matches(kid: int, epoch: int, profile: SFrameProfile) -> bool:
     return (kid >> 16) == epoch
 
 
-#: kept only for gbp_lab/capture/tables.py until it calls :func:`epoch_matches` (H-CAP)
-_epoch_matches = epoch_matches
-
-
 # ---------------------------------------------------------------------------------------------
 # Header codec (pull/push pair)
 # ---------------------------------------------------------------------------------------------

@@ -213,11 +213,6 @@ class ExporterCiphers:
 CIPHERS = StreamCiphers()
 
 
-def _aead_for(exporter_secret: bytes, stream_type: int, suite: int) -> ChaCha20Poly1305:
-    # kept only for gbp_lab/capture/model.py until it uses CIPHERS / StreamCipher (H-CAP)
-    return CIPHERS.get(exporter_secret, stream_type, suite).aead
-
-
 def seal_payload(key: bytes, seq: int, plaintext: bytes) -> bytes:
     """ChaCha20-Poly1305 seal under a stream key: returns ciphertext ‖ tag."""
     return StreamCipher(key).seal(seq, plaintext)

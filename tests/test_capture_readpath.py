@@ -52,7 +52,7 @@ def _frame(seq: int) -> bytes:
 
 def test_layouts_are_named_and_agree():
     assert FRAME_COLUMNS == list(FRAME_TABLE.names) and ERROR_COLUMNS == list(ERROR_ROW.names)
-    assert set(FRAME_TABLE.names) - set(FRAME_ROW.names) == {"stream_name", "sender", "codec",
+    assert set(FRAME_TABLE.names) - set(FRAME_ROW.names) == {"stream_name", "sender", "codec", "key_epoch",
                                                               "protocol"}
     assert "pf" in FRAME_ROW and "pf" not in FRAME_TABLE
     assert FRAME_TABLE.dtypes["epoch"] == "UInt64" and FRAME_TABLE.dtypes["decrypted"] == "bool"

@@ -33,11 +33,30 @@ kind                severity  meaning
                               not decode, an oversize length, a bad record (from ``errors``).
 ``capture_defect``  low       the capture itself lost data: truncated file, unknown link type,
                               TCP gaps, garbage skipped during re-synchronisation …
+``sframe_nonce_reuse`` high   two SFrame payloads with the same (group, epoch, KID, CTR) and
+                              different bytes: the same AES-GCM key and nonce (RFC 9605 §4.4.3,
+                              §9.1; gbp-stack 1.9.1 restarts CTR at 0 when an encryptor is
+                              re-created). One row per (group, epoch, KID, CTR): ``frames`` =
+                              every frame carrying one of them (relay copies included — a copy
+                              of one payload is never reuse), ``kid``/``ctr``, ``xor`` = the
+                              XOR of the first two plaintexts when both opened, else of the
+                              ciphertexts (the same bytes: the keystream cancels).
+``stale_epoch_key`` high      frames labelled epoch N whose tag fails under epoch N's key but
+                              verifies under an earlier epoch's key from the same log
+                              (``frames.key_epoch``): a member still sending with keys it should
+                              no longer have — typically one a commit removed. One row per
+                              (group, epoch, sender, key epoch); ``removed`` says whether a
+                              commit the capture shows removed that sender (its leaf from its
+                              SFrame KIDs when it sent audio; else: a commit between the key
+                              epoch and N removed a leaf and the sender never used a newer key).
+                              Receivers drop these frames: ``errors`` keeps the tag failure.
 ==================  ========  ===============================================================
+
+An SFrame payload whose tag fails under its epoch's key is a ``decrypt_failure`` too.
 
 Columns: ``kind, epoch, stream_type, sequence_no, frames, detail`` (the brief's contract) then
 ``time`` (first frame/error), ``senders``, ``xor`` (bytes or None), ``errors`` (indexes into
-``Capture.errors``), ``severity``.
+``Capture.errors``), ``severity``, ``key_epoch``, ``kid``, ``ctr``, ``removed``.
 """
 from __future__ import annotations
 
@@ -47,19 +66,23 @@ from typing import Any, Dict, List
 import pandas as pd
 
 from gbp_lab.capture.columns import frame_of_rows
+from gbp_lab.core.sframe import leaf_from_kid, parse_header
 
 __all__ = ["KINDS", "SEVERITY", "FINDING_COLUMNS", "find", "xor_bytes"]
 
 KINDS = ("nonce_reuse", "replay", "replay_modified", "outside_window", "epoch_regression",
-         "decrypt_failure", "malformed", "capture_defect")
+         "decrypt_failure", "malformed", "capture_defect", "sframe_nonce_reuse",
+         "stale_epoch_key")
 SEVERITY = {"nonce_reuse": "high", "replay": "medium", "replay_modified": "high",
             "outside_window": "medium", "epoch_regression": "medium", "decrypt_failure": "high",
-            "malformed": "medium", "capture_defect": "low"}
+            "malformed": "medium", "capture_defect": "low", "sframe_nonce_reuse": "high",
+            "stale_epoch_key": "high"}
 FINDING_COLUMNS = ["kind", "epoch", "stream_type", "sequence_no", "frames", "detail", "time",
-                   "senders", "xor", "errors", "severity"]
+                   "senders", "xor", "errors", "severity", "key_epoch", "kid", "ctr", "removed"]
 
 TAG_LENGTH = 16
-_FINDING_INTS = {"epoch": "UInt64", "stream_type": "Int64", "sequence_no": "Int64"}
+_FINDING_INTS = {"epoch": "UInt64", "stream_type": "Int64", "sequence_no": "Int64",
+                 "key_epoch": "UInt64", "kid": "UInt64", "ctr": "UInt64"}
 _DEFECT_KINDS = {"capture", "tcp", "udp"}
 
 
@@ -93,10 +116,12 @@ def _pair_xor(i: int, j: int, plaintexts, payloads) -> tuple:
 def find(capture) -> pd.DataFrame:
     """All findings of a :class:`~gbp_lab.capture.model.Capture` (kinds in :data:`KINDS`)."""
     return find_in(capture.frames, capture.errors, capture.plaintexts,
-                   getattr(capture, "payloads", None) or [])
+                   getattr(capture, "payloads", None) or [], getattr(capture, "media", None),
+                   lambda: capture.control)
 
 
-def find_in(frames: pd.DataFrame, errors: pd.DataFrame, plaintexts, payloads) -> pd.DataFrame:
+def find_in(frames: pd.DataFrame, errors: pd.DataFrame, plaintexts, payloads, media=None,
+            control=None) -> pd.DataFrame:
     """The findings of a frames/errors table pair (see the module docstring).
 
     The cyclic garbage collector is paused meanwhile (and restored, whatever happens): the
@@ -106,18 +131,20 @@ def find_in(frames: pd.DataFrame, errors: pd.DataFrame, plaintexts, payloads) ->
     was = gc.isenabled()
     gc.disable()
     try:
-        return _find_in(frames, errors, plaintexts, payloads)
+        return _find_in(frames, errors, plaintexts, payloads, media or {}, control)
     finally:
         if was:
             gc.enable()
 
 
-def _find_in(frames: pd.DataFrame, errors: pd.DataFrame, plaintexts, payloads) -> pd.DataFrame:
+def _find_in(frames: pd.DataFrame, errors: pd.DataFrame, plaintexts, payloads, media,
+             control) -> pd.DataFrame:
     rows: List[tuple] = []
 
-    def add(kind, epoch, st, seq, fr, detail, time, senders=None, xor=None, errs=None):
+    def add(kind, epoch, st, seq, fr, detail, time, senders=None, xor=None, errs=None,
+            key_epoch=None, kid=None, ctr=None, removed=None):
         rows.append((kind, epoch, st, seq, list(fr), detail, time, senders, xor,
-                     list(errs or []), SEVERITY[kind]))
+                     list(errs or []), SEVERITY[kind], key_epoch, kid, ctr, removed))
 
     n = len(frames)
     if n:
@@ -247,6 +274,10 @@ def _find_in(frames: pd.DataFrame, errors: pd.DataFrame, plaintexts, payloads) -
                 f"nonce (group {gid}, epoch {ep}, stream type {st}, seq {seq}); "
                 f"xor of senders {senders[0]} and {senders[1]} from {src}: "
                 f"{x.hex() if x is not None else '?'}", T[frames_in[0]], senders, x)
+        if media:
+            _sframe_findings(add, media, GID, EP, SND, T)
+        if "key_epoch" in frames.columns:
+            _stale_findings(add, frames, media, control, GID, EP, SND, T, ST, SEQ)
     # defects from the errors table
     if len(errors):
         kinds, vids, texts, times = (errors["kind"].tolist(), errors["vid"].tolist(),
@@ -264,3 +295,89 @@ def _find_in(frames: pd.DataFrame, errors: pd.DataFrame, plaintexts, payloads) -
 
 def _findings_frame(rows: List[tuple]) -> pd.DataFrame:
     return frame_of_rows(rows, FINDING_COLUMNS, _FINDING_INTS, floats=("time",))
+
+
+def _sframe_findings(add, media, GID, EP, SND, T) -> None:
+    """``sframe_nonce_reuse`` (same group, epoch, KID, CTR; different payloads) and the
+    ``decrypt_failure`` of SFrame payloads whose tag fails (RFC 9605 §4.4.3, §9.1)."""
+    by_nonce: Dict[tuple, List[int]] = {}
+    for i, m in media.items():
+        if m.profile is None:
+            continue
+        by_nonce.setdefault((GID[i], EP[i], m.profile, m.kid, m.ctr), []).append(i)
+        if m.error is not None and "SFRAME-DECRYPT" in m.error:
+            add("decrypt_failure", EP[i], 1, None, [i],
+                f"SFrame tag does not verify (KID {m.kid:#x}, CTR {m.ctr}): {m.error}", T[i],
+                [SND[i]], kid=m.kid, ctr=m.ctr)
+    for (gid, ep, prof, kid, ctr), fr in by_nonce.items():
+        if len(fr) < 2:
+            continue
+        first: Dict[bytes, int] = {}  # distinct payload -> first frame carrying it
+        for i in fr:
+            first.setdefault(bytes(media[i].gap["opus_frame"]), i)
+        if len(first) < 2:
+            continue  # copies of one payload (relay, replay): no reuse
+        a, b = list(first.values())[:2]
+        pa, pb = media[a].opus, media[b].opus
+        if media[a].decrypted and media[b].decrypted and pa is not None and pb is not None:
+            x, src = xor_bytes(pa, pb), "plaintexts"
+        else:  # the same header, the tag last: the ciphertexts in between
+            ca, cb = list(first)[:2]
+            hl = parse_header(ca, prof)[1]
+            x, src = xor_bytes(ca[hl:-TAG_LENGTH], cb[hl:-TAG_LENGTH]), "ciphertexts"
+        senders = sorted({SND[i] for i in fr if SND[i] is not None})
+        add("sframe_nonce_reuse", ep, 1, None, sorted(fr),
+            f"{len(first)} different SFrame payloads under KID {kid:#x} CTR {ctr} ({prof}, group "
+            f"{gid}, epoch {ep}): the same AES-GCM key and nonce (a re-created encryptor "
+            f"restarts CTR); xor of the first two from {src}: {x.hex()}", T[min(fr)], senders, x,
+            kid=kid, ctr=ctr)
+
+
+def _stale_findings(add, frames, media, control, GID, EP, SND, T, ST, SEQ) -> None:
+    """``stale_epoch_key``: frames that opened only under an earlier epoch's key."""
+    ke = frames["key_epoch"].to_numpy(dtype="float64", na_value=-1.0)
+    ep = frames["epoch"].to_numpy(dtype="float64", na_value=-1.0)
+    stale = ((ke >= 0) & (ke != ep)).nonzero()[0].tolist()
+    if not stale:
+        return
+    groups: Dict[tuple, List[int]] = {}
+    for i in stale:
+        groups.setdefault((GID[i], EP[i], SND[i], int(ke[i])), []).append(i)
+    # commits the capture shows: (MLS epoch, removed leaves, frame)
+    commits = []
+    if control is not None:
+        c = control()
+        for mls_ep, removed, fr in zip(c["mls_epoch"].tolist(), c["removed"].tolist(),
+                                        c["frame"].tolist()):
+            if removed and mls_ep is not None and mls_ep is not pd.NA:
+                commits.append((int(mls_ep), list(removed), int(fr)))
+    # a sender's leaf, from its SFrame KIDs; the newest key epoch each sender used
+    leaf_of: Dict[Any, int] = {}
+    for i, m in (media or {}).items():
+        if m.kid is not None and SND[i] is not None:
+            leaf_of.setdefault(SND[i], leaf_from_kid(m.kid, m.profile))
+    fresh: Dict[Any, int] = {}
+    for i in (ke >= 0).nonzero()[0].tolist():
+        s = SND[i]
+        if ke[i] == ep[i] and s is not None:
+            fresh[s] = max(fresh.get(s, -1), int(ke[i]))
+    for (gid, epoch, snd, kep), fr in groups.items():
+        between = [(e, r, f) for e, r, f in commits if kep <= e < epoch]
+        leaves = sorted({x for _e, r, _f in between for x in r})
+        leaf = leaf_of.get(snd)
+        if not between:
+            removed, why = False, "no commit in the capture removes a member in between"
+        elif leaf is not None:
+            removed = leaf in leaves
+            why = (f"its leaf {leaf} (from its SFrame KIDs) is {'' if removed else 'not '}among "
+                   f"the leaves {leaves} removed by the commit(s) in frame(s) "
+                   f"{[f for *_x, f in between]}")
+        else:
+            removed = fresh.get(snd, -1) <= kep
+            why = (f"the commit(s) in frame(s) {[f for *_x, f in between]} removed leaves "
+                   f"{leaves} and member {snd} {'never' if removed else 'did'} sent under a "
+                   f"newer key")
+        add("stale_epoch_key", epoch, ST[fr[0]], SEQ[fr[0]], fr,
+            f"member {snd} sent {len(fr)} frame(s) labelled epoch {epoch} sealed with epoch "
+            f"{kep}'s key (group {gid}); removed: {'yes' if removed else 'no'} — {why}; "
+            f"receivers drop them", T[fr[0]], [snd], key_epoch=kep, removed=removed)

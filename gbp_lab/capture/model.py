@@ -17,7 +17,7 @@ undecodable plaintext). ``errors`` has one row per defect: everything the record
 failures; ``kind`` says which layer found it; ``frame`` links an AEAD failure to its row.
 
 On top of these, :class:`Capture` builds on first access (in bulk, cached): ``messages`` (GTP),
-``audio`` (GAP + SFrame header), ``signals`` (GSP), ``control`` (with PREPARE's commit decrypted
+``audio`` (GAP + SFrame header, the media opened with the key log: :mod:`.media`), ``signals`` (GSP), ``control`` (with PREPARE's commit decrypted
 when the key log allows), ``epochs`` (:mod:`.tables`) and ``findings``
 (:mod:`gbp_lab.analysis.findings`); plus :meth:`Capture.summary`, a notebook view
 (``_repr_html_``) and :meth:`Capture.to_parquet`. Streaming: :mod:`.stream`.
@@ -42,6 +42,9 @@ import pandas as pd
 
 from gbp_lab.core.keylog import KeyLog
 
+from gbp_lab.core.sframe import DEFAULT_LABEL
+
+from .media import MediaOpen, open_media
 from .pcapfile import DecryptionSecrets, Interface
 from .readpath import (ERROR_COLUMNS, FRAME_COLUMNS, ReadState, errors_table, frames_table,
                        read_chunks)
@@ -72,6 +75,8 @@ class Capture:
     payloads: List[Optional[bytes]] = field(default_factory=list)  #: frame ``pl`` per row
     #: the record bytes (body after the ``u32-LE`` length prefix) per row: :meth:`record`
     records: List[bytes] = field(default_factory=list, repr=False)
+    #: each decrypted GAP frame's opened media by ``frames`` row (:func:`.media.open_media`)
+    media: Dict[int, MediaOpen] = field(default_factory=dict, repr=False)
     _cache: Dict[str, pd.DataFrame] = field(default_factory=dict, repr=False, compare=False)
 
     def __repr__(self) -> str:
@@ -87,6 +92,16 @@ class Capture:
         if not -n <= frame_no < n:
             raise IndexError(f"frame {frame_no} out of range: the capture keeps {n} records")
         return self.records[frame_no]
+
+    def opus(self, frame_no: int) -> Optional[bytes]:
+        """The Opus bytes of ``frames`` row ``frame_no``: the SFrame plaintext (RFC 9605 §4.4)
+        when the key log opened it, the ``opus`` field itself for raw Opus; ``None`` for an
+        SFrame payload that did not open and for frames that are no decrypted GAP audio."""
+        n = len(self.frames)
+        if not -n <= frame_no < n:
+            raise IndexError(f"frame {frame_no} out of range: the capture has {n} frames")
+        m = self.media.get(frame_no % n if n else frame_no)
+        return None if m is None else m.opus
 
     # -- derived tables (lazy) -----------------------------------------------------------------
     def _get(self, name: str, build) -> pd.DataFrame:
@@ -105,7 +120,8 @@ class Capture:
     def audio(self) -> pd.DataFrame:
         """GAP audio payloads with SFrame header fields (see :func:`.tables.build_audio`)."""
         from . import tables
-        return self._get("audio", lambda: tables.build_audio(self.frames, self.plaintexts))
+        return self._get("audio", lambda: tables.build_audio(self.frames, self.plaintexts,
+                                                             self.media))
 
     @property
     def signals(self) -> pd.DataFrame:
@@ -240,11 +256,13 @@ def _parquet_safe(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def read_capture(path, keylog=None, *, ports=(GBP_PORT,), heuristic: bool = True,
-                 decrypt: bool = True, summarize: bool = True, **pipeline_kw) -> Capture:
+                 decrypt: bool = True, summarize: bool = True,
+                 sframe_label: str = DEFAULT_LABEL, **pipeline_kw) -> Capture:
     """Read a pcap/pcapng capture of GBP traffic into a :class:`Capture` (see module docstring).
 
     ``path`` may also be bytes or a binary file object. ``keylog``: KeyLog, key-log path or text.
     ``ports`` / ``heuristic`` select the GBP flows (:class:`~.records.RecordPipeline`).
+    ``sframe_label``: the ``MLS-Exporter`` label of the SFrame base key (:mod:`.media`).
     """
     state = ReadState()
     chunk = None
@@ -252,7 +270,10 @@ def read_capture(path, keylog=None, *, ports=(GBP_PORT,), heuristic: bool = True
                              decrypt=decrypt, summarize=summarize, chunksize=None, **pipeline_kw):
         pass  # chunksize=None: one chunk, at the end
     assert chunk is not None
-    return Capture(frames_table(chunk.frame_cells), errors_table(chunk.error_rows),
+    frames = frames_table(chunk.frame_cells, chunk.key_epochs)
+    media, media_errors = open_media(frames, chunk.plaintexts, state.keys if decrypt else None,
+                                     sframe_label)
+    return Capture(frames, errors_table(chunk.error_rows + media_errors),
                    chunk.plaintexts, state.keys, state.secrets, state.interfaces, state.stats,
                    str(path) if isinstance(path, (str, os.PathLike)) else None, chunk.payloads,
-                   chunk.records)
+                   chunk.records, media)

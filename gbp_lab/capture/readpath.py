@@ -69,10 +69,11 @@ FRAME_ROW = RowLayout([
     ("transport", TEXT), ("offset", INT64), ("packet", INT64)])
 #: the ``frames`` table: :data:`FRAME_ROW` without ``pf``, with the derived columns
 FRAME_TABLE = FRAME_ROW.derive(
-    [("stream_name", TEXT), ("sender", INT64), ("codec", TEXT), ("protocol", TEXT)],
+    [("stream_name", TEXT), ("sender", INT64), ("codec", TEXT), ("protocol", TEXT),
+     ("key_epoch", UINT64)],
     ["time", "src", "sport", "dst", "dport", "group_id", "epoch", "transition_id",
      "stream_type", "stream_name", "stream_id", "sender", "flags", "sequence_no",
-     "payload_size", "codec", "decrypted", "protocol", "info", "error",
+     "payload_size", "codec", "decrypted", "key_epoch", "protocol", "info", "error",
      # beyond the list in the brief: where the row came from
      "flow_id", "transport", "offset", "packet"])
 #: the ``errors`` table; ``frame``: the ``frames`` row the defect belongs to (AEAD failures)
@@ -212,19 +213,46 @@ def _frame_of(vals: tuple) -> GbpFrame:
     return GbpFrame(*vals)
 
 
+#: the frame ``error`` of a frame that opens only under an earlier epoch's key
+STALE_KEY_VID = "GBP-AEAD-STALE-KEY"
+
+
+def _open_stale(fr, keys: KeyLog) -> tuple:
+    """``(plaintext, key epoch)`` of a frame whose tag failed under its own epoch's key when an
+    earlier epoch's exporter secret of the same group opens it (newest first), else
+    ``(None, None)``: a sender still sealing with keys it should no longer have."""
+    gid = fr.group_id if len(fr.group_id) == 16 else fr.group_id16
+    for e in reversed(keys.epochs(gid)):
+        if e >= fr.epoch:
+            continue
+        try:
+            return open_frame(fr, keys, mls_epoch=e), e
+        except GbpLabError:
+            continue
+    return None, None
+
+
 def _open_slow(fr, keys: KeyLog, it, add_error, row: int) -> tuple:
-    """:func:`open_frame` with its typed errors turned into ``(plaintext, error text)``; a tag
-    failure is also an ``errors`` row (kind ``decrypt``)."""
+    """:func:`open_frame` with its typed errors turned into ``(plaintext, error text, key
+    epoch)``; a tag failure is also an ``errors`` row (kind ``decrypt``: a receiver drops the
+    frame) — and when an earlier epoch's key opens it (:func:`_open_stale`), the plaintext is
+    kept with that key epoch."""
     try:
-        return open_frame(fr, keys), None
+        return open_frame(fr, keys), None, None
     except MissingKeyError as exc:
-        return None, f"[{exc.vid}] {exc.message}"
+        return None, f"[{exc.vid}] {exc.message}", None
     except DecryptError as exc:
+        pt, ke = _open_stale(fr, keys) if exc.vid == "GBP-AEAD-TAG" else (None, None)
+        stale = "" if pt is None else f"; it opens under epoch {ke}'s key (stale key)"
         add_error(it, "decrypt", exc.vid, f"frame seq={fr.sequence_no} st={fr.stream_type} "
-                                          f"epoch={fr.epoch}: {exc.message}", row)
-        return None, f"[{exc.vid}] {exc.message}"
+                                          f"epoch={fr.epoch}: {exc.message}{stale}", row)
+        if pt is not None:
+            return pt, (f"[{STALE_KEY_VID}] the tag fails under epoch {fr.epoch}'s key and "
+                        f"verifies under epoch {ke}'s: sealed with a stale key (receivers drop "
+                        f"it)"), ke
+        return None, f"[{exc.vid}] {exc.message}", None
     except GbpLabError as exc:
-        return None, f"[{exc.vid}] {exc.message}"
+        return None, f"[{exc.vid}] {exc.message}", None
 
 
 def _long_lived_lists(n: int) -> List[list]:
@@ -251,13 +279,15 @@ class ReadChunk(NamedTuple):
     the other (:data:`FRAME_ROW` order, see :func:`frames_table`), ``error_rows`` the
     :data:`ERROR_ROW` tuples; ``plaintexts`` (decrypted payload or None), ``payloads`` (the
     frame's ``pl``) and ``records`` (the record bytes: the body after the length prefix) have one
-    entry per frame row."""
+    entry per frame row; ``key_epochs``: the chunk's rows (from 0) that opened only under an
+    earlier epoch's key → that epoch (:func:`frames_table`'s ``key_epoch``)."""
 
     frame_cells: List[Any]
     error_rows: List[tuple]
     plaintexts: List[Optional[bytes]]
     payloads: List[Optional[bytes]]
     records: List[bytes]
+    key_epochs: Dict[int, int]
 
 
 class ReadState:
@@ -287,6 +317,7 @@ def read_chunks(path, keylog, state: ReadState, *, ports=(GBP_PORT,), heuristic:
     # row for the cyclic collector to walk, and one C call turns it into a 2-D array at the end
     frame_rows, plaintexts, payloads, records = _long_lived_lists(4)
     error_rows: List[tuple] = []
+    key_epochs: Dict[int, int] = {}
     seen_secrets = 0
     width = FRAME_ROW.width
     limit = chunksize * width if chunksize else -1
@@ -369,8 +400,10 @@ def read_chunks(path, keylog, state: ReadState, *, ports=(GBP_PORT,), heuristic:
             if try_open is not None:
                 pt = try_open(seq, payload)
             if pt is None and decrypt and keys is not None:
-                pt, err = _open_slow(_frame_of(vals), keys, it, add_error,
-                                     done + len(frame_rows) // width)
+                pt, err, ke = _open_slow(_frame_of(vals), keys, it, add_error,
+                                         done + len(frame_rows) // width)
+                if ke is not None:
+                    key_epochs[len(frame_rows) // width] = ke
             if pt is None:
                 info = f"{name_of(st)} seq={seq} {psz}B encrypted"
             elif summarize:
@@ -405,10 +438,11 @@ def read_chunks(path, keylog, state: ReadState, *, ports=(GBP_PORT,), heuristic:
                       f"(starts {data[:8].hex()})")
             continue
         if len(frame_rows) == limit:
-            yield ReadChunk(frame_rows, error_rows, plaintexts, payloads, records)
+            yield ReadChunk(frame_rows, error_rows, plaintexts, payloads, records, key_epochs)
             done += len(frame_rows) // width
             frame_rows, plaintexts, payloads, records = _long_lived_lists(4)
             error_rows = []
+            key_epochs = {}
             frames_extend, pts_append = frame_rows.extend, plaintexts.append
             pls_append, recs_append = payloads.append, records.append
 
@@ -420,7 +454,7 @@ def read_chunks(path, keylog, state: ReadState, *, ports=(GBP_PORT,), heuristic:
         state.interfaces = list(reader.interfaces)
     state.keys = keys
     if frame_rows or error_rows or chunksize is None:
-        yield ReadChunk(frame_rows, error_rows, plaintexts, payloads, records)
+        yield ReadChunk(frame_rows, error_rows, plaintexts, payloads, records, key_epochs)
 
 
 
@@ -429,12 +463,14 @@ def errors_table(rows: List[tuple]) -> pd.DataFrame:
     return ERROR_ROW.frame(rows)
 
 
-def frames_table(cells: List[Any]) -> pd.DataFrame:
+def frames_table(cells: List[Any], key_epochs: Optional[Dict[int, int]] = None) -> pd.DataFrame:
     """The ``frames`` table from the read loop's flat cell list (:data:`FRAME_ROW` rows one
     after the other): one ``fromiter`` makes the 2-D object array; the columns that follow from a
     row's stream type, stream id and payload format are computed per column, not per row
     (``sender`` = stream id // 100 as ``sender_of``; MLS rows, without a stream type, get
-    ``protocol`` "MLS" and missing values)."""
+    ``protocol`` "MLS" and missing values). ``key_epoch``: the epoch whose key opened the frame —
+    its own epoch when decrypted, or the earlier one of ``key_epochs`` (row → epoch, a stale
+    key: :func:`_open_slow`)."""
     cols = FRAME_ROW.columns_of_cells(cells)
     st, pf = cols["stream_type"], cols.pop("pf")
     framed = ~st.isna()
@@ -445,4 +481,9 @@ def frames_table(cells: List[Any]) -> pd.DataFrame:
     cols["protocol"] = text_column(np.where(framed, _PROTO_NAMES[sti], "MLS").astype(object))
     cols["codec"] = text_column(np.where(framed, _PF_NAMES[pfi], missing))
     cols["sender"] = cols["stream_id"] // STREAM_ID_STRIDE
+    ke = cols["epoch"].copy()
+    ke[~np.asarray(cols["decrypted"], dtype=bool)] = pd.NA
+    for row, e in (key_epochs or {}).items():
+        ke[row] = e
+    cols["key_epoch"] = ke
     return pd.DataFrame(cols, columns=FRAME_COLUMNS)

@@ -72,7 +72,7 @@ def iter_capture(path, keylog=None, chunksize: int = 100_000, *, progress: bool 
                 errors.append(errors_table(chunk.error_rows))
             if not chunk.frame_cells:
                 continue
-            df = frames_table(chunk.frame_cells)
+            df = frames_table(chunk.frame_cells, chunk.key_epochs)
             df.index = pd.RangeIndex(start, start + len(df))
             start += len(df)
             yield df

@@ -11,10 +11,12 @@ built from the frame headers alone.
   message_id)`` within an epoch, or ``error``); one client per receiving endpoint (``dst:dport``),
   so a relay's forwarded copy is judged by its own receiver, not counted as a duplicate.
 * ``audio`` — GAP (gap_rfc.md §4); the ``opus`` bytes are read as an SFrame header
-  (RFC 9605 §4.3, :func:`~gbp_lab.core.sframe.parse_header`) when one fits: the profile is guessed
-  with :func:`~gbp_lab.core.sframe.detect_profile` and the KID's epoch bits must agree with the
-  frame's epoch — otherwise ``profile`` / ``kid`` / ``ctr`` stay empty (raw Opus, or SFrame of
-  another epoch). This reads the header only; it does not verify the SFrame tag.
+  (RFC 9605 §4.3) when one fits (profile detected per frame, KID epoch bits = the frame's epoch)
+  — otherwise ``profile`` / ``kid`` / ``ctr`` stay empty (raw Opus, or SFrame of another epoch).
+  With a key log the payload is opened (:func:`~.media.open_media`, RFC 9605 §4.4):
+  ``sframe_decrypted``, ``opus_len`` (plaintext length), ``sframe_error`` (no key for the epoch,
+  tag failure, replayed CTR …), ``key_epoch`` and ``opus`` (the Opus bytes: the plaintext, or the
+  field itself for raw Opus).
 * ``signals`` — GSP (gsp_rfc.md §6); ``args`` is the strict decoding of the integer-keyed CBOR map
   (:func:`~gbp_lab.core.gsp.args.parse_args`), ``args_error`` says why it did not decode.
 * ``control`` — GBP control messages (gbp-control-plane.md §3, §5). For PREPARE_TRANSITION the
@@ -32,12 +34,11 @@ built from the frame headers alone.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import pandas as pd
 
 from gbp_lab.core.errors import GbpLabError
-from gbp_lab.core.gap.payload import GapPayload
 from gbp_lab.core.gbp.classify import classify_record
 from gbp_lab.core.gbp.control import decode_control
 from gbp_lab.core.gbp.registry import ControlOpcode, PayloadCodec, StreamType
@@ -45,6 +46,7 @@ from gbp_lab.core.gsp.args import parse_args
 from gbp_lab.core.gsp.signal import GspSignal, SignalType
 from gbp_lab.core.gtp.client import GtpClient
 from .columns import frame_of_rows
+from .media import open_media
 from .readpath import payload_fields as _fields  # the read path's CBOR fast path + strict fallback
 
 __all__ = ["MESSAGE_COLUMNS", "AUDIO_COLUMNS", "SIGNAL_COLUMNS", "CONTROL_COLUMNS",
@@ -55,7 +57,8 @@ MESSAGE_COLUMNS = ["time", "frame", "sender", "sender_id", "message_id", "text",
                    "flags", "status", "codec", "epoch", "request_id", "timestamp_ms", "length",
                    "receiver"]
 AUDIO_COLUMNS = ["time", "frame", "sender", "media_source_id", "rtp_sequence", "rtp_timestamp",
-                 "key_phase", "payload_len", "profile", "kid", "ctr", "codec", "epoch"]
+                 "key_phase", "payload_len", "profile", "kid", "ctr", "codec", "epoch",
+                 "sframe_decrypted", "opus_len", "sframe_error", "key_epoch", "opus"]
 SIGNAL_COLUMNS = ["time", "frame", "sender", "signal", "signal_type", "args", "args_error",
                   "role_claim", "request_id", "sender_id", "codec", "epoch"]
 CONTROL_COLUMNS = ["time", "frame", "sender", "opcode", "opcode_name", "transition_id",
@@ -72,7 +75,7 @@ _INT = {"frame": "Int64", "sender": "Int64", "sender_id": "Int64", "message_id":
         "payload_len": "Int64", "kid": "UInt64", "ctr": "UInt64", "signal_type": "Int64",
         "role_claim": "Int64", "opcode": "Int64", "transition_id": "Int64", "args_len": "Int64",
         "mls_epoch": "UInt64", "commit_sender_leaf": "Int64", "frames": "Int64",
-        "decrypted": "Int64"}
+        "decrypted": "Int64", "opus_len": "Int64", "key_epoch": "UInt64"}
 _FLOAT = {"time", "first_time", "last_time"}
 _BOOL = {"control": {"decrypted"}}
 
@@ -135,35 +138,24 @@ def build_messages(frames: pd.DataFrame, plaintexts: Sequence[Optional[bytes]]) 
     return _table(rows, MESSAGE_COLUMNS)
 
 
-def _sframe_header(opus: bytes, epoch: Optional[int]):
-    """(profile, kid, ctr) if ``opus`` starts with a plausible SFrame header for ``epoch``."""
-    from gbp_lab.core import sframe
-
-    if len(opus) < 1 + sframe.TAG_LENGTH or epoch is None:
-        return None, None, None
-    try:
-        prof = sframe.detect_profile(opus, epoch)
-        hdr, n = sframe.parse_header(opus, prof)
-        if len(opus) < n + sframe.TAG_LENGTH or not sframe.epoch_matches(hdr.kid, epoch, prof):
-            return None, None, None
-        return str(prof), hdr.kid, hdr.ctr
-    except (GbpLabError, ValueError):
-        return None, None, None
-
-
-def build_audio(frames: pd.DataFrame, plaintexts: Sequence[Optional[bytes]]) -> pd.DataFrame:
-    """GAP audio payloads (decrypted audio frames) with the SFrame header fields if present."""
+def build_audio(frames: pd.DataFrame, plaintexts: Sequence[Optional[bytes]],
+                media: Optional[Mapping[int, Any]] = None) -> pd.DataFrame:
+    """GAP audio payloads (decrypted audio frames) with the SFrame header fields and the opened
+    media (:func:`~.media.open_media`'s results by frame row; computed here when not given)."""
+    if media is None:
+        media = open_media(frames, plaintexts, None)[0]
     rows: List[tuple] = []
-    for i, t, snd, ep, cname, _d, _p, pt in _rows_of(frames, plaintexts, StreamType.AUDIO):
-        try:
-            a = _fields(GapPayload, pt, codec_wire(cname))
-        except GbpLabError:
-            continue  # the frame's error column says why
+    for i, t, snd, ep, cname, _d, _p, _pt in _rows_of(frames, plaintexts, StreamType.AUDIO):
+        m = media.get(i)
+        if m is None:
+            continue  # the GAP payload does not decode: the frame's error column says why
+        a = m.gap
         opus = a["opus_frame"]
-        prof, kid, ctr = _sframe_header(opus, ep)
         rows.append((t, i, snd, a["media_source_id"], a["rtp_sequence"], a["rtp_timestamp"],
-                     a["key_phase"], len(opus), prof, kid, ctr, cname, ep))
-    return _table(rows, AUDIO_COLUMNS)
+                     a["key_phase"], len(opus), m.profile, m.kid, m.ctr, cname, ep,
+                     m.decrypted, len(m.opus) if m.opus is not None else None, m.error,
+                     m.key_epoch, m.opus))
+    return _table(rows, AUDIO_COLUMNS, bools={"sframe_decrypted"})
 
 
 def build_signals(frames: pd.DataFrame, plaintexts: Sequence[Optional[bytes]]) -> pd.DataFrame:

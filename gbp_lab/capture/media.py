@@ -1,0 +1,182 @@
+"""SFrame media of a capture: every GAP frame's ``opus`` field opened with the key log.
+
+GAP audio (gap_rfc.md §4) carries Opus either raw or as an SFrame payload (RFC 9605 §4.2,
+``header ‖ ciphertext ‖ tag``; reference-map §7). :func:`open_media` looks at every decrypted
+audio frame of a capture once, in bulk (``read_capture`` calls it after the read loop):
+
+* the header (RFC 9605 §4.3) is read when one fits: the profile is detected per frame
+  (:func:`~gbp_lab.core.sframe.detect_profile`: ``rfc9605`` as 1.9.x sends, ``draft-1.5`` as
+  1.5.x) and the KID's epoch bits must name the frame's epoch (RFC 9605 §5.2) — otherwise the
+  bytes are raw Opus;
+* the base key is ``MLS-Exporter(label, epoch u64, 32)`` (RFC 9420 §8.5) from the key log's
+  exporter secret (:meth:`~gbp_lab.core.sframe.SFrameSession.from_keylog`; label
+  ``"gbp/sframe v1"`` unless told otherwise), the per-KID key and salt RFC 9605 §4.4.2
+  (:func:`~gbp_lab.core.sframe.derive_key_salt`), the AEAD RFC 9605 §4.4.3
+  (:func:`~gbp_lab.core.sframe.sframe_open`) — AES-128-GCM first, AES-256-GCM when that fails;
+* a receiver's replay window (RFC 9605 §9.3, :class:`~gbp_lab.core.sframe.ReplayWindow`) per
+  receiving endpoint (``dst:dport``, as the ``messages`` table judges GTP): a relay's copy of a
+  payload is not a replay, a second payload with the same (KID, CTR) towards the same receiver
+  is — it is still opened (the tag verifies), and ``error`` says a receiver drops it.
+
+A failed tag is reported twice, as the GBP layer's are: in the frame's :class:`MediaOpen`
+(``error``) and as an ``errors`` row (kind ``decrypt``, vid ``SFRAME-DECRYPT``) linked to the frame.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+
+import pandas as pd
+
+from gbp_lab.core.errors import DecryptError, GbpLabError, ReplayError
+from gbp_lab.core.gap.payload import GapPayload
+from gbp_lab.core.gbp.registry import PayloadCodec, StreamType
+from gbp_lab.core.sframe import (AES_128_GCM, AES_256_GCM, DEFAULT_LABEL, TAG_LENGTH,
+                                 ReplayWindow, SFrameProfile, SFrameSession, derive_key_salt,
+                                 detect_profile, epoch_matches, parse_header, sframe_open)
+
+from .readpath import ERROR_ROW, payload_fields
+
+__all__ = ["MediaOpen", "open_media", "sframe_header"]
+
+_CODECS = {c.name: int(c) for c in PayloadCodec}
+_SUITES = (AES_128_GCM, AES_256_GCM)
+#: the ``errors`` row's place columns, taken from the frame's row
+_PLACE = ERROR_ROW.names[:9]
+
+
+class MediaOpen(NamedTuple):
+    """What :func:`open_media` made of one audio frame's ``opus`` field."""
+
+    gap: Dict[str, Any]  #: the GAP payload's fields by attribute name
+    profile: Optional[str]  #: SFrame profile, ``None`` for raw Opus
+    kid: Optional[int]
+    ctr: Optional[int]
+    #: the epoch whose key opened it (``None`` when not opened / raw Opus)
+    key_epoch: Optional[int]
+    #: the Opus bytes: the SFrame plaintext, or the field itself for raw Opus; ``None`` when an
+    #: SFrame payload could not be opened
+    opus: Optional[bytes]
+    decrypted: bool  #: an SFrame payload whose tag verified
+    error: Optional[str]  #: why not opened, or the replay verdict of a receiver
+
+
+def sframe_header(opus: bytes, epoch: Optional[int]) -> Tuple[Optional[SFrameProfile], Any, int]:
+    """``(profile, header, header length)`` when ``opus`` starts with a plausible SFrame header
+    for ``epoch`` (room for the tag, KID epoch bits = ``epoch``), else ``(None, None, 0)``."""
+    if len(opus) < 1 + TAG_LENGTH or epoch is None:
+        return None, None, 0
+    try:
+        prof = detect_profile(opus, epoch)
+        hdr, n = parse_header(opus, prof)
+    except (GbpLabError, ValueError):
+        return None, None, 0
+    if len(opus) < n + TAG_LENGTH or not epoch_matches(hdr.kid, epoch, prof):
+        return None, None, 0
+    return prof, hdr, n
+
+
+def _err(exc: GbpLabError) -> str:
+    return f"[{exc.vid}] {exc.message}"
+
+
+class _Keys:
+    """Base keys per (group, epoch, profile) and (key, salt, suite) per KID, from the key log."""
+
+    def __init__(self, keylog, label: str) -> None:
+        self.keylog = keylog
+        self.label = label
+        self.base: Dict[tuple, Any] = {}
+        self.kid: Dict[tuple, List[Tuple[bytes, bytes, int]]] = {}
+
+    def base_key(self, gid: bytes, epoch: int, profile: SFrameProfile):
+        """The base key, or the error text saying why there is none."""
+        k = (gid, epoch, profile)
+        v = self.base.get(k)
+        if v is None:
+            if self.keylog is None:
+                v = "no key log: the SFrame payload stays encrypted"
+            else:
+                try:
+                    v = SFrameSession.from_keylog(self.keylog, gid, epoch, self.label,
+                                                  profile=profile).base_key
+                except GbpLabError as exc:
+                    v = _err(exc)
+            self.base[k] = v
+        return v
+
+    def materials(self, base: bytes, gid: bytes, epoch: int, profile: SFrameProfile, kid: int):
+        k = (gid, epoch, profile, kid)
+        v = self.kid.get(k)
+        if v is None:
+            v = self.kid[k] = [derive_key_salt(base, kid, s, profile) + (s,) for s in _SUITES]
+        return v
+
+
+def open_media(frames: pd.DataFrame, plaintexts, keylog, label: str = DEFAULT_LABEL
+               ) -> Tuple[Dict[int, MediaOpen], List[tuple]]:
+    """Open the ``opus`` field of every decrypted GAP frame of a ``frames`` table (see the
+    module docstring). Returns ``({frames row: MediaOpen}, errors rows)`` — the rows in
+    :data:`~.readpath.ERROR_ROW` order. Frames whose GAP payload does not decode are left out
+    (their ``error`` column says why)."""
+    out: Dict[int, MediaOpen] = {}
+    errors: List[tuple] = []
+    if not len(frames):
+        return out, errors
+    st = frames["stream_type"].to_numpy(dtype="float64", na_value=-1.0)
+    idx = (st == int(StreamType.AUDIO)).nonzero()[0].tolist()
+    idx = [i for i in idx if plaintexts[i] is not None]
+    if not idx:
+        return out, errors
+    sub = frames.iloc[idx]
+    cols = {c: sub[c].tolist() for c in ("group_id", "epoch", "codec", "dst", "dport") + _PLACE}
+    keys = _Keys(keylog, label)
+    windows: Dict[tuple, ReplayWindow] = {}
+    for k, i in enumerate(idx):
+        try:
+            gap = payload_fields(GapPayload, plaintexts[i], _CODECS.get(cols["codec"][k], 0))
+        except GbpLabError:
+            continue
+        opus = bytes(gap["opus_frame"])
+        ep = cols["epoch"][k]
+        ep = None if ep is None or ep is pd.NA else int(ep)
+        prof, hdr, _n = sframe_header(opus, ep)
+        if prof is None:
+            out[i] = MediaOpen(gap, None, None, None, None, opus, False, None)
+            continue
+        assert ep is not None and hdr is not None
+        gid = bytes.fromhex(cols["group_id"][k] or "")
+        base = keys.base_key(gid, ep, prof)
+        if isinstance(base, str):
+            out[i] = MediaOpen(gap, str(prof), hdr.kid, hdr.ctr, None, None, False, base)
+            continue
+        pt = None
+        last: Optional[DecryptError] = None
+        for key, salt, _suite in keys.materials(base, gid, ep, prof, hdr.kid):
+            try:
+                pt = sframe_open(key, salt, opus, b"", prof)[1]
+                break
+            except DecryptError as exc:
+                last = exc
+            except GbpLabError as exc:  # malformed beyond the header checks
+                last = DecryptError(exc.message, vid=exc.vid)
+                break
+        if pt is None:
+            assert last is not None
+            text = (f"SFrame of frame {i} (KID {hdr.kid:#x}, CTR {hdr.ctr}, epoch {ep}) does "
+                    f"not open: {last.message}")
+            errors.append(tuple(cols[c][k] for c in _PLACE) + ("decrypt", last.vid, text, i))
+            out[i] = MediaOpen(gap, str(prof), hdr.kid, hdr.ctr, None, None, False, _err(last))
+            continue
+        slot = hdr.kid if prof is SFrameProfile.RFC9605 else hdr.leaf
+        wk = (cols["dst"][k], cols["dport"][k], gid, ep, prof, slot)
+        win = windows.get(wk)
+        if win is None:
+            win = windows[wk] = ReplayWindow()
+        err = None
+        try:
+            win.check(hdr.ctr)
+            win.record(hdr.ctr)
+        except ReplayError as exc:
+            err = f"[{exc.vid}] {exc.message} at {cols['dst'][k]}:{cols['dport'][k]}: a receiver drops it"
+        out[i] = MediaOpen(gap, str(prof), hdr.kid, hdr.ctr, ep, pt, True, err)
+    return out, errors

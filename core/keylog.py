@@ -277,12 +277,14 @@ class KeyLog:
         """Append every record to *path* (created if missing), MLS_KEYLOGFILE style.
 
         Appending the same log twice is harmless: repeated identical records are accepted when the
-        file is read back.
+        file is read back. A file this creates is owner-only (mode 0600, as ``SSLKEYLOGFILE``
+        writers such as NSS do): it holds secrets. An existing file keeps its mode.
         """
         text = self.dump()
         if not text:
             return
-        with open(path, "a", encoding="utf-8") as fh:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as fh:
             fh.write(text)
 
     # -- from the reference's state blob -------------------------------------------------------

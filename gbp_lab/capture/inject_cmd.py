@@ -39,6 +39,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     tmp = args.output + ".part"
     try:
+        # the output carries the key log: owner-only (0600) from its creation on
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+        os.chmod(tmp, 0o600)
         n = inject_secrets(args.capture, tmp, text)
         os.replace(tmp, args.output)
     except (OSError, GbpLabError) as exc:

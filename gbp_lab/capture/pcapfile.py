@@ -167,12 +167,87 @@ class CaptureIssue:
     packet_index: Optional[int] = None  #: index the next packet would have had
 
 
+#: compressed-file magic bytes → format (RFC 1952 gzip, xz, bzip2, RFC 8878 Zstandard)
+COMPRESSED_MAGICS = ((b"\x1f\x8b", "gz"), (b"\xfd7zXZ\x00", "xz"), (b"BZh", "bz2"),
+                     (b"\x28\xb5\x2f\xfd", "zst"))
+
+
+def compression_of(head: bytes) -> Optional[str]:
+    """``"gz"``, ``"xz"``, ``"bz2"`` or ``"zst"`` when *head* (the file's first bytes) starts
+    with that format's magic, else ``None`` — by content, never by file name."""
+    for magic, kind in COMPRESSED_MAGICS:
+        if head.startswith(magic):
+            return kind
+    return None
+
+
+def _decompressed(raw: BinaryIO, kind: str) -> Tuple[Any, Optional[Any]]:
+    """Stream-decompress *raw* into an anonymous temporary file, 64 KiB at a time, and map it:
+    memory stays bounded whatever the size. A stream cut short keeps what decompressed (the
+    capture parser then reports the truncation); a corrupt one is :class:`CaptureFormatError`
+    (``CAP-COMPRESSED``)."""
+    import bz2
+    import gzip
+    import lzma
+    import tempfile
+
+    if kind == "gz":
+        src: Any = gzip.GzipFile(fileobj=raw, mode="rb")
+    elif kind == "xz":
+        src = lzma.LZMAFile(raw, "rb")
+    elif kind == "bz2":
+        src = bz2.BZ2File(raw, "rb")
+    else:
+        try:
+            import zstandard  # type: ignore[import-not-found]
+        except ImportError:
+            raise CaptureFormatError("a Zstandard-compressed capture needs the 'zstandard' "
+                                     "package (pip install zstandard)", vid="CAP-ZSTD",
+                                     where=0) from None
+        src = zstandard.ZstdDecompressor().stream_reader(raw)
+    tmp = tempfile.TemporaryFile()
+    try:
+        read = getattr(src, "read1", src.read)  # small reads: a cut keeps all but the last
+        try:
+            while True:
+                block = read(1 << 16)
+                if not block:
+                    break
+                tmp.write(block)
+        except EOFError:
+            pass  # cut short: keep what decompressed
+        except (OSError, lzma.LZMAError, ValueError) as exc:
+            if tmp.tell() == 0:
+                raise CaptureFormatError(f"corrupt {kind} stream: {exc}", vid="CAP-COMPRESSED",
+                                         where=0) from None
+        tmp.flush()
+        if tmp.tell() == 0:
+            return b"", None
+        mm = mmap.mmap(tmp.fileno(), 0, access=mmap.ACCESS_READ)
+        return mm, mm
+    finally:
+        tmp.close()
+        src.close()
+
+
 def _load(source: Source) -> Tuple[Any, Optional[Any]]:
-    """Return (buffer, closer). Paths are mmapped (read-only), file objects read fully."""
+    """Return (buffer, closer). Paths are mmapped (read-only), file objects read fully;
+    compressed input (:func:`compression_of`) is decompressed by :func:`_decompressed`."""
     if isinstance(source, (bytes, bytearray, memoryview)):
+        kind = compression_of(bytes(source[:6]))
+        if kind is not None:
+            import io
+            return _decompressed(io.BytesIO(source), kind)
         return bytes(source), None
     if isinstance(source, (str, os.PathLike)):
         f = open(source, "rb")
+        kind = compression_of(f.read(6))
+        if kind is not None:
+            f.seek(0)
+            try:
+                return _decompressed(f, kind)
+            finally:
+                f.close()
         try:
             size = os.fstat(f.fileno()).st_size
             if size == 0:
@@ -185,7 +260,12 @@ def _load(source: Source) -> Tuple[Any, Optional[Any]]:
         f.close()
         return mm, mm
     if hasattr(source, "read"):
-        return source.read(), None
+        data = source.read()
+        kind = compression_of(bytes(data[:6]))
+        if kind is not None:
+            import io
+            return _decompressed(io.BytesIO(data), kind)
+        return data, None
     raise UsageError(f"cannot read a capture from {type(source).__name__}", vid="CAP-SOURCE")
 
 

@@ -34,6 +34,7 @@ built from the frame headers alone.
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import pandas as pd
@@ -45,9 +46,12 @@ from gbp_lab.core.gbp.registry import ControlOpcode, PayloadCodec, StreamType
 from gbp_lab.core.gsp.args import parse_args
 from gbp_lab.core.gsp.signal import GspSignal, SignalType
 from gbp_lab.core.gtp.client import GtpClient
+from gbp_lab.core.gtp.message import GtpMessage
 from .columns import frame_of_rows
 from .media import open_media
-from .readpath import payload_fields as _fields  # the read path's CBOR fast path + strict fallback
+from .readpath import payload_fields  # the read path's CBOR fast path + strict fallback
+
+_fields = payload_fields
 
 __all__ = ["MESSAGE_COLUMNS", "AUDIO_COLUMNS", "SIGNAL_COLUMNS", "CONTROL_COLUMNS",
            "EPOCH_COLUMNS", "build_messages", "build_audio", "build_signals", "build_control",
@@ -114,18 +118,46 @@ def _rows_of(frames: pd.DataFrame, plaintexts: Sequence[Optional[bytes]], stream
     return out
 
 
+def _stale_rows(frames: pd.DataFrame) -> set:
+    """Rows that opened only under an earlier epoch's key (``key_epoch`` ≠ ``epoch``)."""
+    if "key_epoch" not in frames.columns or not len(frames):
+        return set()
+    ke = frames["key_epoch"].to_numpy(dtype="float64", na_value=-1.0)
+    ep = frames["epoch"].to_numpy(dtype="float64", na_value=-1.0)
+    return set(((ke >= 0) & (ke != ep)).nonzero()[0].tolist())
+
+
+class StaleKey:
+    """The verdict on a GTP frame sealed with a stale key (status ``stale_key``: the reference
+    node drops it, RFC 9420 §8.5 keys of an epoch the sender left); the message as decoded."""
+
+    status = "stale_key"
+
+    def __init__(self, fields: Optional[Dict[str, Any]]) -> None:
+        self.message = None
+        if fields is not None:
+            self.message = SimpleNamespace(**fields)
+
+
 # ------------------------------------------------------------------------------------------------
 def build_messages(frames: pd.DataFrame, plaintexts: Sequence[Optional[bytes]]) -> pd.DataFrame:
     """GTP messages (decrypted text frames), with the receiver's ``new``/``duplicate`` verdict."""
     rows: List[tuple] = []
     clients: Dict[tuple, GtpClient] = {}
+    stale = _stale_rows(frames)
     for i, t, snd, ep, cname, dst, dport, pt in _rows_of(frames, plaintexts, StreamType.TEXT):
         pf = codec_wire(cname)
-        recv = (dst, dport)
-        cl = clients.get(recv)
-        if cl is None:
-            cl = clients[recv] = GtpClient()
-        res = cl.accept(pt, ep, pf)
+        if i in stale:  # sealed with an earlier epoch's key: the node drops it before GTP
+            try:
+                res = StaleKey(payload_fields(GtpMessage, pt, pf))
+            except GbpLabError:
+                res = StaleKey(None)
+        else:
+            recv = (dst, dport)
+            cl = clients.get(recv)
+            if cl is None:
+                cl = clients[recv] = GtpClient()
+            res = cl.accept(pt, ep, pf)
         m = getattr(res, "message", None)
         if m is None:
             rows.append((t, i, snd, None, None, None, None, None, "error", cname, ep, None, None,

@@ -73,7 +73,7 @@ FRAME_TABLE = FRAME_ROW.derive(
      ("key_epoch", UINT64)],
     ["time", "src", "sport", "dst", "dport", "group_id", "epoch", "transition_id",
      "stream_type", "stream_name", "stream_id", "sender", "flags", "sequence_no",
-     "payload_size", "codec", "decrypted", "key_epoch", "protocol", "info", "error",
+     "payload_size", "codec", "decrypted", "protocol", "info", "error", "key_epoch",
      # beyond the list in the brief: where the row came from
      "flow_id", "transport", "offset", "packet"])
 #: the ``errors`` table; ``frame``: the ``frames`` row the defect belongs to (AEAD failures)

@@ -147,6 +147,7 @@ def build_messages(frames: pd.DataFrame, plaintexts: Sequence[Optional[bytes]]) 
     stale = _stale_rows(frames)
     for i, t, snd, ep, cname, dst, dport, pt in _rows_of(frames, plaintexts, StreamType.TEXT):
         pf = codec_wire(cname)
+        res: Any
         if i in stale:  # sealed with an earlier epoch's key: the node drops it before GTP
             try:
                 res = StaleKey(payload_fields(GtpMessage, pt, pf))

@@ -99,9 +99,9 @@ def ip_text(raw: bytes) -> str:
 
 
 #: Ethernet II + IPv4 (no options) + TCP up to the flags byte, in one go (:func:`eth_ipv4_tcp`):
-#: ethertype, version/IHL, total length, flags/fragment offset, protocol, source, destination,
-#: ports, sequence and acknowledgment numbers, data offset, flags
-_ETH_IPV4_TCP = struct.Struct("!12xHBxH2xH1xB2x4s4sHHIIBB")
+#: ethertype, version/IHL, total length, flags/fragment offset, protocol, (addresses and ports
+#: skipped: sliced once as the flow key), sequence and acknowledgment numbers, data offset, flags
+_ETH_IPV4_TCP = struct.Struct("!12xHBxH2xH1xB14xIIBB")
 
 #: :func:`eth_ipv4_tcp`'s result: ``(flow_key, seq, ack, flags, payload)`` — ``flow_key`` the raw
 #: bytes source address ‖ destination address ‖ source port ‖ destination port (12 bytes, one per
@@ -115,10 +115,9 @@ def eth_ipv4_tcp(linktype: int, data: bytes) -> Optional[FastTcp4]:
     length announces captured. Returns :data:`FastTcp4` — the same fields :func:`decode_packet`
     gives for it, but the addresses kept raw — or ``None`` for any other packet (then ask
     :func:`decode_packet`). One ``struct`` call; never raises."""
-    if linktype != 1 or len(data) < 54:
+    if linktype != 1 or len(data) < 54:  # Ethernet 14 + IPv4 20 + TCP 20 bytes
         return None
-    (et, vihl, tot, frag, proto, _s, _d, _sport, _dport, seq, ack, doff,
-     flags) = _ETH_IPV4_TCP.unpack_from(data, 0)
+    et, vihl, tot, frag, proto, seq, ack, doff, flags = _ETH_IPV4_TCP.unpack_from(data, 0)
     if et != 0x0800 or vihl != 0x45 or proto != 6 or frag & 0x3FFF:
         return None
     n = len(data)
@@ -248,9 +247,8 @@ def decode_packet(linktype: int, data: bytes) -> Optional[Decoded]:
     fast = eth_ipv4_tcp(linktype, data)
     if fast is not None:
         key, seq, ack, flags, payload = fast
-        sport, dport = _PORTS.unpack_from(key, 8)
-        return Decoded(6, ip_text(key[0:4]), sport, ip_text(key[4:8]), dport, payload, 0, seq, ack,
-                       flags)
+        src, sport, dst, dport = flow_key_parts(key)
+        return Decoded(6, src, sport, dst, dport, payload, 0, seq, ack, flags)
     ver, off = _l3_offset(linktype, data)
     if ver <= 0:
         return None

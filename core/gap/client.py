@@ -95,7 +95,7 @@ class GapClient:
         """Send one audio frame (*opus* may be an SFrame ciphertext, RFC 9605). Errors are also
         ``OSError``s, as the binding's."""
         if self._closed:
-            raise ClosedError("the client is closed", vid="CLIENT-CLOSED")
+            raise ClosedError("the client is closed", vid="GAP-CLIENT-CLOSED")
         c = resolve_codec(codec)
         epoch = node.epoch
         self.sync_epoch(epoch, now)

@@ -75,6 +75,7 @@ class GspClient(EpochScopedDedup):
     state survive :meth:`reset`, as the reference)."""
 
     __slots__ = ("members", "muted", "roles")
+    _closed_vid = "GSP-CLIENT-CLOSED"
 
     def __init__(self, roles: Optional[RoleRegistry] = None) -> None:
         super().__init__()

@@ -96,6 +96,7 @@ class EpochScopedDedup:
     starts afresh whenever the epoch changes (the reference clients reset per epoch)."""
 
     __slots__ = ("_seen", "_epoch", "_closed")
+    _closed_vid = "GTP-CLIENT-CLOSED"
 
     def __init__(self) -> None:
         self._seen = BoundedSeen()
@@ -104,7 +105,7 @@ class EpochScopedDedup:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise ClosedError("the client is closed", vid="CLIENT-CLOSED")
+            raise ClosedError("the client is closed", vid=self._closed_vid)
 
     def sync_epoch(self, epoch: int) -> None:
         """Clear the seen-set when *epoch* differs from the last one seen."""

@@ -12,10 +12,20 @@ Every error carries a stable validation id ``vid`` (openmls ``ValSem`` style, e.
 tables and people can match on something that does not change with the wording.
 
 Any other exception escaping one of our decoders is a bug.
+
+The binding-compatible surface (``MlsContext``, ``GroupNode``, the GTP/GAP/GSP clients,
+``SFrameSession`` …) mirrors ``gbp_stack``, whose wrappers raise built-ins (``OSError`` for native
+calls, ``RuntimeError`` for SFrame, ``ValueError`` for bad arguments).  :func:`raises_builtin`
+marks such a method: a :class:`GbpLabError` leaving it is re-raised as :func:`with_builtin` of
+itself — the same type (a cached subclass of it), ``vid``, ``where`` and message, now also an
+instance of that built-in — so ``except OSError`` written for the binding catches ours.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+import functools
+from typing import Any, Callable, Dict, Optional, Tuple, Type, TypeVar
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 class GbpLabError(Exception):
@@ -39,6 +49,75 @@ class GbpLabError(Exception):
 
 def _rebuild(cls, message, vid, where):
     return cls(message, vid=vid, where=where)
+
+
+def _rebuild_flavour(root, builtins, message, vid, where):
+    return flavour_of(root, *builtins)(message, vid=vid, where=where)
+
+
+_FLAVOURS: Dict[Tuple[type, Tuple[type, ...]], type] = {}
+
+
+def flavour_of(cls: Type["GbpLabError"], *builtins: Type[BaseException]) -> Type["GbpLabError"]:
+    """The subclass of *cls* that is also every one of *builtins* (created once, cached; *cls*
+    itself when it already is).  It keeps *cls*'s name, module and docstring."""
+    missing = tuple(b for b in builtins if not issubclass(cls, b))
+    if not missing:
+        return cls
+    root, have = getattr(cls, "_flavour", (cls, ()))
+    bases = have + tuple(b for b in missing if b not in have)
+    key = (root, bases)
+    sub = _FLAVOURS.get(key)
+    if sub is None:
+        sub = type(root.__name__, (root,) + bases, {
+            "__module__": root.__module__, "__qualname__": root.__qualname__,
+            "__doc__": root.__doc__, "_flavour": key, "__new__": _new_for(root, bases),
+            "__reduce__": lambda self: (_rebuild_flavour, (root, bases, self.message, self.vid,
+                                                           self.where))})
+        _FLAVOURS[key] = sub
+    return sub
+
+
+def _new_for(root: type, bases: Tuple[type, ...]) -> Any:
+    # The built-in whose C layout the class takes (OSError's differs from the others'): its
+    # __new__ must create the instance, whichever base comes first in the MRO.
+    solid = OSError if any(issubclass(b, OSError) for b in (root,) + bases) else BaseException
+
+    def __new__(cls, *args: Any, **_: Any) -> Any:
+        return solid.__new__(cls, *args)
+    return staticmethod(__new__)
+
+
+def with_builtin(exc: "GbpLabError", builtin: Type[BaseException]) -> "GbpLabError":
+    """*exc* as an instance of *builtin* too: *exc* itself when it already is one, else a copy
+    of the class :func:`flavour_of` gives (same args, attributes, cause and traceback)."""
+    if isinstance(exc, builtin):
+        return exc
+    cls = flavour_of(type(exc), builtin)
+    new = cls.__new__(cls, *exc.args)
+    new.args = exc.args
+    new.__dict__.update(exc.__dict__)
+    new.__cause__ = exc.__cause__
+    new.__suppress_context__ = True  # a stand-in for *exc*, not raised while handling it
+    new.__traceback__ = exc.__traceback__
+    return new
+
+
+def raises_builtin(builtin: Type[BaseException]) -> Callable[[_F], _F]:
+    """Decorator for a method of the binding-compatible surface: any :class:`GbpLabError` it
+    raises is re-raised as :func:`with_builtin` of itself (the built-in the ``gbp_stack``
+    wrapper documents there: ``OSError``, ``RuntimeError`` …)."""
+    def deco(fn: _F) -> _F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except GbpLabError as exc:
+                if isinstance(exc, builtin):
+                    raise
+                raise with_builtin(exc, builtin)  # noqa: B904 - the same error, not a new one
+        return wrapper  # type: ignore[return-value]
+    return deco
 
 
 # --- misuse of our API -----------------------------------------------------------------------
@@ -115,6 +194,13 @@ class ReplayError(StateError):
     default_vid = "STATE-REPLAY"
 
 
+class ClosedError(UsageError):
+    """The object was closed (``close()`` or the end of its ``with`` block) and cannot be used;
+    the binding-compatible classes raise it as the built-in the binding raises there."""
+
+    default_vid = "CLOSED"
+
+
 class KeyLogError(DecodeError):
     """A key-log file is malformed or contradicts itself (``where`` = line number)."""
 
@@ -136,4 +222,8 @@ __all__ = [
     "StateError",
     "ReplayError",
     "KeyLogError",
+    "ClosedError",
+    "flavour_of",
+    "with_builtin",
+    "raises_builtin",
 ]

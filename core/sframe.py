@@ -44,8 +44,8 @@ from typing import Any, Dict, Optional, Tuple, Union
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from .errors import (DecodeError, DecryptError, MissingKeyError, ReplayError, StateError,
-                     TrailingBytesError, TruncatedError, UsageError)
+from .errors import (ClosedError, DecodeError, DecryptError, MissingKeyError, ReplayError,
+                     StateError, TrailingBytesError, TruncatedError, UsageError, raises_builtin)
 from .mls.suites import CipherSuite
 
 __all__ = [
@@ -556,7 +556,7 @@ class SFrameEncryptor:
     1.9.1 restarted at 0 for every new encryptor and so reused nonces).
     """
 
-    __slots__ = ("_key", "_salt", "_kid", "_profile", "_counter", "_aead")
+    __slots__ = ("_key", "_salt", "_kid", "_profile", "_counter", "_aead", "_closed")
 
     def __init__(self, key: bytes, salt: bytes, kid: int, profile: ProfileLike = PROFILE_RFC9605,
                  counter: Optional[_Counter] = None) -> None:
@@ -566,6 +566,7 @@ class SFrameEncryptor:
         self._profile = as_profile(profile)
         self._counter = counter if counter is not None else _Counter()
         self._aead = AESGCM(self._key)
+        self._closed = False
 
     @property
     def kid(self) -> int:
@@ -580,9 +581,12 @@ class SFrameEncryptor:
     def profile(self) -> SFrameProfile:
         return self._profile
 
+    @raises_builtin(RuntimeError)
     def encrypt(self, plaintext: bytes, extra_aad: bytes = b"") -> bytes:
         """Encrypt one audio frame → ``header ‖ ciphertext ‖ tag`` (``extra_aad`` is authenticated,
-        not sent)."""
+        not sent).  Errors are also ``RuntimeError``s, as the binding's."""
+        if self._closed:
+            raise ClosedError("the SFrame encryptor is closed", vid="SFRAME-CLOSED")
         ctr = self._counter.value
         if ctr > _U64:
             raise StateError("SFrame counter exhausted", vid="SFRAME-CTR-EXHAUSTED")
@@ -594,7 +598,8 @@ class SFrameEncryptor:
         return out
 
     def close(self) -> None:
-        """No native handle to free; kept for API compatibility."""
+        """Refuse further use (idempotent; no native handle to free)."""
+        self._closed = True
 
     def __enter__(self) -> "SFrameEncryptor":
         return self
@@ -623,7 +628,8 @@ class SFrameSession:
     Differences from ``gbp_stack`` 1.9.1, all deliberate:
 
     * errors are typed (:class:`DecodeError`, :class:`ReplayError`, :class:`DecryptError`,
-      :class:`StateError` for a KID of another epoch) instead of ``RuntimeError``;
+      :class:`StateError` for a KID of another epoch; :class:`ClosedError` after :meth:`close`),
+      and those of the binding's methods are also ``RuntimeError``s, as the binding's;
     * an empty payload raises :class:`TruncatedError` (the binding returns an empty result);
       a payload too short for the tag is rejected before touching the replay window;
     * by default a counter enters the replay window only after the tag verified (1.9.2 behaviour);
@@ -648,9 +654,15 @@ class SFrameSession:
         self._record_before = bool(record_before_decrypt)
         self._receivers: Dict[int, _Receiver] = {}
         self._send_counters: Dict[int, _Counter] = {}
+        self._closed = False
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError("the SFrame session is closed", vid="SFRAME-CLOSED")
 
     # -- constructors --------------------------------------------------------------------------
     @classmethod
+    @raises_builtin(RuntimeError)
     def create(cls, mls: Any, label: str = DEFAULT_LABEL, suite: int = AES_128_GCM, *,
                profile: ProfileLike = PROFILE_RFC9605, **kw: Any) -> "SFrameSession":
         """Session for ``mls``'s current epoch: base key = ``MLS-Exporter(label, epoch, 32)``."""
@@ -709,6 +721,7 @@ class SFrameSession:
         return self._label
 
     # -- send side -----------------------------------------------------------------------------
+    @raises_builtin(RuntimeError)
     def create_encryptor(self, mls: Any = None, leaf_index: int = 0, label: Optional[str] = None,
                          suite: Optional[int] = None, *, fresh_counter: bool = False) -> SFrameEncryptor:
         """Encryptor for the local sender at ``leaf_index`` (``mls`` is accepted for signature
@@ -717,6 +730,7 @@ class SFrameSession:
         Encryptors of one session and leaf share a counter; ``fresh_counter=True`` starts a new
         one at 0 instead — the 1.9.1 behaviour, which reuses (key, nonce) pairs; for simulating
         that bug only."""
+        self._check_open()
         if suite is not None and int(suite) != self._suite:
             raise UsageError(f"suite {suite} differs from the session's {self._suite}", vid="SFRAME-SUITE")
         if label is not None and self._label is not None and label != self._label:
@@ -729,16 +743,19 @@ class SFrameSession:
         counter = _Counter() if fresh_counter else self._send_counters.setdefault(slot, _Counter())
         return SFrameEncryptor(key, salt, kid, self._profile, counter)
 
+    @raises_builtin(RuntimeError)
     def encryptor(self, leaf_index: int) -> SFrameEncryptor:
         """Short form of :meth:`create_encryptor` (the Rust API's name)."""
         return self.create_encryptor(None, leaf_index)
 
     # -- receive side --------------------------------------------------------------------------
+    @raises_builtin(RuntimeError)
     def decrypt(self, payload: bytes, extra_aad: bytes = b"") -> SFrameDecryptResult:
         """Decrypt one payload from any sender of this epoch.
 
         Order: header → KID epoch check → tag room → replay check → AEAD → replay record.
         """
+        self._check_open()
         payload = bytes(payload)
         header, n = parse_header(payload, self._profile)
         if not epoch_matches(header.kid, self._epoch, self._profile):
@@ -772,7 +789,9 @@ class SFrameSession:
         self._receivers.clear()
 
     def close(self) -> None:
-        """No native handle to free; kept for API compatibility."""
+        """Refuse further use (idempotent; no native handle to free).  Encryptors it handed
+        out keep working, as the binding's."""
+        self._closed = True
 
     def __enter__(self) -> "SFrameSession":
         return self

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
-from ..errors import DecodeError
+from ..errors import ClosedError, DecodeError, raises_builtin
 from ..gbp.events import OutboundFrame
 from ..gbp.registry import TIMEOUTS_MS, ErrorCode, PayloadCodec, StreamType, sent_flags
 from ..gtp.client import decode_reason
@@ -49,7 +49,7 @@ class GapAcceptResult:
 class GapClient:
     """Group Audio Protocol client."""
 
-    __slots__ = ("_out_seq", "_in_hw", "_epoch", "_old", "_now", "overlap_ms")
+    __slots__ = ("_out_seq", "_in_hw", "_epoch", "_old", "_now", "overlap_ms", "_closed")
 
     def __init__(self, overlap_ms: int = TIMEOUTS_MS["T_overlap"]) -> None:
         self._out_seq: Dict[int, int] = {}
@@ -59,6 +59,7 @@ class GapClient:
         self._old: List[Tuple[int, Dict[int, int], float]] = []
         self._now: float = 0
         self.overlap_ms = overlap_ms
+        self._closed = False
 
     @classmethod
     def create(cls) -> "GapClient":
@@ -87,10 +88,14 @@ class GapClient:
         self._old = []
         self._epoch = None
 
+    @raises_builtin(OSError)
     def send(self, node: Any, mls: Any, target: int, media_source_id: int, rtp_timestamp: int,
              opus: bytes, codec: Any = PayloadCodec.CBOR, *,
              now: Optional[float] = None) -> OutboundFrame:
-        """Send one audio frame (*opus* may be an SFrame ciphertext, RFC 9605)."""
+        """Send one audio frame (*opus* may be an SFrame ciphertext, RFC 9605). Errors are also
+        ``OSError``s, as the binding's."""
+        if self._closed:
+            raise ClosedError("the client is closed", vid="GAP-CLIENT-CLOSED")
         c = resolve_codec(codec)
         epoch = node.epoch
         self.sync_epoch(epoch, now)
@@ -107,6 +112,8 @@ class GapClient:
         """Decode a delivered plaintext (``codec`` = the event's ``codec``) and classify it.
         ``current_epoch`` ``None`` keeps the client's epoch (the first frame's key phase when it
         has none yet)."""
+        if self._closed:
+            return GapAcceptResult("error", reason="client closed")
         if current_epoch is not None:
             self.sync_epoch(current_epoch, now)
         elif now is not None:
@@ -140,7 +147,10 @@ class GapClient:
         return GapAcceptResult("new", src, seq, n, None, p)
 
     def close(self) -> None:
-        """Nothing to release (kept for the binding's API)."""
+        """Refuse further use (idempotent; nothing native to release): ``send`` then raises
+        :class:`~gbp_lab.core.errors.ClosedError` (an ``OSError``) and ``accept`` returns an
+        ``error`` result, as the binding's."""
+        self._closed = True
 
     def __enter__(self) -> "GapClient":
         return self

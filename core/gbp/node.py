@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple
 
-from ..errors import DecodeError, GbpLabError, StateError, UsageError
+from ..errors import ClosedError, DecodeError, GbpLabError, StateError, UsageError, raises_builtin
 from .aead import TAG_LENGTH, ExporterCiphers
 from .control import COORDINATOR_CLAIM_ARGS, ControlMessage, decode_control
 from .events import NodeEvent, OutboundFrame, make_event
@@ -145,18 +145,26 @@ class GroupNode:
         """A node in IDLE bound to *group_id* (16 bytes)."""
         return cls(member_id, group_id, **kwargs)
 
+    def _check_open(self) -> None:
+        if self.state is _N.CLOSED:
+            raise ClosedError("the node is closed", vid="GBP-NODE-CLOSED")
+
+    @raises_builtin(OSError)
     def bootstrap_as_creator(self, epoch: int) -> None:
         """IDLE → CONNECTING → ESTABLISHING_GROUP → ACTIVE at *epoch* (one ``state_changed``
         event per step)."""
+        self._check_open()
         self._transition(_N.CONNECTING)
         self._transition(_N.ESTABLISHING_GROUP)
         self.current_epoch = _u64(epoch, "epoch")
         self._transition(_N.ACTIVE)
 
+    @raises_builtin(OSError)
     def bootstrap_as_joiner(self, epoch: int, expected_first_tid: int = 0) -> None:
         """As :meth:`bootstrap_as_creator`; a non-zero *expected_first_tid* pre-arms the pending
         transition so that the first EXECUTE (whose PREPARE the joiner could not decrypt: it was
         sealed before the Welcome) passes the tid check."""
+        self._check_open()
         self._transition(_N.CONNECTING)
         self._transition(_N.ESTABLISHING_GROUP)
         self.current_epoch = _u64(epoch, "epoch")
@@ -191,8 +199,10 @@ class GroupNode:
         """``base + member_id * 100`` (bases: control 0, text 1, audio 2, signal 3)."""
         return base + self.member_id * STREAM_ID_STRIDE
 
+    @raises_builtin(OSError)
     def set_epoch_for_testing(self, epoch: int) -> None:
         """Overwrite the node epoch (tests of late peers)."""
+        self._check_open()
         self.current_epoch = _u64(epoch, "epoch")
 
     def set_quorum(self, members: Optional[Iterable[int]]) -> None:
@@ -215,7 +225,9 @@ class GroupNode:
         return ev
 
     def close(self) -> None:
-        """Move to CLOSED (allowed from every state); idempotent. Sending is refused after."""
+        """Move to CLOSED (allowed from every state); idempotent. After it, sending raises
+        :class:`NodeStateError` and bootstrap / transitions :class:`ClosedError` (both
+        ``OSError``s, as the binding's); :meth:`on_wire` ignores its input."""
         if self.state != _N.CLOSED:
             self._transition(_N.CLOSED)
 
@@ -263,10 +275,12 @@ class GroupNode:
     # -- receive -------------------------------------------------------------------------------
     def on_wire(self, mls: Any, wire: bytes, now: Optional[float] = None) -> List[NodeEvent]:
         """Feed one wire frame; returns every queued event (this frame's and any earlier
-        undrained ones). Never raises on bad bytes: problems become ``error`` events."""
+        undrained ones). Never raises on bad bytes: problems become ``error`` events. A closed
+        node ignores the wire, as the binding's."""
         if now is not None:
             self._now = now
-        self._deliver(mls, wire)
+        if self.state is not _N.CLOSED:
+            self._deliver(mls, wire)
         ev = self._events
         self._events = []
         return ev
@@ -418,9 +432,11 @@ class GroupNode:
         self._ready_from = set()
 
     # -- transitions ---------------------------------------------------------------------------
+    @raises_builtin(OSError)
     def apply_transition(self, transition_id: int) -> None:
         """Apply transition *transition_id* locally: epoch + 1, ``last_transition_id`` := tid,
         pending cleared, send counters and replay windows reset, ``epoch_advanced`` event."""
+        self._check_open()
         tid = _u32(transition_id, "transition_id")
         self.current_epoch += 1
         self.last_transition_id = tid
@@ -489,6 +505,7 @@ class GroupNode:
         self._out_seq[key] = seq
         return OutboundFrame(target, wire)
 
+    @raises_builtin(OSError)
     def send_control(self, mls: Any, target: int, opcode: int, transition_id: int,
                      request_id: int, args: bytes = b"", *,
                      now: Optional[float] = None) -> OutboundFrame:
@@ -526,6 +543,7 @@ class GroupNode:
         return self.send_payload(mls, target, StreamType.CONTROL, self.member_stream_id(0),
                                  sent_flags(StreamType.CONTROL, op), plain, PayloadCodec.CBOR)
 
+    @raises_builtin(OSError)
     def claim_coordinator(self, mls: Any, target: int, *,
                           now: Optional[float] = None) -> OutboundFrame:
         """Take the coordinator role: ``became_coordinator`` event and a CAPABILITIES_ADVERTISE

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional, Set
 
-from ..errors import DecodeError, UsageError
+from ..errors import DecodeError, UsageError, raises_builtin
 from ..gbp.events import OutboundFrame
 from ..gbp.registry import ErrorCode, PayloadCodec, StreamType, sent_flags
 from ..gtp.client import EpochScopedDedup, decode_reason
@@ -75,6 +75,7 @@ class GspClient(EpochScopedDedup):
     state survive :meth:`reset`, as the reference)."""
 
     __slots__ = ("members", "muted", "roles")
+    _closed_vid = "GSP-CLIENT-CLOSED"
 
     def __init__(self, roles: Optional[RoleRegistry] = None) -> None:
         super().__init__()
@@ -89,10 +90,13 @@ class GspClient(EpochScopedDedup):
         """A fresh client, optionally checking senders' roles against *roles*."""
         return cls(roles)
 
+    @raises_builtin(OSError)
     def send(self, node: Any, mls: Any, target: int, signal: int, role_claim: int,
              request_id: int, args: bytes = b"", codec: Any = PayloadCodec.CBOR) -> OutboundFrame:
         """Send *signal* with *args* (always CBOR inside, whatever *codec* the envelope uses;
-        build them with :mod:`gbp_lab.core.gsp.args`)."""
+        build them with :mod:`gbp_lab.core.gsp.args`). Errors are also ``OSError``s, as the
+        binding's."""
+        self._check_open()
         c = resolve_codec(codec)
         try:
             sig = SignalType(signal)
@@ -108,6 +112,8 @@ class GspClient(EpochScopedDedup):
                codec: Any = PayloadCodec.CBOR) -> GspAcceptResult:
         """Decode and apply a delivered signal (``codec`` = the event's ``codec``;
         ``current_epoch`` ``None`` keeps the current request-id set)."""
+        if self._closed:
+            return GspAcceptResult("error", reason="client closed")
         if current_epoch is not None:
             self.sync_epoch(current_epoch)
         try:
@@ -155,7 +161,10 @@ class GspClient(EpochScopedDedup):
                                args, s)
 
     def close(self) -> None:
-        """Nothing to release (kept for the binding's API)."""
+        """Refuse further use (idempotent; nothing native to release): ``send`` then raises
+        :class:`~gbp_lab.core.errors.ClosedError` (an ``OSError``) and ``accept`` returns an
+        ``error`` result, as the binding's."""
+        self._closed = True
 
     def __enter__(self) -> "GspClient":
         return self

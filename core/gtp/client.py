@@ -18,7 +18,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Deque, Dict, Hashable, Optional, Set
 
-from ..errors import DecodeError, UsageError
+from ..errors import ClosedError, DecodeError, UsageError, raises_builtin
 from ..gbp.events import OutboundFrame
 from ..cbor import enc_head, enc_key, enc_uint
 from ..gbp.registry import ErrorCode, PayloadCodec, StreamType, sent_flags
@@ -95,11 +95,17 @@ class EpochScopedDedup:
     """Base of the GTP and GSP clients: a :class:`BoundedSeen` set of already-accepted ids that
     starts afresh whenever the epoch changes (the reference clients reset per epoch)."""
 
-    __slots__ = ("_seen", "_epoch")
+    __slots__ = ("_seen", "_epoch", "_closed")
+    _closed_vid = "GTP-CLIENT-CLOSED"
 
     def __init__(self) -> None:
         self._seen = BoundedSeen()
         self._epoch: Optional[int] = None
+        self._closed = False
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError("the client is closed", vid=self._closed_vid)
 
     def sync_epoch(self, epoch: int) -> None:
         """Clear the seen-set when *epoch* differs from the last one seen."""
@@ -144,9 +150,12 @@ class GtpClient(EpochScopedDedup):
         """A fresh client."""
         return cls()
 
+    @raises_builtin(OSError)
     def send(self, node: Any, mls: Any, target: int, message_id: int, text: str,
              codec: Any = PayloadCodec.CBOR) -> OutboundFrame:
-        """Send *text* as message *message_id* to *target* (0 = everyone)."""
+        """Send *text* as message *message_id* to *target* (0 = everyone). Errors are also
+        ``OSError``s, as the binding's."""
+        self._check_open()
         if codec == 0 and type(message_id) is int and 0 <= message_id <= 0xFFFFFFFFFFFFFFFF \
                 and type(text) is str:
             self.sync_epoch(node.epoch)
@@ -159,9 +168,11 @@ class GtpClient(EpochScopedDedup):
         return self.send_message(node, mls, target,
                                  GtpMessage.plain(node.member_id, message_id, text), codec)
 
+    @raises_builtin(OSError)
     def send_message(self, node: Any, mls: Any, target: int, message: GtpMessage,
                      codec: Any = PayloadCodec.CBOR) -> OutboundFrame:
         """Send a prepared :class:`GtpMessage` (any content type / flags) in *codec*."""
+        self._check_open()
         c = resolve_codec(codec)
         self.sync_epoch(node.epoch)
         return node.send_payload(mls, target, StreamType.TEXT, node.member_stream_id(_TEXT_BASE),
@@ -172,6 +183,8 @@ class GtpClient(EpochScopedDedup):
         """Decode a delivered plaintext (``codec`` = the event's ``codec``) and check it against
         the seen-set of *current_epoch* (``None``: keep the current set, as the pre-1.5 binding
         whose ``accept`` took no epoch)."""
+        if self._closed:
+            return GtpAcceptResult("error", reason="client closed")
         if current_epoch is not None and current_epoch != self._epoch:
             self.sync_epoch(current_epoch)
         try:  # the canonical CBOR form takes payload_codec's one-step path
@@ -197,7 +210,10 @@ class GtpClient(EpochScopedDedup):
         return res
 
     def close(self) -> None:
-        """Nothing to release (kept for the binding's API)."""
+        """Refuse further use (idempotent; nothing native to release): ``send`` then raises
+        :class:`~gbp_lab.core.errors.ClosedError` (an ``OSError``) and ``accept`` returns an
+        ``error`` result, as the binding's."""
+        self._closed = True
 
     def __enter__(self) -> "GtpClient":
         return self

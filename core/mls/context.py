@@ -47,7 +47,7 @@ import time
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar, Union
 
-from ..errors import DecodeError, GbpLabError, UsageError
+from ..errors import ClosedError, DecodeError, GbpLabError, UsageError, raises_builtin, with_builtin
 from ..keylog import ENCRYPTION, EPOCH, EXPORTER, SENDER_DATA, KeyLog
 from .external import export_group_info, external_commit_for, parse_group_info, resync_commit_for
 from .framing import AuthenticatedContent
@@ -100,7 +100,9 @@ class EpochSummary:
 
 class MlsContext:
     """One MLS member (see the module docstring). Use as a context manager or call
-    :meth:`close` (which only forgets the state: nothing native to release)."""
+    :meth:`close` (which only forgets the state: nothing native to release).  As in the
+    binding, errors of its methods (``create`` … ``restore_state``) are also ``OSError``s, and
+    so is the :class:`~gbp_lab.core.errors.ClosedError` of any use after :meth:`close`."""
 
     def __init__(self, identity: Union[str, bytes], suite: CipherSuite, signature_priv: bytes,
                  state: GroupState, *, key_package: KeyPackage, init_priv: bytes, kp_leaf_priv: bytes,
@@ -123,6 +125,7 @@ class MlsContext:
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
+    @raises_builtin(OSError)
     def create(cls, identity: Union[str, bytes], *, ciphersuite: int = 1, rng: Optional[Rng] = None,
                keylog: Union[None, str, os.PathLike, KeyLog] = None, clock: Optional[Clock] = None,
                config: GroupConfig = GroupConfig()) -> "MlsContext":
@@ -182,7 +185,7 @@ class MlsContext:
     @property
     def _s(self) -> GroupState:
         if self._state is None:
-            raise UsageError("the context is closed", vid="MLS-CONTEXT-CLOSED")
+            raise with_builtin(ClosedError("the context is closed", vid="MLS-CONTEXT-CLOSED"), OSError)
         return self._state
 
     @property
@@ -245,8 +248,10 @@ class MlsContext:
         """RFC 9420 §8.5 ``MLS-Exporter(label, context, length)`` of the current epoch."""
         return self._s.export(label, bytes(context), length)
 
+    @raises_builtin(OSError)
     def export_key_package(self) -> bytes:
         """Our KeyPackage as bare TLS bytes (``00 01 00 01 …``)."""
+        self._s  # noqa: B018 - closed check, as the binding
         return self._key_package.to_bytes()
 
     # -- commits we make ------------------------------------------------------------------
@@ -261,6 +266,7 @@ class MlsContext:
         self._state = res.sent_state
         return res
 
+    @raises_builtin(OSError)
     def invite_full(self, key_package: bytes) -> Tuple[bytes, bytes]:
         """Add ``key_package`` (bare KeyPackage or MLSMessage bytes); return ``(commit, welcome)``
         and keep the commit pending (RFC 9420 §12.1.1, §12.4)."""
@@ -281,12 +287,14 @@ class MlsContext:
         assert res.welcome is not None  # an Add commit has a Welcome
         return res.message, res.welcome
 
+    @raises_builtin(OSError)
     def invite(self, key_package: bytes) -> bytes:
         """Add ``key_package``, merge at once and return the Welcome."""
         _, welcome = self.invite_full(key_package)
         self.finalize_commit()
         return welcome
 
+    @raises_builtin(OSError)
     def remove_member(self, leaf_index: int) -> bytes:
         """Remove the member at ``leaf_index``; return the Commit (pending)."""
         s = self._s
@@ -314,6 +322,7 @@ class MlsContext:
         return msg
 
     # -- receiving ------------------------------------------------------------------------
+    @raises_builtin(OSError)
     def process_message(self, message: bytes) -> str:
         """Process one MLSMessage. A commit is staged (merge: :meth:`finalize_commit`); returns
         ``"commit"``, ``"application"``, ``"proposal"`` or ``"external"`` (a new member's Add)."""
@@ -322,6 +331,7 @@ class MlsContext:
 
     def process(self, message: bytes) -> Processed:
         """Like :meth:`process_message` but returns the full :class:`~.group.Processed`."""
+        self._s  # noqa: B018 - closed check, as the binding
         msg = decode_message(message)
         if msg.wire_format not in (WireFormat.MLS_PUBLIC_MESSAGE, WireFormat.MLS_PRIVATE_MESSAGE):
             raise GroupStateError(f"expected a protocol message, got {WireFormat(msg.wire_format).name}",
@@ -335,8 +345,10 @@ class MlsContext:
             self._staged = res.staged
         return res
 
+    @raises_builtin(OSError)
     def finalize_commit(self) -> None:
         """Merge the staged commit (received) or else the pending one (ours). Idempotent."""
+        self._s  # noqa: B018 - closed check, as the binding
         nxt = None
         if self._staged is not None:
             nxt = self._staged
@@ -348,13 +360,17 @@ class MlsContext:
             if nxt.active:
                 self._entered(nxt)
 
+    @raises_builtin(OSError)
     def clear_pending_commit(self) -> None:
         """Drop the staged and the pending commit."""
+        self._s  # noqa: B018 - closed check, as the binding
         self._staged = self._pending = None
 
+    @raises_builtin(OSError)
     def accept_welcome(self, welcome: bytes) -> None:
         """Join the group of ``welcome`` (MLSMessage bytes) with our KeyPackage; the current
         group (and any pending commit) is replaced."""
+        self._s  # noqa: B018 - closed check, as the binding
         msg = decode_message(welcome)
         if msg.wire_format != WireFormat.MLS_WELCOME:
             raise GroupStateError(f"expected a Welcome, got {WireFormat(msg.wire_format).name}",
@@ -507,6 +523,7 @@ class MlsContext:
             log.append_to(self._keylog)
 
     # -- state export ---------------------------------------------------------------------
+    @raises_builtin(OSError)
     def export_state(self) -> bytes:
         """The whole context as UTF-8 JSON (see the module docstring). Contains private keys."""
         if self.has_pending_commit:
@@ -532,6 +549,7 @@ class MlsContext:
         return json.dumps(doc, sort_keys=True).encode("utf-8")
 
     @classmethod
+    @raises_builtin(OSError)
     def restore_state(cls, state: bytes, identity: Union[str, bytes, None] = None, *,
                       rng: Optional[Rng] = None, keylog=None, clock: Optional[Clock] = None) -> "MlsContext":
         """Rebuild a context from :meth:`export_state` output; malformed input is a

@@ -7,7 +7,7 @@ STAMP_TEST := $(VENV)/.installed-test
 STAMP_LAB  := $(VENV)/.installed-lab
 PYTEST_ARGS ?=
 
-.PHONY: test lab venv clean bench vectors chromium typecheck
+.PHONY: test lab venv clean bench vectors chromium tshark typecheck
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ $(STAMP_LAB): pyproject.toml setup.py | $(PY)
 	$(PY) -m pip install -q -e '.[lab]'
 	touch $@
 
-test: $(STAMP_TEST) chromium
+test: $(STAMP_TEST) chromium tshark
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -n auto $(PYTEST_ARGS)
 
@@ -36,6 +36,20 @@ chromium:
 	      echo "WARNING: could not install chromium: run 'apt-get install -y chromium' as root"; \
 	  else \
 	    echo "NOTE: $(CHROMIUM) is missing; tests/test_browser.py needs it: run 'apt-get install -y chromium' as root"; \
+	  fi; \
+	fi
+
+# tests/test_wireshark.py runs Debian's tshark (Wireshark 4.0 on Debian 12) with gbp.lua: as
+# root, install it when missing; otherwise say what to install.
+TSHARK := /usr/bin/tshark
+tshark:
+	@if [ ! -x $(TSHARK) ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -q tshark || { apt-get update -q && apt-get install -y -q tshark; } || \
+	      echo "WARNING: could not install tshark: run 'apt-get install -y tshark' as root"; \
+	  else \
+	    echo "NOTE: $(TSHARK) is missing; tests/test_wireshark.py needs it: run 'apt-get install -y tshark' as root"; \
 	  fi; \
 	fi
 

@@ -18,6 +18,7 @@ COMMANDS = {
     "relay": ("gbp_lab.sim.relay_cmd", "run the delivery-service relay over TCP"),
     "simulate": ("gbp_lab.sim.simulate_cmd", "run a scripted group session and write capture + key log"),
     "lab": ("gbp_lab.lab_cmd", "open JupyterLab on the notebooks"),
+    "wireshark-plugin": ("gbp_lab.wireshark.plugin_cmd", "write the GBP Lua dissector gbp.lua for Wireshark"),
 }
 
 

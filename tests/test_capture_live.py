@@ -168,3 +168,58 @@ def test_bad_arguments_are_typed_errors():
         live.start()
     assert e.value.vid == "CAP-LIVE-STATE"
     live.stop()
+
+
+# --- a real interface: loopback sniffing while `gbp-lab simulate` runs over real sockets -------
+GBP_LAB = os.path.join(os.path.dirname(__import__("sys").executable), "gbp-lab")  # the venv's
+SIM_HOST = "127.0.0.77"  # the run's own loopback address: other traffic on lo is filtered out
+
+
+def _gbp_rows(frames):
+    cols = ["epoch", "stream_id", "sequence_no", "decrypted"]
+    gbp = frames[frames["protocol"] != "MLS"]
+    return sorted(map(tuple, gbp[cols].astype(str).values.tolist()))
+
+
+def test_loopback_while_the_simulator_runs(tmp_path):
+    """``LiveCapture("lo", keylog=<the run's keys.log>)`` during ``gbp-lab simulate classroom``:
+    the GBP frames (epoch, stream id, sequence, decrypted) equal those of the run's own
+    capture.pcap, all decrypted with the secrets the run appended while it went on."""
+    import subprocess
+
+    keys = tmp_path / "keys.log"
+    assert not keys.exists()
+    with LiveCapture("lo", keylog=str(keys), poll=0.02, bpf=f"host {SIM_HOST}") as live:
+        r = subprocess.run([GBP_LAB, "simulate", "classroom", "--out", str(tmp_path), "--seed",
+                            "3", "--real-ports", "--quiet", "--host", SIM_HOST],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        deadline = time.time() + 20
+        ref = read_capture(tmp_path / "capture.pcap", keylog=str(keys))
+        while live.counters["frames"] < len(ref.frames) and time.time() < deadline:
+            time.sleep(0.05)
+    snap = live.snapshot()
+    assert len(ref.frames) > 100 and ref.frames.loc[ref.frames["protocol"] != "MLS",
+                                                    "decrypted"].all()
+    assert _gbp_rows(snap.frames) == _gbp_rows(ref.frames)
+    assert sorted(snap.frames["info"]) == sorted(ref.frames["info"])
+    assert ((snap.frames["src"] == SIM_HOST) | (snap.frames["dst"] == SIM_HOST)).all()
+    assert len(snap.errors) == 0
+    assert snap.keylog == ref.keylog
+    assert (keys.stat().st_mode & 0o777) == 0o600
+
+
+def test_no_capture_permission_is_a_typed_error_naming_the_fix():
+    """As an unprivileged user (setpriv to nobody), sniffing raises LiveCapturePermissionError
+    that points at the file-follow and pipe alternatives."""
+    import subprocess
+    import sys
+
+    code = ("from gbp_lab.capture.live import LiveCapture, LiveCapturePermissionError\n"
+            "try:\n    LiveCapture('lo').start()\n"
+            "except LiveCapturePermissionError as e:\n    print('TYPED', e.vid, e.message)\n")
+    r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                        sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "TYPED CAP-LIVE-PERMISSION" in r.stdout, r.stdout + r.stderr
+    assert "CAP_NET_RAW" in r.stdout and "dumpcap -i lo -w live.pcapng" in r.stdout
+    assert "--live -" in r.stdout

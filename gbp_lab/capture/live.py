@@ -304,6 +304,7 @@ class InterfaceSniffer(_Source):
     :meth:`open`, which raises :class:`LiveCapturePermissionError` without the right)."""
 
     SNAPLEN = 262144
+    RCVBUF = 64 << 20  #: kernel receive buffer asked for (SO_RCVBUFFORCE as root)
 
     def __init__(self, iface: str, stop: threading.Event, *, bpf: Optional[str] = None,
                  poll: float = 0.05, on_keys=None, keylog: Optional[KeyLogFollower] = None) -> None:
@@ -313,6 +314,7 @@ class InterfaceSniffer(_Source):
         self._sock: Any = None
 
     def open(self) -> None:
+        import scapy.arch  # noqa: F401 - sets conf.L2listen for this platform
         from scapy.config import conf
 
         iface = None if self.iface == "any" else self.iface
@@ -336,6 +338,15 @@ class InterfaceSniffer(_Source):
         except OSError as exc:
             raise LiveCaptureError(f"cannot capture on interface {self.iface!r}: {exc}",
                                    vid="CAP-LIVE-IFACE", where=self.iface) from None
+        ins = getattr(self._sock, "ins", None)
+        if isinstance(ins, socket.socket):  # room for bursts while a frame is being decoded
+            for opt in (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF):
+                try:
+                    if opt is not None:
+                        ins.setsockopt(socket.SOL_SOCKET, opt, self.RCVBUF)
+                        break
+                except OSError:
+                    continue
 
     def close(self) -> None:
         if self._sock is not None:
@@ -378,7 +389,8 @@ class LiveCapture:
     ``keylog``: a key-log path (followed: lines appended later are used, and earlier frames of
     their epochs are decrypted then), a :class:`~gbp_lab.core.keylog.KeyLog` or key-log text.
     ``ports`` / ``heuristic`` select the GBP flows as in :func:`~.model.read_capture`; on an
-    interface without ``heuristic`` a BPF filter keeps only those ports. ``max_frames``: keep the
+    interface without ``heuristic`` a BPF filter keeps only those ports (``bpf=``: your own
+    capture filter, as ``tshark -f``, e.g. ``"host 127.0.0.77"``). ``max_frames``: keep the
     last N ``frames`` / ``errors`` rows (:attr:`counters` keep counting). ``on_frame(row)``: called
     in the capture thread with each new row (a dict of the ``frames`` columns, ``no`` = its row
     number). ``follow=False`` reads a file to its current end and stops.
@@ -391,7 +403,7 @@ class LiveCapture:
     def __init__(self, source, keylog=None, *, ports: Sequence[int] = (GBP_PORT,),
                  heuristic: bool = True, max_frames: Optional[int] = None,
                  on_frame: Optional[Callable[[Dict[str, Any]], None]] = None,
-                 follow: bool = True, poll: float = 0.05) -> None:
+                 follow: bool = True, poll: float = 0.05, bpf: Optional[str] = None) -> None:
         if max_frames is not None and max_frames < 1:
             raise LiveCaptureError("max_frames must be >= 1 (or None)", vid="CAP-LIVE-MAX")
         self.source = source
@@ -417,7 +429,8 @@ class LiveCapture:
         cb = self._keys_arrived
         if isinstance(source, (str, os.PathLike)) and not os.path.exists(source) \
                 and isinstance(source, str) and is_interface(source):
-            bpf = None if heuristic else " or ".join(f"port {p}" for p in self.ports)
+            if bpf is None and not heuristic:
+                bpf = " or ".join(f"port {p}" for p in self.ports)
             self._src: Any = InterfaceSniffer(source, self._stop, bpf=bpf, poll=poll, on_keys=cb,
                                               keylog=self._keylog_follower)
         elif isinstance(source, (str, os.PathLike)) or hasattr(source, "read") \

@@ -223,3 +223,21 @@ def test_no_capture_permission_is_a_typed_error_naming_the_fix():
     assert "TYPED CAP-LIVE-PERMISSION" in r.stdout, r.stdout + r.stderr
     assert "CAP_NET_RAW" in r.stdout and "dumpcap -i lo -w live.pcapng" in r.stdout
     assert "--live -" in r.stdout
+
+
+def test_cli_dissect_live_from_a_pipe_prints_what_dissect_prints():
+    """``… | gbp-lab dissect --live -`` (the installed command): the same lines as reading
+    the finished file, then a summary on stderr."""
+    import subprocess
+
+    keys = str(DEMO_KEYS)
+    live = subprocess.run([GBP_LAB, "dissect", "--live", "-", "--keylog", keys], input=DATA,
+                          capture_output=True, timeout=120)
+    whole = subprocess.run([GBP_LAB, "dissect", str(DEMO_PCAP), "--keylog", keys],
+                           capture_output=True, timeout=120)
+    assert live.returncode == 0 and whole.returncode == 0, live.stderr
+    assert live.stdout.decode().splitlines() == whole.stdout.decode().splitlines()
+    assert len(live.stdout.splitlines()) == 95
+    assert b"95 frames, 85 decrypted, 0 errors" in live.stderr
+    bad = subprocess.run([GBP_LAB, "dissect"], capture_output=True, timeout=60)
+    assert bad.returncode == 2 and b"--live" in bad.stderr

@@ -11,6 +11,7 @@ _LAZY_EXPORTS = {
     "Capture": "gbp_lab.capture.model",
     "iter_capture": "gbp_lab.capture.stream",
     "read_captures": "gbp_lab.capture.stream",
+    "LiveCapture": "gbp_lab.capture.live",
     "KeyLog": "gbp_lab.core.keylog",
 }
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 import textwrap
+import time
 from collections import Counter
 
 import pytest
@@ -29,6 +30,8 @@ from gbp_lab.core.gap.payload import GapPayload
 from gbp_lab.core.gbp.registry import PayloadCodec
 from gbp_lab.core.gsp.signal import GspSignal, SignalType
 from gbp_lab.core.gtp.message import GtpMessage
+from gbp_lab.core.errors import DecodeError, UsageError
+from gbp_lab.core.gbp.frame import decode_frame
 from gbp_lab.core.keylog import KeyLog
 from gbp_lab.core.sframe import SFrameSession
 from gbp_lab.sim import demo as demo_mod
@@ -461,3 +464,54 @@ def test_parse_script_fuzz(steps, name):
         assert exc.vid.startswith("SIM-SCRIPT")
     else:
         assert isinstance(s.steps[0], Create)
+
+
+# --- live runs: keys.log appended per epoch (0600), --pace --------------------------------------
+def test_keys_log_is_appended_as_each_epoch_exists(tmp_path):
+    """The key log on disk, read at every socket event of the run (the tap's clock), grows epoch
+    by epoch, and holds each epoch's secret before the first frame of that epoch crossed a socket."""
+    keys = tmp_path / "keys.log"
+    seen = []
+
+    def wall_clock():
+        text = keys.read_text() if keys.exists() else ""
+        kl = KeyLog.parse(text)
+        seen.append(max((max(kl.epochs(g), default=-1) for g in kl.groups()), default=-1))
+        return time.time()
+
+    res = Simulator("demo", 1, wall_clock=wall_clock, keylog_path=keys).run()
+    assert (keys.stat().st_mode & 0o777) == 0o600
+    assert seen == sorted(seen) and len(set(seen)) >= 4  # grew during the run, epoch by epoch
+    res.write(tmp_path)  # completes the live log, never rewrites it
+    assert KeyLog.load(keys) == res.keylog
+    cap = read_capture(str(tmp_path / "capture.pcap"), keylog=str(keys))
+    # the key log held each frame's epoch when the tap saw that frame's socket event
+    gbp = cap.frames[cap.frames["protocol"] != "MLS"]
+    assert gbp["decrypted"].all()
+    checked = set()
+    for i, ev in enumerate(res.tap_events):
+        try:
+            epoch = decode_frame(ev.data[4:]).epoch  # one record per socket write (lock-step)
+        except DecodeError:
+            continue  # an MLS blob, or no data
+        assert seen[i] >= epoch, f"tap event {i}: frame of epoch {epoch} before its key"
+        checked.add(epoch)
+    assert checked == set(res.keylog.epochs(res.group_id))
+
+
+def test_written_keys_log_is_owner_only(tmp_path):
+    keys = tmp_path / "keys.log"
+    keys.write_text("old")
+    keys.chmod(0o644)
+    res = simulate("demo", seed=1)
+    res.write(tmp_path)
+    assert (keys.stat().st_mode & 0o777) == 0o600 and "old" not in keys.read_text()
+
+
+def test_pace_spaces_the_steps(tmp_path):
+    sim = Simulator("demo", 1, pace=0.02)
+    t0 = time.monotonic()
+    sim.run()
+    assert time.monotonic() - t0 >= 0.02 * (len(sim.script.steps) - 1)
+    with pytest.raises(UsageError):
+        Simulator("demo", 1, pace=-1)

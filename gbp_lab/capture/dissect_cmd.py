@@ -10,6 +10,13 @@ columns (``FRAME_COLUMNS``: ``protocol == 'GTP' and sender == 2``, ``epoch > 1``
 big files print in bounded memory. Defects go to stderr (``--errors`` prints them to stdout too),
 ``--findings`` appends the findings table (reads the whole capture). Exit status 0, or 2 for
 unusable input (unreadable file, bad key log, bad filter).
+
+    gbp-lab dissect --live SOURCE [--keylog KEYS] [--bpf FILTER] …
+
+prints one line per frame as it arrives (like ``tshark -i``) until Ctrl-C: SOURCE is an interface
+(``lo``, ``eth0``, ``any``; needs root or CAP_NET_RAW), a capture file still being written
+(followed like ``tail -f``) or ``-`` for a pcap/pcapng stream on stdin (``dumpcap -w - | …``);
+the key log is followed too (:class:`~.live.LiveCapture`).
 """
 from __future__ import annotations
 
@@ -24,7 +31,10 @@ from .records import GBP_PORT
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("capture", help="pcap or pcapng file")
+    parser.add_argument("capture", nargs="?", help="pcap or pcapng file")
+    parser.add_argument("--live", metavar="SOURCE",
+                        help="watch live: an interface, a growing capture file or - (stdin)")
+    parser.add_argument("--bpf", "-f", metavar="FILTER", help="capture filter for --live IFACE")
     parser.add_argument("--keylog", metavar="FILE", help="key log (NSS-style MLS_* lines)")
     parser.add_argument("--filter", "-Y", dest="filter", metavar="EXPR",
                         help="pandas query over the frame columns, e.g. \"protocol == 'GTP'\"")
@@ -53,12 +63,65 @@ def format_frame(no: int, row, t0: Optional[float]) -> str:
             f"{_fmt_addr(row.dst, row.dport):<21} {row.protocol:<4} {row.info}{err}")
 
 
+def run_live(args: argparse.Namespace, kw: Dict[str, Any]) -> int:
+    """``--live``: one line per frame as it arrives, until Ctrl-C (or the stream ends)."""
+    from .live import LiveCapture
+
+    out = sys.stdout
+    t0: list = []
+
+    def on_frame(row: Dict[str, Any]) -> None:
+        if not t0:
+            t0.append(row["time"])
+        if args.filter:
+            try:
+                import pandas as pd
+
+                if not len(pd.DataFrame([row]).query(args.filter, engine="python")):
+                    return
+            except Exception as exc:  # a bad expression: say so once, print everything
+                print(f"gbp-lab dissect: bad --filter {args.filter!r}: {exc}", file=sys.stderr)
+                args.filter = None
+        out.write(format_frame(row["no"], argparse.Namespace(**row), t0[0]) + "\n")
+        out.flush()
+
+    source = sys.stdin.buffer if args.live == "-" else args.live
+    try:
+        live = LiveCapture(source, keylog=args.keylog, on_frame=on_frame, bpf=args.bpf, **kw)
+        live.start()
+    except (OSError, GbpLabError) as exc:
+        print(f"gbp-lab dissect: cannot capture from {args.live}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        while not live.wait(0.2):
+            pass
+    except KeyboardInterrupt:
+        pass
+    try:
+        live.stop()
+    except (OSError, GbpLabError) as exc:
+        print(f"gbp-lab dissect: {exc}", file=sys.stderr)
+        return 2
+    for r in live.snapshot().errors.itertuples(index=False):
+        print(f"! {r.kind} [{r.vid}] {_fmt_addr(r.src, r.sport)} → {_fmt_addr(r.dst, r.dport)}: "
+              f"{r.error}", file=sys.stderr)
+    c = live.counters
+    print(f"{c['frames']} frames, {c['decrypted']} decrypted, {c['errors']} errors",
+          file=sys.stderr)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from .model import read_capture
     from .stream import iter_capture
 
     kw: Dict[str, Any] = {"ports": tuple(args.port) if args.port else (GBP_PORT,),
           "heuristic": not args.no_heuristic}
+    if args.live:
+        return run_live(args, kw)
+    if not args.capture:
+        print("gbp-lab dissect: give a capture file, or --live SOURCE", file=sys.stderr)
+        return 2
     keylog = None
     if args.keylog:
         from gbp_lab.core.keylog import KeyLog

@@ -304,10 +304,14 @@ class ReadState:
 
 def read_chunks(path, keylog, state: ReadState, *, ports=(GBP_PORT,), heuristic: bool = True,
                 decrypt: bool = True, summarize: bool = True, chunksize: Optional[int] = None,
-                on_raw=None, **pipeline_kw) -> Iterator["ReadChunk"]:
+                on_raw=None, reader=None, items=None, **pipeline_kw) -> Iterator["ReadChunk"]:
     """The reading loop: yield a :class:`ReadChunk` whenever ``chunksize`` frame rows are
     collected (``None``: once, at the end); ``state`` gets the key log, secrets, interfaces and
-    stats as they become known. Each chunk's lists are new (a consumer may keep them)."""
+    stats as they become known. Each chunk's lists are new (a consumer may keep them).
+
+    Live hooks (:mod:`.live`): ``reader`` is a packet source used instead of opening ``path``
+    (see :func:`~.records.iter_item_batches`); ``items`` decodes item-tuple batches
+    (:data:`~.records.ITEM_FIELDS` order) instead of reading packets at all."""
     keys = load_keylog(keylog)
     state.keys = keys
     pipe = RecordPipeline(ports=ports, heuristic=heuristic, **pipeline_kw)
@@ -359,7 +363,13 @@ def read_chunks(path, keylog, state: ReadState, *, ports=(GBP_PORT,), heuristic:
     ctx_get = ctx.get
     summarize_pt, decode, classify = summary, decode_frame, classify_record
     matcher_for = FRAME_MATCHERS.get
-    for it in _chain(iter_item_batches(path, reader_out=holder, pipeline=pipe, on_raw=on_raw)):
+    if items is None:
+        batches = iter_item_batches(path, reader_out=holder, pipeline=pipe, on_raw=on_raw,
+                                    reader=reader)
+    else:
+        batches = items
+        holder.append(_NO_READER)
+    for it in _chain(batches):
         if len(holder[0].secrets) != seen_secrets:  # a DSB was read: its keys apply from here
             merge_secrets(it[0])
         (time, src, sport, dst, dport, flow_id, transport, offset, data, error, vid,
@@ -456,6 +466,16 @@ def read_chunks(path, keylog, state: ReadState, *, ports=(GBP_PORT,), heuristic:
     if frame_rows or error_rows or chunksize is None:
         yield ReadChunk(frame_rows, error_rows, plaintexts, payloads, records, key_epochs)
 
+
+
+class _NoReader:
+    """The packet source of an ``items`` read: no secrets blocks, no interfaces."""
+
+    secrets: List[DecryptionSecrets] = []
+    interfaces: List[Interface] = []
+
+
+_NO_READER = _NoReader()
 
 
 def errors_table(rows: List[tuple]) -> pd.DataFrame:

@@ -628,13 +628,15 @@ def iter_item_tuples(source, *, reader_out: Optional[list] = None,
 
 
 def iter_item_batches(source, *, reader_out: Optional[list] = None,
-                      pipeline: Optional[RecordPipeline] = None, on_raw=None,
+                      pipeline: Optional[RecordPipeline] = None, on_raw=None, reader=None,
                       **kw) -> Iterator[List[tuple]]:
     """The items of :func:`iter_item_tuples` as one list per packet that produced any (the bulk
     readers' hot path: no generator step per item). A list is valid until the next one is
-    asked for (it is reused)."""
+    asked for (it is reused). ``reader``: a packet source used instead of opening ``source``
+    — anything with :class:`~.pcapfile.CaptureReader`'s ``iter_tuples()``, ``secrets``,
+    ``interfaces``, ``issues`` and ``close()`` (the live capture's followers and sniffer)."""
     pipe = pipeline or RecordPipeline(**kw)
-    reader = CaptureReader(source)
+    reader = CaptureReader(source) if reader is None else reader
     if reader_out is not None:
         reader_out.append(reader)
     feed = pipe._feed

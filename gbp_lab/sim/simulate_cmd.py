@@ -1,13 +1,16 @@
 """``gbp-lab simulate`` — run a scripted group session and write ``capture.pcap`` + ``keys.log``.
 
     gbp-lab simulate SCRIPT --out DIR [--seed N] [--timestamps wall|virtual] [--real-ports]
+                     [--pace SECONDS] [--host ADDR]
 
 SCRIPT is a built-in name (``demo``, ``classroom``, ``stress``) or a path to a ``.yaml`` / ``.py``
 script (:mod:`gbp_lab.sim.script`). Members are real :mod:`gbp_lab.core` stacks talking through the
 relay over loopback TCP (:mod:`gbp_lab.sim.simulator`). For one seed the frames and secrets are
 always the same; ``--timestamps virtual`` also makes the packet times (and so the whole pcap) the
 same on every run. ``--real-ports`` keeps the ephemeral TCP ports instead of the canonical
-``7878`` / ``40000+n``.
+``7878`` / ``40000+n``. ``keys.log`` (0600) gets each epoch's secrets as soon as the epoch
+exists, so a live capture (``gbp-lab dissect --live``, :class:`~gbp_lab.capture.live.LiveCapture`)
+decrypts while the run goes on; ``--pace SECONDS`` waits that long between two steps.
 """
 from __future__ import annotations
 
@@ -27,6 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="packet times: wall clock (default) or the deterministic virtual clock")
     parser.add_argument("--real-ports", action="store_true",
                         help="keep the real ephemeral ports instead of 7878 / 40000+n")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="loopback address of the relay and members (default 127.0.0.1)")
+    parser.add_argument("--pace", type=float, default=0.0, metavar="SECONDS",
+                        help="real seconds between two steps, to watch a run live (default 0)")
     parser.add_argument("--quiet", action="store_true", help="no run log on stderr")
 
 
@@ -35,11 +42,18 @@ def run(args: argparse.Namespace) -> int:
 
     from .simulator import Simulator
 
+    import os
+
     try:
-        res = Simulator(args.script, args.seed).run()
+        os.makedirs(args.out, exist_ok=True)
+        keys_path = os.path.join(args.out, "keys.log")
+        if os.path.exists(keys_path):
+            os.remove(keys_path)  # a fresh log per run: it is appended while the run goes on
+        res = Simulator(args.script, args.seed, keylog_path=keys_path, pace=args.pace,
+                        host=args.host).run()
         pcap, keys = res.write(args.out, canonical_ports=not args.real_ports,
                                timestamps=args.timestamps)
-    except GbpLabError as exc:
+    except (GbpLabError, OSError) as exc:
         print(f"gbp-lab simulate: {exc}", file=sys.stderr)
         return 2
     if not args.quiet:

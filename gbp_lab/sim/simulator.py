@@ -112,6 +112,7 @@ class SimResult:
     log: List[str] = field(default_factory=list)  #: what happened, with virtual times
     sent: List[Tuple[str, str, Any]] = field(default_factory=list)  #: (member, kind, detail)
     virtual_times: List[float] = field(default_factory=list)  #: virtual time of each tap event
+    keylog_path: Optional[str] = None  #: where the run appended its key log live, if it did
 
     def pcap_events(self, *, canonical_ports: bool = True, timestamps: str = "wall") -> List[TapEvent]:
         """The tap events to write: ports made canonical (relay ``127.0.0.1:7878``, client of
@@ -134,9 +135,19 @@ class SimResult:
         pcap = os.path.join(out_dir, "capture.pcap")
         keys = os.path.join(out_dir, "keys.log")
         write_pcap(self.pcap_events(canonical_ports=canonical_ports, timestamps=timestamps), pcap)
-        with open(keys, "w", encoding="utf-8") as f:
-            f.write(f"# gbp-lab simulate {self.script.name} --seed {self.seed}\n")
-            f.write(self.keylog.dump())
+        if self.keylog_path is not None and os.path.abspath(keys) == \
+                os.path.abspath(self.keylog_path):
+            # written live during the run: complete it, never rewrite it (a reader follows it)
+            have = set(open(keys, encoding="utf-8").read().splitlines())
+            missing = [ln for ln in self.keylog.lines() if ln not in have]
+            if missing:
+                append_private(keys, "".join(ln + "\n" for ln in missing))
+            return pcap, keys
+        text = f"# gbp-lab simulate {self.script.name} --seed {self.seed}\n" + self.keylog.dump()
+        fd = os.open(keys, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # key logs are secrets: owner only, even if the file existed
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
         return pcap, keys
 
     def texts(self) -> List[str]:
@@ -160,7 +171,17 @@ class Simulator:
     """
 
     def __init__(self, script, seed: int = 0, *, host: str = "127.0.0.1",
-                 wall_clock: Callable[[], float] = time.time) -> None:
+                 wall_clock: Callable[[], float] = time.time, keylog_path=None,
+                 pace: float = 0.0) -> None:
+        if pace < 0:
+            raise UsageError("pace is a number of seconds >= 0", vid="SIM-PACE")
+        #: ``keylog_path``: the group's key log is appended there (created 0600) as soon as an
+        #: epoch's secrets exist, before any frame of that epoch is sent (live captures follow it)
+        self.keylog_path = None if keylog_path is None else os.fspath(keylog_path)
+        self._keys_written: set = set()
+        self._keys_size = (0, 0)
+        #: ``pace``: real seconds between two steps (a live demo can be watched)
+        self.pace = float(pace)
         self.script: Script = load_script(script, seed=seed)
         self.seed = int(seed)
         self.host = host
@@ -262,8 +283,34 @@ class Simulator:
     def _connected(self) -> List[SimMember]:
         return sorted((m for m in self.members.values() if m.conn is not None), key=lambda m: m.member_id)
 
+    def group_keylog(self) -> KeyLog:
+        """The group's secrets so far, from every member's key log (member-id order)."""
+        keylog = KeyLog()
+        for m in sorted(self.members.values(), key=lambda m: m.member_id):
+            for e in m.keylog:
+                if e.group_id == self.group_id:
+                    keylog.add(e.label, e.group_id, e.epoch, e.secret)
+        if self.group_id:
+            keylog.set_suite(self.group_id, self.coordinator.mls.ciphersuite if self.coordinator
+                             else 1)
+        return keylog
+
+    def _flush_keys(self) -> None:
+        """Append the key-log lines not yet in :attr:`keylog_path` (MLS_KEYLOGFILE style)."""
+        if self.keylog_path is None or not self.group_id:
+            return
+        size = (len(self.members), sum(len(m.keylog) for m in self.members.values()))
+        if size == self._keys_size:
+            return
+        self._keys_size = size
+        new = [ln for ln in self.group_keylog().lines() if ln not in self._keys_written]
+        if new:
+            append_private(self.keylog_path, "".join(ln + "\n" for ln in new))
+            self._keys_written.update(new)
+
     def _send(self, sender: SimMember, record: bytes, what: str = "") -> None:
         """Send one record through the relay and let every connected receiver process it."""
+        self._flush_keys()  # an epoch's secrets reach the key log before its first frame
         out, relay = sender.conn, self.relay
         assert out is not None and relay is not None
         receivers = [(m, m.conn) for m in self._connected() if m is not sender]
@@ -553,8 +600,13 @@ class Simulator:
         self.tap = Tap(clock=self._tap_clock)
         self.relay = RelayThread(self.host, 0, tap=self.tap)
         self.relay.start()
+        if self.keylog_path is not None:
+            append_private(self.keylog_path, f"# gbp-lab simulate {self.script.name} "
+                                             f"--seed {self.seed} (live)\n")
         try:
             for i, step in enumerate(self.script.steps):
+                if self.pace and i:
+                    time.sleep(self.pace)
                 if step.at_ms:
                     self.clock.advance(step.at_ms)
                 handler = getattr(self, f"_do_{step.kind}")
@@ -565,6 +617,7 @@ class Simulator:
                                       where=i) from None
             for m in self._connected():
                 self._disconnect(m)
+            self._flush_keys()
         finally:
             for m in self.members.values():
                 if m.conn is not None:
@@ -572,18 +625,22 @@ class Simulator:
                 if isinstance(m, RefMember):
                     m.close()
             self.relay.stop()
-        keylog = KeyLog()
-        for m in sorted(self.members.values(), key=lambda m: m.member_id):
-            for e in m.keylog:
-                if e.group_id == self.group_id:
-                    keylog.add(e.label, e.group_id, e.epoch, e.secret)
-        if self.group_id:
-            keylog.set_suite(self.group_id, self.coordinator.mls.ciphersuite if self.coordinator
-                             else 1)
+        keylog = self.group_keylog()
         events = list(self.tap.events)
         return SimResult(self.script, self.seed, self.group_id, events, keylog, dict(self.members),
                          self._records, list(self.log), list(self.sent),
-                         virtual_times=list(self._virtual_times[:len(events)]))
+                         virtual_times=list(self._virtual_times[:len(events)]),
+                         keylog_path=self.keylog_path)
+
+
+def append_private(path: str, text: str) -> None:
+    """Append ``text`` to ``path``, created owner-only (0600): a key log is a secret."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, text.encode("utf-8"))
+    finally:
+        os.close(fd)
 
 
 def simulate(script, out_dir=None, seed: int = 0, **write_kw) -> SimResult:

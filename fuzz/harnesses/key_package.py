@@ -6,7 +6,7 @@ from __future__ import annotations
 from gbp_lab.core.mls.messages import KeyPackage
 
 from ..common import Limits
-from ._mls import round_trip
+from .mls_oracle import round_trip
 
 LIMITS = Limits()
 MAX_LEN = 8192

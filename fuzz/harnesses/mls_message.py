@@ -5,7 +5,7 @@ from __future__ import annotations
 from gbp_lab.core.mls.messages import MLSMessage
 
 from ..common import Limits
-from ._mls import round_trip
+from .mls_oracle import round_trip
 
 LIMITS = Limits()
 MAX_LEN = 8192

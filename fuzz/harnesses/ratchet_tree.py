@@ -11,7 +11,7 @@ from gbp_lab.core.mls.messages import RatchetTree as RatchetTreeExtension
 from gbp_lab.core.mls.tree import RatchetTree
 
 from ..common import Cursor, Limits
-from ._mls import round_trip
+from .mls_oracle import round_trip
 
 LIMITS = Limits(cpu_seconds=2.0)
 MAX_LEN = 16384

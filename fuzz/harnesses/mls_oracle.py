@@ -1,4 +1,4 @@
-"""Shared oracle of the MLS parser harnesses (RFC 9420 §2.1 TLS presentation language)."""
+"""Shared oracle of the MLS parser harnesses (a helper, not a harness) (RFC 9420 §2.1 TLS presentation language)."""
 from __future__ import annotations
 
 from typing import Any

@@ -81,7 +81,7 @@ def good_reader(c: Good, stop: threading.Event) -> None:
             c.closed = "closed by relay"
             return
         for item in reader.feed(data):
-            if isinstance(item, Exception):
+            if not isinstance(item, bytes):  # an error item of the reader
                 c.junk += 1
                 continue
             try:
@@ -313,15 +313,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         else:
             per_kind[b.kind]["NOT cut off"] += 1
     for k in KINDS:
-        c = per_kind[k]
+        kc = per_kind[k]
         note = ""
-        if c["NOT cut off"]:
+        if kc["NOT cut off"]:
             if k == "slowloris" and args.allow_slowloris:
                 note = "  (known: fuzz/FINDINGS.md R1, allowed by --allow-slowloris)"
             else:
                 ok = False
                 note = "  FAIL"
-        lines.append(f"bad {k:10}: {dict(c)}{note}")
+        lines.append(f"bad {k:10}: {dict(kc)}{note}")
     lines.append(f"relay drops by vid: {dict(by_vid)}")
     slow_open = per_kind["slowloris"]["NOT cut off"] if args.allow_slowloris else 0
     if left_open > slow_open:

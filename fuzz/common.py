@@ -97,22 +97,20 @@ def run_input(check: Callable[[bytes], None], data: bytes, limits: Limits = Limi
     wall0, cpu0 = time.perf_counter(), time.process_time()
     try:
         check(data)
-    except GbpLabError as err:
-        vid = err.vid
-    except AssertionError as err:
-        failure = ("assertion", err)
-    except RecursionError as err:
-        failure = ("exception", err)
-    except Exception as err:  # noqa: BLE001 - the point: nothing else may escape
-        failure = ("exception", err)
+    except GbpLabError as typed:
+        vid = typed.vid
+    except AssertionError as exc:
+        failure = ("assertion", exc)
+    except Exception as exc:  # noqa: BLE001 - the point: nothing else may escape (RecursionError too)
+        failure = ("exception", exc)
     cpu = time.process_time() - cpu0
     wall = time.perf_counter() - wall0
     peak = tracemalloc.get_traced_memory()[1] - base if trace_memory else 0
     if failure is not None:
-        kind, err = failure
-        where = fault_location(err.__traceback__)
-        text = "".join(traceback.format_exception(type(err), err, err.__traceback__))
-        raise Finding(kind, f"{kind}: {type(err).__name__} at {where}", text, cpu, peak)
+        kind, bug = failure
+        where = fault_location(bug.__traceback__)
+        text = "".join(traceback.format_exception(type(bug), bug, bug.__traceback__))
+        raise Finding(kind, f"{kind}: {type(bug).__name__} at {where}", text, cpu, peak)
     if cpu > limits.cpu_seconds:
         raise Finding("slow", "slow: CPU time over the bound",
                       f"{cpu:.3f} s CPU for {len(data)} bytes (bound {limits.cpu_seconds} s)", cpu, peak)

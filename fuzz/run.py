@@ -38,7 +38,7 @@ WORK = ROOT / "fuzz" / ".work"
 
 # -- worker: one harness inside atheris ---------------------------------------------------------
 def worker(name: str, stats_path: Path, stop: bool, fuzzer_args: List[str]) -> None:
-    import atheris
+    import atheris  # type: ignore[import-untyped]  # optional extra 'fuzz', no stubs installed
 
     with atheris.instrument_imports(include=["gbp_lab"]):
         from fuzz.harnesses import load

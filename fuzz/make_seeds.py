@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import zlib
 import sys
 from pathlib import Path
 from typing import Dict, List, Tuple
@@ -154,6 +155,11 @@ def capture_seeds(out: Seeds) -> None:
         out["pcap"].append((f"file-{path.name}", data))
         if len(data) <= 65536:
             out["capture"].append((f"file-{path.name}", data))
+    # a cut demo capture whose crc32 selects the capture harness's iter_capture oracle, so the
+    # corpus replay exercises it too
+    demo = Path(DEMO_PCAP).read_bytes()
+    cut = next(n for n in range(20000, 10000, -1) if zlib.crc32(demo[:n]) % 3 == 0)
+    out["capture"].append(("demo-cut-diff-oracle", demo[:cut]))
     # TCP: each direction of the first flow of two captures, as harness operations
     for path in (ROOT / "tests" / "captures" / "segmented.pcap", Path(DEMO_PCAP)):
         reader = CaptureReader(path.read_bytes())

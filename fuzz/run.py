@@ -14,8 +14,10 @@ its CPU or memory bound) does not stop the campaign: the smallest input per sign
 harness (libFuzzer ``-timeout``/``-rss_limit_mb``; the input is in ``fuzz/.work/artifacts/``).
 
 Table columns: inputs run (libFuzzer's count, seeds included), coverage as libFuzzer reports it
-(``cov`` = instrumented edges of gbp_lab's Python code and ``ft`` = features), findings (distinct
-signatures), the slowest input (CPU seconds, size), execs/s, and the exit status.
+(``cov`` = instrumented edges of gbp_lab's Python code and ``ft`` = features), crashes (distinct
+finding signatures, plus one if libFuzzer stopped the harness: hang, out of memory, process
+crash), the slowest input (CPU seconds, size), the largest tracemalloc peak of one input, execs/s,
+and the status.
 """
 from __future__ import annotations
 
@@ -149,13 +151,15 @@ def run_harness(name: str, runs: int, max_time: Optional[int], nice: int, stop: 
 
 
 def table(rows: List[Dict[str, Any]]) -> str:
-    head = f"{'harness':14} {'inputs':>9} {'cov':>6} {'ft':>7} {'findings':>8} {'slowest':>18} {'peak MiB':>8} {'exec/s':>7} {'time s':>7}  status"
+    head = (f"{'harness':14} {'inputs':>9} {'cov':>6} {'ft':>7} {'crashes':>7} {'slowest':>18} {'peak MiB':>8} "
+            f"{'exec/s':>7} {'time s':>7}  status")
     lines = [head, "-" * len(head)]
     for r in rows:
         s = r["slowest"]
         slow = f"{s['cpu']:.3f}s/{s['size']}B" if s else "-"
         status = "ok" if r["exit"] == 0 else f"STOPPED: {r.get('error', '')}"[:60]
-        lines.append(f"{r['harness']:14} {r['inputs']:>9} {r['cov']:>6} {r['ft']:>7} {r['findings']:>8} "
+        crashes = r["findings"] + (1 if r["exit"] else 0)
+        lines.append(f"{r['harness']:14} {r['inputs']:>9} {r['cov']:>6} {r['ft']:>7} {crashes:>7} "
                      f"{slow:>18} {r['max_peak'] / (1 << 20):>8.1f} {r['exec_s']:>7} {r['seconds']:>7}  {status}")
     return "\n".join(lines)
 
@@ -248,6 +252,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--nice", type=int, default=19)
     ap.add_argument("--stop-on-finding", action="store_true", help="let libFuzzer stop at the first finding")
     ap.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    ap.add_argument("--table", type=Path, nargs="+", help="print the table of earlier --json files")
     ap.add_argument("--replay", action="store_true")
     ap.add_argument("--minimize", action="store_true")
     ap.add_argument("--show", action="store_true")
@@ -259,6 +264,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     from fuzz.harnesses import NAMES
 
+    if args.table:
+        print(table([r for f in args.table for r in json.loads(f.read_text())]))
+        return 0
     if args.minimize or args.show:
         name, file = args.harnesses
         return (minimize if args.minimize else show)(name, Path(file))

@@ -277,14 +277,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     for name in names:
         print(f"fuzzing {name} ({args.runs} runs) …", flush=True)
         rows.append(run_harness(name, args.runs, args.max_time, args.nice, args.stop_on_finding))
+        if args.json:  # after every harness: a long campaign cut short keeps its rows
+            args.json.write_text(json.dumps(rows, indent=1))
     print()
     print(table(rows))
     for r in rows:
         for sig, f in r["finding_list"].items():
             print(f"\n[{r['harness']}] {sig}  ×{f['count']}  smallest input: {f['file']} ({f['size']} B)")
             print("    " + f["detail"].strip().splitlines()[-1][:300])
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=1))
     return 1 if any(r["findings"] or r["exit"] for r in rows) else 0
 
 

@@ -7,7 +7,7 @@ STAMP_TEST := $(VENV)/.installed-test
 STAMP_LAB  := $(VENV)/.installed-lab
 PYTEST_ARGS ?=
 
-.PHONY: test lab venv clean bench vectors chromium tshark typecheck
+.PHONY: test lab venv clean bench vectors chromium tshark typecheck fuzz
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -70,3 +70,14 @@ clean:
 # mypy over gbp_lab, gbp_lab.core and gbp_lab.dissectors (configuration in pyproject.toml)
 typecheck: $(STAMP_TEST)
 	$(VENV)/bin/mypy
+
+# coverage-guided fuzzing (fuzz/run.py, issue 20): each harness FUZZ_RUNS inputs, niced; a table at the end.
+# FUZZ_ARGS: e.g. FUZZ_ARGS='--max-time 600 frame capture'
+FUZZ_RUNS ?= 1000000
+FUZZ_ARGS ?=
+STAMP_FUZZ := $(VENV)/.installed-fuzz
+$(STAMP_FUZZ): pyproject.toml setup.py | $(PY)
+	$(PY) -m pip install -q -e '.[test,fuzz]'
+	touch $@
+fuzz: $(STAMP_FUZZ)
+	$(PY) fuzz/run.py --runs $(FUZZ_RUNS) $(FUZZ_ARGS)

@@ -1,0 +1,181 @@
+"""The guard every fuzz input goes through, and small helpers shared by the harnesses.
+
+Our promise (docs/architecture.md, *Error model*): bad bytes give a typed error — a subclass of
+:class:`gbp_lab.core.errors.GbpLabError` — or an error row, never another exception, a hang or
+unbounded memory. :func:`run_input` checks exactly that for one input of one harness:
+
+* any exception that is not a :class:`GbpLabError` is a finding (``kind="exception"``), and so is
+  an :class:`AssertionError` raised by the harness's own oracle (``kind="assertion"``);
+* the call must finish within ``Limits.cpu_seconds`` of CPU time (``kind="slow"``); a real hang
+  never returns, and is caught by libFuzzer's ``-timeout`` in ``fuzz/run.py``;
+* the tracemalloc peak of the call must stay under ``Limits.peak_bytes +
+  Limits.per_input_byte * len(data)`` (``kind="memory"``): a length field claiming 4 GiB must not
+  allocate it.
+
+A finding is raised as :class:`Finding`, whose ``signature`` (kind, exception type and the
+innermost ``file:line`` inside gbp-lab) identifies it across inputs.
+
+Nothing here imports atheris: the corpus replay in ``tests/test_fuzz_corpus.py`` runs on the
+``test`` extra alone.
+"""
+from __future__ import annotations
+
+import os
+import time
+import tracemalloc
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Callable, Iterator, List, Optional, Tuple
+
+from gbp_lab.core.errors import GbpLabError
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "fuzz" / "corpus"
+PENDING = ROOT / "fuzz" / "pending"
+_OURS = tuple(str(ROOT / d) + os.sep for d in ("core", "dissectors", "gbp_lab"))
+MiB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-input bounds of a harness."""
+
+    cpu_seconds: float = 1.0  #: CPU time of one call (generous: instrumented runs are slower)
+    peak_bytes: int = 16 * MiB  #: tracemalloc peak allowed for any input …
+    per_input_byte: int = 64  #: … plus this many bytes per input byte
+
+
+class Finding(Exception):
+    """One input broke the promise. ``kind``: exception | assertion | slow | memory."""
+
+    def __init__(self, kind: str, signature: str, detail: str, cpu: float = 0.0, peak: int = 0) -> None:
+        super().__init__(f"{signature}: {detail}")
+        self.kind = kind
+        self.signature = signature
+        self.detail = detail
+        self.cpu = cpu
+        self.peak = peak
+
+
+@dataclass
+class Outcome:
+    """What one input did: ``vid`` of the typed error it ended with (``None``: accepted)."""
+
+    vid: Optional[str]
+    cpu: float
+    wall: float
+    peak: int
+
+
+def fault_location(tb: Optional[TracebackType]) -> str:
+    """``path:line in func`` of the innermost traceback frame inside gbp-lab (else the innermost)."""
+    frames = traceback.extract_tb(tb)
+    if not frames:
+        return "?"
+    ours = [f for f in frames if f.filename.startswith(_OURS)]
+    f = (ours or frames)[-1]
+    path = f.filename
+    if path.startswith(str(ROOT) + os.sep):
+        path = os.path.relpath(path, ROOT)
+    elif "site-packages" + os.sep in path:
+        path = path.split("site-packages" + os.sep, 1)[1]
+    return f"{path}:{f.lineno} in {f.name}"
+
+
+def run_input(check: Callable[[bytes], None], data: bytes, limits: Limits = Limits(), *,
+              trace_memory: bool = True) -> Outcome:
+    """Run ``check(data)`` under the guard; return its :class:`Outcome` or raise :class:`Finding`."""
+    if trace_memory and not tracemalloc.is_tracing():
+        tracemalloc.start(1)
+    base = tracemalloc.get_traced_memory()[0] if trace_memory else 0
+    if trace_memory:
+        tracemalloc.reset_peak()
+    vid: Optional[str] = None
+    failure: Optional[Tuple[str, BaseException]] = None
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    try:
+        check(data)
+    except GbpLabError as typed:
+        vid = typed.vid
+    except AssertionError as exc:
+        failure = ("assertion", exc)
+    except Exception as exc:  # noqa: BLE001 - the point: nothing else may escape (RecursionError too)
+        failure = ("exception", exc)
+    cpu = time.process_time() - cpu0
+    wall = time.perf_counter() - wall0
+    peak = tracemalloc.get_traced_memory()[1] - base if trace_memory else 0
+    if failure is not None:
+        kind, bug = failure
+        where = fault_location(bug.__traceback__)
+        text = "".join(traceback.format_exception(type(bug), bug, bug.__traceback__))
+        raise Finding(kind, f"{kind}: {type(bug).__name__} at {where}", text, cpu, peak)
+    if cpu > limits.cpu_seconds:
+        raise Finding("slow", "slow: CPU time over the bound",
+                      f"{cpu:.3f} s CPU for {len(data)} bytes (bound {limits.cpu_seconds} s)", cpu, peak)
+    bound = limits.peak_bytes + limits.per_input_byte * len(data)
+    if peak > bound:
+        raise Finding("memory", "memory: tracemalloc peak over the bound",
+                      f"peak {peak} bytes for {len(data)} input bytes (bound {bound})", cpu, peak)
+    return Outcome(vid, cpu, wall, peak)
+
+
+class Cursor:
+    """Reads control values off the front of a fuzz input; past its end it yields zeros, so every
+    input is valid for every harness (the fuzzer does not waste runs on "too short")."""
+
+    __slots__ = ("data", "pos")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def u8(self) -> int:
+        if self.pos >= len(self.data):
+            return 0
+        self.pos += 1
+        return self.data[self.pos - 1]
+
+    def uint(self, n: int) -> int:
+        chunk = self.take(n)
+        return int.from_bytes(chunk.ljust(n, b"\0"), "big")
+
+    def take(self, n: int) -> bytes:
+        chunk = self.data[self.pos:self.pos + n]
+        self.pos += len(chunk)
+        return chunk
+
+    def rest(self) -> bytes:
+        chunk = self.data[self.pos:]
+        self.pos = len(self.data)
+        return chunk
+
+
+def chunks(pattern: bytes, body: bytes) -> Iterator[bytes]:
+    """Cut ``body`` into pieces whose sizes cycle through ``pattern`` (a size byte ``b`` means
+    ``b`` bytes, so 0 gives an empty feed; an empty pattern means one piece)."""
+    if not pattern:
+        yield body
+        return
+    pos = i = 0
+    while pos < len(body):
+        n = pattern[i % len(pattern)]
+        i += 1
+        yield body[pos:pos + n]
+        pos += n
+        if i > len(body) + 4 * len(pattern):  # many zero sizes in a row: finish in one piece
+            yield body[pos:]
+            return
+
+
+def corpus_files(harness: str, *, pending: bool = False) -> List[Path]:
+    """The committed inputs of a harness (``fuzz/corpus/<harness>/`` or ``fuzz/pending/…``)."""
+    folder = (PENDING if pending else CORPUS) / harness
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+__all__ = ["Limits", "Finding", "Outcome", "run_input", "fault_location", "Cursor", "chunks",
+           "corpus_files", "ROOT", "CORPUS", "PENDING", "MiB"]

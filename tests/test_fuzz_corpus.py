@@ -1,0 +1,78 @@
+"""The committed fuzz corpora stay harmless (issue 20): every input in ``fuzz/corpus/<harness>/`` —
+seeds made from real bytes and the regression inputs of fixed findings — goes through its
+harness's ``check`` under the same guard as a fuzzing run (only typed errors, CPU-time and
+tracemalloc-peak bounds, the harness's oracles). Unfixed findings wait in ``fuzz/pending/`` and are
+not replayed here (fuzz/FINDINGS.md lists them). No atheris needed."""
+from __future__ import annotations
+
+import sys
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from fuzz.common import CORPUS, PENDING, Finding, Limits, run_input, corpus_files  # noqa: E402
+from fuzz.harnesses import NAMES, load  # noqa: E402
+
+
+@pytest.fixture
+def traced():
+    # run_input starts tracemalloc; stop it afterwards so the worker's other tests run at full speed
+    was = tracemalloc.is_tracing()
+    yield
+    if not was and tracemalloc.is_tracing():
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_corpus_replays_clean(name, traced):
+    harness = load(name)
+    files = corpus_files(name)
+    assert any(p.name.startswith("seed-") for p in files), f"fuzz/corpus/{name}/ has no seeds"
+    failures = []
+    for path in files:
+        try:
+            run_input(harness.check, path.read_bytes(), harness.LIMITS)
+        except Finding as f:
+            failures.append(f"{path.relative_to(ROOT)}: {f.signature}\n{f.detail}")
+    assert not failures, "\n\n".join(failures)
+
+
+def test_every_corpus_folder_is_a_harness_and_the_corpus_stays_small():
+    folders = {p.name for p in CORPUS.iterdir() if p.is_dir()}
+    assert folders == set(NAMES)
+    if PENDING.is_dir():
+        assert {p.name for p in PENDING.iterdir() if p.is_dir()} <= set(NAMES)
+    total = sum(p.stat().st_size for p in CORPUS.rglob("*") if p.is_file())
+    assert total < 2 * 1024 * 1024, f"committed corpus is {total} bytes (keep it under ~2 MB)"
+
+
+def test_the_guard_reports_what_it_must(traced):
+    def untyped(data: bytes) -> None:
+        raise IndexError("boom")
+
+    def oracle(data: bytes) -> None:
+        assert data, "empty"
+
+    def hungry(data: bytes) -> None:
+        bytearray(8 << 20)
+
+    from gbp_lab.core.errors import TruncatedError
+
+    def typed(data: bytes) -> None:
+        raise TruncatedError("short", vid="X-SHORT")
+
+    assert run_input(typed, b"").vid == "X-SHORT"
+    with pytest.raises(Finding) as e:
+        run_input(untyped, b"")
+    assert e.value.kind == "exception" and "IndexError" in e.value.signature
+    with pytest.raises(Finding) as e:
+        run_input(oracle, b"")
+    assert e.value.kind == "assertion"
+    with pytest.raises(Finding) as e:
+        run_input(hungry, b"", Limits(peak_bytes=1 << 20, per_input_byte=0))
+    assert e.value.kind == "memory"

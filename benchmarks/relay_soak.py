@@ -224,6 +224,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--frames", type=int, default=400, help="frames per good client")
     ap.add_argument("--bad", type=int, default=120, help="bad connections in total")
     ap.add_argument("--idle", type=float, default=1.5, help="the relay's idle_timeout (s)")
+    ap.add_argument("--record-timeout", type=float, default=3.0,
+                    help="the relay's record_timeout (s): cuts off slowloris clients (DS-SLOW-RECORD)")
     ap.add_argument("--max-queue", type=int, default=200, help="the relay's max_queue (records)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--mem-slack", type=float, default=2.0, help="allowed growth of the relay's memory (MiB)")
@@ -235,7 +237,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     rng = random.Random(args.seed)
     tracemalloc.start(1)
     samples: List[Tuple[float, int, int]] = []
-    with RelayThread(HOST, 0, idle_timeout=args.idle, max_queue=args.max_queue) as relay:
+    with RelayThread(HOST, 0, idle_timeout=args.idle, record_timeout=args.record_timeout or None,
+                     max_queue=args.max_queue) as relay:
         port = relay.port
         goods = [Good(m, socket.create_connection((HOST, port))) for m in range(1, args.good + 1)]
         stop_readers, stop_bad, drain = threading.Event(), threading.Event(), threading.Event()
@@ -258,7 +261,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         traffic_samples = list(samples)
         drain.set()
         # drain: bad clients still alive get idle_timeout + a margin to be cut off
-        deadline = time.monotonic() + args.idle * 2 + 2
+        deadline = time.monotonic() + max(args.idle, args.record_timeout) * 2 + 2
         while time.monotonic() < deadline:
             samples.append((time.monotonic() - t0, relay_bytes(), relay.relay.connections))
             time.sleep(0.25)

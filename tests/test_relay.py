@@ -17,7 +17,7 @@ import refpeer  # noqa: E402
 
 from gbp_lab.core.errors import GbpLabError, ProtocolError, UsageError  # noqa: E402
 from gbp_lab.core.gbp.frame import GbpFrame, decode_frame  # noqa: E402
-from gbp_lab.core.gbp.framing import RecordReader  # noqa: E402
+from gbp_lab.core.gbp.framing import RecordReader, encode_record  # noqa: E402
 from gbp_lab.sim import (  # noqa: E402
     Deliver,
     DsExtensionError,
@@ -235,6 +235,47 @@ def test_idle_client_dropped_others_carry_on():
             _still_works(a, b, seq + 1)
         finally:
             a.close(); b.close(); x.close()
+
+
+def test_slowloris_record_is_cut_off_idle_timer_or_not():
+    """A client trickling one record byte by byte keeps the idle timer alive (fuzz/FINDINGS.md R1);
+    ``record_timeout`` bounds the time one record may take. Good members, whose records arrive
+    whole, are never affected however slowly they talk."""
+    with RelayThread(port=0, idle_timeout=4.0, record_timeout=1.0) as relay:
+        a, b = _healthy_pair(relay)
+        slow = socket.socket()
+        slow.connect(("127.0.0.1", relay.port))
+        record = encode_record(b"\xa0" * 200)  # a 200-byte body, sent one byte per 0.05 s
+        try:
+            relay.wait_for(lambda e: e.kind == "join", WAIT, count=3)
+            seq, sent = 0, 0
+            give_up = time.monotonic() + 1.0 + WAIT  # a safety bound, not a timing assertion
+            while not [e for e in relay.events if e.kind == "drop"]:
+                try:
+                    slow.send(record[sent:sent + 1])
+                except OSError:
+                    break
+                sent += 1
+                seq += 1
+                _still_works(a, b, seq)  # slow, whole records: never a partial one pending
+                b.hello(2)
+                time.sleep(0.05)
+                assert sent < len(record) and time.monotonic() < give_up, "the slowloris was never cut off"
+            drop = relay.wait_for(lambda e: e.kind == "drop", WAIT)[0]
+            assert drop.vid == "DS-SLOW-RECORD" and drop.conn == 3
+            assert "bytes of one record" in drop.reason
+            assert not [e for e in relay.events if e.kind == "drop" and e.conn in (1, 2)]
+            _still_works(a, b, seq + 1)
+        finally:
+            a.close(); b.close(); slow.close()
+
+
+def test_record_timeout_must_be_positive():
+    from gbp_lab.core.errors import UsageError
+    from gbp_lab.sim.relay import Relay
+
+    with pytest.raises(UsageError):
+        Relay(record_timeout=0)
 
 
 def test_slow_reader_is_disconnected_not_backpressured():

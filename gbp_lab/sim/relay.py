@@ -38,6 +38,9 @@ Faults cost only the faulty connection (``drop`` event with a reason and a stabl
                          set; there is no mandatory hello: plain clients just connect and send;
                          a listen-only client keeps itself alive with any record, e.g. a
                          repeated ``HELLO``; a partial record counts as activity)
+``DS-SLOW-RECORD``       one record still incomplete ``record_timeout`` seconds after its first
+                         byte (off unless set): a client trickling a record byte by byte
+                         (slowloris) keeps the idle timer alive but not this one
 ``DS-SLOW-READER``       more than ``max_queue`` records waiting for a reader that does not read
 ======================  ==================================================================
 
@@ -158,6 +161,7 @@ class _Conn(asyncio.Protocol):
         self.member: Optional[int] = None
         self.flags = 0
         self.last_rx = 0.0
+        self.record_since: Optional[float] = None  # loop time of the first byte of a partial record
         self.paused = False
         self.backlog: List[bytes] = []
         self.out: List[bytes] = []  # records collected during one data_received, written once
@@ -227,21 +231,27 @@ class Relay:
     ``port=0`` picks a free port (see :attr:`port` after :meth:`start`). ``max_queue``: records
     queued per connection beyond the transport buffer before that reader is dropped.
     ``idle_timeout``: seconds without any received byte before a connection is dropped (default
-    None: never — notebook users pause; set it to protect a long-running relay from dead peers). ``trace``: log one ``record`` event per accepted record. ``tap``: a
+    None: never — notebook users pause; set it to protect a long-running relay from dead peers).
+    ``record_timeout``: seconds one record may take from its first byte to its last before the
+    connection is dropped (``DS-SLOW-RECORD``; default None: never). ``trace``: log one ``record`` event per accepted record. ``tap``: a
     :class:`gbp_lab.sim.tap.Tap` recording every byte that crosses the sockets.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = DEFAULT_PORT, *, max_queue: int = 10_000,
-                 idle_timeout: Optional[float] = None, max_record: int = MAX_RECORD,
+                 idle_timeout: Optional[float] = None, record_timeout: Optional[float] = None,
+                 max_record: int = MAX_RECORD,
                  write_buffer_high: int = 1 << 20, trace: bool = False, tap=None,
                  clock: Callable[[], float] = time.time) -> None:
         if max_queue < 1:
             raise UsageError("max_queue must be at least 1", vid="DS-USAGE")
         if idle_timeout is not None and idle_timeout <= 0:
             raise UsageError("idle_timeout must be positive or None", vid="DS-USAGE")
+        if record_timeout is not None and record_timeout <= 0:
+            raise UsageError("record_timeout must be positive or None", vid="DS-USAGE")
         self.host, self.port = host, port
         self.max_queue = max_queue
         self.idle_timeout = idle_timeout
+        self.record_timeout = record_timeout
         self.max_record = max_record
         self.write_buffer_high = write_buffer_high
         self.trace = trace
@@ -288,7 +298,7 @@ class Relay:
         self._stopped = asyncio.Event()
         self._server = await self._loop.create_server(lambda: _Conn(self), self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
-        if self.idle_timeout is not None:
+        if self.idle_timeout is not None or self.record_timeout is not None:
             self._sweeper = asyncio.ensure_future(self._sweep())
         self._event("listen", peer=f"{self.host}:{self.port}")
 
@@ -327,15 +337,21 @@ class Relay:
         self._event("stop")
 
     async def _sweep(self) -> None:
-        assert self.idle_timeout is not None
+        idle, per_record = self.idle_timeout, self.record_timeout
         loop = asyncio.get_running_loop()
-        period = min(1.0, self.idle_timeout / 3)
+        period = min(1.0, *(t / 3 for t in (idle, per_record) if t is not None))
         while True:
             await asyncio.sleep(period)
             now = loop.time()
             for c in list(self._conns.values()):
-                if not c.closing and now - c.last_rx > self.idle_timeout:
-                    self.drop(c, f"idle: nothing received for {self.idle_timeout:g} s", "DS-IDLE")
+                if c.closing:
+                    continue
+                if idle is not None and now - c.last_rx > idle:
+                    self.drop(c, f"idle: nothing received for {idle:g} s", "DS-IDLE")
+                elif (per_record is not None and c.record_since is not None
+                      and now - c.record_since > per_record):
+                    self.drop(c, f"slow record: {c.reader.buffered} bytes of one record received "
+                                 f"over more than {per_record:g} s", "DS-SLOW-RECORD")
 
     # -- connection events ---------------------------------------------------------------------
     def _opened(self, c: _Conn) -> None:
@@ -391,12 +407,17 @@ class Relay:
 
     # -- the data path -------------------------------------------------------------------------
     def _received(self, c: _Conn, data: bytes) -> None:
-        c.last_rx = self._loop.time()  # type: ignore[union-attr]
+        now = c.last_rx = self._loop.time()  # type: ignore[union-attr]
         self.stats["bytes_in"] += len(data)
         if self.tap is not None:
             self.tap.data(c.id, True, data)
         touched: Dict[int, _Conn] = {}
-        for item in c.reader.feed(data):
+        items = c.reader.feed(data)
+        if not c.reader.buffered:
+            c.record_since = None
+        elif items or c.record_since is None:  # a new record started in this chunk
+            c.record_since = now
+        for item in items:
             if isinstance(item, OversizeError):
                 self.drop(c, item.message, item.vid)
                 break

@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--idle-timeout", type=float, default=0.0,
                         help="drop a connection that sent nothing for this many seconds "
                              "(default 0 = never)")
+    parser.add_argument("--record-timeout", type=float, default=60.0,
+                        help="drop a connection whose record is still incomplete this many seconds "
+                             "after its first byte (slowloris; default 60, 0 = never)")
     parser.add_argument("--trace", action="store_true", help="log every forwarded record with its DS order")
     parser.add_argument("--pcap", metavar="FILE", help="write the traffic to FILE (pcap) on exit")
     parser.add_argument("--duration", type=float, default=None, help=argparse.SUPPRESS)
@@ -45,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
         from .tap import Tap
         tap = Tap()
     relay = RelayThread(args.host, args.port, max_queue=args.max_queue,
-                        idle_timeout=args.idle_timeout or None, trace=args.trace, tap=tap)
+                        idle_timeout=args.idle_timeout or None,
+                        record_timeout=args.record_timeout or None, trace=args.trace, tap=tap)
     relay.start()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C

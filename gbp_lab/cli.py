@@ -19,6 +19,7 @@ COMMANDS = {
     "simulate": ("gbp_lab.sim.simulate_cmd", "run a scripted group session and write capture + key log"),
     "lab": ("gbp_lab.lab_cmd", "open JupyterLab on the notebooks"),
     "wireshark-plugin": ("gbp_lab.wireshark.plugin_cmd", "write the GBP Lua dissector gbp.lua for Wireshark"),
+    "export-decrypted": ("gbp_lab.wireshark.export_cmd", "write a capture's frames, decrypted, as a pcapng Wireshark opens"),
 }
 
 

@@ -409,3 +409,27 @@ def test_flow_table_forgets_finished_and_foreign_flows():
         pipe.packet(Packet(100 + i, 0, 228, 2000.0 + i, 0, 1, len(p), p))
     assert [k[2] for k in pipe._flows] == [3]  # (proto, a, a_port, b, b_port), a < b
     assert pipe.finish() == []  # the open GBP flow held nothing
+
+
+@pytest.mark.parametrize("same_time", [False, True], ids=["distinct-times", "one-timestamp"])
+def test_mid_stream_flow_records_name_the_packet_that_carried_them(same_time):
+    """A flow seen without its SYN is held until its base is known (at most ``hold_segments``
+    segments, or the end of the capture); its records still name the packet that carried
+    their last byte, not the one that released the hold (secrets.pcapng's SLL flow)."""
+    r = [struct.pack("<I", len(f)) + f for f in _FRAMES[:4]]
+    segs = [r[0], r[1] + r[2][:7], r[2][7:], r[3]]  # record 2 completes in segment 2
+    pkts, seq = [], 5000
+    for s in segs:
+        pkts.append(_ipv4_tcp(A, B, 40000, 7878, seq, 0x18, s))
+        seq += len(s)
+    other = (10, 9, 0, 3)
+    pkts.append(_ipv4_tcp(other, B, 41000, 7878, 1, 0x02, b""))  # another flow's SYN, last
+    buf = io.BytesIO()
+    with PcapngWriter(buf) as w:
+        w.add_interface(LinkType.IPV4, tsresol=9)
+        for i, p in enumerate(pkts):
+            w.write_packet(p, ticks=1_700_000_000 * 10**9 + (0 if same_time else i * 1000),
+                           ts_units=10**9)
+    got = [(it.packet, it.data) for it in iter_records(buf.getvalue()) if it.data is not None]
+    assert [b for _, b in got] == _FRAMES[:4]
+    assert [p for p, _ in got] == [0, 1, 2, 3]

@@ -4,8 +4,9 @@
 
 Writes ``out.pcapng`` with a pcapng Decryption Secrets Block of type GBPK (0x4742504B) holding the
 key log, before the packets (:func:`gbp_lab.capture.pcapwriter.inject_secrets`); existing
-secrets blocks are kept. The key log is checked first (a malformed line is an error: exit status 2, nothing
-written). ``read_capture(out.pcapng)`` then decrypts without ``--keylog``.
+secrets blocks are kept. ``--tls-keylog F`` adds a TLS key log (``SSLKEYLOGFILE``) as the
+standard TLS secrets block (type 0x544c534b) next to it, for Wireshark's TLS/QUIC decryption.
+The key log is checked first (a malformed line is an error: exit status 2, nothing written). ``read_capture(out.pcapng)`` then decrypts without ``--keylog``.
 """
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("capture", help="input pcap or pcapng")
     parser.add_argument("keylog", help="key log file (MLS_* lines)")
     parser.add_argument("output", help="output pcapng")
+    parser.add_argument("--tls-keylog", default=None,
+                        help="also embed this TLS key log (SSLKEYLOGFILE) as Wireshark's TLS secrets block")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,6 +34,10 @@ def run(args: argparse.Namespace) -> int:
         with open(args.keylog, "r", encoding="utf-8") as fh:
             text = fh.read()
         log = KeyLog.parse(text)
+        tls = None
+        if args.tls_keylog is not None:
+            with open(args.tls_keylog, "r", encoding="utf-8") as fh:
+                tls = fh.read()
     except (OSError, UnicodeDecodeError, GbpLabError) as exc:
         print(f"gbp-lab inject-secrets: bad key log {args.keylog}: {exc}", file=sys.stderr)
         return 2
@@ -42,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         # the output carries the key log: owner-only (0600) from its creation on
         os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
         os.chmod(tmp, 0o600)
-        n = inject_secrets(args.capture, tmp, text)
+        n = inject_secrets(args.capture, tmp, text, tls_keylog=tls)
         os.replace(tmp, args.output)
     except (OSError, GbpLabError) as exc:
         if os.path.exists(tmp):

@@ -1,7 +1,8 @@
 """The pcapng writer (draft-ietf-opsawg-pcapng): :class:`PcapngWriter` writes a little-endian
-section — SHB, IDBs (§4.2, ``if_tsresol``), Decryption Secrets Blocks (§4.7) and EPBs (§4.3) — and
-:func:`inject_secrets` copies a capture with our GBPK key log up front (like ``editcap
---inject-secrets``). Block types and magics are :mod:`.pcapfile`'s, which reads what this writes.
+section — SHB, IDBs (§4.2, ``if_tsresol``), Decryption Secrets Blocks (§4.7: our GBPK key log,
+and the standard TLS key log, type ``0x544c534b``, that Wireshark decrypts TLS/QUIC with) and
+EPBs (§4.3) — and :func:`inject_secrets` copies a capture with our GBPK key log (and a TLS key
+log, when given) up front (like ``editcap --inject-secrets``). Block types and magics are :mod:`.pcapfile`'s, which reads what this writes.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import BinaryIO, List, Optional, Union
 from gbp_lab.core.errors import UsageError
 
 from .pcapfile import (BT_DSB, BT_EPB, BT_IDB, BT_SHB, BYTE_ORDER_MAGIC, SECRETS_TYPE_GBP_KEYLOG,
-                       Source, read_packets)
+                       SECRETS_TYPE_TLS_KEYLOG, Source, read_packets)
 
 __all__ = ["PcapngWriter", "inject_secrets"]
 
@@ -72,6 +73,21 @@ class PcapngWriter:
             data = data.encode("utf-8")
         self._block(BT_DSB, struct.pack("<II", secrets_type, len(data)) + data)
 
+    def add_tls_keylog(self, data: Union[bytes, str]) -> None:
+        """Write a TLS key log (NSS key-log format, ``SSLKEYLOGFILE``: ``LABEL <client_random>
+        <secret>`` lines) as the standard Decryption Secrets Block of type ``0x544c534b`` ("TLSK"),
+        which Wireshark uses to decrypt TLS 1.2/1.3 and QUIC. A line that is neither empty, a
+        ``#`` comment nor three hex-bearing fields raises ``UsageError`` (``CAP-WRITER-TLSKEYLOG``)."""
+        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+        for no, line in enumerate(text.splitlines(), 1):
+            parts = line.split()
+            if not parts or parts[0].startswith("#"):
+                continue
+            if len(parts) != 3 or not all(_is_hex(p) for p in parts[1:]):
+                raise UsageError(f"TLS key log line {no} is not 'LABEL <hex> <hex>': {line[:60]!r}",
+                                 vid="CAP-WRITER-TLSKEYLOG")
+        self.add_secrets(data, SECRETS_TYPE_TLS_KEYLOG)
+
     def write_packet(self, data: bytes, *, time: Optional[float] = None, ticks: Optional[int] = None,
                      ts_units: Optional[int] = None, interface: int = 0,
                      origlen: Optional[int] = None) -> None:
@@ -105,21 +121,34 @@ class PcapngWriter:
         self.close()
 
 
-def inject_secrets(src: Source, dst: Union[str, os.PathLike, BinaryIO], keylog_text: str) -> int:
+def inject_secrets(src: Source, dst: Union[str, os.PathLike, BinaryIO], keylog_text: str, *,
+                   tls_keylog: Optional[str] = None) -> int:
     """Copy a pcap/pcapng capture to pcapng with a GBPK Decryption Secrets Block up front
-    (like ``editcap --inject-secrets``). Existing secrets blocks are kept. Returns the packet count."""
+    (like ``editcap --inject-secrets``), followed by a TLS key-log block when *tls_keylog* is
+    given (:meth:`PcapngWriter.add_tls_keylog`). Existing secrets blocks are kept. Returns the
+    packet count."""
     packets, reader = read_packets(src)
     with PcapngWriter(dst) as w:
         for iface in reader.interfaces:
             w.add_interface(iface.linktype, snaplen=iface.snaplen, ts_units=iface.ts_units,
                             name=iface.name)
         w.add_secrets(keylog_text, SECRETS_TYPE_GBP_KEYLOG)
+        if tls_keylog is not None:
+            w.add_tls_keylog(tls_keylog)
         for s in reader.secrets:
             w.add_secrets(s.data, s.secrets_type)
         for p in packets:
             w.write_packet(p.data, ticks=p.ts_ticks if p.ts_ticks >= 0 else 0, ts_units=p.ts_units,
                            interface=p.interface, origlen=p.origlen)
     return len(packets)
+
+
+def _is_hex(s: str) -> bool:
+    try:
+        bytes.fromhex(s)
+    except ValueError:
+        return False
+    return len(s) > 0
 
 
 def _tsresol_code(units: int) -> int:

@@ -31,7 +31,7 @@ import math
 import struct
 from dataclasses import dataclass, fields
 from itertools import starmap as _starmap
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from gbp_lab.core.gbp.framing import (MAX_RECORD, RecordReader, find_resync_point,
                                       plausible_header, plausible_start)
@@ -124,9 +124,12 @@ class RecordAssembler(RecordReader):
 # ------------------------------------------------------------------------------------------------
 class _Dir:
     """One direction of a TCP flow: its reassembler and record splitter; ``peer`` is the other
-    direction once it exists, ``ident`` what every item of this direction starts with."""
+    direction once it exists, ``ident`` what every item of this direction starts with.
+    ``held``: ``(time, packet index)`` of the data segments the reassembler holds while a
+    mid-stream flow's base is unknown, so their records name the packet that carried them
+    (not the one that happened to release the hold)."""
 
-    __slots__ = ("src", "sport", "dst", "dport", "reasm", "asm", "peer", "ident")
+    __slots__ = ("src", "sport", "dst", "dport", "reasm", "asm", "peer", "ident", "held")
 
     def __init__(self, src, sport, dst, dport, reasm_kw, fid: int) -> None:
         self.src, self.sport, self.dst, self.dport = src, sport, dst, dport
@@ -135,6 +138,7 @@ class _Dir:
         self.asm: Any = RecordAssembler(syn=True)
         self.peer: Optional["_Dir"] = None
         self.ident = (src, sport, dst, dport, fid)
+        self.held: List[Tuple[float, Optional[int]]] = []
 
 
 class _Flow:
@@ -238,6 +242,8 @@ class RecordPipeline:
                             if res:
                                 self._emit(f, dr, res, index, out)
                     else:
+                        if payload and reasm.isn is None:
+                            dr.held.append((time, index))
                         events = reasm.segment(seq, flags, payload, time, 0)
                         if events:
                             self._events(f, dr, events, index, out)
@@ -459,6 +465,8 @@ class RecordPipeline:
             if other is not None:
                 dr.peer, other.peer = other, dr
         f.last_time = pkt.time
+        if d.payload and dr.reasm.isn is None and dr.reasm.ended is None:
+            dr.held.append((pkt.time, pkt.index))
         events = dr.reasm.segment(d.seq, d.flags, d.payload, pkt.time, d.missing)
         if events:
             self._events(f, dr, events, pkt.index, out)
@@ -501,10 +509,16 @@ class RecordPipeline:
     def _events(self, f: _Flow, dr: _Dir, events, idx: Optional[int], out: list) -> None:
         st = self.stats
         asm = dr.asm
+        held = dr.held
         for ev in events:
             t = type(ev)
             if t is StreamData:
                 res = asm.data(ev.offset, ev.data, ev.time)
+                if held:
+                    i = _held_index(held, ev.time, idx)
+                    if res:
+                        self._emit(f, dr, res, i, out)
+                    continue
             elif t is StreamGap:
                 st.gaps += 1
                 st.gap_bytes += ev.size
@@ -519,6 +533,8 @@ class RecordPipeline:
                         "TCP-" + ev.kind.upper(), ev.time)]
             if res:
                 self._emit(f, dr, res, idx, out)
+        if held and dr.reasm.isn is not None:
+            held.clear()  # the hold is released: later data carries its own packet
 
     def _close_flow(self, f: _Flow, out: list, time: Optional[float] = None) -> None:
         if f.closed:
@@ -547,6 +563,16 @@ class RecordPipeline:
         for f in list(self._flows.values()):
             self._close_flow(f, out)
         return out
+
+
+def _held_index(held: List[Tuple[float, Optional[int]]], time: float,
+                 default: Optional[int]) -> Optional[int]:
+    """The packet index of the held segment of *time* (taken off the list), else *default*."""
+    for k, (t, i) in enumerate(held):
+        if t == time:
+            del held[k]
+            return i
+    return default
 
 
 class _ClosedReasm:

@@ -338,6 +338,8 @@ def test_encrypt_with_label_fast_path_opens_with_the_written_out_hpke(suite_id):
         kem_output, ct = suite.encrypt_with_label(pk, "UpdatePathNode", b"context", pt)
         assert len(kem_output) == suite.hpke.kem.Nenc
         assert suite.decrypt_with_label(sk, "UpdatePathNode", b"context", kem_output, ct) == pt
+        info = CipherSuite._encrypt_context("UpdatePathNode", b"context")
+        assert suite.hpke.setup_r(kem_output, sk, info).open(b"", ct) == pt  # written-out RFC 9180
     native = hp._native_suite(suite.hpke)
     assert (native is None) == (suite.hpke.kem.kind == "x448")
 
@@ -419,3 +421,110 @@ def test_enum_lookups_equal_calling_the_enum():
                 assert registries.enum_value(cls, v, "x", allow_reserved=True) is want
             else:
                 assert registries.enum_value(cls, v, "x") is want
+
+
+@pytest.mark.parametrize("suite_id", [1, 2, 3, 4, 5, 6, 7])
+def test_open_fast_path_equals_the_written_out_open(suite_id, monkeypatch):
+    """``Hpke.open`` (base mode, empty aad: every DecryptWithLabel) runs in cryptography's HPKE
+    where it has the suite; it must give the written-out RFC 9180 result, and every failure —
+    tampered ciphertext, wrong enc length, wrong key — stays our typed :class:`DecryptError` /
+    :class:`DecodeError`."""
+    import gbp_lab.core.mls.hpke as hp
+    from gbp_lab.core.errors import DecryptError, ProtocolError
+
+    suite = CipherSuite.get(suite_id)
+    h = suite.hpke
+    sk, pk = suite.generate_key_pair()
+    eph, _ = suite.generate_key_pair()
+    used = []
+    real = hp._native_suite
+
+    def spy(x):
+        n = real(x)
+        used.append(n is not None)
+        return n
+
+    monkeypatch.setattr(hp, "_native_suite", spy)
+    enc, ct = h.seal(pk, b"info", b"", b"plaintext", ephemeral=eph)  # deterministic: written-out
+    assert h.open(enc, sk, b"info", b"", ct) == b"plaintext"
+    assert used and used[-1] == (h.kem.kind != "x448")
+    assert h.setup_r(enc, sk, b"info").open(b"", ct) == b"plaintext"
+    bad = bytearray(ct)
+    bad[-1] ^= 1
+    with pytest.raises(DecryptError):
+        h.open(enc, sk, b"info", b"", bytes(bad))
+    with pytest.raises(ProtocolError):  # enc one byte short: never re-split by the fast path
+        h.open(enc[:-1], sk, b"info", b"", enc[-1:] + ct)
+    other, _ = suite.generate_key_pair()
+    with pytest.raises(DecryptError):
+        h.open(enc, other, b"info", b"", ct)
+
+
+def test_public_signature_keys_are_loaded_once_and_bad_keys_never_kept():
+    """``signatures.load_public_key`` keeps loaded keys; a verification still runs every time
+    (a bad signature under a kept key fails) and an invalid key is refused every time."""
+    from gbp_lab.core.errors import SignatureError
+    from gbp_lab.core.mls import signatures as sg
+
+    for scheme in (sg.SignatureScheme.ED25519, sg.SignatureScheme.ECDSA_SECP256R1_SHA256):
+        priv, pub = sg.generate_key_pair(scheme)
+        assert sg.load_public_key(scheme, pub) is sg.load_public_key(int(scheme), bytearray(pub))
+        sig = sg.sign(scheme, priv, b"message")
+        sg.verify(scheme, pub, b"message", sig)
+        with pytest.raises(SignatureError):
+            sg.verify(scheme, pub, b"messagf", sig)
+        bad = b"\x05" + pub[1:] if scheme != sg.SignatureScheme.ED25519 else pub[:-1]
+        for _ in range(2):
+            with pytest.raises(DecodeError):
+                sg.load_public_key(scheme, bad)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=80), st.integers(0, 3), st.booleans())
+def test_reader_fast_paths_equal_the_checked_reads(data, start, as_view):
+    """``Reader.u8/u16/varint/vec`` try the common case inline; results, positions and typed
+    errors must equal the checked reads built from ``_take`` (RFC 9420 §2.1.2 varints)."""
+    from gbp_lab.core.errors import GbpLabError
+
+    def ref_varint(buf, pos):
+        if pos >= len(buf):
+            raise DecodeError("t")
+        prefix = buf[pos] >> 6
+        if prefix == 3:
+            raise DecodeError("p")
+        n = 1 << prefix
+        if pos + n > len(buf):
+            raise DecodeError("t")
+        v = int.from_bytes(buf[pos:pos + n], "big") & ((1 << (8 * n - 2)) - 1)
+        if (n == 2 and v < 0x40) or (n == 4 and v < 0x4000):
+            raise DecodeError("m")
+        return v, pos + n
+
+    def ref(kind, buf, pos):
+        if kind == "u8":
+            if pos + 1 > len(buf):
+                raise DecodeError("t")
+            return buf[pos], pos + 1
+        if kind == "u16":
+            if pos + 2 > len(buf):
+                raise DecodeError("t")
+            return int.from_bytes(buf[pos:pos + 2], "big"), pos + 2
+        v, p = ref_varint(buf, pos)
+        if kind == "varint":
+            return v, p
+        if p + v > len(buf):
+            raise DecodeError("t")
+        return bytes(buf[p:p + v]), p + v
+
+    start = min(start, len(data))
+    for kind in ("u8", "u16", "varint", "vec"):
+        r = Reader(memoryview(data) if as_view else data, start)
+        try:
+            want = ref(kind, data, start)
+        except DecodeError:
+            with pytest.raises(GbpLabError):
+                getattr(r, kind)()
+            continue
+        got = getattr(r, kind)()
+        assert (got, r.pos) == want
+        assert type(got) is (bytes if kind == "vec" else int)

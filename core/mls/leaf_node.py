@@ -29,6 +29,7 @@ sources only — by ``opaque group_id<V>; uint32 leaf_index;`` (§7.2). Capabili
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from struct import unpack_from as _unpack_from
 from typing import Iterable, Optional, Tuple
 
 from ..errors import SignatureError, TruncatedError, UsageError
@@ -47,9 +48,9 @@ def _u16s(r: Reader, enum, what: str) -> Tuple[int, ...]:
     data = r.vec(what)
     if len(data) % 2:
         raise TruncatedError(f"{what}: need 2 bytes, 1 left", vid="TLS-TRUNCATED", where=what)
-    values = [int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2)]
+    values = _unpack_from(f">{len(data) >> 1}H", data)
     if enum is None:
-        return tuple(values)
+        return values
     members = enum._value2member_map_
     return tuple(members.get(v, v) for v in values)
 

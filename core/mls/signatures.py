@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 from enum import IntEnum
+from functools import lru_cache
 from typing import Callable, Dict, Optional, Tuple, Type, Union
 
 from cryptography.exceptions import InvalidSignature
@@ -98,8 +99,16 @@ def load_private_key(scheme: int, priv: bytes):
 
 
 def load_public_key(scheme: int, pub: bytes):
-    """A ``cryptography`` public key from its MLS encoding, or :class:`DecodeError`."""
-    s, pub = _scheme(scheme), bytes(pub)
+    """A ``cryptography`` public key from its MLS encoding, or :class:`DecodeError`.
+
+    Loaded keys are kept (an LRU of 4096 keys by ``(scheme, pub)``): a member's signature key is
+    used for every message it signs and every tree that carries its leaf; a key is immutable, so
+    only the loading is saved, never a verification. An invalid key is never kept."""
+    return _load_public_cached(_scheme(scheme), bytes(pub))
+
+
+@lru_cache(maxsize=4096)
+def _load_public_cached(s: SignatureScheme, pub: bytes):
     n = public_key_length(s)
     if len(pub) != n:
         raise DecodeError(f"{s.name} public key must be {n} bytes, got {len(pub)}", vid="SIG-PUBKEY")

@@ -2,7 +2,7 @@
 reference wheel (``gbp_stack.MlsContext``), same machine, same run (not a test; no assertions).
 
     .venv/bin/python benchmarks/mls_bench.py [--sizes 16,64,256,1024] [--grow 128] [--quick]
-                                             [--repeat R] [--joiners] [--only ours|ref] [--profile FILE]
+                                             [--repeat R] [--joiners] [--cold] [--only ours|ref] [--profile FILE]
                                              [--clock wall|cpu]
 
 Two measures, each printed for both implementations with the ratio ``ours / openmls``:
@@ -36,7 +36,11 @@ Two measures, each printed for both implementations with the ratio ``ours / open
    member also accepts its Welcome (timed). Run first, median of ``--repeat`` runs, the
    implementations alternating.
 
-Nothing is cached across runs (every context is fresh in this process). ``--quick`` = sizes 16,64,
+Every context is fresh in this process. The one thing ours shares across contexts is the memo of
+signatures that already verified in this process (``gbp_lab.core.mls.signatures.verified_signatures``:
+the joiner of a group built in this process finds its leaves' signatures there, as in the
+simulator and the notebooks); ``--cold`` turns it off, so every signature is checked by the
+primitive as in a process that saw nothing (the fair per-joiner comparison with openmls). ``--quick`` = sizes 16,64,
 grow to 32, one repeat. ``--profile FILE`` writes a cProfile of our side of the grow run.
 ``--clock cpu`` times with ``time.process_time`` instead of ``perf_counter`` (use it when other
 jobs share the machine; the wheel runs openmls in this process, so both sides are counted alike).
@@ -55,6 +59,7 @@ from typing import Callable, Dict, List, Optional
 from tqdm import tqdm
 
 from gbp_lab.core.mls.context import MlsContext as Ours
+from gbp_lab.core.mls.signatures import verified_signatures
 
 try:  # the reference wheel (openmls 0.8 behind a C ABI)
     from gbp_stack import MlsContext as Ref
@@ -187,6 +192,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     ap.add_argument("--repeat", type=int, default=3, help="measured rounds per size (median)")
     ap.add_argument("--quick", action="store_true", help="sizes 16,64, grow 32, one round")
     ap.add_argument("--joiners", action="store_true", help="grow: each new member also accepts its Welcome")
+    ap.add_argument("--cold", action="store_true",
+                    help="ours: no memo of already-verified signatures (every check runs the primitive)")
     ap.add_argument("--only", choices=("ours", "ref"), help="run one implementation")
     ap.add_argument("--profile", metavar="FILE", help="cProfile our grow run into FILE")
     ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
@@ -194,6 +201,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     args = ap.parse_args(argv)
     global perf
     perf = time.process_time if args.clock == "cpu" else time.perf_counter
+    if args.cold:
+        verified_signatures.enabled = False
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     grow, repeat = args.grow, args.repeat
     if args.quick:
@@ -209,14 +218,16 @@ def main(argv: Optional[List[str]] = None) -> None:
             for i in impls:
                 runs[i.name].append(bench_grow(i, grow, args.profile if r == 0 else None, args.joiners))
         times = {k: statistics.median(v) for k, v in runs.items()}
-        print(f"\ngrow 1 → {grow} (full update paths, one member processes each commit"
+        print(f"\n{'cold: no signature memo' if args.cold else 'signature memo on'}")
+        print(f"grow 1 → {grow} (full update paths, one member processes each commit"
               f"{', each joiner its Welcome' if args.joiners else ''}; "
               f"median of {repeat}; {args.clock} seconds)")
         print("  " + "  ".join(f"{k}: {v:.3f}" for k, v in times.items())
               + f"  ratio: {_ratio(times.get('ours'), times.get('openmls'))}")
     if sizes:
         table = bench_sizes(impls, sizes, repeat)
-        print(f"\nper-size (median of {repeat}; {args.clock} seconds; ratio = ours/openmls)")
+        print(f"\nper-size (median of {repeat}; {args.clock} seconds; ratio = ours/openmls; "
+              f"{'cold' if args.cold else 'signature memo on'})")
         hdr = f"{'N':>5} {'op':<8}" + "".join(f"{n:>11}" for n in names) + f"{'ratio':>9}"
         print(hdr)
         for n in sizes:

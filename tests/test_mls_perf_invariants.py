@@ -528,3 +528,62 @@ def test_reader_fast_paths_equal_the_checked_reads(data, start, as_view):
         got = getattr(r, kind)()
         assert (got, r.pos) == want
         assert type(got) is (bytes if kind == "vec" else int)
+
+
+def test_verified_signature_memo_answers_only_exact_repeats_of_successes(monkeypatch):
+    """``signatures.verify`` keeps a digest of each (scheme, key, message, signature) that
+    verified; a repeat is answered without the primitive, anything else runs it — a bad
+    signature fails every time and is never kept."""
+    from gbp_lab.core.errors import SignatureError
+    from gbp_lab.core.mls import signatures as sg
+
+    memo = sg.VerifiedSignatures(maxsize=3)
+    monkeypatch.setattr(sg, "verified_signatures", memo)
+    loads = []
+    real_load = sg.load_public_key
+    monkeypatch.setattr(sg, "load_public_key", lambda s, p: loads.append(p) or real_load(s, p))
+    scheme = sg.SignatureScheme.ED25519
+    priv, pub = sg.generate_key_pair(scheme)
+    _, other = sg.generate_key_pair(scheme)
+    sig = sg.sign(scheme, priv, b"m1")
+    sg.verify(scheme, pub, b"m1", sig)
+    assert (len(memo), memo.hits, len(loads)) == (1, 0, 1)
+    sg.verify(scheme, bytearray(pub), b"m1", sig)  # the same triple: answered by the memo
+    assert (len(memo), memo.hits, len(loads)) == (1, 1, 1)
+    bad = bytes([sig[0] ^ 1]) + sig[1:]
+    for pub_, msg, sig_ in ((pub, b"m1", bad), (pub, b"m2", sig), (other, b"m1", sig)):
+        for _ in range(2):
+            with pytest.raises(SignatureError):
+                sg.verify(scheme, pub_, msg, sig_)
+    assert (len(memo), memo.hits) == (1, 1)
+    with pytest.raises(DecodeError):  # a malformed key is refused even next to a kept triple
+        sg.verify(scheme, pub[:-1], b"m1", sig)
+    for i in range(5):  # bounded: the oldest entries go first
+        sg.verify(scheme, pub, b"x%d" % i, sg.sign(scheme, priv, b"x%d" % i))
+    assert len(memo) == 3
+    memo.enabled = False
+    n = len(loads)
+    sg.verify(scheme, pub, b"x4", sg.sign(scheme, priv, b"x4"))
+    assert len(loads) == n + 1 and memo.hits == 1  # off: the primitive runs
+    memo.clear()
+    assert len(memo) == 0 and memo.hits == 0
+
+
+def test_a_tampered_leaf_signature_fails_after_the_same_tree_was_accepted():
+    """RFC 9420 §12.4.3.1 with the memo warm: the vector tree validates (its leaf signatures now
+    kept); the same tree with one leaf's signature or content changed is still refused."""
+    from gbp_lab.core.errors import SignatureError
+
+    case = next(c for c in TREE_VALIDATION if c["cipher_suite"] == 1)
+    tree = RatchetTree.from_bytes(bytes.fromhex(case["tree"]), 1)
+    gid = bytes.fromhex(case["group_id"])
+    tree.validate(gid)
+    tree.validate(gid)  # warm
+    li, leaf = next(iter(tree.leaves()))
+    for changed in (replace(leaf, signature=bytes([leaf.signature[0] ^ 1]) + leaf.signature[1:]),
+                    replace(leaf, capabilities=replace(leaf.capabilities, proposals=(0x0A0A,)))):
+        bad = tree.copy()
+        bad.set_node(2 * li, changed)
+        with pytest.raises(SignatureError) as info:
+            bad.verify_leaf_signatures(gid)
+        assert info.value.vid == "MLS-TREE-LEAF-SIGNATURE"

@@ -587,3 +587,22 @@ def test_a_tampered_leaf_signature_fails_after_the_same_tree_was_accepted():
         with pytest.raises(SignatureError) as info:
             bad.verify_leaf_signatures(gid)
         assert info.value.vid == "MLS-TREE-LEAF-SIGNATURE"
+
+
+def test_decoded_capabilities_are_kept_by_their_exact_bytes():
+    """``Capabilities.decode`` hands back the kept value for bytes it decoded before (equal to a
+    fresh split); other bytes, long lists and malformed lists take the checked path."""
+    caps = Capabilities(cipher_suites=(1, 0x0A0A), extensions=(ExtensionType.RATCHET_TREE, 0xBABA),
+                        proposals=(ProposalType.ADD,))
+    data = caps.to_bytes()
+    one, two = Capabilities.from_bytes(data), Capabilities.from_bytes(data + b"")
+    assert one is two and one == caps and one == Capabilities._decode(Reader(data))
+    assert type(one.extensions[1]) is int  # unknown (GREASE) values stay ints
+    long = Capabilities(cipher_suites=tuple(range(1, 40)))  # a 78-byte list: 2-byte length
+    assert Capabilities.from_bytes(long.to_bytes()) == long
+    odd = bytearray(data)
+    odd[0] += 1  # versions list of 3 bytes: the next vector is misread, then an odd length
+    with pytest.raises(DecodeError):
+        Capabilities.from_bytes(bytes(odd) + b"\x00")
+    with pytest.raises(DecodeError):
+        Capabilities.from_bytes(data[:-1])

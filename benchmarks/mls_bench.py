@@ -2,7 +2,7 @@
 reference wheel (``gbp_stack.MlsContext``), same machine, same run (not a test; no assertions).
 
     .venv/bin/python benchmarks/mls_bench.py [--sizes 16,64,256,1024] [--grow 128] [--quick]
-                                             [--repeat R] [--only ours|ref] [--profile FILE]
+                                             [--repeat R] [--joiners] [--cold] [--only ours|ref] [--profile FILE]
                                              [--clock wall|cpu]
 
 Two measures, each printed for both implementations with the ratio ``ours / openmls``:
@@ -32,10 +32,15 @@ Two measures, each printed for both implementations with the ratio ``ours / open
 2. **Grow 1 → M** (``--grow``, the issue's headline): A alone, B joins first (Welcome, untimed);
    then for each further member A ``invite_full`` s it (full UpdatePath), B ``process_message`` s
    and ``finalize_commit`` s, A ``finalize_commit`` s — timed in total, KeyPackages made
-   beforehand (untimed), Welcomes for the others not processed. Run first, median of
-   ``--repeat`` runs, the implementations alternating.
+   beforehand (untimed), Welcomes for the others not processed — with ``--joiners`` each new
+   member also accepts its Welcome (timed). Run first, median of ``--repeat`` runs, the
+   implementations alternating.
 
-Nothing is cached across runs (every context is fresh in this process). ``--quick`` = sizes 16,64,
+Every context is fresh in this process. The one thing ours shares across contexts is the memo of
+signatures that already verified in this process (``gbp_lab.core.mls.signatures.verified_signatures``:
+the joiner of a group built in this process finds its leaves' signatures there, as in the
+simulator and the notebooks); ``--cold`` turns it off, so every signature is checked by the
+primitive as in a process that saw nothing (the fair per-joiner comparison with openmls). ``--quick`` = sizes 16,64,
 grow to 32, one repeat. ``--profile FILE`` writes a cProfile of our side of the grow run.
 ``--clock cpu`` times with ``time.process_time`` instead of ``perf_counter`` (use it when other
 jobs share the machine; the wheel runs openmls in this process, so both sides are counted alike).
@@ -54,6 +59,7 @@ from typing import Callable, Dict, List, Optional
 from tqdm import tqdm
 
 from gbp_lab.core.mls.context import MlsContext as Ours
+from gbp_lab.core.mls.signatures import verified_signatures
 
 try:  # the reference wheel (openmls 0.8 behind a C ABI)
     from gbp_stack import MlsContext as Ref
@@ -146,22 +152,25 @@ def bench_sizes(impls: List[Impl], sizes: List[int], repeat: int) -> Dict[int, D
     return table
 
 
-def bench_grow(impl: Impl, m: int, profile: Optional[str] = None) -> float:
-    """Total time to grow 1 → ``m`` with full update paths, B processing each commit."""
+def bench_grow(impl: Impl, m: int, profile: Optional[str] = None, joiners: bool = False) -> float:
+    """Total time to grow 1 → ``m`` with full update paths, B processing each commit (and, with
+    ``joiners``, each new member accepting its Welcome)."""
     a, b = impl.create("A"), impl.create("B")
-    kps = [impl.create(f"g{i}").export_key_package()
-           for i in tqdm(range(m - 2), desc=f"{impl.name} grow: key packages", leave=False)]
+    newcomers = [impl.create(f"g{i}") for i in tqdm(range(m - 2), desc=f"{impl.name} grow: members", leave=False)]
+    kps = [nc.export_key_package() for nc in newcomers]
     b.accept_welcome(a.invite(b.export_key_package()))
     prof = cProfile.Profile() if profile and impl.bulk else None
     gc.collect()
     if prof:
         prof.enable()
     t0 = perf()
-    for kp in tqdm(kps, desc=f"{impl.name} grow 1→{m}", leave=False):
-        c, _w = a.invite_full(kp)
+    for nc, kp in tqdm(list(zip(newcomers, kps)), desc=f"{impl.name} grow 1→{m}", leave=False):
+        c, w = a.invite_full(kp)
         b.process_message(c)
         b.finalize_commit()
         a.finalize_commit()
+        if joiners:
+            nc.accept_welcome(w)
     dt = perf() - t0
     if prof:
         prof.disable()
@@ -182,6 +191,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     ap.add_argument("--grow", type=int, default=128, help="grow 1 → this many members (0 = skip)")
     ap.add_argument("--repeat", type=int, default=3, help="measured rounds per size (median)")
     ap.add_argument("--quick", action="store_true", help="sizes 16,64, grow 32, one round")
+    ap.add_argument("--joiners", action="store_true", help="grow: each new member also accepts its Welcome")
+    ap.add_argument("--cold", action="store_true",
+                    help="ours: no memo of already-verified signatures (every check runs the primitive)")
     ap.add_argument("--only", choices=("ours", "ref"), help="run one implementation")
     ap.add_argument("--profile", metavar="FILE", help="cProfile our grow run into FILE")
     ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
@@ -189,6 +201,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     args = ap.parse_args(argv)
     global perf
     perf = time.process_time if args.clock == "cpu" else time.perf_counter
+    if args.cold:
+        verified_signatures.enabled = False
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     grow, repeat = args.grow, args.repeat
     if args.quick:
@@ -202,15 +216,18 @@ def main(argv: Optional[List[str]] = None) -> None:
         runs: Dict[str, List[float]] = {i.name: [] for i in impls}
         for r in range(repeat):  # alternate the implementations, median of the runs
             for i in impls:
-                runs[i.name].append(bench_grow(i, grow, args.profile if r == 0 else None))
+                runs[i.name].append(bench_grow(i, grow, args.profile if r == 0 else None, args.joiners))
         times = {k: statistics.median(v) for k, v in runs.items()}
-        print(f"\ngrow 1 → {grow} (full update paths, one member processes each commit; "
+        print(f"\n{'cold: no signature memo' if args.cold else 'signature memo on'}")
+        print(f"grow 1 → {grow} (full update paths, one member processes each commit"
+              f"{', each joiner its Welcome' if args.joiners else ''}; "
               f"median of {repeat}; {args.clock} seconds)")
         print("  " + "  ".join(f"{k}: {v:.3f}" for k, v in times.items())
               + f"  ratio: {_ratio(times.get('ours'), times.get('openmls'))}")
     if sizes:
         table = bench_sizes(impls, sizes, repeat)
-        print(f"\nper-size (median of {repeat}; {args.clock} seconds; ratio = ours/openmls)")
+        print(f"\nper-size (median of {repeat}; {args.clock} seconds; ratio = ours/openmls; "
+              f"{'cold' if args.cold else 'signature memo on'})")
         hdr = f"{'N':>5} {'op':<8}" + "".join(f"{n:>11}" for n in names) + f"{'ratio':>9}"
         print(hdr)
         for n in sizes:

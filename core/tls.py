@@ -41,9 +41,9 @@ class Reader:
             raise TruncatedError(
                 f"{what}: need {n} bytes, {self.end - self.pos} left",
                 vid="TLS-TRUNCATED", where=self._where())
-        out = bytes(self.data[self.pos:self.pos + n])
+        out = self.data[self.pos:self.pos + n]
         self.pos += n
-        return out
+        return out if type(out) is bytes else bytes(out)
 
     def _where(self) -> str:
         return f"{self.context}@{self.pos}" if self.context else f"offset {self.pos}"
@@ -51,10 +51,22 @@ class Reader:
     def raw(self, n: int, what: str = "bytes") -> bytes:
         return self._take(n, what)
 
+    # The readers below are on every decode's hot path (a ratchet tree of N leaves is ~50 N
+    # calls): each tries the common case inline and falls back to the checked ``_take`` /
+    # ``varint`` path, which raises the typed error, for anything else.
     def u8(self, what: str = "uint8") -> int:
+        pos = self.pos
+        if pos < self.end:
+            self.pos = pos + 1
+            return self.data[pos]
         return self._take(1, what)[0]
 
     def u16(self, what: str = "uint16") -> int:
+        pos = self.pos
+        if pos + 2 <= self.end:
+            self.pos = pos + 2
+            data = self.data
+            return (data[pos] << 8) | data[pos + 1]
         return int.from_bytes(self._take(2, what), "big")
 
     def u32(self, what: str = "uint32") -> int:
@@ -66,6 +78,9 @@ class Reader:
     def varint(self, what: str = "varint") -> int:
         """RFC 9420 §2.1.2 variable-length integer; minimal encoding required."""
         start = self.pos
+        if start < self.end and self.data[start] < 0x40:  # one byte: always minimal
+            self.pos = start + 1
+            return self.data[start]
         first = self._take(1, what)[0]
         prefix = first >> 6
         if prefix == 3:
@@ -84,6 +99,15 @@ class Reader:
     # -- vectors ------------------------------------------------------------------------------
     def vec(self, what: str = "opaque<V>") -> bytes:
         """``opaque x<V>``: varint length then that many bytes."""
+        pos, data = self.pos, self.data
+        if pos < self.end:
+            n = data[pos]
+            if n < 0x40:  # a one-byte length (§2.1.2): the common case, minimal by construction
+                stop = pos + 1 + n
+                if stop <= self.end:
+                    self.pos = stop
+                    out = data[pos + 1:stop]
+                    return out if type(out) is bytes else bytes(out)
         n = self.varint(what)
         return self._take(n, what)
 

@@ -338,6 +338,8 @@ def test_encrypt_with_label_fast_path_opens_with_the_written_out_hpke(suite_id):
         kem_output, ct = suite.encrypt_with_label(pk, "UpdatePathNode", b"context", pt)
         assert len(kem_output) == suite.hpke.kem.Nenc
         assert suite.decrypt_with_label(sk, "UpdatePathNode", b"context", kem_output, ct) == pt
+        info = CipherSuite._encrypt_context("UpdatePathNode", b"context")
+        assert suite.hpke.setup_r(kem_output, sk, info).open(b"", ct) == pt  # written-out RFC 9180
     native = hp._native_suite(suite.hpke)
     assert (native is None) == (suite.hpke.kem.kind == "x448")
 
@@ -419,3 +421,188 @@ def test_enum_lookups_equal_calling_the_enum():
                 assert registries.enum_value(cls, v, "x", allow_reserved=True) is want
             else:
                 assert registries.enum_value(cls, v, "x") is want
+
+
+@pytest.mark.parametrize("suite_id", [1, 2, 3, 4, 5, 6, 7])
+def test_open_fast_path_equals_the_written_out_open(suite_id, monkeypatch):
+    """``Hpke.open`` (base mode, empty aad: every DecryptWithLabel) runs in cryptography's HPKE
+    where it has the suite; it must give the written-out RFC 9180 result, and every failure —
+    tampered ciphertext, wrong enc length, wrong key — stays our typed :class:`DecryptError` /
+    :class:`DecodeError`."""
+    import gbp_lab.core.mls.hpke as hp
+    from gbp_lab.core.errors import DecryptError, ProtocolError
+
+    suite = CipherSuite.get(suite_id)
+    h = suite.hpke
+    sk, pk = suite.generate_key_pair()
+    eph, _ = suite.generate_key_pair()
+    used = []
+    real = hp._native_suite
+
+    def spy(x):
+        n = real(x)
+        used.append(n is not None)
+        return n
+
+    monkeypatch.setattr(hp, "_native_suite", spy)
+    enc, ct = h.seal(pk, b"info", b"", b"plaintext", ephemeral=eph)  # deterministic: written-out
+    assert h.open(enc, sk, b"info", b"", ct) == b"plaintext"
+    assert used and used[-1] == (h.kem.kind != "x448")
+    assert h.setup_r(enc, sk, b"info").open(b"", ct) == b"plaintext"
+    bad = bytearray(ct)
+    bad[-1] ^= 1
+    with pytest.raises(DecryptError):
+        h.open(enc, sk, b"info", b"", bytes(bad))
+    with pytest.raises(ProtocolError):  # enc one byte short: never re-split by the fast path
+        h.open(enc[:-1], sk, b"info", b"", enc[-1:] + ct)
+    other, _ = suite.generate_key_pair()
+    with pytest.raises(DecryptError):
+        h.open(enc, other, b"info", b"", ct)
+
+
+def test_public_signature_keys_are_loaded_once_and_bad_keys_never_kept():
+    """``signatures.load_public_key`` keeps loaded keys; a verification still runs every time
+    (a bad signature under a kept key fails) and an invalid key is refused every time."""
+    from gbp_lab.core.errors import SignatureError
+    from gbp_lab.core.mls import signatures as sg
+
+    for scheme in (sg.SignatureScheme.ED25519, sg.SignatureScheme.ECDSA_SECP256R1_SHA256):
+        priv, pub = sg.generate_key_pair(scheme)
+        assert sg.load_public_key(scheme, pub) is sg.load_public_key(int(scheme), bytearray(pub))
+        sig = sg.sign(scheme, priv, b"message")
+        sg.verify(scheme, pub, b"message", sig)
+        with pytest.raises(SignatureError):
+            sg.verify(scheme, pub, b"messagf", sig)
+        bad = b"\x05" + pub[1:] if scheme != sg.SignatureScheme.ED25519 else pub[:-1]
+        for _ in range(2):
+            with pytest.raises(DecodeError):
+                sg.load_public_key(scheme, bad)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=80), st.integers(0, 3), st.booleans())
+def test_reader_fast_paths_equal_the_checked_reads(data, start, as_view):
+    """``Reader.u8/u16/varint/vec`` try the common case inline; results, positions and typed
+    errors must equal the checked reads built from ``_take`` (RFC 9420 §2.1.2 varints)."""
+    from gbp_lab.core.errors import GbpLabError
+
+    def ref_varint(buf, pos):
+        if pos >= len(buf):
+            raise DecodeError("t")
+        prefix = buf[pos] >> 6
+        if prefix == 3:
+            raise DecodeError("p")
+        n = 1 << prefix
+        if pos + n > len(buf):
+            raise DecodeError("t")
+        v = int.from_bytes(buf[pos:pos + n], "big") & ((1 << (8 * n - 2)) - 1)
+        if (n == 2 and v < 0x40) or (n == 4 and v < 0x4000):
+            raise DecodeError("m")
+        return v, pos + n
+
+    def ref(kind, buf, pos):
+        if kind == "u8":
+            if pos + 1 > len(buf):
+                raise DecodeError("t")
+            return buf[pos], pos + 1
+        if kind == "u16":
+            if pos + 2 > len(buf):
+                raise DecodeError("t")
+            return int.from_bytes(buf[pos:pos + 2], "big"), pos + 2
+        v, p = ref_varint(buf, pos)
+        if kind == "varint":
+            return v, p
+        if p + v > len(buf):
+            raise DecodeError("t")
+        return bytes(buf[p:p + v]), p + v
+
+    start = min(start, len(data))
+    for kind in ("u8", "u16", "varint", "vec"):
+        r = Reader(memoryview(data) if as_view else data, start)
+        try:
+            want = ref(kind, data, start)
+        except DecodeError:
+            with pytest.raises(GbpLabError):
+                getattr(r, kind)()
+            continue
+        got = getattr(r, kind)()
+        assert (got, r.pos) == want
+        assert type(got) is (bytes if kind == "vec" else int)
+
+
+def test_verified_signature_memo_answers_only_exact_repeats_of_successes(monkeypatch):
+    """``signatures.verify`` keeps a digest of each (scheme, key, message, signature) that
+    verified; a repeat is answered without the primitive, anything else runs it — a bad
+    signature fails every time and is never kept."""
+    from gbp_lab.core.errors import SignatureError
+    from gbp_lab.core.mls import signatures as sg
+
+    memo = sg.VerifiedSignatures(maxsize=3)
+    monkeypatch.setattr(sg, "verified_signatures", memo)
+    loads = []
+    real_load = sg.load_public_key
+    monkeypatch.setattr(sg, "load_public_key", lambda s, p: loads.append(p) or real_load(s, p))
+    scheme = sg.SignatureScheme.ED25519
+    priv, pub = sg.generate_key_pair(scheme)
+    _, other = sg.generate_key_pair(scheme)
+    sig = sg.sign(scheme, priv, b"m1")
+    sg.verify(scheme, pub, b"m1", sig)
+    assert (len(memo), memo.hits, len(loads)) == (1, 0, 1)
+    sg.verify(scheme, bytearray(pub), b"m1", sig)  # the same triple: answered by the memo
+    assert (len(memo), memo.hits, len(loads)) == (1, 1, 1)
+    bad = bytes([sig[0] ^ 1]) + sig[1:]
+    for pub_, msg, sig_ in ((pub, b"m1", bad), (pub, b"m2", sig), (other, b"m1", sig)):
+        for _ in range(2):
+            with pytest.raises(SignatureError):
+                sg.verify(scheme, pub_, msg, sig_)
+    assert (len(memo), memo.hits) == (1, 1)
+    with pytest.raises(DecodeError):  # a malformed key is refused even next to a kept triple
+        sg.verify(scheme, pub[:-1], b"m1", sig)
+    for i in range(5):  # bounded: the oldest entries go first
+        sg.verify(scheme, pub, b"x%d" % i, sg.sign(scheme, priv, b"x%d" % i))
+    assert len(memo) == 3
+    memo.enabled = False
+    n = len(loads)
+    sg.verify(scheme, pub, b"x4", sg.sign(scheme, priv, b"x4"))
+    assert len(loads) == n + 1 and memo.hits == 1  # off: the primitive runs
+    memo.clear()
+    assert len(memo) == 0 and memo.hits == 0
+
+
+def test_a_tampered_leaf_signature_fails_after_the_same_tree_was_accepted():
+    """RFC 9420 §12.4.3.1 with the memo warm: the vector tree validates (its leaf signatures now
+    kept); the same tree with one leaf's signature or content changed is still refused."""
+    from gbp_lab.core.errors import SignatureError
+
+    case = next(c for c in TREE_VALIDATION if c["cipher_suite"] == 1)
+    tree = RatchetTree.from_bytes(bytes.fromhex(case["tree"]), 1)
+    gid = bytes.fromhex(case["group_id"])
+    tree.validate(gid)
+    tree.validate(gid)  # warm
+    li, leaf = next(iter(tree.leaves()))
+    for changed in (replace(leaf, signature=bytes([leaf.signature[0] ^ 1]) + leaf.signature[1:]),
+                    replace(leaf, capabilities=replace(leaf.capabilities, proposals=(0x0A0A,)))):
+        bad = tree.copy()
+        bad.set_node(2 * li, changed)
+        with pytest.raises(SignatureError) as info:
+            bad.verify_leaf_signatures(gid)
+        assert info.value.vid == "MLS-TREE-LEAF-SIGNATURE"
+
+
+def test_decoded_capabilities_are_kept_by_their_exact_bytes():
+    """``Capabilities.decode`` hands back the kept value for bytes it decoded before (equal to a
+    fresh split); other bytes, long lists and malformed lists take the checked path."""
+    caps = Capabilities(cipher_suites=(1, 0x0A0A), extensions=(ExtensionType.RATCHET_TREE, 0xBABA),
+                        proposals=(ProposalType.ADD,))
+    data = caps.to_bytes()
+    one, two = Capabilities.from_bytes(data), Capabilities.from_bytes(data + b"")
+    assert one is two and one == caps and one == Capabilities._decode(Reader(data))
+    assert type(one.extensions[1]) is int  # unknown (GREASE) values stay ints
+    long = Capabilities(cipher_suites=tuple(range(1, 40)))  # a 78-byte list: 2-byte length
+    assert Capabilities.from_bytes(long.to_bytes()) == long
+    odd = bytearray(data)
+    odd[0] += 1  # versions list of 3 bytes: the next vector is misread, then an odd length
+    with pytest.raises(DecodeError):
+        Capabilities.from_bytes(bytes(odd) + b"\x00")
+    with pytest.raises(DecodeError):
+        Capabilities.from_bytes(data[:-1])

@@ -61,7 +61,7 @@ from .suites import CipherSuite
 from .transcript import confirmed_transcript_hash, interim_transcript_hash
 from .tree import RatchetTree
 from .treekem import PrivateTree, apply_update_path, create_update_path, decrypt_update_path
-from .welcome import Welcome, create_welcome, process_welcome
+from .welcome import JoinedWelcome, Welcome, create_welcome, process_welcome
 
 Rng = Callable[[int], bytes]
 
@@ -97,6 +97,17 @@ def join_group(welcome: Welcome, key_package: KeyPackage, init_priv: bytes, leaf
     (if any) is installed on the committer's filtered direct path above us — the committer being
     the GroupInfo signer — every key we hold is checked against the tree, and the interim
     transcript hash is computed from the GroupInfo's confirmation tag."""
+    return join_welcome(welcome, key_package, init_priv, leaf_priv, signature_priv, config=config,
+                        psks=psks, ratchet_tree=ratchet_tree)[0]
+
+
+def join_welcome(welcome: Welcome, key_package: KeyPackage, init_priv: bytes, leaf_priv: bytes,
+                 signature_priv: bytes, *, config: GroupConfig = GroupConfig(),
+                 psks: Optional[PskSource] = None, ratchet_tree: Union[RatchetTree, bytes, None] = None
+                 ) -> Tuple[GroupState, JoinedWelcome]:
+    """:func:`join_group`, also handing back what the Welcome said (:class:`~.welcome.JoinedWelcome`:
+    the GroupSecrets with their PSK ids, the GroupInfo) — so a caller that checks more (the
+    §11.2/§11.3 resumption rules) opens the GroupSecrets once, not twice."""
     store = psks or {}
     joined = process_welcome(welcome, key_package, init_priv,
                              psks=store if callable(store) else
@@ -118,7 +129,7 @@ def join_group(welcome: Welcome, key_package: KeyPackage, init_priv: bytes, leaf
                       secrets=joined.epoch_secrets,
                       interim_transcript_hash=interim_transcript_hash(
                           suite, gc.confirmed_transcript_hash, gi.confirmation_tag),
-                      confirmation_tag=gi.confirmation_tag, config=config)
+                      confirmation_tag=gi.confirmation_tag, config=config), joined
 
 
 # --- framing helpers -------------------------------------------------------------------------
@@ -443,6 +454,7 @@ def _process_commit(state: GroupState, ac: AuthenticatedContent, *, psks: Option
 __all__ = [
     "GroupConfig", "GroupState", "StoredProposal", "AppliedProposals", "CommitResult", "Processed",
     "GroupStateError", "ProposalError", "CommitError", "UnsupportedError", "create_group", "join_group",
+    "join_welcome",
     "apply_proposals", "create_commit", "process_message", "create_application_message",
     "create_proposal_message", "decode_message", "padding_length", "PATH_OPTIONAL", "copy_secret_tree",
     "PskSource",

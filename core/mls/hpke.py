@@ -575,7 +575,19 @@ class Hpke:
         return enc, ctx.seal(aad, pt)
 
     def open(self, enc: bytes, sk_r: bytes, info: bytes, aad: bytes, ct: bytes, **mode_args) -> bytes:
-        """``Open<MODE>(enc, skR, info, aad, ct, ...)`` → ``pt``; :class:`DecryptError` on failure."""
+        """``Open<MODE>(enc, skR, info, aad, ct, ...)`` → ``pt``; :class:`DecryptError` on failure.
+
+        Base mode with an empty ``aad`` — every MLS ``DecryptWithLabel`` (§5.1.3: Welcome
+        GroupSecrets, UpdatePath ciphertexts) — runs in one call of ``cryptography``'s RFC 9180
+        HPKE where it has the suite, as :meth:`seal` does; when that call fails for any reason
+        (a bad key, a forged ciphertext) the written-out way below runs and raises the typed error."""
+        if not mode_args and not aad and len(enc) == self.kem.Nenc:
+            native = _native_suite(self)
+            if native is not None:
+                try:
+                    return native.decrypt(bytes(enc) + bytes(ct), self.kem._load_private(sk_r), bytes(info))
+                except Exception:  # noqa: BLE001 - the written-out path below raises the typed error
+                    pass
         return self.setup_r(enc, sk_r, info, **mode_args).open(aad, ct)
 
 
@@ -591,7 +603,7 @@ _HPKE_SUITE_ID: Dict[tuple, bytes] = {}
 _LABELED_HASHES: Dict[tuple, bytes] = {}
 
 _native_hpke: Optional[ModuleType]
-try:  # cryptography >= 46: RFC 9180 HPKE in Rust (X25519 and NIST curves)
+try:  # cryptography >= 47: RFC 9180 HPKE in Rust (X25519 and NIST curves)
     from cryptography.hazmat.primitives import hpke as _native_hpke
 except ImportError:  # pragma: no cover - older cryptography: the written-out HPKE only
     _native_hpke = None

@@ -29,7 +29,8 @@ sources only — by ``opaque group_id<V>; uint32 leaf_index;`` (§7.2). Capabili
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Iterable, Optional, Tuple
+from struct import unpack_from as _unpack_from
+from typing import Dict, Iterable, Optional, Tuple
 
 from ..errors import SignatureError, TruncatedError, UsageError
 from ..tls import Reader, Writer, encode_vec
@@ -47,9 +48,9 @@ def _u16s(r: Reader, enum, what: str) -> Tuple[int, ...]:
     data = r.vec(what)
     if len(data) % 2:
         raise TruncatedError(f"{what}: need 2 bytes, 1 left", vid="TLS-TRUNCATED", where=what)
-    values = [int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2)]
+    values = _unpack_from(f">{len(data) >> 1}H", data)
     if enum is None:
-        return tuple(values)
+        return values
     members = enum._value2member_map_
     return tuple(members.get(v, v) for v in values)
 
@@ -77,11 +78,37 @@ class Capabilities(Struct):
 
     @classmethod
     def decode(cls, r: Reader) -> "Capabilities":
+        """Members of a group mostly advertise identical capabilities: a decoded value is kept by
+        its exact bytes (up to 1024 of them; it is immutable) and the next leaf with the same
+        bytes gets it back without splitting five lists again."""
+        start = r.pos
+        for _ in range(5):  # skip the five vectors (a malformed one is re-read, and raised, below)
+            pos, data = r.pos, r.data
+            if pos < r.end and data[pos] < 0x40 and pos + 1 + data[pos] <= r.end:
+                r.pos = pos + 1 + data[pos]
+            else:
+                r.pos = start
+                return cls._decode(r)
+        key = bytes(r.data[start:r.pos])
+        hit = _CAPABILITIES.get(key)
+        if hit is None:
+            r.pos = start
+            hit = cls._decode(r)
+            if len(_CAPABILITIES) >= 1024:
+                _CAPABILITIES.clear()
+            _CAPABILITIES[key] = hit
+        return hit
+
+    @classmethod
+    def _decode(cls, r: Reader) -> "Capabilities":
         return cls(_u16s(r, ProtocolVersion, "Capabilities.versions"),
                    _u16s(r, None, "Capabilities.cipher_suites"),
                    _u16s(r, ExtensionType, "Capabilities.extensions"),
                    _u16s(r, ProposalType, "Capabilities.proposals"),
                    _u16s(r, CredentialType, "Capabilities.credentials"))
+
+
+_CAPABILITIES: Dict[bytes, Capabilities] = {}
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from typing import Callable, Optional, Sequence, Union
 
 from ..errors import UsageError
 from .extensions import Extension, check_unique
-from .group import CommitResult, create_commit, create_group, join_group
+from .group import CommitResult, create_commit, create_group, join_welcome
 from .group_state import GroupConfig, GroupState
 from .key_package import KeyPackage
 from .leaf_node import LeafNode
@@ -37,7 +37,7 @@ from .psk import PreSharedKeyID
 from .psk_store import PskStore, Resolver, resumption_psk_id
 from .registries import ProtocolVersion, PSKType, ResumptionPSKUsage
 from .suites import CipherSuite
-from .welcome import Welcome, WelcomeError, decrypt_group_secrets
+from .welcome import Welcome, WelcomeError
 
 Rng = Callable[[int], bytes]
 
@@ -171,10 +171,9 @@ def join_checked(member: MemberEnv, current: Optional[GroupState], welcome: Welc
     """Join from ``welcome`` with ``member``'s KeyPackage, PSKs from ``store`` (and ``current``'s
     resumption PSKs), then the §11.2/§11.3 checks against ``current`` (the old group of a ReInit
     or a branch); returns the joined state."""
-    state = join_group(welcome, member.key_package, member.init_priv, member.kp_leaf_priv,
-                       member.signature_priv, config=member.config, psks=store.resolver(current))
-    secrets = decrypt_group_secrets(welcome, member.key_package.ref(state.suite), member.init_priv)
-    check_resumption_welcome(secrets.psks, state,
+    state, joined = join_welcome(welcome, member.key_package, member.init_priv, member.kp_leaf_priv,
+                                 member.signature_priv, config=member.config, psks=store.resolver(current))
+    check_resumption_welcome(joined.group_secrets.psks, state,
                              lambda gid: current if current is not None and current.group_id == gid else None)
     return state
 

@@ -13,7 +13,8 @@ API (scheme = :class:`SignatureScheme` value):
 * :func:`generate_key_pair(scheme, rng=None)` → ``(priv, pub)``
 * :func:`public_key(scheme, priv)` → ``pub``
 * :func:`sign(scheme, priv, message)` → ``signature``
-* :func:`verify(scheme, pub, message, signature)` → ``None`` or :class:`SignatureError`
+* :func:`verify(scheme, pub, message, signature)` → ``None`` or :class:`SignatureError` (a triple
+  that verified before in this process is answered by :data:`verified_signatures`)
 * :func:`check_public_key(scheme, pub)` → ``None`` or :class:`DecodeError`
 
 The labelled forms ``SignWithLabel``/``VerifyWithLabel`` live on
@@ -24,8 +25,10 @@ does not verify, including a malformed DER signature, is :class:`SignatureError`
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from enum import IntEnum
+from functools import lru_cache
 from typing import Callable, Dict, Optional, Tuple, Type, Union
 
 from cryptography.exceptions import InvalidSignature
@@ -98,8 +101,16 @@ def load_private_key(scheme: int, priv: bytes):
 
 
 def load_public_key(scheme: int, pub: bytes):
-    """A ``cryptography`` public key from its MLS encoding, or :class:`DecodeError`."""
-    s, pub = _scheme(scheme), bytes(pub)
+    """A ``cryptography`` public key from its MLS encoding, or :class:`DecodeError`.
+
+    Loaded keys are kept (an LRU of 4096 keys by ``(scheme, pub)``): a member's signature key is
+    used for every message it signs and every tree that carries its leaf; a key is immutable, so
+    only the loading is saved, never a verification. An invalid key is never kept."""
+    return _load_public_cached(_scheme(scheme), bytes(pub))
+
+
+@lru_cache(maxsize=4096)
+def _load_public_cached(s: SignatureScheme, pub: bytes):
     n = public_key_length(s)
     if len(pub) != n:
         raise DecodeError(f"{s.name} public key must be {n} bytes, got {len(pub)}", vid="SIG-PUBKEY")
@@ -158,19 +169,76 @@ def sign(scheme: int, priv: bytes, message: bytes) -> bytes:
     return key.sign(bytes(message), ec.ECDSA(_ECDSA[s][1]()))
 
 
+class VerifiedSignatures:
+    """The signatures that verified in this process: a bounded memo (FIFO, ``maxsize`` entries).
+
+    Members of one group living in one process — the simulator, a notebook, the benchmarks —
+    each check the same signatures: every joiner every leaf of the tree (RFC 9420 §12.4.3.1),
+    every member every commit. A verification is a pure function of ``(scheme, pub, message,
+    signature)``, so a triple that verified once verifies again: :func:`verify` keeps a digest of
+    each triple that passed and answers a repeat from here. Only successes are kept (a failure
+    is recomputed, and raises, every time); the digest is SHA-256 over an unambiguous encoding
+    of the whole triple, so a different key, message or signature is never a hit.
+    ``enabled = False`` (or :meth:`clear`) makes every check run the primitive, as a process
+    that saw nothing would (``benchmarks/mls_bench.py`` measures both)."""
+
+    def __init__(self, maxsize: int = 16384) -> None:
+        self.maxsize = maxsize
+        self.enabled = True
+        self.hits = 0
+        self._seen: Dict[bytes, None] = {}
+
+    @staticmethod
+    def digest(s: SignatureScheme, pub: bytes, message: bytes, signature: bytes) -> bytes:
+        h = hashlib.sha256(int(s).to_bytes(2, "big") + len(pub).to_bytes(4, "big") + pub
+                           + len(signature).to_bytes(4, "big") + signature)
+        h.update(message)
+        return h.digest()
+
+    def __contains__(self, digest: bytes) -> bool:
+        return digest in self._seen
+
+    def add(self, digest: bytes) -> None:
+        seen = self._seen
+        if len(seen) >= self.maxsize:
+            seen.pop(next(iter(seen), b""), None)
+        seen[digest] = None
+
+    def clear(self) -> None:
+        self._seen.clear()
+        self.hits = 0
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+
+#: the process-wide memo :func:`verify` uses
+verified_signatures = VerifiedSignatures()
+
+
 def verify(scheme: int, pub: bytes, message: bytes, signature: bytes) -> None:
     """``Signature.Verify(pub, message, signature)``: returns ``None`` or raises
-    :class:`SignatureError` (``SIG-VERIFY``); a malformed ``pub`` is :class:`DecodeError`."""
+    :class:`SignatureError` (``SIG-VERIFY``); a malformed ``pub`` is :class:`DecodeError`.
+    A triple that already verified in this process is answered by :data:`verified_signatures`."""
     s = _scheme(scheme)
+    pub, message, signature = bytes(pub), bytes(message), bytes(signature)
+    memo = verified_signatures
+    digest = memo.digest(s, pub, message, signature) if memo.enabled else None
+    if digest is not None and digest in memo:
+        memo.hits += 1
+        return
     key = load_public_key(s, pub)
     try:
         if s in _EDDSA:
-            key.verify(bytes(signature), bytes(message))
+            key.verify(signature, message)
         else:
-            key.verify(bytes(signature), bytes(message), ec.ECDSA(_ECDSA[s][1]()))
+            key.verify(signature, message, ec.ECDSA(_ECDSA[s][1]()))
     except (InvalidSignature, ValueError):
         raise SignatureError(f"{s.name} signature does not verify", vid="SIG-VERIFY") from None
+    if digest is not None:
+        memo.add(digest)
 
 
 __all__ = ["SignatureScheme", "generate_key_pair", "public_key", "sign", "verify", "check_public_key",
+           "VerifiedSignatures", "verified_signatures",
            "load_private_key", "load_public_key", "private_key_length", "public_key_length"]

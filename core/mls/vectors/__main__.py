@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import run_file
+from . import UnknownVectorFormat, run_file
 
 
 def main(argv=None) -> int:
@@ -16,7 +16,12 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     passed = failed = 0
     for path in args.files:
-        res = run_file(path, progress=args.progress)
+        try:
+            res = run_file(path, progress=args.progress)
+        except UnknownVectorFormat as exc:  # loud: a file we cannot recognise is a failure
+            print(f"{exc.message}", flush=True)
+            failed += 1
+            continue
         print(res.line(), flush=True)
         if args.verbose:
             for f in res.failures:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any, List, Optional
 
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -101,6 +102,42 @@ def _table_of(capture: Any, name: str, need: set) -> Optional[pd.DataFrame]:
     return None
 
 
+def _is_time(ser: pd.Series) -> bool:
+    return isinstance(ser.dtype, pd.DatetimeTZDtype) or ser.dtype.kind == "M"
+
+
+def _first(times) -> int:
+    """The earliest time of a column: integer nanoseconds (``datetime64``), else 0."""
+    ser = pd.Series(times)
+    if _is_time(ser) and ser.notna().any():
+        return int(ser.min().value)
+    return 0
+
+
+def _secs(times, base: int = 0) -> np.ndarray:
+    """A time column as float seconds since ``base`` (integer nanoseconds since the epoch) —
+    ``datetime64`` columns are subtracted in integer nanoseconds first, so differences stay
+    exact; NaN where missing. Plain numbers are taken as seconds already (``base`` unused)."""
+    ser = pd.Series(times)
+    if _is_time(ser):
+        ns = ser.array.asi8 if len(ser) else np.zeros(0, np.int64)
+        out = (ns - np.int64(base)).astype(np.float64) / 1e9
+        out[ser.isna().to_numpy()] = np.nan
+        return out
+    return ser.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _rel(capture: Any, times) -> np.ndarray:
+    """Seconds since the capture's first packet (``Capture.t0``, else the first time shown):
+    the plots' time axis, as Wireshark shows time by default."""
+    t0 = getattr(capture, "t0", None)
+    if _is_time(pd.Series(times)):
+        base = int(t0) if isinstance(t0, int) else _first(times)
+        return _secs(times, base)
+    secs = _secs(times)
+    return secs - (float(np.nanmin(secs)) if len(secs) and not np.isnan(secs).all() else 0.0)
+
+
 def rtp_jitter(audio: pd.DataFrame, clock_rate: int = OPUS_CLOCK_RATE) -> pd.DataFrame:
     """RFC 3550 §6.4.1 interarrival jitter, per RTP stream (:data:`RTP_STREAM_KEYS`: source,
     epoch, receiver) in arrival order: columns the stream keys, ``time``, ``rtp_sequence``, ``transit`` (s), ``d`` (s), ``jitter`` (s).
@@ -108,17 +145,22 @@ def rtp_jitter(audio: pd.DataFrame, clock_rate: int = OPUS_CLOCK_RATE) -> pd.Dat
     ``clock_rate`` (the GAP ``ts`` field), ``J += (|D| - J) / 16``."""
     rows = []
     keys = _rtp_keys(audio)
+    base = _first(audio["time"])  # transit from times relative to it: exact to the ns
     for key, g in audio.sort_values(keys + ["time"], kind="stable").groupby(keys, sort=True, dropna=False):
         j = 0.0
         prev = None
-        for t, seq, ts in zip(g["time"], g["rtp_sequence"], g["rtp_timestamp"]):
-            transit = float(t) - int(ts) / clock_rate
+        for t, sec, seq, ts in zip(g["time"], _secs(g["time"], base), g["rtp_sequence"],
+                                   g["rtp_timestamp"]):
+            transit = float(sec) - int(ts) / clock_rate
             d = 0.0 if prev is None else transit - prev
             if prev is not None:
                 j += (abs(d) - j) / 16.0
             prev = transit
-            rows.append((*key, float(t), int(seq), transit, d, j))
-    return pd.DataFrame(rows, columns=keys + ["time", "rtp_sequence", "transit", "d", "jitter"])
+            rows.append((*key, t, int(seq), transit, d, j))
+    out = pd.DataFrame(rows, columns=keys + ["time", "rtp_sequence", "transit", "d", "jitter"])
+    if len(out) and not isinstance(audio["time"].dtype, pd.DatetimeTZDtype):
+        out["time"] = out["time"].astype(float)
+    return out
 
 
 def _rtp_keys(audio: pd.DataFrame) -> List[str]:
@@ -162,7 +204,8 @@ def rtp_loss(audio: pd.DataFrame) -> pd.DataFrame:
 
 def transition_latency(control: pd.DataFrame) -> pd.DataFrame:
     """Per transition id: first PREPARE_TRANSITION time, first EXECUTE_TRANSITION time and the
-    latency between them (``NaN`` when one of them is missing); READY count as a bonus."""
+    latency between them in seconds (``NaN`` when one of them is missing); READY count as a
+    bonus. ``prepare`` / ``execute``: the table's time values (``NaT``/NaN when missing)."""
     rows = []
     for tid, g in control.groupby("transition_id", sort=True):
         prep = g.loc[g["opcode"] == ControlOpcode.PREPARE_TRANSITION, "time"]
@@ -170,9 +213,11 @@ def transition_latency(control: pd.DataFrame) -> pd.DataFrame:
         ready = int((g["opcode"] == ControlOpcode.READY_FOR_TRANSITION).sum())
         if not len(prep) and not len(exe):
             continue
-        p = float(prep.min()) if len(prep) else float("nan")
-        e = float(exe.min()) if len(exe) else float("nan")
-        rows.append((int(tid), p, e, e - p, ready))
+        p = prep.min() if len(prep) else None
+        e = exe.min() if len(exe) else None
+        lat = (float(_secs([e], _first([p]))[0] - _secs([p], _first([p]))[0])
+               if p is not None and e is not None else float("nan"))
+        rows.append((int(tid), p, e, lat, ready))
     return pd.DataFrame(rows, columns=["transition_id", "prepare", "execute", "latency", "ready"])
 
 
@@ -192,19 +237,20 @@ def plot_epoch_timeline(capture: Any) -> Figure:
     ep = f[f["epoch"].notna()]
     if len(ep):
         for i, (e, g) in enumerate(ep.groupby("epoch", sort=True)):
-            t0, t1 = float(g["time"].min()), float(g["time"].max())
+            rel = _rel(capture, g["time"])
+            t0, t1 = float(np.nanmin(rel)), float(np.nanmax(rel))
             ax.broken_barh([(t0, max(t1 - t0, 1e-6))], (-0.5, 5), alpha=0.15,
                            facecolors=f"C{i % 10}", label=f"epoch {int(e)}")
     streams = f["stream_type"].dropna().astype(int)
     for st in sorted(set(streams)):
         g = f[f["stream_type"].eq(st).fillna(False).astype(bool)]
-        ax.scatter(g["time"], [st] * len(g), s=12, label=STREAM_NAMES.get(st, str(st)))
+        ax.scatter(_rel(capture, g["time"]), [st] * len(g), s=12, label=STREAM_NAMES.get(st, str(st)))
     mls = f[f["protocol"] == "MLS"]
     if len(mls):
-        ax.scatter(mls["time"], [4] * len(mls), s=12, marker="x", label="MLS")
+        ax.scatter(_rel(capture, mls["time"]), [4] * len(mls), s=12, marker="x", label="MLS")
     rows = sorted(int(st) for st in StreamType)  # the stream types' rows, then MLS on top
     ax.set_yticks([*rows, 4], [*(STREAM_NAMES[r] for r in rows), "MLS"])
-    ax.set_xlabel("time (s)")
+    ax.set_xlabel("time since the first packet (s)")
     ax.set_title("epochs and frames over time")
     if len(f):
         ax.legend(loc="upper left", fontsize="small", ncols=4)
@@ -220,8 +266,8 @@ def plot_throughput(capture: Any, bin_seconds: float = 1.0) -> Figure:
     fig, (ax,) = _fig()
     g = f[f["sender"].notna()]
     if len(g):
-        t0 = float(f["time"].min())
-        bins = ((g["time"] - t0) // bin_seconds).astype(int)
+        t0 = 0.0
+        bins = pd.Series(_rel(capture, g["time"]) // bin_seconds, index=g.index).astype(int)
         tab = g.assign(bin=bins).groupby(["sender", "bin"])["payload_size"].sum()
         n = int(bins.max()) + 1
         for sender in sorted(set(int(s) for s in g["sender"])):
@@ -229,7 +275,7 @@ def plot_throughput(capture: Any, bin_seconds: float = 1.0) -> Figure:
             ax.plot([t0 + (b + 0.5) * bin_seconds for b in range(n)],
                     series.to_numpy(dtype=float) / bin_seconds, marker=".", label=f"member {sender}")
         ax.legend(fontsize="small")
-    ax.set_xlabel("time (s)")
+    ax.set_xlabel("time since the first packet (s)")
     ax.set_ylabel("payload bytes / s")
     ax.set_title(f"throughput per member ({bin_seconds:g} s bins)")
     return fig
@@ -254,7 +300,7 @@ def plot_gap_jitter(capture: Any, clock_rate: int = OPUS_CLOCK_RATE) -> Figure:
         jit = rtp_jitter(audio, clock_rate)
         keys = _rtp_keys(audio)
         for key, g in jit.groupby(keys, sort=True, dropna=False):
-            ax.plot(g["time"], g["jitter"] * 1000.0, label=_stream_label(keys, key))
+            ax.plot(_rel(capture, g["time"]), g["jitter"] * 1000.0, label=_stream_label(keys, key))
         loss = rtp_loss(audio)
         labels = [_stream_label(keys, tuple(r)) for r in loss[keys].itertuples(index=False)]
         ax2.bar(labels, loss["lost"], color="C3")
@@ -263,7 +309,8 @@ def plot_gap_jitter(capture: Any, clock_rate: int = OPUS_CLOCK_RATE) -> Figure:
                 continue
             a = audio.loc[(audio[keys] == pd.Series(tuple(key), index=keys)).all(axis=1)].sort_values("time")
             # a gap shows at the arrival of the first packet after it
-            after = [float(a["time"][a["rtp_sequence"] > (x & 0xFFFF)].min()) for x in gaps]
+            rel = pd.Series(_rel(capture, a["time"]), index=a.index)
+            after = [float(rel[a["rtp_sequence"] > (x & 0xFFFF)].min()) for x in gaps]
             ax.scatter(after, [0.0] * len(after), marker="x", color="red")
         ax.legend(fontsize="small")
     ax.set_ylabel("jitter (ms)")

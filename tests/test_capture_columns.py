@@ -46,6 +46,7 @@ def test_text_column_of_strings_is_the_str_dtype():
 ADDR = st.sampled_from(["10.0.0.1", "10.0.0.2", "fe80::1"])
 U = st.integers(0, 2**32 - 1)
 INFO = st.text(max_size=20)
+NS = st.integers(0, 4 * 10**18)  # packet times: integer nanoseconds since the epoch
 
 
 @st.composite
@@ -53,17 +54,19 @@ def frame_rows(draw):
     """Rows as the read loop writes them (:data:`_ROW_COLUMNS`): GBP rows, and MLS rows without
     the frame fields."""
     if draw(st.booleans()):  # a GBP frame
-        return (draw(st.floats(0, 2e9)), draw(ADDR), draw(st.integers(0, 65535)), draw(ADDR),
+        return (draw(NS), draw(ADDR), draw(st.integers(0, 65535)), draw(ADDR),
                 7878, draw(st.sampled_from(["00" * 16, "ab" * 16])), draw(st.integers(0, 2**64 - 1)),
                 draw(U), draw(st.integers(0, 255)), draw(U), draw(st.integers(0, 65535)),
                 draw(U), draw(U), draw(st.integers(0, 255)), draw(st.booleans()), draw(INFO),
                 draw(st.one_of(st.none(), INFO)), draw(st.integers(0, 50)),
                 draw(st.sampled_from(["tcp", "udp"])), draw(U), draw(U))
-    return (draw(st.floats(0, 2e9)), draw(ADDR), 40000, draw(ADDR), 7878, None, None, None, None,
+    return (draw(NS), draw(ADDR), 40000, draw(ADDR), 7878, None, None, None, None,
             None, None, None, draw(U), None, False, draw(INFO), None, 1, "tcp", draw(U), draw(U))
 
 
 def _norm(v):
+    if isinstance(v, pd.Timestamp):  # time: datetime64[ns, UTC], exact to the nanosecond
+        return v.value
     return None if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) else v
 
 

@@ -9,7 +9,8 @@ import pytest
 
 from gbp_lab.capture.columns import RowLayout
 from gbp_lab.capture.model import read_capture
-from gbp_lab.capture.readpath import ERROR_COLUMNS, ERROR_ROW, FRAME_COLUMNS, FRAME_ROW, FRAME_TABLE
+from gbp_lab.capture.readpath import (ERROR_COLUMNS, ERROR_ROW, FRAME_COLUMNS, FRAME_ROW, FRAME_TABLE,
+                                      errors_table)
 from gbp_lab.capture.records import ITEM_FIELDS, RecordItem
 from gbp_lab.core.gbp.aead import seal_frame
 from gbp_lab.core.gbp.framing import encode_record
@@ -51,9 +52,10 @@ def _frame(seq: int) -> bytes:
 
 
 def test_layouts_are_named_and_agree():
-    assert FRAME_COLUMNS == list(FRAME_TABLE.names) and ERROR_COLUMNS == list(ERROR_ROW.names)
+    # rel_time (seconds since the first packet) is every table's last column
+    assert FRAME_COLUMNS == list(FRAME_TABLE.names) and ERROR_COLUMNS == list(ERROR_ROW.names) + ["rel_time"]
     assert set(FRAME_TABLE.names) - set(FRAME_ROW.names) == {"stream_name", "sender", "codec", "key_epoch",
-                                                              "protocol"}
+                                                              "protocol", "rel_time"}
     assert "pf" in FRAME_ROW and "pf" not in FRAME_TABLE
     assert FRAME_TABLE.dtypes["epoch"] == "UInt64" and FRAME_TABLE.dtypes["decrypted"] == "bool"
     assert ITEM_FIELDS == tuple(RecordItem.__dataclass_fields__)
@@ -61,8 +63,12 @@ def test_layouts_are_named_and_agree():
         RowLayout([("a", "Int64"), ("a", "text")])
     with pytest.raises(ValueError):
         RowLayout([("a", "int")])
-    df = ERROR_ROW.frame([(1.0, "a", 1, "b", 2, 0, "tcp", 5, 3, "record", "V", "text", None)])
+    df = errors_table([(10**18 + 1, "a", 1, "b", 2, 0, "tcp", 5, 3, "record", "V", "text", None)],
+                      10**18)
     assert list(df.columns) == ERROR_COLUMNS and str(df["frame"].dtype) == "Int64"
+    # integer nanoseconds kept exactly; rel_time in seconds since t0
+    assert str(df["time"].dtype) == "datetime64[ns, UTC]" and df["time"][0].value == 10**18 + 1
+    assert df["rel_time"][0] == pytest.approx(1e-9)
 
 
 @pytest.mark.parametrize("suite", SUITES)

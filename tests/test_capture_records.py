@@ -401,12 +401,12 @@ def test_flow_table_forgets_finished_and_foreign_flows():
     pkts += [_ipv4_tcp(A, B, 2, 8080, 5 + 64 * i, 0x18, b"x" * 64) for i in range(1, 4)]
     items = []
     for i, p in enumerate(pkts):
-        items += pipe.packet(Packet(i, 0, 228, 1000.0 + i, i, 1, len(p), p))
+        items += pipe.packet(Packet(i, 0, 228, 1000.0 + i, 1000 + i, 1, len(p), p))
     assert [i.data for i in items] == [f]
     assert len(pipe._flows) == 3
     for i in range(8):  # much later: the sweep runs
         p = _ipv4_tcp(A, B, 9, 9999, 0, 0x10, b"")
-        pipe.packet(Packet(100 + i, 0, 228, 2000.0 + i, 0, 1, len(p), p))
+        pipe.packet(Packet(100 + i, 0, 228, 2000.0 + i, 2000 + i, 1, len(p), p))
     assert [k[2] for k in pipe._flows] == [3]  # (proto, a, a_port, b, b_port), a < b
     assert pipe.finish() == []  # the open GBP flow held nothing
 

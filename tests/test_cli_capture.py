@@ -31,7 +31,9 @@ def test_dissect_prints_one_tshark_like_line_per_frame(capsys):
         assert int(m.group(1)) == row.Index and m.group(5) == row.protocol
         assert m.group(3).endswith(f":{row.sport}") and m.group(4).endswith(f":{row.dport}")
         assert row.info in m.group(6)
-    assert float(LINE.match(lines[0]).group(2)) == 0.0
+        # the relative time, seconds since the first packet (as tshark shows it)
+        assert float(m.group(2)) == pytest.approx(row.rel_time, abs=1e-6)
+    assert 0.0 <= float(LINE.match(lines[0]).group(2)) < 1.0
     assert "GBP-AEAD-TAG" in err  # defects on stderr
 
 

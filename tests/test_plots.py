@@ -62,7 +62,9 @@ def test_rtp_jitter_per_rfc3550(built, cap):
     for msid, pkts in built.audio.items():
         j, prev, want = 0.0, None, []
         for t, _s, ts in sorted(pkts):
-            transit = t - ts / 48000
+            # the capture's times are exact µs (datetime64[ns]); float seconds since the epoch
+            # carry ~2e-7 s of rounding, so the expectation works from exact microseconds
+            transit = (round(t * 1e6) - 1_700_000_000 * 10**6) / 1e6 - ts / 48000
             if prev is not None:
                 j = j + (abs(transit - prev) - j) / 16
             prev = transit

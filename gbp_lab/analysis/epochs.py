@@ -71,4 +71,6 @@ def transitions(capture) -> pd.DataFrame:
     for col in ("transition_id", "coordinator", "prepare_frame", "execute_frame", "epoch_before",
                 "epoch_after", "frame"):
         df[col] = pd.array(df[col].tolist(), dtype="Int64")
+    for col in ("prepare_time", "execute_time", "time"):  # datetime64[ns, UTC], NaT if none
+        df[col] = pd.to_datetime(df[col], utc=True)
     return df

@@ -65,7 +65,7 @@ from typing import Any, Dict, List
 
 import pandas as pd
 
-from gbp_lab.capture.columns import frame_of_rows
+from gbp_lab.capture.columns import frame_of_rows, time_cells, with_rel_time
 from gbp_lab.core.sframe import leaf_from_kid, parse_header
 
 __all__ = ["KINDS", "SEVERITY", "FINDING_COLUMNS", "find", "xor_bytes"]
@@ -78,7 +78,8 @@ SEVERITY = {"nonce_reuse": "high", "replay": "medium", "replay_modified": "high"
             "malformed": "medium", "capture_defect": "low", "sframe_nonce_reuse": "high",
             "stale_epoch_key": "high"}
 FINDING_COLUMNS = ["kind", "epoch", "stream_type", "sequence_no", "frames", "detail", "time",
-                   "senders", "xor", "errors", "severity", "key_epoch", "kid", "ctr", "removed"]
+                   "senders", "xor", "errors", "severity", "key_epoch", "kid", "ctr", "removed",
+                   "rel_time"]
 
 TAG_LENGTH = 16
 _FINDING_INTS = {"epoch": "UInt64", "stream_type": "Int64", "sequence_no": "Int64",
@@ -115,9 +116,10 @@ def _pair_xor(i: int, j: int, plaintexts, payloads) -> tuple:
 
 def find(capture) -> pd.DataFrame:
     """All findings of a :class:`~gbp_lab.capture.model.Capture` (kinds in :data:`KINDS`)."""
-    return find_in(capture.frames, capture.errors, capture.plaintexts,
-                   getattr(capture, "payloads", None) or [], getattr(capture, "media", None),
-                   lambda: capture.control)
+    return with_rel_time(find_in(capture.frames, capture.errors, capture.plaintexts,
+                                 getattr(capture, "payloads", None) or [],
+                                 getattr(capture, "media", None), lambda: capture.control),
+                         getattr(capture, "t0", None))
 
 
 def find_in(frames: pd.DataFrame, errors: pd.DataFrame, plaintexts, payloads, media=None,
@@ -152,7 +154,7 @@ def _find_in(frames: pd.DataFrame, errors: pd.DataFrame, plaintexts, payloads, m
             "src", "sport", "flow_id", "group_id", "epoch", "transition_id",
             "stream_type", "stream_id", "sender", "flags", "sequence_no", "codec", "error",
             "protocol")}
-        cols["time"] = frames["time"].tolist()
+        cols["time"] = time_cells(frames["time"])
         T, SRC, SP, FL = cols["time"], cols["src"], cols["sport"], cols["flow_id"]
         GID, EP, TID, ST = cols["group_id"], cols["epoch"], cols["transition_id"], cols["stream_type"]
         SID, SND, FLG, SEQ = cols["stream_id"], cols["sender"], cols["flags"], cols["sequence_no"]
@@ -281,7 +283,7 @@ def _find_in(frames: pd.DataFrame, errors: pd.DataFrame, plaintexts, payloads, m
     # defects from the errors table
     if len(errors):
         kinds, vids, texts, times = (errors["kind"].tolist(), errors["vid"].tolist(),
-                                     errors["error"].tolist(), errors["time"].tolist())
+                                     errors["error"].tolist(), time_cells(errors["time"]))
         for k in range(len(errors)):
             if kinds[k] == "decrypt":
                 continue  # a decrypt_failure row per frame already
@@ -294,7 +296,7 @@ def _find_in(frames: pd.DataFrame, errors: pd.DataFrame, plaintexts, payloads, m
 
 
 def _findings_frame(rows: List[tuple]) -> pd.DataFrame:
-    return frame_of_rows(rows, FINDING_COLUMNS, _FINDING_INTS, floats=("time",))
+    return frame_of_rows(rows, FINDING_COLUMNS[:-1], _FINDING_INTS)
 
 
 def _sframe_findings(add, media, GID, EP, SND, T) -> None:

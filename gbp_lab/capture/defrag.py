@@ -19,7 +19,7 @@ class IpDefragmenter:
     ``(whole, dropped)``: the reassembled TCP/UDP :class:`Decoded` once the datagram is complete
     (else ``None``), and the incomplete datagrams given up on (timeout, memory bound) as
     :class:`PendingDatagram`. Overlaps keep the first copy. Bounded: ``max_datagrams`` pending,
-    ``max_bytes`` buffered, ``timeout`` seconds of packet time.
+    ``max_bytes`` buffered, ``timeout`` seconds of packet time (times: integer nanoseconds).
     """
 
     def __init__(self, *, max_datagrams: int = 1024, max_bytes: int = 16 << 20,
@@ -48,7 +48,7 @@ class IpDefragmenter:
             e.total = d.frag_offset + len(d.payload) + d.missing
         whole = self._complete(key, e)
         if time == time:  # not NaN
-            for k in [k for k, v in self._pending.items() if v.first_time < time - self.timeout]:
+            for k in [k for k, v in self._pending.items() if v.first_time < time - self.timeout * 1e9]:
                 dropped.append(self._drop(k, "timeout"))
         while self._pending and (len(self._pending) > self.max_datagrams
                                  or self._bytes > self.max_bytes):

@@ -3,7 +3,7 @@
     gbp-lab dissect CAPTURE [--keylog KEYS] [--filter EXPR] [--port N …] [--errors] [--findings]
 
 Each line: ``no  time  src:port → dst:port  proto  info`` — ``no`` is the row number in
-``read_capture(CAPTURE).frames``, ``time`` seconds since the first frame, ``proto`` GTP / GAP / GSP
+``read_capture(CAPTURE).frames``, ``time`` its ``rel_time`` (seconds since the first packet, as tshark), ``proto`` GTP / GAP / GSP
 / GBP (control) / MLS. ``--filter`` is a pandas ``DataFrame.query`` expression over the frames
 columns (``FRAME_COLUMNS``: ``protocol == 'GTP' and sender == 2``, ``epoch > 1``,
 ``error.notna()`` …). The capture is streamed (:func:`~gbp_lab.capture.stream.iter_capture`), so
@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from typing import Any, Dict, Optional
+from typing import Any, Dict
 
 from gbp_lab.core.errors import GbpLabError
 
@@ -55,9 +55,10 @@ def _fmt_addr(host, port) -> str:
     return f"{host}:{port}"
 
 
-def format_frame(no: int, row, t0: Optional[float]) -> str:
-    """One tshark-like line for a frames row (a namedtuple from ``itertuples``)."""
-    t = row.time - t0 if t0 is not None and row.time == row.time else math.nan
+def format_frame(no: int, row) -> str:
+    """One tshark-like line for a frames row (a namedtuple from ``itertuples``): its
+    ``rel_time`` (seconds since the first packet, as tshark shows by default)."""
+    t = row.rel_time if row.rel_time is not None else math.nan
     err = f"  [{row.error}]" if isinstance(row.error, str) else ""
     return (f"{no:>6} {t:11.6f} {_fmt_addr(row.src, row.sport):>21} → "
             f"{_fmt_addr(row.dst, row.dport):<21} {row.protocol:<4} {row.info}{err}")
@@ -68,11 +69,8 @@ def run_live(args: argparse.Namespace, kw: Dict[str, Any]) -> int:
     from .live import LiveCapture
 
     out = sys.stdout
-    t0: list = []
 
     def on_frame(row: Dict[str, Any]) -> None:
-        if not t0:
-            t0.append(row["time"])
         if args.filter:
             try:
                 import pandas as pd
@@ -82,7 +80,7 @@ def run_live(args: argparse.Namespace, kw: Dict[str, Any]) -> int:
             except Exception as exc:  # a bad expression: say so once, print everything
                 print(f"gbp-lab dissect: bad --filter {args.filter!r}: {exc}", file=sys.stderr)
                 args.filter = None
-        out.write(format_frame(row["no"], argparse.Namespace(**row), t0[0]) + "\n")
+        out.write(format_frame(row["no"], argparse.Namespace(**row)) + "\n")
         out.flush()
 
     source = sys.stdin.buffer if args.live == "-" else args.live
@@ -133,19 +131,16 @@ def run(args: argparse.Namespace) -> int:
             return 2
     out = sys.stdout
     errors: list = []
-    t0 = None
     try:
         for chunk in iter_capture(args.capture, keylog, chunksize=args.chunksize, progress=False,
                                   errors=errors, **kw):
-            if t0 is None and len(chunk):
-                t0 = float(chunk["time"].iloc[0])
             if args.filter:
                 try:
                     chunk = chunk.query(args.filter, engine="python")
                 except Exception as exc:  # pandas raises many types for a bad expression
                     print(f"gbp-lab dissect: bad --filter {args.filter!r}: {exc}", file=sys.stderr)
                     return 2
-            lines = [format_frame(no, r, t0) for no, r in zip(chunk.index, chunk.itertuples(index=False))]
+            lines = [format_frame(no, r) for no, r in zip(chunk.index, chunk.itertuples(index=False))]
             if lines:
                 out.write("\n".join(lines) + "\n")
     except (OSError, GbpLabError) as exc:

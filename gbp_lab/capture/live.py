@@ -24,6 +24,7 @@ reassembly, flow table and cipher caches are the read path's, bounded as in
 """
 from __future__ import annotations
 
+import math
 import os
 import select
 import socket
@@ -529,7 +530,7 @@ class LiveCapture:
                 first = self._n - len(self._rows)
                 self._pending = {k: v for k, v in self._pending.items() if k >= first}
         if self.on_frame is not None and new:
-            df = frames_table([c for _no, r in new for c in r])
+            df = frames_table([c for _no, r in new for c in r], None, self._t0())
             for (no, _r), rec in zip(new, df.to_dict("records")):
                 rec["no"] = no
                 self.on_frame(rec)
@@ -573,13 +574,18 @@ class LiveCapture:
                 self.counters["errors"] += 1
 
     # -- what was seen -----------------------------------------------------------------------
+    def _t0(self):
+        """The first packet's time (integer ns; ``rel_time`` 0), NaN before any."""
+        st = self._state.stats
+        return st.first_time if st is not None else math.nan
+
     @property
     def frames(self) -> pd.DataFrame:
         """The current ``frames`` table (the last ``max_frames`` rows; index = row number)."""
         with self._lock:
             cells = [c for r in self._rows for c in r]
             first = self._n - len(self._rows)
-        df = frames_table(cells)
+        df = frames_table(cells, None, self._t0())
         df.index = pd.RangeIndex(first, first + len(df))
         return df
 
@@ -596,9 +602,9 @@ class LiveCapture:
         with self._lock:
             cells = [c for r in self._rows for c in r]
             first = self._n - len(self._rows)
-            frames = frames_table(cells)
+            frames = frames_table(cells, None, self._t0())
             frames.index = pd.RangeIndex(first, first + len(frames))
-            errors = errors_table(list(self._errors))
+            errors = errors_table(list(self._errors), self._t0())
             stats = self._state.stats
             keys = self._state.keys
             if len(self._keys):  # followed lines the read loop has not merged yet

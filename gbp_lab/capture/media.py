@@ -34,6 +34,7 @@ from gbp_lab.core.sframe import (AES_128_GCM, AES_256_GCM, DEFAULT_LABEL, TAG_LE
                                  ReplayWindow, SFrameProfile, SFrameSession, derive_key_salt,
                                  detect_profile, epoch_matches, parse_header, sframe_open)
 
+from .columns import time_cells
 from .readpath import ERROR_ROW, payload_fields
 
 __all__ = ["MediaOpen", "open_media", "sframe_header"]
@@ -128,7 +129,8 @@ def open_media(frames: pd.DataFrame, plaintexts, keylog, label: str = DEFAULT_LA
     if not idx:
         return out, errors
     sub = frames.iloc[idx]
-    cols = {c: sub[c].tolist() for c in ("group_id", "epoch", "codec", "dst", "dport") + _PLACE}
+    cols = {c: sub[c].tolist() if c != "time" else time_cells(sub[c])  # integer ns
+            for c in ("group_id", "epoch", "codec", "dst", "dport") + _PLACE}
     keys = _Keys(keylog, label)
     windows: Dict[tuple, ReplayWindow] = {}
     for k, i in enumerate(idx):

@@ -34,6 +34,7 @@ Record bytes: :meth:`Capture.record` gives any row's record as read (no second r
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
@@ -44,8 +45,10 @@ from gbp_lab.core.keylog import KeyLog
 
 from gbp_lab.core.sframe import DEFAULT_LABEL
 
+from .columns import with_rel_time
 from .media import MediaOpen, open_media
 from .pcapfile import DecryptionSecrets, Interface
+from .progress import PROGRESS_MIN_BYTES, ByteProgress
 from .readpath import (ERROR_COLUMNS, FRAME_COLUMNS, ReadState, errors_table, frames_table,
                        read_chunks)
 from .records import GBP_PORT, PipelineStats
@@ -107,8 +110,14 @@ class Capture:
     def _get(self, name: str, build) -> pd.DataFrame:
         df = self._cache.get(name)
         if df is None:
-            df = self._cache[name] = build()
+            df = self._cache[name] = with_rel_time(build(), self.t0)
         return df
+
+    @property
+    def t0(self):
+        """The first packet's time (integer nanoseconds since the epoch, NaN if unknown): where
+        every table's ``rel_time`` (seconds, float) starts, as Wireshark's relative time."""
+        return self.stats.first_time if self.stats is not None else math.nan
 
     @property
     def messages(self) -> pd.DataFrame:
@@ -157,6 +166,10 @@ class Capture:
         lines = [f"capture {self.source or '<memory>'}: {len(f)} frames "
                  f"({int(f['decrypted'].sum()) if len(f) else 0} decrypted), "
                  f"{len(self.errors)} errors"]
+        t0 = self.t0
+        if t0 == t0 and 0 <= t0 < 2**63:
+            lines.append(f"  first packet {pd.Timestamp(int(t0), tz='UTC').isoformat()} "
+                         f"(times below: seconds since it)")
         if self.stats is not None:
             st = self.stats
             lines.append(f"  packets {st.packets}, records {st.records}, flows {st.flows} "
@@ -172,7 +185,7 @@ class Capture:
         for r in ep.itertuples(index=False):
             lines.append(f"  epoch {r.epoch} (group {str(r.group_id)[:8]}…, tid {r.transition_id}): "
                          f"{r.frames} frames, {r.decrypted} decrypted, members {list(r.members)}, "
-                         f"{r.first_time:.3f} … {r.last_time:.3f}")
+                         f"{self._rel(r.first_time)} … {self._rel(r.last_time)}")
         members = sorted({int(x) for x in f["sender"].dropna()}) if len(f) else []
         lines.append(f"  members seen: {members}")
         fi = self.findings
@@ -182,6 +195,15 @@ class Capture:
         else:
             lines.append("  findings: none")
         return "\n".join(lines)
+
+    def _rel(self, t) -> str:
+        """A time cell as seconds since the first packet (``rel_time``), ``"?"`` if unknown."""
+        if t is None or t is pd.NaT or not isinstance(t, pd.Timestamp):
+            return "?"
+        t0 = self.t0
+        if t0 != t0:
+            return "?"
+        return f"{(t.value - int(t0)) / 1e9:.3f}s"
 
     def _repr_html_(self) -> str:
         import html
@@ -196,12 +218,14 @@ class Capture:
                 color = {"high": "#f8d7da", "medium": "#fff3cd"}.get(sev, "#e2e3e5")
                 return [f"background-color: {color}"] * len(row)
 
-            shown = fi.drop(columns=[c for c in ("xor",) if c in fi.columns]).head(50)
+            shown = fi.drop(columns=[c for c in ("xor", "time") if c in fi.columns]).head(50)
             try:
                 parts.append("<h4>Findings</h4>" + shown.style.apply(style, axis=1).to_html())
             except Exception:  # jinja2 missing: plain table
                 parts.append("<h4>Findings</h4>" + shown.to_html())
-        parts.append("<h4>Frames (head)</h4>" + self.frames.head(20).to_html())
+        head = self.frames.head(20)  # relative time, as Wireshark shows by default
+        parts.append("<h4>Frames (head)</h4>" + head.drop(columns=["time"], errors="ignore")
+                     .to_html())
         return "\n".join(parts)
 
     def to_parquet(self, directory) -> Dict[str, str]:
@@ -257,23 +281,32 @@ def _parquet_safe(df: pd.DataFrame) -> pd.DataFrame:
 
 def read_capture(path, keylog=None, *, ports=(GBP_PORT,), heuristic: bool = True,
                  decrypt: bool = True, summarize: bool = True,
-                 sframe_label: str = DEFAULT_LABEL, **pipeline_kw) -> Capture:
+                 sframe_label: str = DEFAULT_LABEL, progress: bool = True,
+                 **pipeline_kw) -> Capture:
     """Read a pcap/pcapng capture of GBP traffic into a :class:`Capture` (see module docstring).
 
     ``path`` may also be bytes or a binary file object. ``keylog``: KeyLog, key-log path or text.
     ``ports`` / ``heuristic`` select the GBP flows (:class:`~.records.RecordPipeline`).
     ``sframe_label``: the ``MLS-Exporter`` label of the SFrame base key (:mod:`.media`).
+    ``progress``: a tqdm bar (bytes) for files of :data:`~.progress.PROGRESS_MIN_BYTES` or more
+    (:class:`~.progress.ByteProgress`); ``False`` hides it.
     """
     state = ReadState()
     chunk = None
-    for chunk in read_chunks(path, keylog, state, ports=ports, heuristic=heuristic,
-                             decrypt=decrypt, summarize=summarize, chunksize=None, **pipeline_kw):
-        pass  # chunksize=None: one chunk, at the end
+    bar = ByteProgress(path, enabled=progress, min_bytes=PROGRESS_MIN_BYTES)
+    try:
+        for chunk in read_chunks(path, keylog, state, ports=ports, heuristic=heuristic,
+                                 decrypt=decrypt, summarize=summarize, chunksize=None,
+                                 on_raw=bar.on_raw, **pipeline_kw):
+            pass  # chunksize=None: one chunk, at the end
+    finally:
+        bar.close()
     assert chunk is not None
-    frames = frames_table(chunk.frame_cells, chunk.key_epochs)
+    t0 = state.stats.first_time if state.stats is not None else None
+    frames = frames_table(chunk.frame_cells, chunk.key_epochs, t0)
     media, media_errors = open_media(frames, chunk.plaintexts, state.keys if decrypt else None,
                                      sframe_label)
-    return Capture(frames, errors_table(chunk.error_rows + media_errors),
+    return Capture(frames, errors_table(chunk.error_rows + media_errors, t0),
                    chunk.plaintexts, state.keys, state.secrets, state.interfaces, state.stats,
                    str(path) if isinstance(path, (str, os.PathLike)) else None, chunk.payloads,
                    chunk.records, media)

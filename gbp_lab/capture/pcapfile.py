@@ -122,6 +122,19 @@ class Interface:
     name: Optional[str] = None
 
 
+NS_PER_SECOND = 1_000_000_000
+
+
+def time_ns(ticks: int, units: int) -> Union[int, float]:
+    """A packet timestamp (``ts_ticks`` of ``ts_units`` per second) as integer nanoseconds since
+    the epoch — exact for the decimal resolutions up to 10**-9 s (pcap µs/ns, pcapng
+    ``if_tsresol``), floored for finer or binary ones; NaN when the block has no timestamp
+    (``ticks`` < 0, a Simple Packet Block)."""
+    if ticks < 0:
+        return math.nan
+    return ticks * NS_PER_SECOND // units
+
+
 @dataclass(frozen=True, slots=True)
 class Packet:
     """One captured packet.

@@ -51,7 +51,7 @@ from gbp_lab.core.keylog import KeyLog
 from gbp_lab.core.payload_codec import cbor_values_matcher
 from gbp_lab.core.payload_codec import decode as pc_decode
 
-from .columns import BOOL, FLOAT, INT64, TEXT, UINT64, RowLayout, text_column
+from .columns import BOOL, FLOAT, INT64, TEXT, TIME, UINT64, RowLayout, text_column, with_rel_time
 from .pcapfile import DecryptionSecrets, Interface
 from .records import GBP_PORT, ITEM_FIELDS, PipelineStats, RecordPipeline, iter_item_batches
 
@@ -62,7 +62,7 @@ __all__ = ["FRAME_ROW", "FRAME_TABLE", "ERROR_ROW", "FRAME_COLUMNS", "ERROR_COLU
 #: what the read loop writes per frame row; the other ``frames`` columns (``stream_name``,
 #: ``sender``, ``codec``, ``protocol``) are derived in bulk by :func:`frames_table`
 FRAME_ROW = RowLayout([
-    ("time", FLOAT), ("src", TEXT), ("sport", INT64), ("dst", TEXT), ("dport", INT64),
+    ("time", TIME), ("src", TEXT), ("sport", INT64), ("dst", TEXT), ("dport", INT64),
     ("group_id", TEXT), ("epoch", UINT64), ("transition_id", INT64), ("stream_type", INT64),
     ("stream_id", INT64), ("flags", INT64), ("sequence_no", INT64), ("payload_size", INT64),
     ("pf", INT64), ("decrypted", BOOL), ("info", TEXT), ("error", TEXT), ("flow_id", INT64),
@@ -70,19 +70,20 @@ FRAME_ROW = RowLayout([
 #: the ``frames`` table: :data:`FRAME_ROW` without ``pf``, with the derived columns
 FRAME_TABLE = FRAME_ROW.derive(
     [("stream_name", TEXT), ("sender", INT64), ("codec", TEXT), ("protocol", TEXT),
-     ("key_epoch", UINT64)],
+     ("key_epoch", UINT64), ("rel_time", FLOAT)],
     ["time", "src", "sport", "dst", "dport", "group_id", "epoch", "transition_id",
      "stream_type", "stream_name", "stream_id", "sender", "flags", "sequence_no",
      "payload_size", "codec", "decrypted", "protocol", "info", "error", "key_epoch",
      # beyond the list in the brief: where the row came from
-     "flow_id", "transport", "offset", "packet"])
+     "flow_id", "transport", "offset", "packet", "rel_time"])
 #: the ``errors`` table; ``frame``: the ``frames`` row the defect belongs to (AEAD failures)
 ERROR_ROW = RowLayout([
-    ("time", FLOAT), ("src", TEXT), ("sport", INT64), ("dst", TEXT), ("dport", INT64),
+    ("time", TIME), ("src", TEXT), ("sport", INT64), ("dst", TEXT), ("dport", INT64),
     ("flow_id", INT64), ("transport", TEXT), ("offset", INT64), ("packet", INT64),
     ("kind", TEXT), ("vid", TEXT), ("error", TEXT), ("frame", INT64)])
 FRAME_COLUMNS: List[str] = list(FRAME_TABLE.names)
-ERROR_COLUMNS: List[str] = list(ERROR_ROW.names)
+#: the ``errors`` table's columns: :data:`ERROR_ROW`, then ``rel_time`` (as every table's last)
+ERROR_COLUMNS: List[str] = list(ERROR_ROW.names) + ["rel_time"]
 
 #: the item field order the read loop unpacks (:class:`~.records.RecordItem`)
 _ITEM_ORDER = ("time", "src", "sport", "dst", "dport", "flow_id", "transport", "offset", "data",
@@ -478,19 +479,23 @@ class _NoReader:
 _NO_READER = _NoReader()
 
 
-def errors_table(rows: List[tuple]) -> pd.DataFrame:
-    """The ``errors`` table from :data:`ERROR_ROW` row tuples."""
-    return ERROR_ROW.frame(rows)
+def errors_table(rows: List[tuple], t0=None) -> pd.DataFrame:
+    """The ``errors`` table from :data:`ERROR_ROW` row tuples; ``rel_time``: seconds since
+    ``t0`` (integer nanoseconds: the capture's first packet, :class:`~.records.PipelineStats`
+    ``first_time``; ``None``: the table's first time)."""
+    return with_rel_time(ERROR_ROW.frame(rows), t0)
 
 
-def frames_table(cells: List[Any], key_epochs: Optional[Dict[int, int]] = None) -> pd.DataFrame:
+def frames_table(cells: List[Any], key_epochs: Optional[Dict[int, int]] = None,
+                 t0=None) -> pd.DataFrame:
     """The ``frames`` table from the read loop's flat cell list (:data:`FRAME_ROW` rows one
     after the other): one ``fromiter`` makes the 2-D object array; the columns that follow from a
     row's stream type, stream id and payload format are computed per column, not per row
     (``sender`` = stream id // 100 as ``sender_of``; MLS rows, without a stream type, get
     ``protocol`` "MLS" and missing values). ``key_epoch``: the epoch whose key opened the frame —
     its own epoch when decrypted, or the earlier one of ``key_epochs`` (row → epoch, a stale
-    key: :func:`_open_slow`)."""
+    key: :func:`_open_slow`). ``time``: ``datetime64[ns, UTC]``; ``rel_time``: seconds since
+    ``t0`` as in :func:`errors_table`."""
     cols = FRAME_ROW.columns_of_cells(cells)
     st, pf = cols["stream_type"], cols.pop("pf")
     framed = ~st.isna()
@@ -506,4 +511,5 @@ def frames_table(cells: List[Any], key_epochs: Optional[Dict[int, int]] = None) 
     for row, e in (key_epochs or {}).items():
         ke[row] = e
     cols["key_epoch"] = ke
-    return pd.DataFrame(cols, columns=FRAME_COLUMNS)
+    return with_rel_time(pd.DataFrame(cols, columns=[c for c in FRAME_COLUMNS if c != "rel_time"]),
+                         t0)

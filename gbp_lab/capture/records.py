@@ -39,7 +39,7 @@ from gbp_lab.core.gbp.framing import (MAX_RECORD, RecordReader, find_resync_poin
 from .defrag import IpDefragmenter, PendingDatagram
 from .packets import (TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, decode_packet, eth_ipv4_tcp,
                       flow_key_parts, link_supported)
-from .pcapfile import CaptureReader, Packet
+from .pcapfile import NS_PER_SECOND, CaptureReader, Packet, time_ns
 from .reassembly import StreamData, StreamEnd, StreamGap, StreamStart, TcpReassembler
 
 __all__ = [
@@ -62,7 +62,8 @@ _SYN_FIN_RST = TCP_SYN | TCP_FIN | TCP_RST
 
 @dataclass(frozen=True, slots=True)
 class RecordItem:
-    """One record (``data`` set) or one defect (``error`` + ``vid`` set)."""
+    """One record (``data`` set) or one defect (``error`` + ``vid`` set). ``time``: the packet's
+    integer nanoseconds since the epoch (:func:`~.pcapfile.time_ns`; NaN: no timestamp)."""
 
     time: float
     src: Optional[str]
@@ -103,6 +104,8 @@ class PipelineStats:
     fragments: int = 0
     lost_fragment_datagrams: int = 0  #: incomplete datagrams not known to be GBP
     unknown_linktype_packets: int = 0
+    #: the first timestamped packet's time, integer nanoseconds (NaN: none yet) — ``rel_time`` 0
+    first_time: float = math.nan
 
 
 # ------------------------------------------------------------------------------------------------
@@ -188,7 +191,12 @@ class RecordPipeline:
         out: list = []
         st = self.stats
         st.packets += 1
-        if not math.isnan(pkt.time):
+        if pkt.time == pkt.time:  # pipeline times: integer nanoseconds (NaN: none)
+            pkt = Packet(pkt.index, pkt.interface, pkt.linktype,
+                         time_ns(pkt.ts_ticks, pkt.ts_units), pkt.ts_ticks, pkt.ts_units,
+                         pkt.origlen, pkt.data)
+            if self._last_time != self._last_time:
+                st.first_time = pkt.time
             self._last_time = pkt.time
         self._last_index = pkt.index
         if st.packets % self.SWEEP_EVERY == 0:
@@ -207,10 +215,13 @@ class RecordPipeline:
         (:meth:`.reassembly.TcpReassembler.in_order`). Everything else takes the general path
         (:func:`.packets.decode_packet`, :meth:`_packet`), which gives the same result for the
         common case too."""
-        index, _iface, linktype, time, _ticks, _units, _orig, data = t
+        index, _iface, linktype, time, ticks, units, _orig, data = t
         st = self.stats
         st.packets += 1
-        if time == time:  # not NaN
+        if time == time:  # not NaN; pipeline times are integer nanoseconds (time_ns)
+            time = ticks * 1_000_000_000 // units
+            if self._last_time != self._last_time:
+                st.first_time = time
             self._last_time = time
         self._last_index = index
         if st.packets % self.SWEEP_EVERY == 0:
@@ -257,7 +268,7 @@ class RecordPipeline:
                         if oreasm.ended is not None and reasm.ended is not None:
                             self._mark_closed(f)
                     return
-        self._packet(Packet(*t), out)
+        self._packet(Packet(index, _iface, linktype, time, ticks, units, _orig, data), out)
 
     def _open_dir(self, ck: bytes):
         """``(flow, direction)`` for the hot path if the packet's flow is an open GBP flow whose
@@ -318,7 +329,7 @@ class RecordPipeline:
         now = self._last_time
         if now != now:
             return
-        limit = now - self.forget_after
+        limit = now - self.forget_after * NS_PER_SECOND
         stale = [k for k, f in self._flows.items()
                  if (f.closed or f.gbp is False) and f.last_time < limit]
         for k in stale:

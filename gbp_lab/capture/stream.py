@@ -17,20 +17,10 @@ from typing import Iterator, Optional, Sequence
 
 import pandas as pd
 
+from .progress import ByteProgress
 from .readpath import ReadState, errors_table, frames_table, read_chunks
 
 __all__ = ["iter_capture", "read_captures"]
-
-
-def _size_of(path) -> Optional[int]:
-    if isinstance(path, (str, os.PathLike)):
-        try:
-            return os.path.getsize(path)
-        except OSError:
-            return None
-    if isinstance(path, (bytes, bytearray, memoryview)):
-        return len(path)
-    return None
 
 
 def iter_capture(path, keylog=None, chunksize: int = 100_000, *, progress: bool = True,
@@ -45,42 +35,28 @@ def iter_capture(path, keylog=None, chunksize: int = 100_000, *, progress: bool 
         from gbp_lab.core.errors import UsageError
 
         raise UsageError("chunksize must be >= 1", vid="CAP-CHUNKSIZE")
-    total = _size_of(path)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total, unit="B", unit_scale=True, desc="capture", leave=False)
+    progress_bar = ByteProgress(path, enabled=progress)
     state = ReadState()
-    # pcap record header 16 bytes; pcapng EPB overhead 32 bytes + padding: close enough for a bar
-    overhead = 16
-    seen = [0, 0]
-
-    def on_raw(t: tuple) -> None:  # a packet tuple (CaptureReader.iter_tuples): data last
-        seen[0] += len(t[7]) + overhead
-        if bar is not None and seen[0] - seen[1] >= 1 << 20:
-            bar.update(seen[0] - seen[1])
-            seen[1] = seen[0]
 
     start = 0
     try:
-        for chunk in read_chunks(path, keylog, state, chunksize=chunksize, on_raw=on_raw,
+        for chunk in read_chunks(path, keylog, state, chunksize=chunksize,
+                                 on_raw=progress_bar.on_raw,
                                  **read_kw):
             # only the rows are kept: the chunk's plaintexts / payloads / record bytes go
             # with it (bounded memory)
             if errors is not None and chunk.error_rows:
-                errors.append(errors_table(chunk.error_rows))
+                errors.append(errors_table(chunk.error_rows, state.stats.first_time
+                                           if state.stats is not None else None))
             if not chunk.frame_cells:
                 continue
-            df = frames_table(chunk.frame_cells, chunk.key_epochs)
+            df = frames_table(chunk.frame_cells, chunk.key_epochs,
+                              state.stats.first_time if state.stats is not None else None)
             df.index = pd.RangeIndex(start, start + len(df))
             start += len(df)
             yield df
     finally:
-        if bar is not None:
-            if total is not None:
-                bar.update(max(0, total - bar.n))
-            bar.close()
+        progress_bar.close()
 
 
 def _read_one(path, keylog=None, **read_kw) -> pd.DataFrame:

@@ -47,7 +47,7 @@ from gbp_lab.core.gsp.args import parse_args
 from gbp_lab.core.gsp.signal import GspSignal, SignalType
 from gbp_lab.core.gtp.client import GtpClient
 from gbp_lab.core.gtp.message import GtpMessage
-from .columns import frame_of_rows
+from .columns import frame_of_rows, time_cells
 from .media import open_media
 from .readpath import payload_fields  # the read path's CBOR fast path + strict fallback
 
@@ -80,7 +80,7 @@ _INT = {"frame": "Int64", "sender": "Int64", "sender_id": "Int64", "message_id":
         "role_claim": "Int64", "opcode": "Int64", "transition_id": "Int64", "args_len": "Int64",
         "mls_epoch": "UInt64", "commit_sender_leaf": "Int64", "frames": "Int64",
         "decrypted": "Int64", "opus_len": "Int64", "key_epoch": "UInt64"}
-_FLOAT = {"time", "first_time", "last_time"}
+_FLOAT: set = set()  # times: columns.TIME_COLUMNS (datetime64[ns, UTC])
 _BOOL = {"control": {"decrypted"}}
 
 _CODEC_BY_NAME = {c.name: int(c) for c in PayloadCodec}
@@ -103,7 +103,7 @@ def _rows_of(frames: pd.DataFrame, plaintexts: Sequence[Optional[bytes]], stream
     if not idx:
         return []
     sub = frames.iloc[idx]
-    times = sub["time"].tolist()
+    times = time_cells(sub["time"])
     senders = sub["sender"].tolist()
     epochs = sub["epoch"].tolist()
     codecs = sub["codec"].tolist()
@@ -358,7 +358,7 @@ def build_epochs(frames: pd.DataFrame) -> pd.DataFrame:
     gids = frames["group_id"].tolist()
     eps = frames["epoch"].tolist()
     tids = frames["transition_id"].tolist()
-    times = frames["time"].tolist()
+    times = time_cells(frames["time"])
     snds = frames["sender"].tolist()
     dec = frames["decrypted"].tolist()
     acc: Dict[tuple, list] = {}

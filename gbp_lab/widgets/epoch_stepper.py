@@ -21,6 +21,8 @@ from gbp_lab.core.gbp.control import decode_control
 from gbp_lab.core.gbp.registry import ControlOpcode, StreamType
 from gbp_lab.core.mls.schedule import EpochSecrets
 
+from gbp_lab.capture.columns import rel_time_of
+
 from . import render
 from .base import Observable, WidgetError
 from .field_tree import mls_summary
@@ -51,7 +53,7 @@ class EpochKey(NamedTuple):
 
 
 #: columns of the traffic table (a subset of the capture's ``frames`` columns)
-TRAFFIC_COLUMNS = ["time", "src", "dst", "epoch", "transition_id", "stream_name", "sender",
+TRAFFIC_COLUMNS = ["time", "rel_time", "src", "dst", "epoch", "transition_id", "stream_name", "sender",
                    "sequence_no", "protocol", "info", "decrypted", "error"]
 
 _DERIVATIONS = {f.name: f.metadata["derivation"] for f in dc_fields(EpochSecrets)
@@ -433,6 +435,7 @@ def _control_rows(cap: Any) -> List[Dict[str, Any]]:
     except (AttributeError, GbpLabError):
         pass  # an older Capture without derived tables
     m = f["stream_type"].eq(int(StreamType.CONTROL)).fillna(False).astype(bool) & f["decrypted"]
+    rel = rel_time_of(f)  # seconds since the first packet
     for pos in m.to_numpy().nonzero()[0]:
         pt = cap.plaintexts[pos]
         if pt is None:
@@ -442,7 +445,7 @@ def _control_rows(cap: Any) -> List[Dict[str, Any]]:
         except GbpLabError:
             continue
         row = f.iloc[pos]
-        out.append({"time": float(row["time"]), "group_id": row["group_id"],
+        out.append({"time": float(rel[pos]), "group_id": row["group_id"],
                     "epoch": int(row["epoch"]), "opcode": c.opcode, "tid": c.transition_id,
                     "sender": c.sender_id, "args": c.args, "row": int(pos),
                     **extra.get(int(pos), {})})

@@ -6,6 +6,8 @@ from typing import Any, Dict, Iterable, List, NamedTuple, Optional
 
 import pandas as pd
 
+from gbp_lab.capture.columns import rel_time_of
+
 from . import render
 from .base import Observable
 
@@ -72,7 +74,7 @@ class FlowLadder(Observable):
         self.lanes: List[Lane] = [named[i] for i in order]
         self.arrows: List[Arrow] = []
         for label, src, sp, dst, dp, t, info, ep, proto in zip(
-                f.index, f["src"], f["sport"], f["dst"], f["dport"], f["time"], f["info"],
+                f.index, f["src"], f["sport"], f["dst"], f["dport"], rel_time_of(f), f["info"],
                 f["epoch"], f["protocol"]):
             self.arrows.append(Arrow(float(t), remap[index[_ep(src, sp)]], remap[index[_ep(dst, dp)]],
                                      str(info), None if pd.isna(ep) else int(ep), int(label), str(proto)))

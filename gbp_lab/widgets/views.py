@@ -12,6 +12,8 @@ from typing import Any
 
 import ipywidgets as W
 
+from gbp_lab.capture.columns import rel_time_of
+
 from . import render
 from .base import WidgetError
 from .epoch_stepper import EpochStepper
@@ -115,7 +117,8 @@ class FrameInspectorView(W.VBox):
         all_rows = self.model.rows
         rows = all_rows.head(self.max_list)  # a Select with 10^5 options would choke the browser
         opts = [(f"{lab:>5} {t:.6f} {p} {info}", int(lab))
-                for lab, t, p, info in zip(rows.index, rows["time"], rows["protocol"], rows["info"])]
+                for lab, t, p, info in zip(rows.index, rel_time_of(rows), rows["protocol"],
+                                            rows["info"])]
         self._busy = True
         try:
             self.frame_list.options = opts

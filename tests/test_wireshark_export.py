@@ -32,6 +32,8 @@ FIELDS = ["frame.time_epoch", "exported_pdu.orig_fno", "exported_pdu.src_port",
 def _ns(t) -> int:
     if isinstance(t, pd.Timestamp):
         return int(t.value)
+    if isinstance(t, Decimal):  # tshark's frame.time_epoch: exact to the nanosecond
+        return int(t * 10 ** 9)
     return int(Decimal(repr(float(t))) * 10 ** 9)
 
 

@@ -364,6 +364,7 @@ class QuicRelayClient(RelayClient):
         self.sock.setblocking(False)
         self.closed = False
         self.connected = False
+        self.alpn: Optional[str] = None
         self.quic = QuicConnection(configuration=client_configuration(
             ca_cert, server_name=server_name, secrets_log=secrets_log))
         self.quic.connect(self.addr, now=time.monotonic())
@@ -398,6 +399,7 @@ class QuicRelayClient(RelayClient):
         while ev is not None:
             if isinstance(ev, qev.HandshakeCompleted):
                 self.connected = True
+                self.alpn = ev.alpn_protocol  # None: the reference negotiates no ALPN
             elif isinstance(ev, qev.StreamDataReceived) and ev.stream_id == self.stream_id:
                 if ev.data and not self.eof:
                     self._ingest(ev.data)

@@ -40,12 +40,13 @@ def tls_lines(text: str):
     return [TLS_LINE.match(ln) for ln in text.splitlines() if ln.split(" ")[0] in TLS_LABELS]
 
 
-@pytest.mark.parametrize("script", ["demo", "classroom"])
-def test_script_over_quic_has_the_tcp_outcome(script, tmp_path):
+@pytest.mark.parametrize("script,layout", [("demo", "reference"), ("classroom", "reference"),
+                                           ("demo", "spec")])
+def test_script_over_quic_has_the_tcp_outcome(script, layout, tmp_path):
     """Same seed, TCP then QUIC: every member received the same messages, is at the same epoch
     with the same exporter; the captures decode to the same frames; keys.log adds 4 TLS secrets
     per QUIC connection (one client random each) to the very same MLS lines."""
-    runs = {tr: Simulator(script, 3, transport=tr).run() for tr in ("tcp", "quic")}
+    runs = {tr: Simulator(script, 3, transport=tr, quic_layout=layout).run() for tr in ("tcp", "quic")}
     tcp, quic = runs["tcp"], runs["quic"]
     assert not tcp.errors and not quic.errors
     assert tcp.frames_sent == quic.frames_sent > 10
@@ -192,3 +193,36 @@ def test_cli_relay_and_simulate_over_quic(tmp_path):
     cap = read_capture(out / "capture.pcap", keylog=out / "keys.log")
     gbp = cap.frames[cap.frames["protocol"] != "MLS"]
     assert len(gbp) > 10 and bool(gbp["decrypted"].all()) and len(cap.errors) == 0
+
+
+@pytest.mark.interop
+def test_spec_layout_one_stream_per_class():
+    """``layout="spec"`` (gbp_rfc.md §3): the wheel's frames of the four classes go on streams
+    0/4/8/12; the relay answers on the member's stream of that class, or its own 4·type+1; a
+    record on another class's stream or an unknown stream drops that member."""
+    with refpeer.two_member_group() as grp, quic_relay(layout="spec") as relay:
+        rfs = refpeer.reference_frames(grp)
+        with QuicRelayClient("127.0.0.1", relay.port, layout="spec") as a, \
+                QuicRelayClient("127.0.0.1", relay.port, layout="spec") as b:
+            b.send(MLS_BLOB)  # b opens its control stream only
+            for rf in rfs:
+                a.queue(rf.wire)
+            assert pump([a, b], lambda: len(b.inbox) == len(rfs), 20)
+            got = [d.data for d in b.inbox]  # streams are independent: order kept per class
+            assert sorted(got) == sorted(rf.wire for rf in rfs)
+            for st in range(4):
+                assert [w for w in got if w in {rf.wire for rf in rfs if rf.stream_type == st}] == \
+                    [rf.wire for rf in rfs if rf.stream_type == st]
+            assert {rf.stream_type for rf in rfs} == {0, 1, 2, 3}
+            assert a.used == {0, 4, 8, 12} and set(b.readers) == {0, 5, 9, 13}
+            assert a.recv(5).data == MLS_BLOB
+            bad = [QuicRelayClient("127.0.0.1", relay.port, layout="spec") for _ in range(2)]
+            text = next(rf.wire for rf in rfs if rf.stream_type == 2)
+            bad[0].send_raw(encode_record(text))  # a text frame on the control stream
+            bad[1].quic.send_stream_data(16, encode_record(MLS_BLOB))
+            bad[1].transmit()
+            drops = relay.wait_for(lambda e: e.kind == "drop", count=2)
+            assert [e.vid for e in drops] == ["DS-QUIC-STREAM"] * 2
+            for c in bad:
+                c.close()
+        assert relay.stats["drops"] == 2

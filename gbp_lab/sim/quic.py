@@ -27,6 +27,15 @@ to a key-log file through :meth:`~gbp_lab.core.keylog.KeyLog.append_to` (owner-o
 MLS lines of the same run go to the same file), so one ``keys.log`` serves both layers and
 Wireshark's ``tls.keylog_file`` reads it as it is.
 
+Layouts. ``layout="reference"`` (the default) is the above. ``layout="spec"`` follows the spec
+instead (gbp_rfc.md §3: stream 0 is GBP-Control, one stream per stream class): a member sends each
+record on the client-initiated bidirectional stream ``4 · StreamType`` (0 control, 4 audio,
+8 text, 12 signal; MLS structures and DS messages are control), and the relay answers on that
+stream when the member opened it, else on its own stream ``4 · StreamType + 1``. Records stay
+``u32 LE length ‖ bytes``, split per stream; a record on another class's stream, or data on any
+other stream, drops the member (``DS-QUIC-STREAM``). Both sides must use the same layout (there
+is no ALPN to negotiate it).
+
 Limits (this first part): aioquic buffers what is written to a stream without back-pressure, so
 the relay's slow-reader limit (``max_queue``) applies only before a member's stream is open.
 """
@@ -40,7 +49,7 @@ import socket
 import threading
 import time
 from collections import deque
-from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Union
 
 from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.asyncio.server import QuicServer
@@ -53,20 +62,66 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from gbp_lab.core.errors import UsageError
+from gbp_lab.core.errors import GbpLabError, OversizeError, UsageError
+from gbp_lab.core.gbp.classify import RecordKind, classify_record
 from gbp_lab.core.gbp.framing import MAX_RECORD, RecordReader, encode_record
 from gbp_lab.core.keylog import KeyLog
 
 from .client import RelayClient, RelayClosedError, RelayTimeout
 from .relay import DEFAULT_PORT, Relay
 
-__all__ = ["QUIC_VERSION", "make_certificate", "server_configuration", "client_configuration",
+__all__ = ["QUIC_VERSION", "LAYOUTS", "spec_stream_type", "spec_stream_id", "make_certificate", "server_configuration", "client_configuration",
            "TlsSecretsLog", "QuicRelay", "QuicRelayClient", "pump"]
 
 #: QUIC v1 only, as quinn 0.11 speaks it by default (RFC 9000 §15)
 QUIC_VERSION = QuicProtocolVersion.VERSION_1
 
 Certificate = Tuple[x509.Certificate, ec.EllipticCurvePrivateKey]
+
+#: ``reference``: one bidirectional stream per member; ``spec``: one per stream class
+LAYOUTS = ("reference", "spec")
+
+
+def check_layout(name: str) -> str:
+    if name not in LAYOUTS:
+        raise UsageError(f"QUIC layout is 'reference' or 'spec', not {name!r}", vid="DS-QUIC-LAYOUT")
+    return name
+
+
+def spec_stream_type(record: bytes) -> int:
+    """The stream class a record travels on in the spec layout (gbp_rfc.md §3, §5): a GBP
+    frame's StreamType 0..3 (by the core's classifier), else 0 — MLS structures, DS messages
+    and frames of unknown types belong to GBP-Control."""
+    rc = classify_record(record)
+    if rc.kind is RecordKind.GBP_FRAME and 0 <= rc.value.stream_type <= 3:
+        return int(rc.value.stream_type)
+    return 0
+
+
+def spec_stream_id(stream_type: int, *, by_client: bool = True) -> int:
+    """QUIC stream of a stream class in the spec layout: the member's bidirectional stream
+    ``4 · type`` (RFC 9000 §2.1: client-initiated, so stream 0 is control), or the relay's own
+    ``4 · type + 1``."""
+    return 4 * stream_type + (0 if by_client else 1)
+
+
+def _send_on(quic: QuicConnection, used: Set[int], stream_id: int, data: bytes) -> None:
+    """Send on one of our streams of the layout, opening the lower ones of its kind first:
+    aioquic takes a skipped stream id as opened and discarded (RFC 9000 §2.1 opens them
+    implicitly)."""
+    for lower in range(stream_id % 4, stream_id, 4):
+        if lower not in used and (lower % 2 == 0) == (stream_id % 2 == 0):
+            quic.send_stream_data(lower, b"")
+            used.add(lower)
+    quic.send_stream_data(stream_id, data)
+    used.add(stream_id)
+
+
+def _records(data: bytes) -> Iterator[bytes]:
+    """Whole records of *data* (bytes we framed ourselves, so never partial)."""
+    for item in RecordReader(max_record=1 << 31).feed(data):
+        if isinstance(item, bytes):
+            yield item
 
 
 def make_certificate(names: Sequence[str] = ("localhost", "127.0.0.1", "::1"),
@@ -201,6 +256,9 @@ class _MemberConnection(QuicConnectionProtocol):
                  **_kw: Any) -> None:
         super().__init__(quic)
         self.relay = relay
+        self.spec = relay.layout == "spec"
+        self.readers: Dict[int, RecordReader] = {}  # spec layout: one per member stream
+        self.used: Set[int] = set()  # streams we wrote on (FIN at the end)
         self.sockname = sockname
         self.shim = _StreamTransport(self)
         self.member = relay.connection_protocol()
@@ -214,14 +272,28 @@ class _MemberConnection(QuicConnectionProtocol):
         return (str(addr[0]), int(addr[1])) if addr else ("?", 0)
 
     def send(self, stream_id: int, data: bytes) -> None:
-        self._quic.send_stream_data(stream_id, data)
+        if self.spec:  # each record on its class's stream
+            for rec in _records(data):
+                st = spec_stream_type(rec)
+                if spec_stream_id(st) in self.readers:
+                    self._quic.send_stream_data(spec_stream_id(st), encode_record(rec))
+                    self.used.add(spec_stream_id(st))
+                else:
+                    _send_on(self._quic, self.used, spec_stream_id(st, by_client=False),
+                             encode_record(rec))
+        else:
+            self._quic.send_stream_data(stream_id, data)
+            self.used.add(stream_id)
         self.transmit()
 
     def _open(self) -> None:
         if not self.opened:
             self.opened = True
             self.member.connection_made(self.shim)
-            self.member.pause_writing()  # until the member opens its stream
+            if self.spec:
+                self.shim.stream_id = 0  # the relay can open its own streams at once
+            else:
+                self.member.pause_writing()  # until the member opens its stream
 
     def quic_event_received(self, event: qev.QuicEvent) -> None:
         if isinstance(event, qev.HandshakeCompleted):
@@ -245,6 +317,9 @@ class _MemberConnection(QuicConnectionProtocol):
         self._open()
         if self.ended:
             return
+        if self.spec:
+            self._spec_data(ev)
+            return
         sid = self.shim.stream_id
         if sid is None and ev.stream_id % 4 == 0:  # client-initiated bidirectional (RFC 9000 §2.1)
             self.shim.stream_id = ev.stream_id
@@ -260,19 +335,45 @@ class _MemberConnection(QuicConnectionProtocol):
             self.member.eof_received()
             self.finish(abort=False)
 
+    def _spec_data(self, ev: qev.StreamDataReceived) -> None:
+        sid = ev.stream_id
+        if sid % 4 or sid > spec_stream_id(3):
+            self.relay.drop(self.member, f"data on QUIC stream {sid}: the spec layout has the "
+                                         "member streams 0, 4, 8, 12", "DS-QUIC-STREAM")
+            return
+        reader = self.readers.setdefault(sid, RecordReader(max_record=self.relay.max_record))
+        for item in reader.feed(ev.data):
+            if isinstance(item, OversizeError):
+                self.relay.drop(self.member, item.message, item.vid)
+                return
+            if not isinstance(item, bytes):
+                continue
+            st = spec_stream_type(item)
+            if spec_stream_id(st) != sid:
+                self.relay.drop(self.member, f"a record of stream class {st} on QUIC stream "
+                                             f"{sid}", "DS-QUIC-STREAM")
+                return
+            self.member.data_received(encode_record(item))
+            if self.ended:
+                return
+        if ev.end_stream:
+            self.member.eof_received()
+            self.finish(abort=False)
+
     def finish(self, *, abort: bool) -> None:
         """Close the member's stream (FIN) and the connection; an *abort* closes with
         INTERNAL_ERROR instead. The relay learns it at once (``connection_lost``)."""
         if self.ended:
             return
         self.ended = self.shim.closed = True
-        sid = self.shim.stream_id
-        if not abort and sid is not None:
-            try:
-                self._quic.send_stream_data(sid, b"", end_stream=True)
-                self.transmit()  # before CONNECTION_CLOSE, which is all a closing one sends
-            except Exception:  # noqa: BLE001 - the stream's send side is already finished
-                pass
+        if not abort:
+            ours = self.used | ({self.shim.stream_id} if self.shim.stream_id is not None else set())
+            for sid in sorted(ours):
+                try:
+                    self._quic.send_stream_data(sid, b"", end_stream=True)
+                except Exception:  # noqa: BLE001 - the stream's send side is already finished
+                    pass
+            self.transmit()  # before CONNECTION_CLOSE, which is all a closing one sends
         self.close(error_code=QuicErrorCode.INTERNAL_ERROR if abort else QuicErrorCode.NO_ERROR,
                    reason_phrase="aborted by the relay" if abort else "")
         self._loop.call_soon(self._lost, ConnectionAbortedError("aborted") if abort else None)
@@ -304,14 +405,16 @@ class QuicRelay(Relay):
 
     ``certificate``: ``(x509 certificate, private key)``; default a fresh self-signed one
     (:func:`make_certificate`), see :attr:`certificate_pem`. ``secrets_log``: where the TLS
-    secrets go (a file-like, e.g. :class:`TlsSecretsLog`). Run it with
+    secrets go (a file-like, e.g. :class:`TlsSecretsLog`). ``layout``: ``reference`` or
+    ``spec`` (module docstring). Run it with
     ``RelayThread(host, port, relay_class=QuicRelay)``.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = DEFAULT_PORT, *,
                  certificate: Optional[Certificate] = None, secrets_log: Any = None,
-                 **kw: Any) -> None:
+                 layout: str = "reference", **kw: Any) -> None:
         super().__init__(host, port, **kw)
+        self.layout = check_layout(layout)
         self.certificate: Certificate = certificate or make_certificate()
         self.secrets_log = secrets_log
 
@@ -347,7 +450,8 @@ class QuicRelayClient(RelayClient):
 
     def __init__(self, host: str = "127.0.0.1", port: int = DEFAULT_PORT, *, timeout: float = 10.0,
                  max_record: int = MAX_RECORD, ca_cert: Union[x509.Certificate, bytes, None] = None,
-                 server_name: str = "localhost", secrets_log: Any = None) -> None:
+                 server_name: str = "localhost", secrets_log: Any = None,
+                 layout: str = "reference") -> None:
         # RelayClient's state, without its TCP socket
         self.timeout = timeout
         self.reader = RecordReader(max_record=max_record)
@@ -357,6 +461,9 @@ class QuicRelayClient(RelayClient):
         self.eof = False
         self.error = None
         self.stamped = False
+        self.layout = check_layout(layout)
+        self.readers: Dict[int, RecordReader] = {}  # spec layout: one per stream
+        self.used: Set[int] = set()  # streams we wrote on
         family, _t, _p, _c, addr = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
         self.addr = (str(addr[0]), int(addr[1]))
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -400,6 +507,8 @@ class QuicRelayClient(RelayClient):
             if isinstance(ev, qev.HandshakeCompleted):
                 self.connected = True
                 self.alpn = ev.alpn_protocol  # None: the reference negotiates no ALPN
+            elif isinstance(ev, qev.StreamDataReceived) and self.layout == "spec":
+                self._spec_data(ev)
             elif isinstance(ev, qev.StreamDataReceived) and ev.stream_id == self.stream_id:
                 if ev.data and not self.eof:
                     self._ingest(ev.data)
@@ -411,6 +520,29 @@ class QuicRelayClient(RelayClient):
                         f"QUIC error 0x{ev.error_code:x} {ev.reason_phrase}".rstrip())
                 self._ingest(b"")
             ev = self.quic.next_event()
+
+    def _spec_data(self, ev: qev.StreamDataReceived) -> None:
+        if self.eof or ev.stream_id % 4 > 1 or ev.stream_id > spec_stream_id(3, by_client=False):
+            return  # not a stream of the layout: ignored
+        reader = self.readers.setdefault(ev.stream_id, RecordReader(max_record=self.reader.max_record))
+        for item in reader.feed(ev.data):
+            if isinstance(item, GbpLabError):
+                self.error = item
+            elif isinstance(item, bytes):
+                self._ingest(encode_record(item))  # whole records, through the one inbox path
+        if ev.end_stream and not self.eof:
+            self._ingest(b"")
+
+    def _write(self, data: bytes) -> None:
+        """Framed *data* onto the stream(s) of the layout."""
+        if self.layout == "spec":
+            for rec in _records(data):
+                _send_on(self.quic, self.used, spec_stream_id(spec_stream_type(rec)),
+                         encode_record(rec))
+        else:
+            self.quic.send_stream_data(self.stream_id, data)
+            self.used.add(self.stream_id)
+        self.transmit()
 
     def on_readable(self) -> None:
         """Read every waiting datagram into the QUIC connection, then react."""
@@ -443,9 +575,9 @@ class QuicRelayClient(RelayClient):
     def flush(self) -> None:
         """Hand the :meth:`queue`-d records to the stream."""
         if self.outbuf and not self.closed:
-            self.quic.send_stream_data(self.stream_id, bytes(self.outbuf))
+            data = bytes(self.outbuf)
             self.outbuf.clear()
-            self.transmit()
+            self._write(data)
 
     def wait(self, timeout: float) -> bool:
         """Wait at most *timeout* seconds for a datagram or a timer; True if one came."""
@@ -466,17 +598,20 @@ class QuicRelayClient(RelayClient):
         return int(self.sock.getsockname()[1])
 
     def send_raw(self, data: bytes) -> None:
-        """Write bytes on the member's stream as they are (no framing)."""
+        """Write bytes on the member's (control) stream as they are (no framing)."""
         if self.closed:
             raise RelayClosedError("the QUIC connection is closed", vid="DS-CLOSED")
         self.quic.send_stream_data(self.stream_id, bytes(data))
+        self.used.add(self.stream_id)
         self.transmit()
 
     def send(self, record: bytes) -> None:
-        self.send_raw(encode_record(record))
+        self.send_many([record])
 
     def send_many(self, records) -> None:
-        self.send_raw(b"".join(encode_record(r) for r in records))
+        if self.closed:
+            raise RelayClosedError("the QUIC connection is closed", vid="DS-CLOSED")
+        self._write(b"".join(encode_record(r) for r in records))
 
     def _read_once(self, timeout: Optional[float]) -> bool:
         self.flush()
@@ -492,11 +627,12 @@ class QuicRelayClient(RelayClient):
         """Finish the stream (FIN), close the connection (NO_ERROR) and the socket."""
         if self.closed:
             return
-        try:
-            self.quic.send_stream_data(self.stream_id, b"", end_stream=True)
-        except Exception:  # noqa: BLE001 - already finished by us
-            pass
-        self.transmit()  # the FIN first: a closing connection sends only CONNECTION_CLOSE
+        for sid in sorted(self.used | {self.stream_id}):
+            try:
+                self.quic.send_stream_data(sid, b"", end_stream=True)
+            except Exception:  # noqa: BLE001 - already finished by us
+                pass
+        self.transmit()  # the FINs first: a closing connection sends only CONNECTION_CLOSE
         self.quic.close()
         self.transmit()
         self.closed = True
@@ -545,4 +681,4 @@ def check_transport(name: str) -> str:
     return name
 
 
-__all__ += ["check_transport"]
+__all__ += ["check_transport", "check_layout"]

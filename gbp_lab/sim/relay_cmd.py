@@ -2,6 +2,7 @@
 
     gbp-lab relay [--host 127.0.0.1] [--port 7878] [--max-queue N] [--idle-timeout S]
                   [--trace] [--pcap FILE] [--transport tcp|quic] [--keylog FILE]
+                  [--quic-layout reference|spec]
 
 ``--transport quic`` serves members over QUIC the reference's way (:mod:`gbp_lab.sim.quic`: UDP
 port, v1, no ALPN, a self-signed certificate made at start, one stream per member); ``--keylog``
@@ -38,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="tcp (default) or quic (UDP port, reference QUIC layout)")
     parser.add_argument("--keylog", metavar="FILE",
                         help="quic: append the TLS secrets to FILE (SSLKEYLOGFILE format)")
+    parser.add_argument("--quic-layout", choices=("reference", "spec"), default="reference",
+                        help="quic: one stream per member (reference, default) or per stream class")
     parser.add_argument("--duration", type=float, default=None, help=argparse.SUPPRESS)
 
 
@@ -56,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     kw: Dict[str, Any] = {}
     if args.transport == "quic":
         from .quic import QuicRelay, TlsSecretsLog
-        kw = {"relay_class": QuicRelay,
+        kw = {"relay_class": QuicRelay, "layout": args.quic_layout,
               "secrets_log": TlsSecretsLog(args.keylog) if args.keylog else None}
     elif args.keylog:
         print("gbp-lab relay: --keylog is for --transport quic", file=sys.stderr)

@@ -60,7 +60,7 @@ from gbp_lab.core.mls.context import MlsContext
 from .client import RelayClient, pump
 from .clock import EPOCH_BASE, DeterministicRng, VirtualClock
 from .members import Received, RefMember, SimMember, SimulationError
-from .quic import QuicRelay, QuicRelayClient, TlsSecretsLog, check_transport
+from .quic import QuicRelay, QuicRelayClient, TlsSecretsLog, check_layout, check_transport
 from .quic import pump as quic_pump
 from .relay import RelayThread
 from .script import (Advance, Audio, Create, Disconnect, FailCoordinator, Join, Leave, Reconnect,
@@ -174,10 +174,11 @@ class Simulator:
 
     def __init__(self, script, seed: int = 0, *, host: str = "127.0.0.1",
                  wall_clock: Callable[[], float] = time.time, keylog_path=None,
-                 pace: float = 0.0, transport: str = "tcp") -> None:
+                 pace: float = 0.0, transport: str = "tcp", quic_layout: str = "reference") -> None:
         #: ``transport``: ``tcp``, or ``quic`` (:mod:`gbp_lab.sim.quic`: one QUIC connection and
         #: stream per member; the members' TLS secrets join the key log, SSLKEYLOGFILE lines)
         self.transport = check_transport(transport)
+        self.quic_layout = check_layout(quic_layout)  #: ``reference`` or ``spec`` (quic.py)
         self.tls_log: Optional[TlsSecretsLog] = None
         if pace < 0:
             raise UsageError("pace is a number of seconds >= 0", vid="SIM-PACE")
@@ -272,7 +273,8 @@ class Simulator:
         assert relay is not None and self.tap is not None
         if self.transport == "quic":
             m.conn = QuicRelayClient(relay.host, relay.port, timeout=_WAIT, secrets_log=self.tls_log,
-                                     ca_cert=getattr(relay.relay, "certificate_pem", None))
+                                     ca_cert=getattr(relay.relay, "certificate_pem", None),
+                                     layout=self.quic_layout)
         else:
             m.conn = RelayClient(relay.host, relay.port, timeout=_WAIT)
         self._conns += 1
@@ -611,7 +613,8 @@ class Simulator:
         self.tap = Tap(clock=self._tap_clock)
         if self.transport == "quic":
             self.tls_log = TlsSecretsLog(self.keylog_path)
-            self.relay = RelayThread(self.host, 0, tap=self.tap, relay_class=QuicRelay)
+            self.relay = RelayThread(self.host, 0, tap=self.tap, relay_class=QuicRelay,
+                                     layout=self.quic_layout)
         else:
             self.relay = RelayThread(self.host, 0, tap=self.tap)
         self.relay.start()

@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 COMMANDS = {
     "dissect": ("gbp_lab.capture.dissect_cmd", "print one line per GBP frame of a capture, like tshark"),
     "inject-secrets": ("gbp_lab.capture.inject_cmd", "embed a key log into a pcapng (Decryption Secrets Block)"),
-    "relay": ("gbp_lab.sim.relay_cmd", "run the delivery-service relay over TCP"),
+    "relay": ("gbp_lab.sim.relay_cmd", "run the delivery-service relay over TCP or QUIC"),
     "simulate": ("gbp_lab.sim.simulate_cmd", "run a scripted group session and write capture + key log"),
     "lab": ("gbp_lab.lab_cmd", "open JupyterLab on the notebooks"),
     "wireshark-plugin": ("gbp_lab.wireshark.plugin_cmd", "write the GBP Lua dissector gbp.lua for Wireshark"),

@@ -67,7 +67,7 @@ import threading
 import time
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from gbp_lab.core.errors import GbpLabError, OversizeError, UsageError
 from gbp_lab.core.gbp import classify as core_classify
@@ -265,7 +265,7 @@ class Relay:
         self._conns: Dict[int, _Conn] = {}
         self._members: Dict[int, _Conn] = {}
         self._next_id = 0
-        self._server: Optional[asyncio.base_events.Server] = None
+        self._server: Any = None  # what listen() returned
         self._sweeper: Optional[asyncio.Task] = None
         self._stopped: Optional[asyncio.Event] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
@@ -296,11 +296,23 @@ class Relay:
             raise UsageError("relay already started", vid="DS-USAGE")
         self._loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
-        self._server = await self._loop.create_server(lambda: _Conn(self), self.host, self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
+        self._server, self.port = await self.listen()
         if self.idle_timeout is not None or self.record_timeout is not None:
             self._sweeper = asyncio.ensure_future(self._sweep())
         self._event("listen", peer=f"{self.host}:{self.port}")
+
+    async def listen(self) -> Tuple[Any, int]:
+        """Bind: ``(server, bound port)``; the server has ``close()`` and ``wait_closed()``.
+        Each accepted byte stream is served by :meth:`connection_protocol` (TCP here; the QUIC
+        relay of :mod:`gbp_lab.sim.quic` overrides this and serves one QUIC stream per member)."""
+        assert self._loop is not None
+        server = await self._loop.create_server(self.connection_protocol, self.host, self.port)
+        return server, server.sockets[0].getsockname()[1]
+
+    def connection_protocol(self) -> "_Conn":
+        """The relay's data path for one new member byte stream (an asyncio protocol: give it a
+        transport with ``write``/``close``/``abort``/``get_extra_info``, then feed it)."""
+        return _Conn(self)
 
     async def serve(self) -> None:
         """Start (if needed) and run until :meth:`stop` is called."""
@@ -514,11 +526,13 @@ class RelayThread:
             relay.wait_for(lambda ev: ev.kind == "leave")
             relay.events        # a copy of the structured log
 
-    Keyword arguments are those of :class:`Relay`.
+    Keyword arguments are those of :class:`Relay`; ``relay_class`` runs a subclass instead
+    (:class:`gbp_lab.sim.quic.QuicRelay`).
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, **kw) -> None:
-        self.relay = Relay(host, port, **kw)
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *,
+                 relay_class: Optional[Callable[..., "Relay"]] = None, **kw) -> None:
+        self.relay = (relay_class or Relay)(host, port, **kw)
         self._cond = threading.Condition()
         self.relay.listeners.append(self._notify)
         self._thread: Optional[threading.Thread] = None

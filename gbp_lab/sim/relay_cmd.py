@@ -1,7 +1,12 @@
 """``gbp-lab relay`` — run the delivery-service relay (:mod:`gbp_lab.sim.relay`) in the foreground.
 
     gbp-lab relay [--host 127.0.0.1] [--port 7878] [--max-queue N] [--idle-timeout S]
-                  [--trace] [--pcap FILE]
+                  [--trace] [--pcap FILE] [--transport tcp|quic] [--keylog FILE]
+                  [--quic-layout reference|spec]
+
+``--transport quic`` serves members over QUIC the reference's way (:mod:`gbp_lab.sim.quic`: UDP
+port, v1, no ALPN, a self-signed certificate made at start, one stream per member); ``--keylog``
+appends the connections' TLS secrets there (SSLKEYLOGFILE lines, owner-only file).
 
 Logs joins, leaves and drops (with reasons) to stderr; Ctrl-C stops it. ``--pcap`` records what
 crossed the sockets and writes it as a pcap file when the relay stops.
@@ -14,6 +19,7 @@ import signal
 import sys
 import threading
 import time
+from typing import Any, Dict
 
 from .relay import DEFAULT_PORT, RelayThread
 
@@ -32,6 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "after its first byte (slowloris; default 60, 0 = never)")
     parser.add_argument("--trace", action="store_true", help="log every forwarded record with its DS order")
     parser.add_argument("--pcap", metavar="FILE", help="write the traffic to FILE (pcap) on exit")
+    parser.add_argument("--transport", choices=("tcp", "quic"), default="tcp",
+                        help="tcp (default) or quic (UDP port, reference QUIC layout)")
+    parser.add_argument("--keylog", metavar="FILE",
+                        help="quic: append the TLS secrets to FILE (SSLKEYLOGFILE format)")
+    parser.add_argument("--quic-layout", choices=("reference", "spec"), default="reference",
+                        help="quic: one stream per member (reference, default) or per stream class")
     parser.add_argument("--duration", type=float, default=None, help=argparse.SUPPRESS)
 
 
@@ -47,13 +59,22 @@ def run(args: argparse.Namespace) -> int:
     if args.pcap:
         from .tap import Tap
         tap = Tap()
+    kw: Dict[str, Any] = {}
+    if args.transport == "quic":
+        from .quic import QuicRelay, TlsSecretsLog
+        kw = {"relay_class": QuicRelay, "layout": args.quic_layout,
+              "secrets_log": TlsSecretsLog(args.keylog) if args.keylog else None}
+    elif args.keylog:
+        print("gbp-lab relay: --keylog is for --transport quic", file=sys.stderr)
+        return 2
     relay = RelayThread(args.host, args.port, max_queue=args.max_queue,
                         idle_timeout=args.idle_timeout or None,
-                        record_timeout=args.record_timeout or None, trace=args.trace, tap=tap)
+                        record_timeout=args.record_timeout or None, trace=args.trace, tap=tap, **kw)
     relay.start()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C
-    print(f"gbp-lab relay listening on {relay.host}:{relay.port}", file=sys.stderr, flush=True)
+    proto = "UDP (QUIC)" if args.transport == "quic" else "TCP"
+    print(f"gbp-lab relay listening on {relay.host}:{relay.port} {proto}", file=sys.stderr, flush=True)
     try:
         if args.duration is not None:
             time.sleep(args.duration)

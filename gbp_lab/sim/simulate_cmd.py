@@ -1,7 +1,8 @@
 """``gbp-lab simulate`` — run a scripted group session and write ``capture.pcap`` + ``keys.log``.
 
     gbp-lab simulate SCRIPT --out DIR [--seed N] [--timestamps wall|virtual] [--real-ports]
-                     [--pace SECONDS] [--host ADDR]
+                     [--pace SECONDS] [--host ADDR] [--transport tcp|quic]
+                     [--quic-layout reference|spec]
 
 SCRIPT is a built-in name (``demo``, ``classroom``, ``stress``) or a path to a ``.yaml`` / ``.py``
 script (:mod:`gbp_lab.sim.script`). Members are real :mod:`gbp_lab.core` stacks talking through the
@@ -11,6 +12,10 @@ same on every run. ``--real-ports`` keeps the ephemeral TCP ports instead of the
 ``7878`` / ``40000+n``. ``keys.log`` (0600) gets each epoch's secrets as soon as the epoch
 exists, so a live capture (``gbp-lab dissect --live``, :class:`~gbp_lab.capture.live.LiveCapture`)
 decrypts while the run goes on; ``--pace SECONDS`` waits that long between two steps.
+``--transport quic`` runs the members over QUIC (:mod:`gbp_lab.sim.quic`, the reference's
+layout, or with ``--quic-layout spec`` the spec's: control on stream 0, one stream per stream
+class) and adds their TLS secrets (SSLKEYLOGFILE lines) to ``keys.log``; ``capture.pcap`` is
+then the relay's view of the members' streams (the GBP bytes, written as TCP packets).
 """
 from __future__ import annotations
 
@@ -34,6 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="loopback address of the relay and members (default 127.0.0.1)")
     parser.add_argument("--pace", type=float, default=0.0, metavar="SECONDS",
                         help="real seconds between two steps, to watch a run live (default 0)")
+    parser.add_argument("--transport", choices=("tcp", "quic"), default="tcp",
+                        help="members reach the relay over tcp (default) or quic")
+    parser.add_argument("--quic-layout", choices=("reference", "spec"), default="reference",
+                        help="quic: one stream per member (reference, default) or per stream class")
     parser.add_argument("--quiet", action="store_true", help="no run log on stderr")
 
 
@@ -50,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
         if os.path.exists(keys_path):
             os.remove(keys_path)  # a fresh log per run: it is appended while the run goes on
         res = Simulator(args.script, args.seed, keylog_path=keys_path, pace=args.pace,
-                        host=args.host).run()
+                        host=args.host, transport=args.transport,
+                        quic_layout=args.quic_layout).run()
         pcap, keys = res.write(args.out, canonical_ports=not args.real_ports,
                                timestamps=args.timestamps)
     except (GbpLabError, OSError) as exc:

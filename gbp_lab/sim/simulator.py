@@ -60,6 +60,8 @@ from gbp_lab.core.mls.context import MlsContext
 from .client import RelayClient, pump
 from .clock import EPOCH_BASE, DeterministicRng, VirtualClock
 from .members import Received, RefMember, SimMember, SimulationError
+from .quic import QuicRelay, QuicRelayClient, TlsSecretsLog, check_layout, check_transport
+from .quic import pump as quic_pump
 from .relay import RelayThread
 from .script import (Advance, Audio, Create, Disconnect, FailCoordinator, Join, Leave, Reconnect,
                      Remove, Script, ScriptError, Signal, Text, Update, load_script)
@@ -172,7 +174,12 @@ class Simulator:
 
     def __init__(self, script, seed: int = 0, *, host: str = "127.0.0.1",
                  wall_clock: Callable[[], float] = time.time, keylog_path=None,
-                 pace: float = 0.0) -> None:
+                 pace: float = 0.0, transport: str = "tcp", quic_layout: str = "reference") -> None:
+        #: ``transport``: ``tcp``, or ``quic`` (:mod:`gbp_lab.sim.quic`: one QUIC connection and
+        #: stream per member; the members' TLS secrets join the key log, SSLKEYLOGFILE lines)
+        self.transport = check_transport(transport)
+        self.quic_layout = check_layout(quic_layout)  #: ``reference`` or ``spec`` (quic.py)
+        self.tls_log: Optional[TlsSecretsLog] = None
         if pace < 0:
             raise UsageError("pace is a number of seconds >= 0", vid="SIM-PACE")
         #: ``keylog_path``: the group's key log is appended there (created 0600) as soon as an
@@ -264,7 +271,12 @@ class Simulator:
     def _connect(self, m: SimMember) -> None:
         relay = self.relay
         assert relay is not None and self.tap is not None
-        m.conn = RelayClient(relay.host, relay.port, timeout=_WAIT)
+        if self.transport == "quic":
+            m.conn = QuicRelayClient(relay.host, relay.port, timeout=_WAIT, secrets_log=self.tls_log,
+                                     ca_cert=getattr(relay.relay, "certificate_pem", None),
+                                     layout=self.quic_layout)
+        else:
+            m.conn = RelayClient(relay.host, relay.port, timeout=_WAIT)
         self._conns += 1
         m.conn_id = self._conns
         self._wait(lambda: relay.stats["connections"] >= self._conns, "the relay to accept")
@@ -318,7 +330,8 @@ class Simulator:
         self._records += 1
         want = self._records
         conns = [c for c in (m.conn for m in self._connected()) if c is not None]
-        ok = pump(conns, lambda: not out.outbuf and all(c is not None and c.inbox for _, c in receivers),
+        move = quic_pump if self.transport == "quic" else pump
+        ok = move(conns, lambda: not out.outbuf and all(c is not None and c.inbox for _, c in receivers),
                   _WAIT)
         if not ok:
             raise SimulationError(f"record {want} ({what}) from {sender.name} was not delivered")
@@ -598,7 +611,12 @@ class Simulator:
     def run(self) -> SimResult:
         """Run the whole script; the relay is stopped afterwards."""
         self.tap = Tap(clock=self._tap_clock)
-        self.relay = RelayThread(self.host, 0, tap=self.tap)
+        if self.transport == "quic":
+            self.tls_log = TlsSecretsLog(self.keylog_path)
+            self.relay = RelayThread(self.host, 0, tap=self.tap, relay_class=QuicRelay,
+                                     layout=self.quic_layout)
+        else:
+            self.relay = RelayThread(self.host, 0, tap=self.tap)
         self.relay.start()
         if self.keylog_path is not None:
             append_private(self.keylog_path, f"# gbp-lab simulate {self.script.name} "
@@ -626,6 +644,8 @@ class Simulator:
                     m.close()
             self.relay.stop()
         keylog = self.group_keylog()
+        if self.tls_log is not None:
+            keylog.extend_text(self.tls_log.text())  # the QUIC layer's TLS secrets
         events = list(self.tap.events)
         return SimResult(self.script, self.seed, self.group_id, events, keylog, dict(self.members),
                          self._records, list(self.log), list(self.sent),

@@ -2,38 +2,38 @@
 
 The one place the finding kinds are defined (:data:`KINDS`, stable strings):
 
-==================  ========  ===============================================================
-kind                severity  meaning
-==================  ========  ===============================================================
-``nonce_reuse``     high      two or more DIFFERENT senders sealed frames with the same
-                              (group, epoch, stream type, seq). The reference derives one key
-                              per (epoch, stream type) for every member (``MLS-Exporter
-                              ("gbp/<stream>", "", 32)``) and uses ``nonce = seq ‖ 0^8``
-                              (reference-map §5), so these frames share key AND nonce:
-                              ChaCha20 keystream reuse, ``ct1 ⊕ ct2 = pt1 ⊕ pt2``, and the
-                              Poly1305 one-time key is reused (forgery). ONE row per (group,
-                              epoch, stream type, seq); ``frames`` = every frame involved
-                              (forwarded copies included), ``senders``, ``xor`` = pt1 ⊕ pt2 of
-                              the first two senders (from the plaintexts when decrypted, else
-                              from the ciphertexts — the same bytes), also in ``detail``.
-                              Identical bytes seen on several connections (a relay forwarding
-                              one frame) are ONE frame and never count.
-``replay``          medium    the same frame bytes again on the same direction of a flow.
-``replay_modified`` high      the same (group, epoch, sender stream, seq) with different frame
-                              bytes (a re-sealed or forged frame; under the reference's keys it
-                              also reuses key + nonce). ``xor`` as for nonce_reuse.
-``outside_window``  medium    seq ≤ the highest seq already seen for that (group, epoch,
-                              stream type, stream id) on that direction of the flow: the
-                              reference receiver drops it (no reordering window, §5).
-``epoch_regression`` medium   a frame of a lower epoch after a higher one on the same direction
-                              of a flow (one row per regression, frames = its run).
-``decrypt_failure`` high      the key log has the epoch's secret but the AEAD tag does not
-                              verify (tampered or mis-keyed frame).
-``malformed``       medium    a record that is no valid frame, a decrypted plaintext that does
-                              not decode, an oversize length, a bad record (from ``errors``).
-``capture_defect``  low       the capture itself lost data: truncated file, unknown link type,
-                              TCP gaps, garbage skipped during re-synchronisation …
-==================  ========  ===============================================================
+====================  ========  ===============================================================
+kind                  severity  meaning
+====================  ========  ===============================================================
+``nonce_reuse``       high      two or more DIFFERENT senders sealed frames with the same
+                                (group, epoch, stream type, seq). The reference derives one key
+                                per (epoch, stream type) for every member (``MLS-Exporter
+                                ("gbp/<stream>", "", 32)``) and uses ``nonce = seq ‖ 0^8``
+                                (reference-map §5), so these frames share key AND nonce:
+                                ChaCha20 keystream reuse, ``ct1 ⊕ ct2 = pt1 ⊕ pt2``, and the
+                                Poly1305 one-time key is reused (forgery). ONE row per (group,
+                                epoch, stream type, seq); ``frames`` = every frame involved
+                                (forwarded copies included), ``senders``, ``xor`` = pt1 ⊕ pt2 of
+                                the first two senders (from the plaintexts when decrypted, else
+                                from the ciphertexts — the same bytes), also in ``detail``.
+                                Identical bytes seen on several connections (a relay forwarding
+                                one frame) are ONE frame and never count.
+``replay``            medium    the same frame bytes again on the same direction of a flow.
+``replay_modified``   high      the same (group, epoch, sender stream, seq) with different frame
+                                bytes (a re-sealed or forged frame; under the reference's keys it
+                                also reuses key + nonce). ``xor`` as for nonce_reuse.
+``outside_window``    medium    seq ≤ the highest seq already seen for that (group, epoch,
+                                stream type, stream id) on that direction of the flow: the
+                                reference receiver drops it (no reordering window, §5).
+``epoch_regression``  medium    a frame of a lower epoch after a higher one on the same direction
+                                of a flow (one row per regression, frames = its run).
+``decrypt_failure``   high      the key log has the epoch's secret but the AEAD tag does not
+                                verify (tampered or mis-keyed frame).
+``malformed``         medium    a record that is no valid frame, a decrypted plaintext that does
+                                not decode, an oversize length, a bad record (from ``errors``).
+``capture_defect``    low       the capture itself lost data: truncated file, unknown link type,
+                                TCP gaps, garbage skipped during re-synchronisation …
+====================  ========  ===============================================================
 
 Columns: ``kind, epoch, stream_type, sequence_no, frames, detail`` (the brief's contract) then
 ``time`` (first frame/error), ``senders``, ``xor`` (bytes or None), ``errors`` (indexes into

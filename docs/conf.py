@@ -1,0 +1,58 @@
+"""Sphinx configuration of the gbp-lab documentation site (``make docs`` → ``docs/_build/html``).
+
+Sphinx with autodoc + napoleon: the API pages come from the docstrings as they are (reST with
+``:func:`` cross-references, which Sphinx resolves); MyST reads the Markdown guide pages. The
+reference pages (tables, findings, vids, CLI) are generated from the code by the local extension
+``docs/_ext/gbp_reference.py``. Offline: no intersphinx, no network at build time.
+
+``GBP_DOCS_ONLY=reference`` builds the reference pages alone (the docs test does that: seconds).
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE / "_ext"))
+sys.path.insert(0, str(HERE.parent))  # the checkout is the package (links inside gbp_lab/)
+
+import gbp_lab  # noqa: E402
+
+project = "gbp-lab"
+author = "gbp-lab contributors"
+release = version = gbp_lab.__version__
+copyright = "gbp-lab contributors"
+
+# GBP_DOCS_FAST=1 (the docs test): no highlighted source pages
+FAST = os.environ.get("GBP_DOCS_FAST") == "1"
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.napoleon",
+    "myst_parser",
+    "gbp_reference",
+] + ([] if FAST else ["sphinx.ext.viewcode"])
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+exclude_patterns = ["_build", "_ext", "Thumbs.db", ".DS_Store"]
+ONLY = os.environ.get("GBP_DOCS_ONLY", "")
+if ONLY == "reference":
+    root_doc = "reference/index"
+    exclude_patterns += ["index.rst", "api", "guide", "*.md"]
+
+html_theme = "alabaster"
+html_title = f"gbp-lab {release}"
+html_static_path: list = []
+templates_path: list = []
+
+autosummary_generate = True
+autosummary_imported_members = False
+autodoc_default_options = {"members": True, "show-inheritance": True}
+autodoc_member_order = "bysource"
+autodoc_typehints = "none"  # signatures as written; types are described in the docstrings
+autodoc_mock_imports = ["gbp_stack"]
+napoleon_google_docstring = True
+napoleon_numpy_docstring = False
+
+myst_heading_anchors = 3
+suppress_warnings = ["myst.header"]

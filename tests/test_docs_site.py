@@ -256,3 +256,36 @@ def test_version_matches_changelog_and_is_printed():
     changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
     releases = re.findall(r"^## (\d+\.\d+\.\d+)\b", changelog, re.M)
     assert releases and releases[0] == gbp_lab.__version__
+
+
+def test_site_in_a_real_browser(site, tmp_path):
+    """Headless Debian Chromium opens the built index, follows the link to the error reference
+    (whose exception classes autodoc rendered) and finds the generated content there."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    try:
+        import browser_util as bu
+    finally:
+        sys.path.remove(str(ROOT / "tests"))
+    bu.require_chromium()
+    bu.require_module("playwright")
+    from playwright.sync_api import sync_playwright
+
+    errors: list = []
+    with sync_playwright() as pw:
+        ctx = bu.launch_chromium(pw, tmp_path / "chromium-profile")
+        try:
+            page = ctx.pages[0] if ctx.pages else ctx.new_page()
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto((site / "reference" / "index.html").as_uri())  # the root of this build
+            assert page.locator("h1").first.inner_text().startswith("Reference")
+            page.get_by_role("link", name="Error reference").first.click()
+            page.wait_for_url("**/reference/errors.html")
+            exceptions = page.locator("dl.py.exception")
+            assert exceptions.count() >= 14  # every class of core/errors.py, rendered by autodoc
+            first = " ".join(exceptions.first.inner_text().split())
+            assert first.startswith("exception gbp_lab.core.errors.GbpLabError") and "Root of every" in first
+            assert page.locator("table").count() > 20  # one table of vids per prefix
+            page.screenshot(path=str(tmp_path / "errors.png"))
+        finally:
+            ctx.close()
+    assert errors == []

@@ -49,7 +49,7 @@ def _cell(text: str) -> str:
 
 
 def _list_table(header: Sequence[str], rows: Sequence[Sequence[str]], widths: str = "") -> List[str]:
-    out = [".. list-table::", "   :header-rows: 1"]
+    out = [".. list-table::", "   :header-rows: 1", "   :width: 100%"]
     if widths:
         out.append(f"   :widths: {widths}")
     out.append("")

@@ -289,3 +289,34 @@ def test_site_in_a_real_browser(site, tmp_path):
         finally:
             ctx.close()
     assert errors == []
+
+
+def _modules_with_examples() -> List[str]:
+    """Dotted names (as installed: ``gbp_lab.core.…``) of our modules whose source has a
+    ``>>>`` example."""
+    out = []
+    for pkg, folder in gen.SOURCE_ROOTS.items():
+        for p in sorted(folder.rglob("*.py")):
+            if "__pycache__" in p.parts or ">>>" not in p.read_text(encoding="utf-8"):
+                continue
+            parts = [x for x in p.relative_to(folder).with_suffix("").parts if x != "__init__"]
+            out.append(".".join([pkg, *parts]))
+    return out
+
+
+def test_docstring_examples_run():
+    """Every ``>>>`` example in a docstring of ours is executed and gives what it shows (the
+    API pages show these examples)."""
+    import doctest
+    import importlib
+
+    names = _modules_with_examples()
+    assert "gbp_lab.core.mls.secrets" in names  # the scan sees the tree
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    finder = doctest.DocTestFinder()
+    for name in names:
+        mod = importlib.import_module(name)
+        for test in finder.find(mod, name):
+            runner.run(test)
+    res = runner.summarize(verbose=False)
+    assert res.attempted >= 10 and res.failed == 0, res

@@ -1,7 +1,8 @@
 """Sphinx configuration of the gbp-lab documentation site (``make docs`` → ``docs/_build/html``).
 
 Sphinx with autodoc + napoleon: the API pages come from the docstrings as they are (reST with
-``:func:`` cross-references, which Sphinx resolves); MyST reads the Markdown guide pages. The
+``:func:`` cross-references, which Sphinx resolves); MyST-NB reads the Markdown guide pages and
+renders the notebooks with their outputs (run at build time, cached). The
 reference pages (tables, findings, vids, CLI) are generated from the code by the local extension
 ``docs/_ext/gbp_reference.py``. Offline: no intersphinx, no network at build time.
 
@@ -30,18 +31,30 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "sphinx.ext.napoleon",
-    "myst_parser",
     "gbp_reference",
 ] + ([] if FAST else ["sphinx.ext.viewcode"])
-source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
-exclude_patterns = ["_build", "_ext", "Thumbs.db", ".DS_Store"]
+exclude_patterns = ["_build", "_ext", "Thumbs.db", ".DS_Store", "**/.ipynb_checkpoints"]
 ONLY = os.environ.get("GBP_DOCS_ONLY", "")
 if ONLY == "reference":
+    # the reference pages alone: no notebooks, so MyST's plain parser is enough
     root_doc = "reference/index"
-    exclude_patterns += ["index.rst", "api", "guide", "*.md"]
+    exclude_patterns += ["index.rst", "api", "guide", "notebooks", "*.md"]
+    extensions.append("myst_parser")
+    source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+else:
+    # MyST-NB: the Markdown pages and the notebooks (docs/notebooks links to ../notebooks), run
+    # once and cached in docs/_build/.jupyter_cache (git keeps them without outputs); a
+    # notebook that raises fails the build
+    extensions.append("myst_nb")
+    nb_execution_mode = "cache"
+    nb_execution_cache_path = str(HERE / "_build" / ".jupyter_cache")
+    nb_execution_timeout = 900
+    nb_execution_raise_on_error = True
+    nb_execution_show_tb = True
 
 html_theme = "alabaster"
 html_title = f"gbp-lab {release}"
+html_theme_options = {"page_width": "1240px", "sidebar_width": "250px"}
 html_static_path: list = []
 templates_path: list = []
 

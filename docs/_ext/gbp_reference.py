@@ -25,7 +25,7 @@ import argparse
 import ast
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -424,6 +424,28 @@ def public_names() -> Dict[str, Any]:
     return out
 
 
+def undocumented_owners() -> List[str]:
+    """Classes and functions that a module of ours lists in ``__all__`` and defines itself but
+    that have no docstring (their API entry would be empty)."""
+    import importlib
+    import inspect
+
+    out = []
+    for module, _path in _source_files():
+        if any(part.startswith("_") for part in module.split(".")):
+            continue  # private modules, and __main__ (importing it would run it)
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:  # an optional piece that is not installed
+            continue
+        for n in getattr(mod, "__all__", ()):
+            obj = getattr(mod, n, None)
+            if ((inspect.isclass(obj) or inspect.isfunction(obj))
+                    and getattr(obj, "__module__", None) == module and not (obj.__doc__ or "").strip()):
+                out.append(f"{module}.{n} has no docstring")
+    return out
+
+
 def undocumented(documented: Sequence[str]) -> List[str]:
     """Public names (:func:`public_names`) that the API reference does not describe — under the
     public name, under the owner's name (``obj.__module__.__qualname__``), or, for data such as
@@ -587,11 +609,12 @@ def setup(app: Any) -> Dict[str, Any]:
     app.add_domain(PyDomain, override=True)
 
     def check_public_names(app, env):
-        """With the API pages read: every public name documented, with a docstring."""
+        """With the API pages read: every public name documented, every public class and
+        function (``__all__``) with a docstring."""
         if "api/index" not in env.found_docs:
             return
         py = env.get_domain("py")
-        for problem in undocumented(list(py.objects)):
+        for problem in undocumented(list(py.objects)) + undocumented_owners():
             logger.warning(problem, location="api/index")
 
     app.connect("env-check-consistency", check_public_names)

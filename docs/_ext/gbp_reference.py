@@ -385,18 +385,29 @@ def _option_rows(parser: argparse.ArgumentParser) -> List[Tuple[str, str, str]]:
     return rows
 
 
+def _usage(parser: argparse.ArgumentParser) -> List[str]:
+    """The usage lines as argparse prints them at 78 columns (whatever the terminal)."""
+    saved = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "78"
+    try:
+        text = parser.format_usage().rstrip()
+    finally:
+        if saved is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = saved
+    return [".. code-block:: text", ""] + ["   " + ln for ln in text.splitlines()] + [""]
+
+
 def render_cli() -> str:
     from gbp_lab.cli import build_parser
 
-    os.environ.setdefault("COLUMNS", "100")
     top = build_parser()
-    lines: List[str] = [_rst_text(top.description or ""), "", "::", ""]
-    lines += ["   " + ln for ln in top.format_usage().rstrip().splitlines()] + [""]
+    lines: List[str] = [_rst_text(top.description or ""), ""] + _usage(top)
     lines += _list_table(("option", "meaning", "default"), _option_rows(top), "30 55 15")
     for name, p in _subcommands(top).items():
         lines += _title(f"gbp-lab {name}", "-")
-        lines += [_rst_text(p.description or ""), "", "::", ""]
-        lines += ["   " + ln for ln in p.format_usage().rstrip().splitlines()] + [""]
+        lines += [_rst_text(p.description or ""), ""] + _usage(p)
         rows = _option_rows(p)
         if rows:
             lines += _list_table(("argument", "meaning", "default"), rows, "30 55 15")

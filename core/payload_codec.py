@@ -122,7 +122,7 @@ class Kind(Enum):
 
 
 def check_int(value: Any, bits: int, *, where: str, decoding: bool) -> int:
-    """Return *value* if it is an ``int`` in ``0 .. 2**bits - 1``.
+    """Return *value* if it is an ``int`` in ``0..2**bits-1``.
 
     Raises :class:`DecodeError` (``CODEC-RANGE``) for decoded values, :class:`UsageError` for
     values handed to us by the caller."""

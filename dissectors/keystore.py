@@ -77,6 +77,7 @@ def set_mls_epoch_offset(offset: int) -> None:
 
 
 def mls_epoch_offset() -> int:
+    """The offset set by :func:`set_mls_epoch_offset` (MLS epoch = frame ``ep`` + offset)."""
     return _state.offset
 
 

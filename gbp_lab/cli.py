@@ -11,6 +11,8 @@ import importlib
 import sys
 from typing import Optional, Sequence
 
+from gbp_lab import __version__
+
 #: subcommand → (module, one-line help)
 COMMANDS = {
     "dissect": ("gbp_lab.capture.dissect_cmd", "print one line per GBP frame of a capture, like tshark"),
@@ -36,6 +38,8 @@ def _available():
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="gbp-lab", description="Explore, dissect and teach the Group Protocol Stack.")
+    ap.add_argument("--version", action="version", version=f"gbp-lab {__version__}",
+                    help="print the version (CHANGELOG.md) and exit")
     sub = ap.add_subparsers(dest="command", required=True)
     for name, mod, help_ in _available():
         p = sub.add_parser(name, help=help_, description=help_)

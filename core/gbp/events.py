@@ -4,22 +4,22 @@
 
 :class:`NodeEvent` has the same ``kind`` values and the same fields as ``gbp_stack.NodeEvent``:
 
-==============================  ============================================================
-kind                            fields filled
-==============================  ============================================================
-``state_changed``               ``from_state``, ``to_state`` (state names, e.g. ``"ACTIVE"``)
-``payload_received``            ``stream_type_name``, ``stream_type``, ``stream_id``,
-                                ``sequence_no``, ``flags``, ``plaintext``, ``codec``
-``control``                     ``sender``, ``opcode`` (name), ``opcode_code``,
-                                ``transition_id`` and — unlike the reference wrapper, which
-                                drops them — ``request_id`` and ``args``
-``error``                       ``code``, ``code_hex``, ``class_``, ``retryable``, ``fatal``,
-                                ``reason``
-``epoch_advanced``              ``epoch``, ``transition_id``
-``coordinator_election_needed`` none
-``became_coordinator``          none
-``coordinator_claim``           ``claimant``
-==============================  ============================================================
+=================================  ============================================================
+kind                               fields filled
+=================================  ============================================================
+``state_changed``                  ``from_state``, ``to_state`` (state names, e.g. ``"ACTIVE"``)
+``payload_received``               ``stream_type_name``, ``stream_type``, ``stream_id``,
+                                   ``sequence_no``, ``flags``, ``plaintext``, ``codec``
+``control``                        ``sender``, ``opcode`` (name), ``opcode_code``,
+                                   ``transition_id`` and — unlike the reference wrapper, which
+                                   drops them — ``request_id`` and ``args``
+``error``                          ``code``, ``code_hex``, ``class_``, ``retryable``, ``fatal``,
+                                   ``reason``
+``epoch_advanced``                 ``epoch``, ``transition_id``
+``coordinator_election_needed``    none
+``became_coordinator``             none
+``coordinator_claim``              ``claimant``
+=================================  ============================================================
 
 Two deliberate differences from the wrapper: a ``control`` event leaves ``from_state`` at
 ``None`` (the wrapper copies the sender id there, because the JSON key ``from`` is shared with

@@ -22,7 +22,8 @@ failure reported as an ``error`` event, never raised:
 2. ``v`` != 1 → 0x0001 UNSUPPORTED_VERSION (fatal: node FAILED);
 3. ``gid`` (zero-padded/truncated to 16) != ours → 0x0002 UNKNOWN_GROUP (fatal);
 4. ``ep`` != node epoch → 0x0003 EPOCH_MISMATCH and the node goes RESYNCING;
-5. ``psz`` != ``len(pl)`` → 0x0008; 6. unknown ``st`` → 0x0008;
+5. ``psz`` != ``len(pl)`` → 0x0008;
+6. unknown ``st`` → 0x0008;
 7. application stream with flag CRITICAL and ``tid`` != last applied → 0x0004 TRANSITION_MISMATCH;
 8. ``seq`` <= highest seen on ``(st, sid)`` → 0x0005 REPLAY_DETECTED (the high-water mark moves
    *before* the AEAD check, as in the reference);

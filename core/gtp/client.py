@@ -121,7 +121,7 @@ class EpochScopedDedup:
 
 def decode_reason(exc: DecodeError) -> str:
     """The ``reason`` of a decode failure: the reference's text for a length mismatch, our
-    message otherwise (always prefixed ``decode: `` like the reference)."""
+    message otherwise (always prefixed ``"decode: "`` like the reference)."""
     if isinstance(exc, LengthMismatchError):
         return "decode: payload_size/content_length/args_length mismatch"
     return f"decode: {exc.message}"

@@ -76,11 +76,13 @@ def _scheme(scheme: int) -> SignatureScheme:
 
 
 def private_key_length(scheme: int) -> int:
+    """Length in bytes of a private key of signature *scheme* in its MLS encoding."""
     s = _scheme(scheme)
     return _EDDSA[s][2] if s in _EDDSA else _ECDSA[s][2]
 
 
 def public_key_length(scheme: int) -> int:
+    """Length in bytes of a public key of signature *scheme* (ECDSA: uncompressed point)."""
     s = _scheme(scheme)
     return _EDDSA[s][2] if s in _EDDSA else 1 + 2 * _ECDSA[s][2]
 

@@ -29,7 +29,7 @@ Forwarding rules (gbp-mls-binding.md §5)
 Faults cost only the faulty connection (``drop`` event with a reason and a stable ``vid``, then
 ``leave``); everyone else carries on:
 
-======================  ==================================================================
+=======================  ==================================================================
 ``GBP-RECORD-OVERSIZE``  a length prefix above ``max_record`` (the reference errors the
                          stream: it cannot be resynchronised)
 ``DS-GARBAGE``           a record that is neither a GBP frame, an MLS blob, nor a DS message
@@ -42,7 +42,7 @@ Faults cost only the faulty connection (``drop`` event with a reason and a stabl
                          byte (off unless set): a client trickling a record byte by byte
                          (slowloris) keeps the idle timer alive but not this one
 ``DS-SLOW-READER``       more than ``max_queue`` records waiting for a reader that does not read
-======================  ==================================================================
+=======================  ==================================================================
 
 Slow readers are **disconnected, not back-pressured**: the relay is one fan-out point, and pausing
 the senders for one slow receiver would stall the whole group (head-of-line blocking across

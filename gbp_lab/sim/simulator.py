@@ -166,7 +166,9 @@ class SimResult:
 # the engine
 # --------------------------------------------------------------------------------------------
 class Simulator:
-    """Run a :class:`~gbp_lab.sim.script.Script` (see the module docstring)::
+    """Run a :class:`~gbp_lab.sim.script.Script` (see the module docstring).
+
+    Example::
 
         result = Simulator("demo", seed=1).run()
         result.write("out/")

@@ -52,6 +52,8 @@ Addr = Tuple[str, int]
 
 
 class TapKind(IntEnum):
+    """What a :class:`TapEvent` is: a connection opened, bytes, or a connection closed."""
+
     OPEN = 0
     DATA = 1
     CLOSE = 2

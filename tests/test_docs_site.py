@@ -125,16 +125,22 @@ def test_tables_reference_is_the_code(site):
     from gbp_lab.capture.readpath import ERROR_ROW, FRAME_TABLE
 
     page = _page(site, "tables")
-    layout = {"Int64": "Int64", "UInt64": "UInt64", "float": "float64", "bool": "bool", "text": "str"}
+    layout = {"Int64": "Int64", "UInt64": "UInt64", "float": "float64", "bool": "bool", "text": "str",
+              "time": "datetime64[ns, UTC]"}
+
+    def derived(cols):  # every table with a time column ends with rel_time (Capture adds it)
+        cols = list(cols)
+        return [(n, None) for n in cols + (["rel_time"] if "time" in cols and "rel_time" not in cols else [])]
+
     expected: Dict[str, List[Tuple[str, str | None]]] = {
         "frames": [(n, layout[FRAME_TABLE.dtypes[n]]) for n in FRAME_TABLE.names],
         "errors": [(n, layout[ERROR_ROW.dtypes[n]]) for n in ERROR_ROW.names],
-        "messages": [(n, None) for n in tables.MESSAGE_COLUMNS],
-        "audio": [(n, None) for n in tables.AUDIO_COLUMNS],
-        "signals": [(n, None) for n in tables.SIGNAL_COLUMNS],
-        "control": [(n, None) for n in tables.CONTROL_COLUMNS],
-        "epochs": [(n, None) for n in tables.EPOCH_COLUMNS],
-        "findings": [(n, None) for n in FINDING_COLUMNS],
+        "messages": derived(tables.MESSAGE_COLUMNS),
+        "audio": derived(tables.AUDIO_COLUMNS),
+        "signals": derived(tables.SIGNAL_COLUMNS),
+        "control": derived(tables.CONTROL_COLUMNS),
+        "epochs": derived(tables.EPOCH_COLUMNS),
+        "findings": derived(FINDING_COLUMNS),
     }
     assert set(expected) == set(Capture.TABLES)  # every table of Capture is compared
     for table, cols in expected.items():
@@ -145,11 +151,12 @@ def test_tables_reference_is_the_code(site):
             if dtype is not None:
                 assert row[1] == dtype, f"{table}.{name}: {row[1]} != {dtype}"
             else:
-                assert row[1] in ("Int64", "UInt64", "float64", "bool", "object", "str"), row
+                assert row[1] in ("Int64", "UInt64", "float64", "bool", "object", "str",
+                                  "datetime64[ns, UTC]"), row
     # spot checks of the builders' dtypes: nullable integers, floats, the control table's bools
     ctrl = {r[0]: r[1] for r in _body_rows(page.sections["Capture.control"])}
     assert ctrl["opcode"] == "Int64" and ctrl["mls_epoch"] == "UInt64"
-    assert ctrl["time"] == "float64" and ctrl["decrypted"] == "bool"
+    assert ctrl["time"] == "datetime64[ns, UTC]" and ctrl["rel_time"] == "float64" and ctrl["decrypted"] == "bool"
 
 
 def test_a_column_without_a_meaning_is_a_warning(tmp_path, monkeypatch):

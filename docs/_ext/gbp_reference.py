@@ -69,7 +69,7 @@ def _title(text: str, ch: str) -> List[str]:
 # ---------------------------------------------------------------------------------------------
 # tables
 _LAYOUT_DTYPES = {"Int64": "Int64", "UInt64": "UInt64", "float": "float64", "bool": "bool",
-                  "text": "str"}
+                  "text": "str", "time": "datetime64[ns, UTC]"}
 
 
 def table_specs() -> Dict[str, List[Tuple[str, str]]]:
@@ -102,7 +102,13 @@ def table_specs() -> Dict[str, List[Tuple[str, str]]]:
         "frames": [(n, _LAYOUT_DTYPES[FRAME_TABLE.dtypes[n]]) for n in FRAME_TABLE.names],
         "errors": [(n, _LAYOUT_DTYPES[ERROR_ROW.dtypes[n]]) for n in ERROR_ROW.names],
     }
+    from gbp_lab.capture.columns import with_rel_time
+
     for name, df in built.items():
+        df = with_rel_time(df, 0)  # as Capture adds it to every table with a time column
+        declared[name] = list(declared[name])
+        if "rel_time" in df.columns and "rel_time" not in declared[name]:
+            declared[name].append("rel_time")
         if list(df.columns) != list(declared[name]):
             _warn(f"table {name}: the builder's columns {list(df.columns)} are not the declared "
                   f"{list(declared[name])}")

@@ -83,6 +83,7 @@ LAYOUTS = ("reference", "spec")
 
 
 def check_layout(name: str) -> str:
+    """``reference`` or ``spec`` (a :class:`~gbp_lab.core.errors.UsageError` otherwise)."""
     if name not in LAYOUTS:
         raise UsageError(f"QUIC layout is 'reference' or 'spec', not {name!r}", vid="DS-QUIC-LAYOUT")
     return name

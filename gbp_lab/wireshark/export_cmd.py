@@ -20,12 +20,14 @@ __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``gbp-lab export-decrypted`` options."""
     parser.add_argument("capture", help="input pcap or pcapng")
     parser.add_argument("output", help="output pcapng (exported PDUs)")
     parser.add_argument("--keylog", default=None, help="key log file (MLS_* lines)")
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``gbp-lab export-decrypted``; the exit status."""
     from .export import export_decrypted
 
     if os.path.abspath(args.output) == os.path.abspath(args.capture):

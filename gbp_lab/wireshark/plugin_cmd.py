@@ -43,11 +43,13 @@ def install_plugin(directory: Optional[os.PathLike] = None) -> Path:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``gbp-lab wireshark-plugin`` options."""
     parser.add_argument("directory", nargs="?", default=None,
                         help="where to write gbp.lua (default: the personal Wireshark plugin folder)")
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``gbp-lab wireshark-plugin``; the exit status."""
     try:
         out = install_plugin(args.directory)
     except OSError as exc:

@@ -13,8 +13,21 @@ import pytest
 import gbp_lab.sim.members as sim_members
 from gbp_lab.capture.model import read_capture
 from gbp_lab.capture.trees import CommitSeen, commits_of, replay_commits
+from gbp_lab.core.gbp.aead import open_frame, seal_frame
+from gbp_lab.core.gbp.classify import classify_record
+from gbp_lab.core.gbp.control import ControlMessage, decode_control
+from gbp_lab.core.gbp.frame import decode_frame
+from gbp_lab.core.gbp.framing import encode_record
 from gbp_lab.core.keylog import KeyLog
+from gbp_lab.core.mls.commit import Commit
 from gbp_lab.core.mls.context import MlsContext
+from gbp_lab.core.mls.framing import AuthenticatedContent, MLSMessage, protect, sign_content
+from gbp_lab.core.mls.observer import open_private_message
+from gbp_lab.core.mls.registries import WireFormat
+from gbp_lab.core.mls.schedule import confirmation_tag
+from gbp_lab.core.mls.secret_tree import RatchetType, SecretTree
+from gbp_lab.core.mls.suites import CipherSuite
+from gbp_lab.core.mls.transcript import confirmed_transcript_hash, interim_transcript_hash
 from gbp_lab.sim.simulator import Simulator
 from gbp_lab.sim.tap import pcap_bytes
 
@@ -163,3 +176,123 @@ def test_replay_never_raises_on_a_bad_commit():
                       replace(c0.authenticated, content=replace(c0.authenticated.content, body=b"\xff")))
     t = replay_commits([junk], res.keylog)
     assert not t.tree(1).known and "does not decode" in t.tree(1).reason
+
+
+# -- tampered captures: the commit of MLS epoch 1 (carol's Add) re-written ------------------------
+def _tamper(res, epoch, change):
+    """The run's capture with the PREPARE commit of MLS ``epoch`` rewritten by
+    ``change(content, auth, tools) -> (content, auth)``: opened with the key log, re-protected
+    (RFC 9420 §6.3) and re-sealed in its GBP frame, as an attacker holding the key log would."""
+    cap = _capture(res)
+    kl, gid = res.keylog, res.group_id
+    ctl = cap.control
+    fr = int(ctl[(ctl["mls_epoch"] == epoch) & ctl["commit_error"].isna()]["frame"].iloc[0])
+    body = cap.record(fr)
+    frame = decode_frame(body)
+    cm = decode_control(open_frame(frame, kl))
+    suite = CipherSuite.get(kl.suite(gid))
+    rc = classify_record(cm.args)
+    sds, enc = kl.sender_data_secret(gid, epoch), kl.encryption_secret(gid, epoch)
+    opened = open_private_message(rc.body, suite, sds, enc)
+    alice = res.members["alice"].mls
+    hist = {h.epoch: h for h in alice.history}
+    gc = hist[epoch].group_context
+    interim = interim_transcript_hash(suite, gc.confirmed_transcript_hash, hist[epoch].confirmation_tag)
+
+    def retag(content, auth):  # the attacker knows the next epoch's secret from the key log
+        cth = confirmed_transcript_hash(suite, interim, AuthenticatedContent(
+            WireFormat.MLS_PRIVATE_MESSAGE, content, auth))
+        key = suite.derive_secret(kl.epoch_secret(gid, epoch + 1), b"confirm")
+        return replace(auth, confirmation_tag=confirmation_tag(suite, key, cth))
+
+    tools = dict(suite=suite, gc=gc, retag=retag, alice_priv=alice.member.signature_priv, gid=gid)
+    content, auth = change(opened.content, opened.auth, tools)
+    st = SecretTree(suite, enc, opened.leaves)
+    for _ in range(opened.generation):
+        st.next_sending_key(opened.leaf_index, RatchetType.HANDSHAKE)
+    pm = protect(suite, content, auth, st, sds, reuse_guard=b"\0\0\0\0")
+    args = MLSMessage.private(pm).to_bytes() if rc.wrapped else pm.to_bytes()
+    cm2 = ControlMessage.build(cm.opcode, cm.request_id, cm.sender_id, cm.transition_id, args)
+    f2 = seal_frame(kl.exporter_secret(gid, frame.epoch), gid, frame.epoch, frame.transition_id,
+                    frame.stream_type, frame.stream_id, frame.flags, frame.sequence_no, cm2.to_cbor(),
+                    frame.payload_format, kl.suite(gid))
+    old, new = encode_record(body), encode_record(f2.to_cbor())
+    events = [replace(e, data=new) if e.data == old else e for e in res.pcap_events()]
+    assert sum(e.data == old for e in res.pcap_events()) >= 2  # the send and the relay's copies
+    return read_capture(pcap_bytes(events), kl), cap, fr
+
+
+def _check_rest_decoded(tampered, clean):
+    assert int(tampered.frames["decrypted"].sum()) == int(clean.frames["decrypted"].sum())
+    assert list(tampered.messages["text"]) == list(clean.messages["text"])
+    assert tampered.control["commit_error"].isna().sum() == clean.control["commit_error"].isna().sum()
+
+
+def _tree_findings(cap):
+    f = cap.findings
+    return f[f["kind"].isin(["tree_mismatch", "bad_parent_hash", "bad_confirmation_tag", "bad_leaf_signature"])]
+
+
+def test_a_commit_re_signed_with_a_wrong_key_is_a_bad_leaf_signature():
+    res = _run()
+    hashes = _member_hashes(res)
+
+    def resign(content, auth, t):
+        mallory = MlsContext.create("mallory", ciphersuite=1)
+        sig = sign_content(t["suite"], mallory.member.signature_priv, WireFormat.MLS_PRIVATE_MESSAGE,
+                           content, t["gc"])
+        return content, t["retag"](content, replace(auth, signature=sig))
+
+    cap, clean, fr = _tamper(res, 1, resign)
+    tf = _tree_findings(cap)
+    assert list(tf["kind"]) == ["bad_leaf_signature"] and list(tf["frames"]) == [[fr]]
+    assert int(tf["epoch"].iloc[0]) == 2 and "FramedContent signature" in tf["detail"].iloc[0]
+    assert cap.tree(2).checks["confirmation_tag"] == "ok"  # the attacker re-made the tag
+    assert cap.tree(3).checks["commit_signature"].startswith("not checked") and "broke at epoch 2" in \
+        cap.tree(3).checks["commit_signature"]
+    for e in (1, 2, 3):  # the tree itself is intact
+        assert {cap.tree(e).tree_hash} == hashes[e]
+    _check_rest_decoded(cap, clean)
+
+
+def test_a_flipped_parent_hash_is_a_bad_parent_hash():
+    res = _run()
+
+    def flip(content, auth, t):
+        commit = Commit.from_bytes(content.body)
+        leaf = commit.path.leaf_node
+        ph = bytearray(leaf.parent_hash)
+        ph[0] ^= 1
+        leaf = replace(leaf, parent_hash=bytes(ph)).signed(t["suite"], t["alice_priv"], t["gid"], 0)
+        commit = replace(commit, path=replace(commit.path, leaf_node=leaf))
+        content = replace(content, body=commit.to_bytes())
+        sig = sign_content(t["suite"], t["alice_priv"], WireFormat.MLS_PRIVATE_MESSAGE, content, t["gc"])
+        return content, t["retag"](content, replace(auth, signature=sig))
+
+    cap, clean, fr = _tamper(res, 1, flip)
+    tf = _tree_findings(cap)
+    assert list(tf["kind"]) == ["bad_parent_hash"] and list(tf["frames"]) == [[fr]]
+    assert "MLS-TREE-PARENT-HASH" in tf["detail"].iloc[0]
+    assert cap.tree(1).known and not cap.tree(2).known and "does not apply" in cap.tree(2).reason
+    assert not cap.tree(3).known
+    _check_rest_decoded(cap, clean)
+
+
+def test_a_forged_confirmation_tag_is_a_bad_confirmation_tag():
+    res = _run()
+    hashes = _member_hashes(res)
+
+    def forge(content, auth, t):
+        cth = confirmed_transcript_hash(t["suite"], b"\0" * 32, AuthenticatedContent(
+            WireFormat.MLS_PRIVATE_MESSAGE, content, auth))
+        return content, replace(auth, confirmation_tag=confirmation_tag(t["suite"], b"k" * 32, cth))
+
+    cap, clean, fr = _tamper(res, 1, forge)
+    tf = _tree_findings(cap)
+    assert list(tf["kind"]) == ["bad_confirmation_tag"] and list(tf["frames"]) == [[fr]]
+    assert cap.tree(2).checks["confirmation_tag"] == "failed"
+    assert cap.tree(2).checks["commit_signature"] == "ok"  # the signature does not cover the tag
+    for e in (1, 2, 3):
+        assert {cap.tree(e).tree_hash} == hashes[e]
+    assert clean.trees.findings == []
+    _check_rest_decoded(cap, clean)

@@ -50,7 +50,19 @@ kind                severity  meaning
                               SFrame KIDs when it sent audio; else: a commit between the key
                               epoch and N removed a leaf and the sender never used a newer key).
                               Receivers drop these frames: ``errors`` keeps the tag failure.
+``tree_mismatch``   high      a decrypted commit does not apply to the ratchet tree the observer
+                              rebuilt (``Capture.trees``, :mod:`gbp_lab.capture.trees`): blank
+                              committer, UpdatePath of the wrong length, Remove of a blank leaf.
+``bad_parent_hash`` high      an UpdatePath leaf's parent hash or a rebuilt parent node is not
+                              parent-hash valid (RFC 9420 §7.9).
+``bad_confirmation_tag`` high a commit's confirmation tag is not the MAC of the transcript hash
+                              the observer computed (§6.1, §8.2; needs ``MLS_EPOCH_SECRET``).
+``bad_leaf_signature`` high   a LeafNode signature (§7.3) or the commit's FramedContent signature
+                              over the rebuilt GroupContext (§6.1) does not verify.
 ==================  ========  ===============================================================
+
+These four come from ``Capture.trees`` (``epoch`` = the epoch the commit leads to, ``frames`` =
+its PREPARE frame).
 
 An SFrame payload whose tag fails under its epoch's key is a ``decrypt_failure`` too.
 
@@ -72,8 +84,11 @@ __all__ = ["KINDS", "SEVERITY", "FINDING_COLUMNS", "find", "xor_bytes"]
 
 KINDS = ("nonce_reuse", "replay", "replay_modified", "outside_window", "epoch_regression",
          "decrypt_failure", "malformed", "capture_defect", "sframe_nonce_reuse",
-         "stale_epoch_key")
-SEVERITY = {"nonce_reuse": "high", "replay": "medium", "replay_modified": "high",
+         "stale_epoch_key", "tree_mismatch", "bad_parent_hash", "bad_confirmation_tag",
+         "bad_leaf_signature")
+SEVERITY = {"tree_mismatch": "high", "bad_parent_hash": "high", "bad_confirmation_tag": "high",
+            "bad_leaf_signature": "high",
+            "nonce_reuse": "high", "replay": "medium", "replay_modified": "high",
             "outside_window": "medium", "epoch_regression": "medium", "decrypt_failure": "high",
             "malformed": "medium", "capture_defect": "low", "sframe_nonce_reuse": "high",
             "stale_epoch_key": "high"}
@@ -115,9 +130,16 @@ def _pair_xor(i: int, j: int, plaintexts, payloads) -> tuple:
 
 def find(capture) -> pd.DataFrame:
     """All findings of a :class:`~gbp_lab.capture.model.Capture` (kinds in :data:`KINDS`)."""
-    return find_in(capture.frames, capture.errors, capture.plaintexts,
-                   getattr(capture, "payloads", None) or [], getattr(capture, "media", None),
-                   lambda: capture.control)
+    df = find_in(capture.frames, capture.errors, capture.plaintexts,
+                 getattr(capture, "payloads", None) or [], getattr(capture, "media", None),
+                 lambda: capture.control)
+    trees = getattr(capture, "trees", None)
+    if trees is None or not trees.findings:
+        return df
+    rows: List[tuple] = [(f.kind, f.epoch, None, None, [] if f.frame is None else [f.frame], f.detail, f.time, None,
+             None, [], SEVERITY[f.kind], None, None, None, None) for f in trees.findings]
+    both = pd.concat([df, _findings_frame(rows)], ignore_index=True) if len(df) else _findings_frame(rows)
+    return both.sort_values("time", kind="stable", na_position="last").reset_index(drop=True)
 
 
 def find_in(frames: pd.DataFrame, errors: pd.DataFrame, plaintexts, payloads, media=None,

@@ -241,6 +241,7 @@ def _replay_group(gid: bytes, commits: List[CommitSeen], wanted: set, keylog,
     interim: Optional[bytes] = None
     exts: Tuple[Any, ...] = ()  # MlsContext.create makes groups without GroupContext extensions
     reason: Optional[str]
+    chain = "no MLS_EPOCH_SECRET of epoch 0 in the key log, so no transcript hash chain"
     if first == 0:
         reason = ("the creator's epoch-0 leaf is not on the wire (no KeyPackage carries it); "
                   "its first commit's UpdatePath replaces it")
@@ -275,7 +276,8 @@ def _replay_group(gid: bytes, commits: List[CommitSeen], wanted: set, keylog,
                                         commit_frame=c.frame, checks=checks)
             gc, cth, interim = None, None, None
             continue
-        ev = _step(suite, gid, e, c, tree, gc, cth, interim, exts, epoch_secret(nxt), checks, placeholder)
+        ev = _step(suite, gid, e, c, tree, gc, cth, interim, exts, epoch_secret(nxt), checks, placeholder,
+                   chain)
         for kind, detail in ev.problems:
             findings.append(TreeFinding(kind, gid, nxt, c.frame, detail, c.time))
         if ev.tree is None:
@@ -286,6 +288,8 @@ def _replay_group(gid: bytes, commits: List[CommitSeen], wanted: set, keylog,
         out[(gid, nxt)] = EpochTree(gid, nxt, ev.tree, None, c.frame, ev.committer,
                                     _changed(tree, ev.tree), checks)
         tree, exts, cth, interim = ev.tree, ev.exts, ev.cth, ev.interim
+        if ev.broken:  # the members' transcript is not the forged commit's: stop checking it
+            cth, interim, chain = None, None, f"the transcript chain broke at epoch {nxt}"
         gc = None if cth is None else GroupContext(int(suite.id), gid, nxt, tree.tree_hash(), cth, exts)
         reason = None
 
@@ -299,12 +303,13 @@ class _Step:
     cth: Optional[bytes] = None
     interim: Optional[bytes] = None
     problems: List[Tuple[str, str]] = field(default_factory=list)
+    broken: bool = False  #: a forged signature or tag: the transcript chain is not followed on
 
 
 def _step(suite: CipherSuite, gid: bytes, e: int, c: CommitSeen, tree: Optional[RatchetTree],
           gc: Optional[GroupContext], cth: Optional[bytes], interim: Optional[bytes],
           exts: Tuple[Any, ...], next_epoch_secret: Optional[bytes], checks: Dict[str, str],
-          placeholder: bool) -> _Step:
+          placeholder: bool, chain: str) -> _Step:
     """Apply commit ``c`` of epoch ``e`` to ``tree`` (RFC 9420 §12.2–§12.4.2) and verify it."""
     st = _Step(exts=exts)
     ac = c.authenticated
@@ -341,7 +346,7 @@ def _step(suite: CipherSuite, gid: bytes, e: int, c: CommitSeen, tree: Optional[
     # the content signature over the GroupContext we rebuilt (§6.1): catches another tree hash
     if not placeholder:
         if gc is None:
-            checks["commit_signature"] = "not checked: the transcript hash is unknown (no MLS_EPOCH_SECRET of the start)"
+            checks["commit_signature"] = f"not checked: the GroupContext's transcript hash is unknown ({chain})"
         else:
             leaf = tree.leaf(sender)
             if leaf is None:
@@ -354,6 +359,7 @@ def _step(suite: CipherSuite, gid: bytes, e: int, c: CommitSeen, tree: Optional[
                 checks["commit_signature"] = "ok"
             except GbpLabError as exc:
                 checks["commit_signature"] = "failed"
+                st.broken = True
                 st.problems.append(("bad_leaf_signature",
                                     f"{where}: the FramedContent signature does not verify under leaf "
                                     f"{sender}'s key and the rebuilt GroupContext (a wrong key, or "
@@ -384,12 +390,12 @@ def _step(suite: CipherSuite, gid: bytes, e: int, c: CommitSeen, tree: Optional[
         st.exts = tuple(applied.extensions)
     tag = ac.auth.confirmation_tag
     if interim is None:
-        checks["confirmation_tag"] = ("not checked: no MLS_EPOCH_SECRET of epoch 0 in the key log, "
-                                      "so no transcript hash chain")
+        checks["confirmation_tag"] = f"not checked: {chain}"
         return st
     st.cth = confirmed_transcript_hash(suite, interim, ac)
     if tag is None:
         st.problems.append(("bad_confirmation_tag", f"{where} has no confirmation tag"))
+        st.cth = None
         return st
     st.interim = interim_transcript_hash(suite, st.cth, tag)
     if next_epoch_secret is None:
@@ -400,6 +406,7 @@ def _step(suite: CipherSuite, gid: bytes, e: int, c: CommitSeen, tree: Optional[
             checks["confirmation_tag"] = "ok"
         else:
             checks["confirmation_tag"] = "failed"
+            st.broken = True
             st.problems.append(("bad_confirmation_tag",
                                 f"{where}: the confirmation tag is not MAC(confirmation_key of epoch "
                                 f"{e + 1}, confirmed transcript hash) (RFC 9420 §6.1, §8.2)"))

@@ -54,6 +54,8 @@ def _member_hashes(res):
     """{epoch: {tree hash every member had}} from the members' own GroupContexts."""
     out: dict = {}
     for m in res.members.values():
+        if m.impl != "core":
+            continue  # the wheel's MlsContext keeps no history
         for h in m.mls.history:
             out.setdefault(h.epoch, set()).add(bytes(h.group_context.tree_hash))
         if m.in_group:  # MlsContext.tree of the current epoch (a removed member's is the next one)
@@ -296,3 +298,41 @@ def test_a_forged_confirmation_tag_is_a_bad_confirmation_tag():
         assert {cap.tree(e).tree_hash} == hashes[e]
     assert clean.trees.findings == []
     _check_rest_decoded(cap, clean)
+
+
+# -- a reference (gbp_stack / openmls) member in the group ---------------------------------------
+MIXED = {"name": "mixed", "steps": [
+    {"create": {"member": "alice"}},
+    {"join": {"member": "rusty", "impl": "reference"}},
+    {"join": {"member": "bob"}},
+    {"text": {"member": "rusty", "text": "hi from the reference"}},
+    {"update": {}},
+    {"leave": {"member": "rusty"}},
+    {"text": {"member": "bob", "text": "bye"}},
+]}
+
+
+@pytest.mark.interop
+def test_reference_member_leaves_are_the_reference_members_own():
+    pytest.importorskip("gbp_stack")
+    res = Simulator(MIXED, 4).run()
+    rusty, alice = res.members["rusty"], res.members["alice"]
+    assert rusty.impl == "reference"
+    cap = _capture(res)
+    # the KeyPackage openmls made for rusty, as the capture carries it
+    kps = [classify_record(cap.record(i)).body for i in
+           cap.frames.index[cap.frames["info"].str.startswith("KeyPackage", na=False)]]
+    ref_leaf = next(kp.leaf_node for kp in kps if kp.leaf_node.credential.identity == b"rusty")
+    hashes = _member_hashes(res)
+    for e in (1, 2, 3):  # rusty is a member from epoch 1 until the commit of epoch 3 removes it
+        et = cap.tree(e)
+        assert {et.tree_hash} == hashes[e]
+        assert et.members[1] == "rusty"
+        leaf = et.tree.leaf(1)
+        assert leaf.signature_key == ref_leaf.signature_key and leaf.credential == ref_leaf.credential
+        assert leaf == ref_leaf  # rusty never commits: its leaf is its KeyPackage's, byte for byte
+        # openmls derived the same epoch (its exporter secret = ours): its GroupContext, tree hash
+        # included, is the one we rebuilt
+        assert rusty.keylog.exporter_secret(res.group_id, e) == alice.keylog.exporter_secret(res.group_id, e)
+    assert cap.tree(4).members == ["alice", None, "bob", None]
+    assert cap.trees.findings == []

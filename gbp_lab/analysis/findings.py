@@ -136,8 +136,9 @@ def find(capture) -> pd.DataFrame:
     trees = getattr(capture, "trees", None)
     if trees is None or not trees.findings:
         return df
-    rows: List[tuple] = [(f.kind, f.epoch, None, None, [] if f.frame is None else [f.frame], f.detail, f.time, None,
-             None, [], SEVERITY[f.kind], None, None, None, None) for f in trees.findings]
+    rows: List[tuple] = [(f.kind, f.epoch, None, None, [] if f.frame is None else [f.frame], f.detail,
+                          f.time, None, None, [], SEVERITY[f.kind], None, None, None, None)
+                         for f in trees.findings]
     both = pd.concat([df, _findings_frame(rows)], ignore_index=True) if len(df) else _findings_frame(rows)
     return both.sort_values("time", kind="stable", na_position="last").reset_index(drop=True)
 

@@ -336,3 +336,22 @@ def test_reference_member_leaves_are_the_reference_members_own():
         assert rusty.keylog.exporter_secret(res.group_id, e) == alice.keylog.exporter_secret(res.group_id, e)
     assert cap.tree(4).members == ["alice", None, "bob", None]
     assert cap.trees.findings == []
+
+
+def test_epoch_stepper_from_the_capture_shows_the_members_trees():
+    from gbp_lab.widgets.epoch_stepper import EpochStepper
+    from gbp_lab.widgets.render import tree_rows, tree_svg
+
+    res = _run()
+    cap = _capture(res)
+    alice, bob = res.members["alice"].mls, res.members["bob"].mls
+    live = EpochStepper([alice, bob]).go_epoch(3)
+    st = EpochStepper(cap)
+    v = st.go_epoch(3)
+    assert v.tree_known and live.tree_known
+    assert tree_rows(cap.tree(3).tree) == tree_rows(alice.tree)  # the whole tree: parents too
+    assert v.members == live.members
+    assert v.changed == cap.tree(3).changed and 'class="node leaf changed"' in v.tree_svg
+    # the same drawing as the live stepper's, plus the changed nodes outlined
+    assert tree_svg(tree_rows(cap.tree(3).tree)) == live.tree_svg
+    assert tree_svg(tree_rows(cap.tree(3).tree), changed=v.changed) == v.tree_svg

@@ -355,3 +355,20 @@ def test_epoch_stepper_from_the_capture_shows_the_members_trees():
     # the same drawing as the live stepper's, plus the changed nodes outlined
     assert tree_svg(tree_rows(cap.tree(3).tree)) == live.tree_svg
     assert tree_svg(tree_rows(cap.tree(3).tree), changed=v.changed) == v.tree_svg
+
+
+def test_of_two_commits_for_one_epoch_the_confirmed_one_is_followed():
+    """A transition retried: two different commits of epoch 1 in the capture; the next epoch's
+    MLS_EPOCH_SECRET confirms the one the group merged, whatever the order seen."""
+    res = _run()
+    cap = _capture(res)
+    commits = commits_of(cap)
+    c1 = commits[1]
+    forged = replace(c1, frame=-1, authenticated=replace(
+        c1.authenticated, auth=replace(c1.authenticated.auth, confirmation_tag=b"\0" * 32)))
+    t = replay_commits([commits[0], forged, c1, commits[2]], res.keylog)
+    assert t.tree(2).commit_frame == c1.frame and "confirms" in t.tree(2).checks["chosen"]
+    assert t.tree(3).tree_hash == cap.tree(3).tree_hash and t.findings == []
+    kl = _keylog_without(res.keylog, lambda e: e.label == "MLS_EPOCH_SECRET")
+    t = replay_commits([commits[0], forged, c1, commits[2]], kl)
+    assert t.tree(2).commit_frame == -1 and "ambiguous" in t.tree(2).checks

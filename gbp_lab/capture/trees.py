@@ -266,10 +266,8 @@ def _replay_group(gid: bytes, commits: List[CommitSeen], wanted: set, keylog,
             tree, gc, cth, interim = None, None, None, None
             out[(gid, nxt)] = EpochTree(gid, nxt, None, reason)
             continue
-        c = cands[0]
         checks: Dict[str, str] = {}
-        if len(cands) > 1:
-            checks["ambiguous"] = f"{len(cands)} different commits for epoch {e}: the first is followed"
+        c = _pick(suite, cands, interim, epoch_secret(nxt), checks)
         placeholder = tree is None and e == 0 and first == 0
         if tree is None and not placeholder:
             out[(gid, nxt)] = EpochTree(gid, nxt, None, reason or f"epoch {e}'s tree is unknown",
@@ -292,6 +290,26 @@ def _replay_group(gid: bytes, commits: List[CommitSeen], wanted: set, keylog,
             cth, interim, chain = None, None, f"the transcript chain broke at epoch {nxt}"
         gc = None if cth is None else GroupContext(int(suite.id), gid, nxt, tree.tree_hash(), cth, exts)
         reason = None
+
+
+def _pick(suite: CipherSuite, cands: List[CommitSeen], interim: Optional[bytes],
+          next_epoch_secret: Optional[bytes], checks: Dict[str, str]) -> CommitSeen:
+    """The commit of an epoch: the only one, or among different ones (a transition retried) the
+    one whose confirmation tag the next epoch's secret confirms (§6.1), else the first seen."""
+    if len(cands) == 1:
+        return cands[0]
+    if interim is not None and next_epoch_secret is not None:
+        key = suite.derive_secret(next_epoch_secret, b"confirm")
+        for c in cands:
+            tag = c.authenticated.auth.confirmation_tag
+            cth = confirmed_transcript_hash(suite, interim, c.authenticated)
+            if tag is not None and confirmation_tag(suite, key, cth) == bytes(tag):
+                checks["chosen"] = (f"{len(cands)} different commits for epoch {c.epoch}: frame "
+                                    f"{c.frame}'s is the one the next epoch's secret confirms")
+                return c
+    checks["ambiguous"] = (f"{len(cands)} different commits for epoch {cands[0].epoch}: the first seen "
+                           "is followed (no MLS_EPOCH_SECRET to tell which one the group merged)")
+    return cands[0]
 
 
 @dataclass
@@ -395,7 +413,7 @@ def _step(suite: CipherSuite, gid: bytes, e: int, c: CommitSeen, tree: Optional[
     st.cth = confirmed_transcript_hash(suite, interim, ac)
     if tag is None:
         st.problems.append(("bad_confirmation_tag", f"{where} has no confirmation tag"))
-        st.cth = None
+        st.broken = True
         return st
     st.interim = interim_transcript_hash(suite, st.cth, tag)
     if next_epoch_secret is None:

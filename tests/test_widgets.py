@@ -425,10 +425,15 @@ def test_capture_stepper_traffic_changes_with_epoch(built, cap):
         assert set(v.traffic["epoch"]) == {ep}
         sizes.append(len(v.traffic))
     assert len(set(sizes)) > 1
-    # a capture knows the key-log secrets only, and says what it does not know
+    # a capture knows the key-log secrets and the trees its commits rebuild (Capture.trees), and
+    # says what it does not know: the creator's epoch-0 leaf is never on the wire
+    v0 = st.go(0)
+    assert v0.tree_known is False and "unknown" in v0.tree_svg
+    assert any("ratchet tree" in u and "epoch-0 leaf" in u for u in v0.unknown)
     v = st.go(1)
-    assert v.tree_known is False and "unknown" in v.tree_svg
-    assert any("ratchet tree" in u for u in v.unknown)
+    assert v.tree_known is True and [m["identity"] for m in v.members] == ["alice", "bob"]
+    assert 'class="node leaf changed"' in v.tree_svg and v.changed == (0, 1, 2)
+    assert not any("ratchet tree" in u for u in v.unknown)
     known = {s["name"] for s in v.secrets if s["known"]}
     assert known == {"exporter_secret", "sender_data_secret", "encryption_secret", "epoch_secret"}
     assert all(s["value"] is None for s in v.secrets)

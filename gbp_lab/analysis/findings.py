@@ -2,55 +2,112 @@
 
 The one place the finding kinds are defined (:data:`KINDS`, stable strings):
 
-========================  ========  ===============================================================
-kind                      severity  meaning
-========================  ========  ===============================================================
-``nonce_reuse``           high      two or more DIFFERENT senders sealed frames with the same
-                                    (group, epoch, stream type, seq). The reference derives one key
-                                    per (epoch, stream type) for every member (``MLS-Exporter
-                                    ("gbp/<stream>", "", 32)``) and uses ``nonce = seq ‖ 0^8``
-                                    (reference-map §5), so these frames share key AND nonce:
-                                    ChaCha20 keystream reuse, ``ct1 ⊕ ct2 = pt1 ⊕ pt2``, and the
-                                    Poly1305 one-time key is reused (forgery). ONE row per (group,
-                                    epoch, stream type, seq); ``frames`` = every frame involved
-                                    (forwarded copies included), ``senders``, ``xor`` = pt1 ⊕ pt2 of
-                                    the first two senders (from the plaintexts when decrypted, else
-                                    from the ciphertexts — the same bytes), also in ``detail``.
-                                    Identical bytes seen on several connections (a relay forwarding
-                                    one frame) are ONE frame and never count.
-``replay``                medium    the same frame bytes again on the same direction of a flow.
-``replay_modified``       high      the same (group, epoch, sender stream, seq) with different frame
-                                    bytes (a re-sealed or forged frame; under the reference's keys it
-                                    also reuses key + nonce). ``xor`` as for nonce_reuse.
-``outside_window``        medium    seq ≤ the highest seq already seen for that (group, epoch,
-                                    stream type, stream id) on that direction of the flow: the
-                                    reference receiver drops it (no reordering window, §5).
-``epoch_regression``      medium    a frame of a lower epoch after a higher one on the same direction
-                                    of a flow (one row per regression, frames = its run).
-``decrypt_failure``       high      the key log has the epoch's secret but the AEAD tag does not
-                                    verify (tampered or mis-keyed frame).
-``malformed``             medium    a record that is no valid frame, a decrypted plaintext that does
-                                    not decode, an oversize length, a bad record (from ``errors``).
-``capture_defect``        low       the capture itself lost data: truncated file, unknown link type,
-                                    TCP gaps, garbage skipped during re-synchronisation …
-``sframe_nonce_reuse``    high      two SFrame payloads with the same (group, epoch, KID, CTR) and
-                                    different bytes: the same AES-GCM key and nonce (RFC 9605 §4.4.3,
-                                    §9.1; gbp-stack 1.9.1 restarts CTR at 0 when an encryptor is
-                                    re-created). One row per (group, epoch, KID, CTR): ``frames`` =
-                                    every frame carrying one of them (relay copies included — a copy
-                                    of one payload is never reuse), ``kid``/``ctr``, ``xor`` = the
-                                    XOR of the first two plaintexts when both opened, else of the
-                                    ciphertexts (the same bytes: the keystream cancels).
-``stale_epoch_key``       high      frames labelled epoch N whose tag fails under epoch N's key but
-                                    verifies under an earlier epoch's key from the same log
-                                    (``frames.key_epoch``): a member still sending with keys it should
-                                    no longer have — typically one a commit removed. One row per
-                                    (group, epoch, sender, key epoch); ``removed`` says whether a
-                                    commit the capture shows removed that sender (its leaf from its
-                                    SFrame KIDs when it sent audio; else: a commit between the key
-                                    epoch and N removed a leaf and the sender never used a newer key).
-                                    Receivers drop these frames: ``errors`` keeps the tag failure.
-========================  ========  ===============================================================
+==========================  ========  ===============================================================
+kind                        severity  meaning
+==========================  ========  ===============================================================
+``nonce_reuse``             high      two or more DIFFERENT senders sealed frames with the same
+                                      (group, epoch, stream type, seq). The reference derives one key
+                                      per (epoch, stream type) for every member (``MLS-Exporter
+                                      ("gbp/<stream>", "", 32)``) and uses ``nonce = seq ‖ 0^8``
+                                      (reference-map §5), so these frames share key AND nonce:
+                                      ChaCha20 keystream reuse, ``ct1 ⊕ ct2 = pt1 ⊕ pt2``, and the
+                                      Poly1305 one-time key is reused (forgery). ONE row per (group,
+                                      epoch, stream type, seq); ``frames`` = every frame involved
+                                      (forwarded copies included), ``senders``, ``xor`` = pt1 ⊕ pt2 of
+                                      the first two senders (from the plaintexts when decrypted, else
+                                      from the ciphertexts — the same bytes), also in ``detail``.
+                                      Identical bytes seen on several connections (a relay forwarding
+                                      one frame) are ONE frame and never count.
+``replay``                  medium    the same frame bytes again on the same direction of a flow.
+``replay_modified``         high      the same (group, epoch, sender stream, seq) with different frame
+                                      bytes (a re-sealed or forged frame; under the reference's keys it
+                                      also reuses key + nonce). ``xor`` as for nonce_reuse.
+``outside_window``          medium    seq ≤ the highest seq already seen for that (group, epoch,
+                                      stream type, stream id) on that direction of the flow: the
+                                      reference receiver drops it (no reordering window, §5).
+``epoch_regression``        medium    a frame of a lower epoch after a higher one on the same direction
+                                      of a flow (one row per regression, frames = its run).
+``decrypt_failure``         high      the key log has the epoch's secret but the AEAD tag does not
+                                      verify (tampered or mis-keyed frame).
+``malformed``               medium    a record that is no valid frame, a decrypted plaintext that does
+                                      not decode, an oversize length, a bad record (from ``errors``).
+``capture_defect``          low       the capture itself lost data: truncated file, unknown link type,
+                                      TCP gaps, garbage skipped during re-synchronisation …
+``sframe_nonce_reuse``      high      two SFrame payloads with the same (group, epoch, KID, CTR) and
+                                      different bytes: the same AES-GCM key and nonce (RFC 9605 §4.4.3,
+                                      §9.1; gbp-stack 1.9.1 restarts CTR at 0 when an encryptor is
+                                      re-created). One row per (group, epoch, KID, CTR): ``frames`` =
+                                      every frame carrying one of them (relay copies included — a copy
+                                      of one payload is never reuse), ``kid``/``ctr``, ``xor`` = the
+                                      XOR of the first two plaintexts when both opened, else of the
+                                      ciphertexts (the same bytes: the keystream cancels).
+``stale_epoch_key``         high      frames labelled epoch N whose tag fails under epoch N's key but
+                                      verifies under an earlier epoch's key from the same log
+                                      (``frames.key_epoch``): a member still sending with keys it should
+                                      no longer have — typically one a commit removed. One row per
+                                      (group, epoch, sender, key epoch); ``removed`` says whether a
+                                      commit the capture shows removed that sender (its leaf from its
+                                      SFrame KIDs when it sent audio; else: a commit between the key
+                                      epoch and N removed a leaf and the sender never used a newer key).
+                                      Receivers drop these frames: ``errors`` keeps the tag failure.
+``nonce_reuse``             high      two or more DIFFERENT senders sealed frames with the same
+                                      (group, epoch, stream type, seq). The reference derives one key
+                                      per (epoch, stream type) for every member (``MLS-Exporter
+                                      ("gbp/<stream>", "", 32)``) and uses ``nonce = seq ‖ 0^8``
+                                      (reference-map §5), so these frames share key AND nonce:
+                                      ChaCha20 keystream reuse, ``ct1 ⊕ ct2 = pt1 ⊕ pt2``, and the
+                                      Poly1305 one-time key is reused (forgery). ONE row per (group,
+                                      epoch, stream type, seq); ``frames`` = every frame involved
+                                      (forwarded copies included), ``senders``, ``xor`` = pt1 ⊕ pt2 of
+                                      the first two senders (from the plaintexts when decrypted, else
+                                      from the ciphertexts — the same bytes), also in ``detail``.
+                                      Identical bytes seen on several connections (a relay forwarding
+                                      one frame) are ONE frame and never count.
+``replay``                  medium    the same frame bytes again on the same direction of a flow.
+``replay_modified``         high      the same (group, epoch, sender stream, seq) with different frame
+                                      bytes (a re-sealed or forged frame; under the reference's keys it
+                                      also reuses key + nonce). ``xor`` as for nonce_reuse.
+``outside_window``          medium    seq ≤ the highest seq already seen for that (group, epoch,
+                                      stream type, stream id) on that direction of the flow: the
+                                      reference receiver drops it (no reordering window, §5).
+``epoch_regression``        medium    a frame of a lower epoch after a higher one on the same direction
+                                      of a flow (one row per regression, frames = its run).
+``decrypt_failure``         high      the key log has the epoch's secret but the AEAD tag does not
+                                      verify (tampered or mis-keyed frame).
+``malformed``               medium    a record that is no valid frame, a decrypted plaintext that does
+                                      not decode, an oversize length, a bad record (from ``errors``).
+``capture_defect``          low       the capture itself lost data: truncated file, unknown link type,
+                                      TCP gaps, garbage skipped during re-synchronisation …
+``sframe_nonce_reuse``      high      two SFrame payloads with the same (group, epoch, KID, CTR) and
+                                      different bytes: the same AES-GCM key and nonce (RFC 9605 §4.4.3,
+                                      §9.1; gbp-stack 1.9.1 restarts CTR at 0 when an encryptor is
+                                      re-created). One row per (group, epoch, KID, CTR): ``frames`` =
+                                      every frame carrying one of them (relay copies included — a copy
+                                      of one payload is never reuse), ``kid``/``ctr``, ``xor`` = the
+                                      XOR of the first two plaintexts when both opened, else of the
+                                      ciphertexts (the same bytes: the keystream cancels).
+``stale_epoch_key``         high      frames labelled epoch N whose tag fails under epoch N's key but
+                                      verifies under an earlier epoch's key from the same log
+                                      (``frames.key_epoch``): a member still sending with keys it should
+                                      no longer have — typically one a commit removed. One row per
+                                      (group, epoch, sender, key epoch); ``removed`` says whether a
+                                      commit the capture shows removed that sender (its leaf from its
+                                      SFrame KIDs when it sent audio; else: a commit between the key
+                                      epoch and N removed a leaf and the sender never used a newer key).
+                                      Receivers drop these frames: ``errors`` keeps the tag failure.
+``tree_mismatch``           high      a decrypted commit does not apply to the ratchet tree the observer
+                                      rebuilt (``Capture.trees``, :mod:`gbp_lab.capture.trees`): blank
+                                      committer, UpdatePath of the wrong length, Remove of a blank leaf.
+``bad_parent_hash``         high      an UpdatePath leaf's parent hash or a rebuilt parent node is not
+                                      parent-hash valid (RFC 9420 §7.9).
+``bad_confirmation_tag``    high      a commit's confirmation tag is not the MAC of the transcript hash
+                                      the observer computed (§6.1, §8.2; needs ``MLS_EPOCH_SECRET``).
+``bad_leaf_signature``      high      a LeafNode signature (§7.3) or the commit's FramedContent signature
+                                      over the rebuilt GroupContext (§6.1) does not verify.
+==========================  ========  ===============================================================
+
+These four come from ``Capture.trees`` (``epoch`` = the epoch the commit leads to, ``frames`` =
+its PREPARE frame).
 
 An SFrame payload whose tag fails under its epoch's key is a ``decrypt_failure`` too.
 
@@ -72,8 +129,11 @@ __all__ = ["KINDS", "SEVERITY", "FINDING_COLUMNS", "find", "xor_bytes"]
 
 KINDS = ("nonce_reuse", "replay", "replay_modified", "outside_window", "epoch_regression",
          "decrypt_failure", "malformed", "capture_defect", "sframe_nonce_reuse",
-         "stale_epoch_key")
-SEVERITY = {"nonce_reuse": "high", "replay": "medium", "replay_modified": "high",
+         "stale_epoch_key", "tree_mismatch", "bad_parent_hash", "bad_confirmation_tag",
+         "bad_leaf_signature")
+SEVERITY = {"tree_mismatch": "high", "bad_parent_hash": "high", "bad_confirmation_tag": "high",
+            "bad_leaf_signature": "high",
+            "nonce_reuse": "high", "replay": "medium", "replay_modified": "high",
             "outside_window": "medium", "epoch_regression": "medium", "decrypt_failure": "high",
             "malformed": "medium", "capture_defect": "low", "sframe_nonce_reuse": "high",
             "stale_epoch_key": "high"}
@@ -116,10 +176,18 @@ def _pair_xor(i: int, j: int, plaintexts, payloads) -> tuple:
 
 def find(capture) -> pd.DataFrame:
     """All findings of a :class:`~gbp_lab.capture.model.Capture` (kinds in :data:`KINDS`)."""
-    return with_rel_time(find_in(capture.frames, capture.errors, capture.plaintexts,
-                                 getattr(capture, "payloads", None) or [],
-                                 getattr(capture, "media", None), lambda: capture.control),
-                         getattr(capture, "t0", None))
+    df = find_in(capture.frames, capture.errors, capture.plaintexts,
+                 getattr(capture, "payloads", None) or [], getattr(capture, "media", None),
+                 lambda: capture.control)
+    trees = getattr(capture, "trees", None)
+    if trees is not None and trees.findings:
+        rows: List[tuple] = [(f.kind, f.epoch, None, None, [] if f.frame is None else [f.frame],
+                              f.detail, f.time, None, None, [], SEVERITY[f.kind], None, None, None,
+                              None) for f in trees.findings]
+        more = _findings_frame(rows)
+        df = pd.concat([df, more], ignore_index=True) if len(df) else more
+        df = df.sort_values("time", kind="stable", na_position="last").reset_index(drop=True)
+    return with_rel_time(df, getattr(capture, "t0", None))
 
 
 def find_in(frames: pd.DataFrame, errors: pd.DataFrame, plaintexts, payloads, media=None,

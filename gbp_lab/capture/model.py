@@ -147,9 +147,25 @@ class Capture:
 
     @property
     def epochs(self) -> pd.DataFrame:
-        """Epoch timeline (see :func:`.tables.build_epochs`)."""
-        from . import tables
-        return self._get("epochs", lambda: tables.build_epochs(self.frames))
+        """Epoch timeline (see :func:`.tables.build_epochs`) with each epoch's rebuilt tree hash
+        and leaves (:func:`.trees.with_tree_columns`)."""
+        from . import tables, trees
+        return self._get("epochs", lambda: trees.with_tree_columns(tables.build_epochs(self.frames),
+                                                                   self.trees))
+
+    @property
+    def trees(self):
+        """Every epoch's public ratchet tree rebuilt from the decrypted commits, with the
+        observer's verifications (:func:`.trees.trees_of`; cached)."""
+        from . import trees
+        t = self.__dict__.get("_trees")
+        if t is None:
+            t = self.__dict__["_trees"] = trees.trees_of(self)
+        return t
+
+    def tree(self, epoch: int, group_id: Optional[bytes] = None):
+        """One epoch's :class:`~.trees.EpochTree` (``tree`` is ``None`` when unknown: see ``reason``)."""
+        return self.trees.tree(epoch, group_id)
 
     @property
     def findings(self) -> pd.DataFrame:

@@ -225,11 +225,13 @@ def decode_prepare_commit(args: bytes, keylog) -> Dict[str, Any]:
 
     Returns a dict with ``mls_type``, ``mls_epoch``, and — when the Commit could be decrypted —
     ``leaf`` (the committer's leaf), ``proposals`` (type names), ``added`` (identities of Add
-    proposals' credentials), ``removed`` (leaf indexes), ``commit`` (a summary dict); otherwise
+    proposals' credentials), ``removed`` (leaf indexes), ``commit`` (a summary dict) and
+    ``authenticated`` (the §6.1 ``AuthenticatedContent``: what :mod:`.trees` replays); otherwise
     ``error`` says why not."""
     from gbp_lab.core.mls.commit import Commit
-    from gbp_lab.core.mls.framing import PrivateMessage, PublicMessage
+    from gbp_lab.core.mls.framing import AuthenticatedContent, PrivateMessage, PublicMessage
     from gbp_lab.core.mls.observer import open_private_message
+    from gbp_lab.core.mls.registries import WireFormat
     from gbp_lab.core.mls.suites import CipherSuite
 
     out: Dict[str, Any] = {"mls_type": None, "mls_epoch": None, "error": None}
@@ -253,6 +255,7 @@ def decode_prepare_commit(args: bytes, keylog) -> Dict[str, Any]:
         if isinstance(body, PublicMessage):  # a plaintext commit: readable without keys
             content_body = body.content.body
             out["leaf"] = getattr(body.content.sender, "index", None)
+            authenticated = AuthenticatedContent(WireFormat.MLS_PUBLIC_MESSAGE, body.content, body.auth)
         else:
             if keylog is None:
                 out["error"] = "no key log: the commit is an encrypted PrivateMessage"
@@ -282,6 +285,8 @@ def decode_prepare_commit(args: bytes, keylog) -> Dict[str, Any]:
                 return out
             content_body = opened.content.body
             out["leaf"] = opened.leaf_index
+            authenticated = AuthenticatedContent(WireFormat.MLS_PRIVATE_MESSAGE, opened.content,
+                                                 opened.auth)
     else:
         out["mls_type"] = name
         out["error"] = f"PREPARE carries a {name}, not a commit"
@@ -314,7 +319,8 @@ def decode_prepare_commit(args: bytes, keylog) -> Dict[str, Any]:
             item["removed"] = b.removed
         items.append(item)
     out.update(proposals=kinds, added=added, removed=removed,
-               commit={"proposals": items, "path": commit.path is not None})
+               commit={"proposals": items, "path": commit.path is not None},
+               authenticated=authenticated)
     return out
 
 

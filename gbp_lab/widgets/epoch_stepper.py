@@ -84,6 +84,8 @@ class EpochView:
     unknown: Tuple[str, ...]
     source: str
     senders: Tuple[int, ...] = ()  #: GBP member ids seen sending in this epoch (captures)
+    #: tree nodes that changed since the previous epoch (a capture's rebuilt trees, ``Capture.trees``)
+    changed: Tuple[int, ...] = ()
 
     @property
     def epoch(self) -> int:
@@ -120,6 +122,7 @@ class _EpochData:
     proposals: List[str] = field(default_factory=list)
     unknown: List[str] = field(default_factory=list)
     senders: List[int] = field(default_factory=list)
+    changed: Tuple[int, ...] = ()  # tree nodes changed since the previous epoch (captures)
 
 
 class EpochStepper(Observable):
@@ -223,7 +226,7 @@ class EpochStepper(Observable):
             tree_known = False
         else:
             rows, members, tree_known = [], [], False
-        svg = render.tree_svg(rows) if rows else _unknown_svg()
+        svg = render.tree_svg(rows, changed=d.changed) if rows else _unknown_svg()
         mem = tuple(MappingProxyType({"leaf_index": int(m.leaf_index),
                                       "identity": render.identity_text(m.identity)})
                     for m in members)
@@ -233,7 +236,7 @@ class EpochStepper(Observable):
         traffic = self._traffic(d.key)
         return EpochView(d.key, i, svg, tree_known, mem, secrets, self._reveal, d.commit,
                          tuple(d.proposals), traffic, tuple(d.unknown), self.source_kind,
-                         tuple(d.senders))
+                         tuple(d.senders), tuple(d.changed))
 
     def _traffic(self, key: EpochKey) -> pd.DataFrame:
         if self._capture is None:
@@ -363,6 +366,7 @@ def _epochs_of_capture(cap: Any, group_id: Optional[bytes]) -> List[_EpochData]:
         keys = {k: v for k, v in keys.items() if k.group_id == group_id}
     out = sorted(keys.values(), key=lambda d: (d.key.group_id or b"", d.key.epoch))
     control = _control_rows(cap)
+    trees = getattr(cap, "trees", None)  # Capture.trees: each epoch's tree rebuilt by an observer
     for d in out:
         gid_or_none, ep = d.key
         assert gid_or_none is not None  # a capture's epochs are keyed by their group id
@@ -375,7 +379,12 @@ def _epochs_of_capture(cap: Any, group_id: Optional[bytes]) -> List[_EpochData]:
         missing = [n for n, _h, v in d.secrets if v is None]
         if missing:
             d.unknown.append("secrets not in the key log: " + ", ".join(missing))
-        d.unknown.append("ratchet tree and MLS members: a capture's key log carries secrets only")
+        et = trees.epochs.get((gid, ep)) if trees is not None else None
+        if et is not None and et.tree is not None:  # rebuilt from the decrypted commits
+            d.tree, d.changed = et.tree, tuple(et.changed)
+        else:
+            d.unknown.append("ratchet tree and MLS members: " + (
+                et.reason if et is not None and et.reason else "a capture's key log carries secrets only"))
         if len(frames):
             m = frames["epoch"].eq(ep).fillna(False).astype(bool) & \
                 frames["group_id"].eq(gid.hex()).fillna(False).astype(bool)

@@ -96,11 +96,13 @@ def tree_rows(tree: Any = None, *, members: Optional[Iterable[Any]] = None,
 
 
 def tree_svg(rows: Sequence[Mapping[str, Any]], *, highlight_leaf: Optional[int] = None,
-             dx: int = 56, dy: int = 64) -> str:
+             dx: int = 56, dy: int = 64, changed: Iterable[int] = ()) -> str:
     """An SVG drawing of the tree described by ``rows`` (:func:`tree_rows` or
     :meth:`RatchetTree.describe`). Each node is a ``<g class="node leaf|parent [blank]
-    [unknown]" data-node="i">`` with a ``<title>``; edges go from each node to its parent
-    (RFC 9420 Appendix C ``parent``)."""
+    [unknown] [changed]" data-node="i">`` with a ``<title>``; edges go from each node to its parent
+    (RFC 9420 Appendix C ``parent``). ``changed`` nodes (e.g. since the previous epoch) are
+    drawn with a thick orange outline."""
+    changed = frozenset(int(c) for c in changed)
     n_nodes = len(rows)
     if n_nodes == 0:
         return '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>'
@@ -130,8 +132,11 @@ def tree_svg(rows: Sequence[Mapping[str, Any]], *, highlight_leaf: Optional[int]
         blank = bool(r.get("blank"))
         unknown = bool(r.get("unknown"))
         cls = ["node", "leaf" if leaf else "parent"] + (["blank"] if blank else []) + \
-              (["unknown"] if unknown else [])
+              (["unknown"] if unknown else []) + (["changed"] if i in changed else [])
         dash = ' stroke-dasharray="4 3"' if blank or unknown else ""
+        stroke = "#333"
+        if i in changed:
+            stroke, dash = "#e67e00", dash + ' stroke-width="3"'
         fill = "#fff" if blank else ("#eee" if unknown else ("#d8ecff" if leaf else "#e6f5e1"))
         if leaf and highlight_leaf is not None and r.get("leaf_index") == highlight_leaf:
             fill = "#ffe9a8"
@@ -141,7 +146,7 @@ def tree_svg(rows: Sequence[Mapping[str, Any]], *, highlight_leaf: Optional[int]
                      ("blank" if blank else f"member {ident}"))
             out.append(f'<g class="{" ".join(cls)}" data-node="{i}"><title>{esc(title)}</title>'
                        f'<rect x="{x - 24:.0f}" y="{y - 12:.0f}" width="48" height="24" rx="4" '
-                       f'fill="{fill}" stroke="#333"{dash}/>'
+                       f'fill="{fill}" stroke="{stroke}"{dash}/>'
                        f'<text x="{x:.0f}" y="{y + 4:.0f}" text-anchor="middle">'
                        f'{esc(short(ident) if not blank else "_")}</text>'
                        f'<text x="{x:.0f}" y="{y + 26:.0f}" text-anchor="middle" fill="#555">'
@@ -154,7 +159,7 @@ def tree_svg(rows: Sequence[Mapping[str, Any]], *, highlight_leaf: Optional[int]
                 title += f", unmerged leaves {list(unmerged)}"
             label = "?" if unknown else ("_" if blank else str(i))
             out.append(f'<g class="{" ".join(cls)}" data-node="{i}"><title>{esc(title)}</title>'
-                       f'<circle cx="{x:.0f}" cy="{y:.0f}" r="13" fill="{fill}" stroke="#333"{dash}/>'
+                       f'<circle cx="{x:.0f}" cy="{y:.0f}" r="13" fill="{fill}" stroke="{stroke}"{dash}/>'
                        f'<text x="{x:.0f}" y="{y + 4:.0f}" text-anchor="middle">{esc(label)}</text>')
             if unmerged:
                 out.append(f'<text class="unmerged" x="{x:.0f}" y="{y - 17:.0f}" '

@@ -573,6 +573,16 @@ class LiveCapture:
                 self.counters["errors"] += 1
 
     # -- what was seen -----------------------------------------------------------------------
+    def view(self, **kw: Any) -> Any:
+        """An ipywidgets panel that follows this capture while the notebook stays responsive:
+        frames/s, per-protocol counters, the last frames, the current epoch and members, a
+        live ladder with epoch bands, the epoch timeline and the findings, redrawn a few times a
+        second by a background thread (:class:`gbp_lab.widgets.views.LiveCaptureView`;
+        ``interval=``, ``last=``, ``ladder_arrows=`` … as :class:`gbp_lab.widgets.LivePanel`)."""
+        from gbp_lab.widgets.views import LiveCaptureView
+
+        return LiveCaptureView(self, **kw)
+
     @property
     def frames(self) -> pd.DataFrame:
         """The current ``frames`` table (the last ``max_frames`` rows; index = row number)."""

@@ -207,6 +207,7 @@ class LiveCaptureView(W.VBox):
         super().__init__([self.status, self.counters_html, self.epoch_html,
                           W.HBox([self.ladder_html, self.timeline_html]), self.last_html,
                           self.findings_html])
+        self.add_class("gbp-live")  # the panel's DOM class (tests/test_browser.py)
         self.refresh(force=True)
         if autostart:
             self._thread = threading.Thread(target=self._loop, name="gbp-live-view", daemon=True)

@@ -1,4 +1,4 @@
-"""Notebook 03 in a real browser: JupyterLab + headless Debian Chromium (Playwright for Python).
+"""Notebooks 03 and 08 in a real browser: JupyterLab + headless Debian Chromium (Playwright).
 
 The test starts its own JupyterLab server on the loopback (random port and token, a temp copy of
 ``notebooks/``), opens ``03_mls_epochs.ipynb``, runs every cell through the *Run* menu, waits for
@@ -118,6 +118,77 @@ def test_epoch_stepper_in_jupyterlab(tmp_path):
             page.screenshot(path=str(shot), full_page=False)
             stepper.screenshot(path=str(tmp_path / "epoch-stepper-widget.png"))
             assert shot.stat().st_size > 10_000
+        finally:
+            ctx.close()
+    assert not [e for e in page_errors if "gbp" in e.lower()], page_errors
+
+
+LIVE_NOTEBOOK = "08_live.ipynb"
+
+
+def _live_status(panel) -> tuple:
+    """(state, frames) of the live panel's status line (``running: 57 frames (…/s), …``)."""
+    panel.scroll_into_view_if_needed()  # JupyterLab's windowing hides cells out of view
+    text = panel.locator(".gbp-live-status").first.text_content() or ""
+    m = re.search(r"(running|stopped): (\d+) frames", text)
+    assert m, f"no frame count in the live panel's status {text!r}"
+    return m.group(1), int(m.group(2))
+
+
+@pytest.mark.slow
+def test_live_panel_counters_grow_in_jupyterlab(tmp_path):
+    """Notebook 08 in JupyterLab: the live panel (``LiveCapture.view()``) is redrawn by its own
+    thread while the kernel is busy waiting for the simulation: its frame counter grows from
+    one reading to the next, then it shows the stopped capture's final count, as the notebook
+    prints it, with the per-protocol counters and the ladder."""
+    bu.require_chromium()
+    bu.require_module("playwright")
+    bu.require_module("jupyterlab")
+    from playwright.sync_api import expect, sync_playwright
+
+    page_errors: list = []
+    with bu.LabServer(tmp_path / "lab") as lab, sync_playwright() as pw:
+        ctx = bu.launch_chromium(pw, tmp_path / "chromium-profile")
+        try:
+            page = ctx.pages[0] if ctx.pages else ctx.new_page()
+            page.on("pageerror", lambda e: page_errors.append(str(e)))
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(lab.url(f"lab/tree/{LIVE_NOTEBOOK}?reset"), wait_until="domcontentloaded")
+            page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(state="visible")
+            _wait_kernel_idle(page)
+            _run_all_cells(page)
+            panel = page.locator(".gbp-live")
+            try:
+                panel.wait_for(state="visible", timeout=TIMEOUT_MS)
+            except Exception:
+                page.screenshot(path=str(tmp_path / "no-live-panel.png"), full_page=True)
+                raise AssertionError(f"the live panel did not render; page errors: "
+                                     f"{page_errors}; server log:\n{lab.log_tail()}")
+            readings = []  # distinct (state, frames) seen, in order
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                r = _live_status(panel)
+                if not readings or readings[-1] != r:
+                    readings.append(r)
+                if r[0] == "stopped":
+                    break
+                page.wait_for_timeout(100)
+            running = [n for state, n in readings if state == "running"]
+            assert len([n for n in running if n > 0]) >= 2, readings
+            assert running == sorted(running), readings
+            assert readings[-1][0] == "stopped" and readings[-1][1] >= running[-1] > running[0], readings
+            final = readings[-1][1]
+            printed = page.locator(".jp-OutputArea-output pre",
+                                   has_text="LiveCapture('lo', stopped:").first
+            printed.wait_for(state="attached")
+            printed.scroll_into_view_if_needed()
+            expect(printed).to_contain_text(f"stopped: {final} frames")
+            panel.scroll_into_view_if_needed()
+            gtp = panel.locator('.gbp-count[data-name="GTP"]').first.text_content() or ""
+            assert int(gtp.split()[-1]) > 0, gtp
+            assert panel.locator("svg.gbp-ladder g.arrow").count() > 0
+            panel.scroll_into_view_if_needed()
+            panel.screenshot(path=str(tmp_path / "live-panel.png"))
         finally:
             ctx.close()
     assert not [e for e in page_errors if "gbp" in e.lower()], page_errors

@@ -241,3 +241,64 @@ def test_cli_dissect_live_from_a_pipe_prints_what_dissect_prints():
     assert b"95 frames, 85 decrypted, 0 errors" in live.stderr
     bad = subprocess.run([GBP_LAB, "dissect"], capture_output=True, timeout=60)
     assert bad.returncode == 2 and b"--live" in bad.stderr
+
+
+# --- dumpcap (Wireshark's capture engine, `make tshark`) writing a file and a pipe --------------
+DUMPCAP_HOST = "127.0.0.79"
+
+
+def _dumpcap(*args):
+    import shutil
+    import subprocess
+
+    exe = shutil.which("dumpcap")
+    if exe is None:
+        pytest.fail("dumpcap is missing: run `make tshark` as root (apt-get install -y tshark)")
+    p = subprocess.Popen([exe, "-i", "lo", "-f", f"host {DUMPCAP_HOST}", *args],
+                         stdout=subprocess.PIPE if "-" in args else subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)
+    line = p.stderr.readline().decode()  # "Capturing on 'Loopback: lo'" once it listens
+    assert "Capturing on" in line, line + p.stderr.read().decode()
+    return p
+
+
+def test_dumpcap_file_and_pipe_while_the_simulator_runs(tmp_path):
+    """dumpcap writes a pcapng file and another dumpcap a pipe (``-w -``) while
+    ``gbp-lab simulate classroom`` runs: following the file gives exactly read_capture of the
+    finished file, the pipe the GBP frames of the run's own capture; both all decrypted with
+    the key log the run appends as it goes."""
+    import signal
+    import subprocess
+
+    keys, path = tmp_path / "run" / "keys.log", tmp_path / "dumpcap.pcapng"
+    to_file = _dumpcap("-w", str(path))
+    to_pipe = _dumpcap("-w", "-")
+    try:
+        follow = LiveCapture(str(path), keylog=str(keys), poll=0.02).start()
+        piped = LiveCapture(to_pipe.stdout, keylog=str(keys), poll=0.02).start()
+        r = subprocess.run([GBP_LAB, "simulate", "classroom", "--out", str(tmp_path / "run"),
+                            "--seed", "5", "--real-ports", "--quiet", "--host", DUMPCAP_HOST],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        ref = read_capture(tmp_path / "run" / "capture.pcap", keylog=str(keys))
+        deadline = time.time() + 20
+        while (piped.counters["frames"] < len(ref.frames)
+               or follow.counters["frames"] < len(ref.frames)) and time.time() < deadline:
+            time.sleep(0.05)
+    finally:
+        for p in (to_file, to_pipe):
+            p.send_signal(signal.SIGTERM)
+            p.wait(30)
+    assert piped.wait(20), "the pipe's capture did not end with dumpcap"
+    follow.stop()
+    piped.stop()
+    to_pipe.stdout.close()
+    assert len(ref.frames) > 100 and ref.frames.loc[ref.frames["protocol"] != "MLS",
+                                                    "decrypted"].all()
+    snap = follow.snapshot()
+    _assert_same(snap, read_capture(path, keylog=str(keys)))
+    assert [i.name for i in snap.interfaces] == ["lo"] and snap.interfaces[0].linktype == 1
+    for s in (snap, piped.snapshot()):
+        assert _gbp_rows(s.frames) == _gbp_rows(ref.frames)
+        assert sorted(s.frames["info"]) == sorted(ref.frames["info"])
+        assert len(s.errors) == 0 and s.keylog == ref.keylog

@@ -411,3 +411,72 @@ def test_pcapng_bytes_object_bytes():
             w.write_packet(p.data, ticks=p.ts_ticks, ts_units=p.ts_units, interface=p.interface,
                            origlen=p.origlen)
     assert buf.getvalue() == original
+
+
+# --- CaptureStream: the same parse, fed piece by piece (live files and pipes) -------------------
+from gbp_lab.capture.pcap import CaptureStream  # noqa: E402
+
+
+def _reader_view(data: bytes):
+    reader = CaptureReader(data)
+    tuples = list(reader.iter_tuples())
+    return tuples, reader.interfaces, reader.secrets, reader.issues
+
+
+def _stream_view(data: bytes, cuts):
+    s = CaptureStream()
+    tuples, pos = [], 0
+    for c in sorted(cuts) + [len(data)]:
+        tuples += list(s.feed(data[pos:c]))
+        pos = max(pos, c)
+    tuples += list(s.finish())
+    assert s.halted
+    return tuples, s.interfaces, s.secrets, s.issues
+
+
+_STREAM_BASES = [(CAPTURES / n).read_bytes() for n in ALL] + [_handmade_pcapng()]
+
+
+@pytest.mark.parametrize("i", range(len(_STREAM_BASES)),
+                         ids=ALL + ["handmade.pcapng"])
+def test_capture_stream_byte_by_byte_equals_the_reader(i):
+    """Every byte fed alone: the packets, interfaces (two sections, two byte orders), secrets
+    (with their file offsets) and issues (defects, truncation at the end) of CaptureReader."""
+    data = _STREAM_BASES[i]
+    want = _reader_view(data)
+    assert want[0], "the file has packets"
+    s = CaptureStream()
+    got = []
+    for k in range(len(data)):
+        got += list(s.feed(data[k:k + 1]))
+        assert s.buffered < 1 << 16  # parsed bytes are dropped
+    got += list(s.finish())
+    assert (got, s.interfaces, s.secrets, s.issues) == want
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(range(len(_STREAM_BASES))), st.integers(4, 9000),
+       st.lists(st.integers(0, 9000), max_size=8),
+       st.lists(st.tuples(st.integers(4, 9000), st.integers(0, 255)), max_size=4))
+def test_capture_stream_any_pieces_cut_or_corrupt_equals_the_reader(i, cut, cuts, flips):
+    data = bytearray(_STREAM_BASES[i][:cut])
+    for pos, val in flips:
+        if pos < len(data):
+            data[pos] = val
+    assert _stream_view(bytes(data), [c for c in cuts if c < len(data)]) == _reader_view(bytes(data))
+
+
+def test_capture_stream_waits_for_the_rest_and_rejects_non_captures():
+    data = (CAPTURES / "segmented.pcap").read_bytes()
+    s = CaptureStream()
+    assert list(s.feed(data[:3])) == [] and s.format is None
+    assert list(s.feed(data[3:30])) == [] and s.format == "pcap" and s.issues == []
+    first = list(s.feed(data[30:]))
+    assert len(first) == len(_reader_view(data)[0]) and s.buffered == 0
+    with pytest.raises(CaptureFormatError) as ei:
+        list(CaptureStream().feed(b"not a capture"))
+    assert ei.value.vid == "CAP-MAGIC"
+    short = CaptureStream()
+    assert list(short.feed(b"\xd4\xc3")) == []
+    with pytest.raises(CaptureFormatError):
+        list(short.finish())

@@ -12,6 +12,15 @@ NOTEBOOKS = sorted(glob.glob(os.path.join(ROOT, "notebooks", "*.ipynb")))
 
 def test_notebooks_exist():
     assert NOTEBOOKS, "no notebooks found"
+    assert any(p.endswith("08_live.ipynb") for p in NOTEBOOKS)
+
+
+def test_readme_lists_every_notebook():
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    missing = [os.path.basename(p) for p in NOTEBOOKS
+               if f"(notebooks/{os.path.basename(p)})" not in readme]
+    assert not missing, f"README's notebook list misses {missing}"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[os.path.basename(p) for p in NOTEBOOKS])

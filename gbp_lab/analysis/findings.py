@@ -182,8 +182,9 @@ def find(capture) -> pd.DataFrame:
     trees = getattr(capture, "trees", None)
     if trees is not None and trees.findings:
         rows: List[tuple] = [(f.kind, f.epoch, None, None, [] if f.frame is None else [f.frame],
-                              f.detail, f.time, None, None, [], SEVERITY[f.kind], None, None, None,
-                              None) for f in trees.findings]
+                              f.detail, time_cells([f.time])[0] if f.time is not None else None,
+                              None, None, [], SEVERITY[f.kind], None, None, None, None)
+                             for f in trees.findings]
         more = _findings_frame(rows)
         df = pd.concat([df, more], ignore_index=True) if len(df) else more
         df = df.sort_values("time", kind="stable", na_position="last").reset_index(drop=True)

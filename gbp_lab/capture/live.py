@@ -9,10 +9,9 @@ row is the row :func:`~.model.read_capture` would make for the same bytes):
 * a network interface (``"lo"``, ``"eth0"``, ``"any"``) sniffed with scapy's L2 listen socket
   (:class:`InterfaceSniffer`; needs root or CAP_NET_RAW, else :class:`LiveCapturePermissionError`).
 
-The pcap/pcapng bytes are parsed by the one reader, :class:`~.pcapfile.CaptureReader`, on the
-complete part of what arrived (a truncation issue at the end marks the incomplete rest, which
-waits for more bytes); pcapng SHB/IDB blocks are kept as the prefix of the next parse, so
-interface numbers and time resolutions stay those of the file.
+The pcap/pcapng bytes are parsed by the one reader's incremental form,
+:class:`~.pcapfile.CaptureStream`: the packets of the complete records/blocks as they arrive, an
+incomplete one waiting for more bytes, interfaces and sections carried over.
 
 The key log (``keylog=`` a path) is followed too: new lines reach the read loop as GBPK
 decryption secrets (so later frames decrypt), and the rows that arrived before their epoch's key
@@ -40,18 +39,14 @@ from gbp_lab.core.gbp.registry import stream_protocol
 from gbp_lab.core.keylog import KeyLog
 
 from .model import Capture
-from .pcapfile import (BT_IDB, BT_SHB, BYTE_ORDER_MAGIC, SECRETS_TYPE_GBP_KEYLOG,
-                       CaptureFormatError, CaptureIssue, CaptureReader, DecryptionSecrets,
-                       Interface)
+from .pcapfile import (SECRETS_TYPE_GBP_KEYLOG, CaptureFormatError, CaptureIssue,
+                       CaptureStream, DecryptionSecrets, Interface)
 from .readpath import FRAME_ROW, ReadState, errors_table, frames_table, load_keylog, read_chunks
 from .records import GBP_PORT, PipelineStats
 
 __all__ = ["LiveCapture", "LiveCaptureError", "LiveCapturePermissionError", "FileFollower",
            "InterfaceSniffer", "KeyLogFollower", "is_interface"]
 
-#: the reader's issues that mean "the rest has not arrived yet" (wait for more bytes)
-_INCOMPLETE = frozenset({"CAP-TRUNCATED-HEADER", "CAP-TRUNCATED-RECORD", "CAP-TRUNCATED-BLOCK"})
-_PCAP_HEADER = 24  # the classic pcap file header (draft-ietf-opsawg-pcap §4)
 _F = {n: i for i, n in enumerate(FRAME_ROW.names)}
 _NO_KEY = "NOKEY]"  # in a row's error when its epoch had no key yet (open_frame's vid)
 
@@ -156,11 +151,6 @@ class FileFollower(_Source):
         super().__init__(stop, poll, on_keys, keylog)
         self.source = source
         self.follow = follow
-        self._prefix = b""  # pcap: the file header; pcapng: every SHB and IDB so far
-        self._buf = bytearray()
-        self._base = 0  # file offset of _buf[0]
-        self._fmt: Optional[str] = None
-        self._endian = "<"
         self._failed = False
 
     # -- bytes in ----------------------------------------------------------------------------
@@ -209,91 +199,40 @@ class FileFollower(_Source):
 
     # -- packets out -------------------------------------------------------------------------
     def iter_tuples(self):
+        stream = CaptureStream()
         for data in self._chunks():
             self.tick()
             if not data:
                 time.sleep(self.poll)
                 continue
-            if self._failed:
-                continue
-            self._buf += data
-            yield from self._parse(final=False)
+            yield from self._packets(stream, stream.feed, data)
         self.tick()
-        if not self._failed:
-            yield from self._parse(final=True)
+        yield from self._packets(stream, stream.finish)
 
-    def _parse(self, final: bool):
-        buf = self._buf
-        if self._fmt is None:
-            if len(buf) < 4 and not final:
-                return
-            try:
-                fmt = CaptureReader(bytes(buf[:4]) + b"\0" * 8).format
-            except CaptureFormatError as exc:
-                self._fail(0, exc.vid, exc.message)
-                return
-            if fmt == "pcap":
-                if len(buf) < _PCAP_HEADER and not final:
-                    return
-                self._prefix = bytes(buf[:_PCAP_HEADER])
-                del buf[:_PCAP_HEADER]
-                self._base = len(self._prefix)
-            self._fmt = fmt
-        data = self._prefix + bytes(buf)
-        if len(data) < 4:
+    def _packets(self, stream: CaptureStream, step, *args):
+        """The packets of one :class:`~.pcapfile.CaptureStream` step; its secrets blocks reach
+        :attr:`secrets` before the packets that follow them."""
+        if self._failed:
             return
-        reader = CaptureReader(data)
-        shift = self._base - len(self._prefix)  # reader offset -> file offset
-        seen = 0
-        for t in reader.iter_tuples():
-            if len(reader.secrets) != seen:
-                self._secrets(reader.secrets[seen:], shift)
-                seen = len(reader.secrets)
-            self.count += 1
-            yield (self.count - 1,) + t[1:]
-        if len(reader.secrets) != seen:
-            self._secrets(reader.secrets[seen:], shift)
-        self.interfaces = list(reader.interfaces)
-        end = len(data)
-        for issue in reader.issues:
-            if issue.vid in _INCOMPLETE and not final:
-                end = issue.offset
-                break
-            self.issues.append(CaptureIssue(issue.offset + shift, issue.vid, issue.reason,
-                                            self.count))
-            self._failed = True
-            break
-        used = end - len(self._prefix)
-        if self._fmt == "pcapng":
-            self._keep_headers(bytes(buf[:used]))
-        del buf[:used]
-        self._base += used
+        seen = len(stream.secrets)
+        try:
+            for t in step(*args):
+                if len(stream.secrets) != seen:
+                    self._secrets(stream.secrets[seen:])
+                    seen = len(stream.secrets)
+                self.count += 1
+                yield t
+        except CaptureFormatError as exc:
+            self._fail(0, exc.vid, exc.message)
+            return
+        if len(stream.secrets) != seen:
+            self._secrets(stream.secrets[seen:])
+        self.interfaces = list(stream.interfaces)
+        self.issues = list(stream.issues)
 
-    def _secrets(self, blocks: List[DecryptionSecrets], shift: int) -> None:
-        for s in blocks:
-            s = DecryptionSecrets(s.secrets_type, s.data, s.offset + shift)
-            self.secrets.append(s)
-            self.file_secrets.append(s)
-
-    def _keep_headers(self, blocks: bytes) -> None:
-        """Append the SHB and IDB blocks among complete pcapng ``blocks`` to the prefix (the
-        next parse must know the section's byte order and interfaces)."""
-        import struct
-
-        pos, keep = 0, []
-        while pos + 12 <= len(blocks):
-            (le_type,) = struct.unpack_from("<I", blocks, pos)
-            if le_type == BT_SHB:
-                (bom,) = struct.unpack_from("<I", blocks, pos + 8)
-                self._endian = "<" if bom == BYTE_ORDER_MAGIC else ">"
-            btype, blen = struct.unpack_from(self._endian + "II", blocks, pos)
-            if blen < 12:
-                break
-            if btype in (BT_SHB, BT_IDB):
-                keep.append(blocks[pos:pos + blen])
-            pos += blen
-        if keep:
-            self._prefix += b"".join(keep)
+    def _secrets(self, blocks: List[DecryptionSecrets]) -> None:
+        self.secrets.extend(blocks)
+        self.file_secrets.extend(blocks)
 
     def _fail(self, offset: int, vid: str, reason: str) -> None:
         self.issues.append(CaptureIssue(offset, vid, reason, self.count))
@@ -578,6 +517,16 @@ class LiveCapture:
         """The first packet's time (integer ns; ``rel_time`` 0), NaN before any."""
         st = self._state.stats
         return st.first_time if st is not None else math.nan
+
+    def view(self, **kw: Any) -> Any:
+        """An ipywidgets panel that follows this capture while the notebook stays responsive:
+        frames/s, per-protocol counters, the last frames, the current epoch and members, a
+        live ladder with epoch bands, the epoch timeline and the findings, redrawn a few times a
+        second by a background thread (:class:`gbp_lab.widgets.views.LiveCaptureView`;
+        ``interval=``, ``last=``, ``ladder_arrows=`` … as :class:`gbp_lab.widgets.LivePanel`)."""
+        from gbp_lab.widgets.views import LiveCaptureView
+
+        return LiveCaptureView(self, **kw)
 
     @property
     def frames(self) -> pd.DataFrame:

@@ -55,6 +55,7 @@ __all__ = [
     "DecryptionSecrets",
     "CaptureIssue",
     "CaptureReader",
+    "CaptureStream",
     "read_packets",
 ]
 
@@ -292,22 +293,27 @@ class CaptureReader:
     def __init__(self, source: Source) -> None:
         self._buf, self._closer = _load(source)
         self.size = len(self._buf)
+        self._base = 0  # offset of _buf[0] in the capture (CaptureStream drops parsed bytes)
+        self._partial = False  # an incomplete record/block at the end waits (CaptureStream)
+        self._reset()
+        try:
+            self.format = _format_of(self._buf)
+        except CaptureFormatError:
+            self.close()
+            raise
+
+    def _reset(self) -> None:
         self.interfaces: List[Interface] = []
         self.secrets: List[DecryptionSecrets] = []
         self.issues: List[CaptureIssue] = []
         self.packet_count = 0
-        if self.size < 4:
-            self.close()
-            raise CaptureFormatError(f"file too short for a capture header ({self.size} bytes)",
-                                     vid="CAP-MAGIC", where=0)
-        (magic,) = struct.unpack_from("<I", self._buf, 0)
-        if magic == BT_SHB:
-            self.format = "pcapng"
-        elif magic in _PCAP_MAGICS:
-            self.format = "pcap"
-        else:
-            self.close()
-            raise CaptureFormatError(f"unknown capture magic 0x{magic:08x}", vid="CAP-MAGIC", where=0)
+        # where the parse is: resumable by CaptureStream
+        self._pos = 0
+        self._index = 0
+        self._halted = False  # a defect ended the parse
+        self._pcap: Optional[Tuple[str, int, int, int]] = None  # endian, units, rec size, linktype
+        self._endian = "<"
+        self._section_ifaces: List[Interface] = []
 
     # -- context manager / cleanup -------------------------------------------------------------
     def close(self) -> None:
@@ -333,14 +339,14 @@ class CaptureReader:
         object per packet (the bulk readers' hot path; ``Packet(*t)`` gives the object)."""
         if self._closer is None and not isinstance(self._buf, bytes):
             raise UsageError("the capture reader is closed", vid="CAP-CLOSED")
-        self.interfaces, self.secrets, self.issues, self.packet_count = [], [], [], 0
+        self._reset()
         if self.format == "pcap":
             return self._iter_pcap()
         return self._iter_pcapng()
 
     # -- helpers -------------------------------------------------------------------------------
     def _issue(self, offset: int, vid: str, reason: str) -> None:
-        self.issues.append(CaptureIssue(offset, vid, reason, self.packet_count))
+        self.issues.append(CaptureIssue(offset + self._base, vid, reason, self.packet_count))
 
     @property
     def gbp_keylog_text(self) -> str:
@@ -350,51 +356,69 @@ class CaptureReader:
 
     # -- classic pcap ----------------------------------------------------------------------------
     def _iter_pcap(self) -> Iterator[tuple]:
-        buf, size = self._buf, self.size
-        (magic,) = struct.unpack_from("<I", buf, 0)
-        endian, units, rec_size = _PCAP_MAGICS[magic]
-        if size < 24:
-            self._issue(0, "CAP-TRUNCATED-HEADER", f"pcap file header truncated ({size} of 24 bytes)")
-            return
-        _maj, _min, _zone, _sig, snaplen, network = struct.unpack_from(endian + "HHiIII", buf, 4)
-        linktype = network & 0xFFFF
-        self.interfaces.append(Interface(0, linktype, snaplen, units))
+        buf, size, partial = self._buf, self.size, self._partial
+        if self._pcap is None:
+            (magic,) = struct.unpack_from("<I", buf, 0)
+            endian, units, rec_size = _PCAP_MAGICS[magic]
+            if size < 24:
+                if not partial:
+                    self._halted = True
+                    self._issue(0, "CAP-TRUNCATED-HEADER",
+                                f"pcap file header truncated ({size} of 24 bytes)")
+                return
+            _maj, _min, _zone, _sig, snaplen, network = struct.unpack_from(endian + "HHiIII", buf, 4)
+            linktype = network & 0xFFFF
+            self.interfaces.append(Interface(0, linktype, snaplen, units))
+            self._pcap = (endian, units, rec_size, linktype)
+            self._pos = 24
+        endian, units, rec_size, linktype = self._pcap
         rec = struct.Struct(endian + "IIII")
-        pos = 24
-        index = 0
+        pos = self._pos
+        index = self._index
         fdiv = float(units)
-        while pos < size:
-            if pos + rec_size > size:
-                self._issue(pos, "CAP-TRUNCATED-RECORD",
-                            f"record header truncated: {size - pos} of {rec_size} bytes at end of file")
-                break
-            sec, frac, caplen, origlen = rec.unpack_from(buf, pos)
-            if caplen > MAX_CAPLEN:
-                self._issue(pos, "CAP-CORRUPT-RECORD", f"implausible caplen {caplen}; reading stopped")
-                break
-            start = pos + rec_size
-            end = start + caplen
-            if end > size:
-                self._issue(pos, "CAP-TRUNCATED-RECORD",
-                            f"packet data truncated: {size - start} of {caplen} bytes at end of file")
-                break
-            self.packet_count += 1
-            yield (index, 0, linktype, sec + frac / fdiv, sec * units + frac, units,
-                   origlen, buf[start:end])
-            index += 1
-            pos = end
+        try:
+            while pos < size:
+                if pos + rec_size > size:
+                    if not partial:
+                        self._halted = True
+                        self._issue(pos, "CAP-TRUNCATED-RECORD", f"record header truncated: "
+                                    f"{size - pos} of {rec_size} bytes at end of file")
+                    break
+                sec, frac, caplen, origlen = rec.unpack_from(buf, pos)
+                if caplen > MAX_CAPLEN:
+                    self._halted = True
+                    self._issue(pos, "CAP-CORRUPT-RECORD",
+                                f"implausible caplen {caplen}; reading stopped")
+                    break
+                start = pos + rec_size
+                end = start + caplen
+                if end > size:
+                    if not partial:
+                        self._halted = True
+                        self._issue(pos, "CAP-TRUNCATED-RECORD", f"packet data truncated: "
+                                    f"{size - start} of {caplen} bytes at end of file")
+                    break
+                self.packet_count += 1
+                yield (index, 0, linktype, sec + frac / fdiv, sec * units + frac, units,
+                       origlen, buf[start:end])
+                index += 1
+                pos = end
+        finally:
+            self._pos, self._index = pos, index
 
     # -- pcapng ----------------------------------------------------------------------------------
     def _iter_pcapng(self) -> Iterator[tuple]:
-        buf, size = self._buf, self.size
-        pos = 0
-        endian = "<"
-        section_ifaces: List[Interface] = []
-        index = 0
+        buf, size, partial = self._buf, self.size, self._partial
+        pos = self._pos
+        endian = self._endian
+        section_ifaces = self._section_ifaces
+        index = self._index
         while pos < size:
             if pos + 12 > size:
-                self._issue(pos, "CAP-TRUNCATED-BLOCK",
-                            f"block header truncated: {size - pos} bytes at end of file")
+                if not partial:
+                    self._halted = True
+                    self._issue(pos, "CAP-TRUNCATED-BLOCK",
+                                f"block header truncated: {size - pos} bytes at end of file")
                 break
             (btype_le,) = struct.unpack_from("<I", buf, pos)
             if btype_le == BT_SHB:
@@ -404,19 +428,24 @@ class CaptureReader:
                 elif bom == 0x4D3C2B1A:
                     endian = ">"
                 else:
+                    self._halted = True
                     self._issue(pos, "CAP-CORRUPT-BLOCK", f"bad byte-order magic 0x{bom:08x} in SHB")
                     break
                 section_ifaces = []
             btype, blen = struct.unpack_from(endian + "II", buf, pos)
             if blen < 12 or blen % 4:
+                self._halted = True
                 self._issue(pos, "CAP-CORRUPT-BLOCK", f"invalid block total length {blen}")
                 break
             if pos + blen > size:
-                self._issue(pos, "CAP-TRUNCATED-BLOCK",
-                            f"block type 0x{btype:x} truncated: {size - pos} of {blen} bytes")
+                if not partial:
+                    self._halted = True
+                    self._issue(pos, "CAP-TRUNCATED-BLOCK",
+                                f"block type 0x{btype:x} truncated: {size - pos} of {blen} bytes")
                 break
             (trail,) = struct.unpack_from(endian + "I", buf, pos + blen - 4)
             if trail != blen:
+                self._halted = True
                 self._issue(pos, "CAP-CORRUPT-BLOCK",
                             f"block trailer length {trail} != header length {blen}")
                 break
@@ -486,16 +515,97 @@ class CaptureReader:
                         self._issue(pos, "CAP-CORRUPT-BLOCK",
                                     f"secrets length {slen} exceeds the block")
                     else:
-                        self.secrets.append(DecryptionSecrets(stype, bytes(buf[body + 8:body + 8 + slen]),
-                                                              pos))
+                        self.secrets.append(DecryptionSecrets(
+                            stype, bytes(buf[body + 8:body + 8 + slen]), pos + self._base))
             # SHB handled above; NRB, ISB, custom and unknown blocks are skipped.
             pos += blen
+        # where the parse stopped (a CaptureStream resumes there with its next bytes)
+        self._pos, self._endian, self._index = pos, endian, index
+        self._section_ifaces = section_ifaces
 
     def __del__(self) -> None:  # pragma: no cover - best effort
         try:
             self.close()
         except Exception:
             pass
+
+
+def _format_of(buf) -> str:
+    """``"pcap"`` or ``"pcapng"`` by the first four bytes (pcap magics; pcapng SHB block type)."""
+    if len(buf) < 4:
+        raise CaptureFormatError(f"file too short for a capture header ({len(buf)} bytes)",
+                                 vid="CAP-MAGIC", where=0)
+    (magic,) = struct.unpack_from("<I", buf, 0)
+    if magic == BT_SHB:
+        return "pcapng"
+    if magic in _PCAP_MAGICS:
+        return "pcap"
+    raise CaptureFormatError(f"unknown capture magic 0x{magic:08x}", vid="CAP-MAGIC", where=0)
+
+
+class CaptureStream(CaptureReader):
+    """A pcap/pcapng capture that arrives in pieces (a file still being written, a pipe from
+    ``dumpcap -w -``): :meth:`feed` the new bytes and iterate over the packets (the tuples of
+    :meth:`CaptureReader.iter_tuples`) whose record or block is complete; an incomplete one at
+    the end waits for the next :meth:`feed`. :meth:`finish` says the capture ended: what is still
+    incomplete is then the truncation issue :class:`CaptureReader` reports for the same bytes.
+
+    State carries over from one feed to the next (packet indexes, the pcap header, pcapng
+    sections with their byte order and interfaces, draft-ietf-opsawg-pcapng §4.1-4.2); parsed
+    bytes are dropped, and :attr:`issues` / :attr:`secrets` offsets are those of the whole
+    capture. Drain each iterator before the next call. Bytes that are not a capture raise
+    :class:`CaptureFormatError` (as opening a :class:`CaptureReader` does); after a defect that
+    ends the parse (:attr:`halted`), further bytes are ignored.
+    """
+
+    def __init__(self) -> None:  # noqa: D107 - no source: bytes come through feed()
+        self._buf = b""
+        self._closer = None
+        self.size = 0
+        self._base = 0
+        self._partial = True
+        self._pending = bytearray()
+        self.format: Optional[str] = None  # type: ignore[assignment]
+        self._reset()
+
+    @property
+    def halted(self) -> bool:
+        """Did a defect (or :meth:`finish`) end the parse?"""
+        return self._halted
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not parsed yet (an incomplete record or block)."""
+        return len(self._pending)
+
+    def feed(self, data: bytes) -> Iterator[tuple]:
+        """Add the next bytes; iterate over the packets they complete."""
+        if not self._halted:
+            self._pending += data
+        return self._run()
+
+    def finish(self) -> Iterator[tuple]:
+        """The capture ended: the rest is parsed as a whole file's end would be."""
+        self._partial = False
+        return self._run()
+
+    def _run(self) -> Iterator[tuple]:
+        if self._halted:
+            return
+        if self.format is None:
+            if len(self._pending) < 4 and self._partial:
+                return
+            self.format = _format_of(self._pending)
+        self._buf = bytes(self._pending)
+        self.size = len(self._buf)
+        yield from (self._iter_pcap() if self.format == "pcap" else self._iter_pcapng())
+        used = self._pos
+        del self._pending[:used]
+        self._base += used
+        self._pos = 0
+        self._buf = b""
+        if not self._partial:
+            self._halted = True
 
 
 def _options(buf, pos: int, end: int, endian: str) -> Iterator[Tuple[int, bytes]]:

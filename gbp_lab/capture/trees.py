@@ -72,7 +72,7 @@ class CommitSeen:
     group_id: bytes
     epoch: int
     authenticated: AuthenticatedContent
-    time: Optional[float] = None
+    time: Any = None  # the PREPARE frame's time (a Timestamp of the frames' datetime64 column)
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ class TreeFinding:
     epoch: int
     frame: Optional[int]
     detail: str
-    time: Optional[float] = None
+    time: Any = None  # the PREPARE frame's time (a Timestamp of the frames' datetime64 column)
 
 
 @dataclass(frozen=True, eq=False)

@@ -8,7 +8,8 @@ browser: set ``view.slider.value``, click ``view.next_button`` (``.click()``), r
 """
 from __future__ import annotations
 
-from typing import Any
+import threading
+from typing import Any, Optional
 
 import ipywidgets as W
 
@@ -19,8 +20,9 @@ from .base import WidgetError
 from .epoch_stepper import EpochStepper
 from .flow_ladder import FlowLadder
 from .frame_inspector import FrameInspector
+from .live_panel import LivePanel
 
-__all__ = ["EpochStepperView", "FrameInspectorView", "FlowLadderView"]
+__all__ = ["EpochStepperView", "FrameInspectorView", "FlowLadderView", "LiveCaptureView"]
 
 
 def _df_html(df, max_rows: int = 200) -> str:
@@ -183,3 +185,67 @@ class FlowLadderView(W.VBox):
         if self.slider.value != self.model.start:
             self.slider.value = self.model.start
         self.svg_html.value = self.model.svg()
+
+
+class LiveCaptureView(W.VBox):
+    """The panel of a running live capture (:class:`~.live_panel.LivePanel`): status line with
+    frames/s, per-protocol counters, current epoch and members, the last frames, a live ladder
+    with epoch bands, the epoch timeline and the findings. A background thread redraws it every
+    ``interval`` seconds while the capture runs (the kernel stays free for other cells) and once
+    more after it stops; :meth:`close` ends the thread. ``autostart=False``: no thread (call
+    :meth:`refresh` yourself)."""
+
+    def __init__(self, live: Any, *, autostart: bool = True, **kw: Any) -> None:
+        model = live if isinstance(live, LivePanel) else LivePanel(live, **kw)
+        self.model = model
+        self.status = W.HTML()
+        self.counters_html = W.HTML()
+        self.epoch_html = W.HTML()
+        self.last_html = W.HTML()
+        self.ladder_html = W.HTML()
+        self.timeline_html = W.HTML()
+        self.findings_html = W.HTML()
+        self._closing = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        super().__init__([self.status, self.counters_html, self.epoch_html,
+                          W.HBox([self.ladder_html, self.timeline_html]), self.last_html,
+                          self.findings_html])
+        self.add_class("gbp-live")  # the panel's DOM class (tests/test_browser.py)
+        self.refresh(force=True)
+        if autostart:
+            self._thread = threading.Thread(target=self._loop, name="gbp-live-view", daemon=True)
+            self._thread.start()
+
+    def refresh(self, *, force: bool = False) -> bool:
+        """Update the model if due (or ``force``) and redraw the parts; True when redrawn."""
+        m = self.model
+        changed = m.update(force=force)
+        self.status.value = f'<div class="gbp-live-status">{render.esc(m.status_text())}</div>'
+        if changed:
+            self.counters_html.value = m.counters_html()
+            self.epoch_html.value = m.epoch_html()
+            self.last_html.value = m.last_html()
+            self.ladder_html.value = m.ladder_svg()
+            self.timeline_html.value = m.timeline_html()
+            self.findings_html.value = m.findings_html()
+        return changed
+
+    def _loop(self) -> None:
+        live = self.model.live
+        while not self._closing.wait(self.model.interval):
+            running = live.running
+            self.refresh()
+            if not running and getattr(live, "started", None) is not None:
+                self.refresh(force=True)  # the capture's last rows and findings
+                break
+
+    @property
+    def active(self) -> bool:
+        """Is the background redraw thread running?"""
+        return self._thread is not None and self._thread.is_alive()
+
+    def close(self) -> None:
+        self._closing.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(5)
+        super().close()

@@ -480,3 +480,23 @@ def test_capture_stream_waits_for_the_rest_and_rejects_non_captures():
     assert list(short.feed(b"\xd4\xc3")) == []
     with pytest.raises(CaptureFormatError):
         list(short.finish())
+
+
+def test_capture_stream_does_not_buffer_for_a_block_no_capture_writes():
+    """A pcapng block header claiming more than MAX_BLOCK bytes is corrupt at once — for the
+    stream (which would otherwise keep every later byte while waiting for the block's end) and
+    for the reader alike."""
+    from gbp_lab.capture.pcapfile import MAX_BLOCK
+
+    data = (CAPTURES / "multi_if.pcapng").read_bytes()
+    want_packets = _reader_view(data)[0]
+    huge = struct.pack("<II", 0x00000006, (MAX_BLOCK + 4096) & ~3) + b"\0" * 8
+    s = CaptureStream()
+    got = list(s.feed(data)) + list(s.feed(huge))
+    for _ in range(64):  # keep sending: nothing is kept
+        got += list(s.feed(b"\xaa" * 4096))
+        assert s.buffered <= len(huge) + 4096
+    assert got == want_packets
+    assert s.halted and s.issues[-1].vid == "CAP-CORRUPT-BLOCK" and "claims" in s.issues[-1].reason
+    reader = _reader_view(data + huge + b"\xaa" * 4096)
+    assert reader[0] == want_packets and reader[3][-1].vid == "CAP-CORRUPT-BLOCK"

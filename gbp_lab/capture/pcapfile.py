@@ -50,6 +50,7 @@ __all__ = [
     "BT_DSB",
     "BYTE_ORDER_MAGIC",
     "MAX_CAPLEN",
+    "MAX_BLOCK",
     "Interface",
     "Packet",
     "DecryptionSecrets",
@@ -109,6 +110,8 @@ _PCAP_MAGICS = {
 
 #: caplen sanity bound: a record claiming more than this is treated as corruption.
 MAX_CAPLEN = 1 << 28
+#: the largest pcapng block a stream waits for: a packet of MAX_CAPLEN plus its block's options
+MAX_BLOCK = MAX_CAPLEN + (1 << 16)
 
 
 @dataclass(frozen=True, slots=True)
@@ -436,6 +439,13 @@ class CaptureReader:
             if blen < 12 or blen % 4:
                 self._halted = True
                 self._issue(pos, "CAP-CORRUPT-BLOCK", f"invalid block total length {blen}")
+                break
+            if blen > MAX_BLOCK and pos + blen > size:
+                # a length no capture writes: a stream (CaptureStream) would otherwise buffer
+                # everything that follows while it waits for the block's end
+                self._halted = True
+                self._issue(pos, "CAP-CORRUPT-BLOCK",
+                            f"block type 0x{btype:x} claims {blen} bytes (more than {MAX_BLOCK})")
                 break
             if pos + blen > size:
                 if not partial:

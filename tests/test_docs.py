@@ -115,4 +115,4 @@ def test_keylog_doc_matches_the_code():
 @pytest.mark.parametrize("doc", [ARCH, KEYLOG_DOC], ids=lambda p: p.name)
 def test_docs_are_compact(doc):
     assert doc.is_file()
-    assert len(doc.read_text(encoding="utf-8").splitlines()) <= 285
+    assert len(doc.read_text(encoding="utf-8").splitlines()) <= 300

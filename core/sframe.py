@@ -584,7 +584,7 @@ class SFrameEncryptor:
     @raises_builtin(RuntimeError)
     def encrypt(self, plaintext: bytes, extra_aad: bytes = b"") -> bytes:
         """Encrypt one audio frame → ``header ‖ ciphertext ‖ tag`` (``extra_aad`` is authenticated,
-        not sent).  Errors are also ``RuntimeError``s, as the binding's."""
+        not sent).  Errors are also ``RuntimeError`` instances, as the binding's."""
         if self._closed:
             raise ClosedError("the SFrame encryptor is closed", vid="SFRAME-CLOSED")
         ctr = self._counter.value
@@ -629,7 +629,7 @@ class SFrameSession:
 
     * errors are typed (:class:`DecodeError`, :class:`ReplayError`, :class:`DecryptError`,
       :class:`StateError` for a KID of another epoch; :class:`ClosedError` after :meth:`close`),
-      and those of the binding's methods are also ``RuntimeError``s, as the binding's;
+      and those of the binding's methods are also ``RuntimeError`` instances, as the binding's;
     * an empty payload raises :class:`TruncatedError` (the binding returns an empty result);
       a payload too short for the tag is rejected before touching the replay window;
     * by default a counter enters the replay window only after the tag verified (1.9.2 behaviour);

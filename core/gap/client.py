@@ -93,7 +93,7 @@ class GapClient:
              opus: bytes, codec: Any = PayloadCodec.CBOR, *,
              now: Optional[float] = None) -> OutboundFrame:
         """Send one audio frame (*opus* may be an SFrame ciphertext, RFC 9605). Errors are also
-        ``OSError``s, as the binding's."""
+        ``OSError`` instances, as the binding's."""
         if self._closed:
             raise ClosedError("the client is closed", vid="GAP-CLIENT-CLOSED")
         c = resolve_codec(codec)

@@ -228,7 +228,7 @@ class GroupNode:
     def close(self) -> None:
         """Move to CLOSED (allowed from every state); idempotent. After it, sending raises
         :class:`NodeStateError` and bootstrap / transitions :class:`ClosedError` (both
-        ``OSError``s, as the binding's); :meth:`on_wire` ignores its input."""
+        ``OSError`` instances, as the binding's); :meth:`on_wire` ignores its input."""
         if self.state != _N.CLOSED:
             self._transition(_N.CLOSED)
 

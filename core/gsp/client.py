@@ -94,7 +94,7 @@ class GspClient(EpochScopedDedup):
     def send(self, node: Any, mls: Any, target: int, signal: int, role_claim: int,
              request_id: int, args: bytes = b"", codec: Any = PayloadCodec.CBOR) -> OutboundFrame:
         """Send *signal* with *args* (always CBOR inside, whatever *codec* the envelope uses;
-        build them with :mod:`gbp_lab.core.gsp.args`). Errors are also ``OSError``s, as the
+        build them with :mod:`gbp_lab.core.gsp.args`). Errors are also ``OSError`` instances, as the
         binding's."""
         self._check_open()
         c = resolve_codec(codec)

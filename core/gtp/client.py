@@ -154,7 +154,7 @@ class GtpClient(EpochScopedDedup):
     def send(self, node: Any, mls: Any, target: int, message_id: int, text: str,
              codec: Any = PayloadCodec.CBOR) -> OutboundFrame:
         """Send *text* as message *message_id* to *target* (0 = everyone). Errors are also
-        ``OSError``s, as the binding's."""
+        ``OSError`` instances, as the binding's."""
         self._check_open()
         if codec == 0 and type(message_id) is int and 0 <= message_id <= 0xFFFFFFFFFFFFFFFF \
                 and type(text) is str:

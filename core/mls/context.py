@@ -101,7 +101,7 @@ class EpochSummary:
 class MlsContext:
     """One MLS member (see the module docstring). Use as a context manager or call
     :meth:`close` (which only forgets the state: nothing native to release).  As in the
-    binding, errors of its methods (``create`` … ``restore_state``) are also ``OSError``s, and
+    binding, errors of its methods (``create`` … ``restore_state``) are also ``OSError`` instances, and
     so is the :class:`~gbp_lab.core.errors.ClosedError` of any use after :meth:`close`."""
 
     def __init__(self, identity: Union[str, bytes], suite: CipherSuite, signature_priv: bytes,

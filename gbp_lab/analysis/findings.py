@@ -50,51 +50,6 @@ kind                        severity  meaning
                                       SFrame KIDs when it sent audio; else: a commit between the key
                                       epoch and N removed a leaf and the sender never used a newer key).
                                       Receivers drop these frames: ``errors`` keeps the tag failure.
-``nonce_reuse``             high      two or more DIFFERENT senders sealed frames with the same
-                                      (group, epoch, stream type, seq). The reference derives one key
-                                      per (epoch, stream type) for every member (``MLS-Exporter
-                                      ("gbp/<stream>", "", 32)``) and uses ``nonce = seq ‖ 0^8``
-                                      (reference-map §5), so these frames share key AND nonce:
-                                      ChaCha20 keystream reuse, ``ct1 ⊕ ct2 = pt1 ⊕ pt2``, and the
-                                      Poly1305 one-time key is reused (forgery). ONE row per (group,
-                                      epoch, stream type, seq); ``frames`` = every frame involved
-                                      (forwarded copies included), ``senders``, ``xor`` = pt1 ⊕ pt2 of
-                                      the first two senders (from the plaintexts when decrypted, else
-                                      from the ciphertexts — the same bytes), also in ``detail``.
-                                      Identical bytes seen on several connections (a relay forwarding
-                                      one frame) are ONE frame and never count.
-``replay``                  medium    the same frame bytes again on the same direction of a flow.
-``replay_modified``         high      the same (group, epoch, sender stream, seq) with different frame
-                                      bytes (a re-sealed or forged frame; under the reference's keys it
-                                      also reuses key + nonce). ``xor`` as for nonce_reuse.
-``outside_window``          medium    seq ≤ the highest seq already seen for that (group, epoch,
-                                      stream type, stream id) on that direction of the flow: the
-                                      reference receiver drops it (no reordering window, §5).
-``epoch_regression``        medium    a frame of a lower epoch after a higher one on the same direction
-                                      of a flow (one row per regression, frames = its run).
-``decrypt_failure``         high      the key log has the epoch's secret but the AEAD tag does not
-                                      verify (tampered or mis-keyed frame).
-``malformed``               medium    a record that is no valid frame, a decrypted plaintext that does
-                                      not decode, an oversize length, a bad record (from ``errors``).
-``capture_defect``          low       the capture itself lost data: truncated file, unknown link type,
-                                      TCP gaps, garbage skipped during re-synchronisation …
-``sframe_nonce_reuse``      high      two SFrame payloads with the same (group, epoch, KID, CTR) and
-                                      different bytes: the same AES-GCM key and nonce (RFC 9605 §4.4.3,
-                                      §9.1; gbp-stack 1.9.1 restarts CTR at 0 when an encryptor is
-                                      re-created). One row per (group, epoch, KID, CTR): ``frames`` =
-                                      every frame carrying one of them (relay copies included — a copy
-                                      of one payload is never reuse), ``kid``/``ctr``, ``xor`` = the
-                                      XOR of the first two plaintexts when both opened, else of the
-                                      ciphertexts (the same bytes: the keystream cancels).
-``stale_epoch_key``         high      frames labelled epoch N whose tag fails under epoch N's key but
-                                      verifies under an earlier epoch's key from the same log
-                                      (``frames.key_epoch``): a member still sending with keys it should
-                                      no longer have — typically one a commit removed. One row per
-                                      (group, epoch, sender, key epoch); ``removed`` says whether a
-                                      commit the capture shows removed that sender (its leaf from its
-                                      SFrame KIDs when it sent audio; else: a commit between the key
-                                      epoch and N removed a leaf and the sender never used a newer key).
-                                      Receivers drop these frames: ``errors`` keeps the tag failure.
 ``tree_mismatch``           high      a decrypted commit does not apply to the ratchet tree the observer
                                       rebuilt (``Capture.trees``, :mod:`gbp_lab.capture.trees`): blank
                                       committer, UpdatePath of the wrong length, Remove of a blank leaf.

@@ -13,6 +13,7 @@ driver (``executable_path``), never ``playwright install``.
 """
 from __future__ import annotations
 
+import contextlib
 import pathlib
 import re
 import sys
@@ -61,12 +62,14 @@ def _run_all_cells(page) -> None:
     item.click()
 
 
-@pytest.mark.slow
-def test_epoch_stepper_in_jupyterlab(tmp_path):
+@contextlib.contextmanager
+def _rendered_widget(tmp_path, notebook: str, selector: str, what: str):
+    """Open *notebook* in JupyterLab (Chromium), run all its cells, wait for the widget matching
+    *selector* and yield ``(page, widget)``; afterwards no page error may mention gbp."""
     bu.require_chromium()
     bu.require_module("playwright")
     bu.require_module("jupyterlab")
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import sync_playwright
 
     page_errors: list = []
     with bu.LabServer(tmp_path / "lab") as lab, sync_playwright() as pw:
@@ -75,52 +78,59 @@ def test_epoch_stepper_in_jupyterlab(tmp_path):
             page = ctx.pages[0] if ctx.pages else ctx.new_page()
             page.on("pageerror", lambda e: page_errors.append(str(e)))
             page.set_default_timeout(TIMEOUT_MS)
-            page.goto(lab.url(f"lab/tree/{NOTEBOOK}?reset"), wait_until="domcontentloaded")
+            page.goto(lab.url(f"lab/tree/{notebook}?reset"), wait_until="domcontentloaded")
             page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(state="visible")
             _wait_kernel_idle(page)
             _run_all_cells(page)
-
-            stepper = page.locator(STEPPER)
+            widget = page.locator(selector)
             try:
-                stepper.wait_for(state="visible", timeout=TIMEOUT_MS)
+                widget.wait_for(state="visible", timeout=TIMEOUT_MS)
             except Exception:
-                page.screenshot(path=str(tmp_path / "no-stepper.png"), full_page=True)
-                raise AssertionError(f"the EpochStepperView did not render; page errors: "
+                page.screenshot(path=str(tmp_path / f"no-{what.replace(' ', '-')}.png"), full_page=True)
+                raise AssertionError(f"the {what} did not render; page errors: "
                                      f"{page_errors}; server log:\n{lab.log_tail()}")
-            stepper.scroll_into_view_if_needed()
-            title = stepper.locator("h4").first
-            traffic = stepper.locator("table.gbp-traffic").first
-            expect(traffic).to_be_visible()
-            epoch0, table0 = _epoch(title.inner_text()), traffic.inner_text()
-            assert epoch0 == 1, "the notebook leaves the capture stepper on epoch 1"
-            assert "text" in table0 and "control" in table0, table0
-
-            # 1. the next button
-            stepper.locator("button", has_text="next").click()
-            expect(title).not_to_have_text(re.compile(rf"epoch {epoch0}\b"))
-            epoch1 = _epoch(title.inner_text())
-            expect(traffic).not_to_have_text(table0)
-            table1 = traffic.inner_text()
-            assert epoch1 == epoch0 + 1
-            assert table1 != table0 and table1.strip()
-
-            # 2. the keyboard on the slider (ipywidgets 8: a noUiSlider handle)
-            handle = stepper.locator(".noUi-handle").first
-            handle.focus()
-            handle.press("ArrowRight")
-            expect(title).not_to_have_text(re.compile(rf"epoch {epoch1}\b"))
-            epoch2 = _epoch(title.inner_text())
-            assert epoch2 == epoch1 + 1
-            expect(traffic).not_to_have_text(table1)
-
-            stepper.scroll_into_view_if_needed()
-            shot = tmp_path / "notebook03-epoch-stepper.png"
-            page.screenshot(path=str(shot), full_page=False)
-            stepper.screenshot(path=str(tmp_path / "epoch-stepper-widget.png"))
-            assert shot.stat().st_size > 10_000
+            yield page, widget
         finally:
             ctx.close()
     assert not [e for e in page_errors if "gbp" in e.lower()], page_errors
+
+
+@pytest.mark.slow
+def test_epoch_stepper_in_jupyterlab(tmp_path):
+    with _rendered_widget(tmp_path, NOTEBOOK, STEPPER, "EpochStepperView") as (page, stepper):
+        from playwright.sync_api import expect  # checked by _rendered_widget
+
+        stepper.scroll_into_view_if_needed()
+        title = stepper.locator("h4").first
+        traffic = stepper.locator("table.gbp-traffic").first
+        expect(traffic).to_be_visible()
+        epoch0, table0 = _epoch(title.inner_text()), traffic.inner_text()
+        assert epoch0 == 1, "the notebook leaves the capture stepper on epoch 1"
+        assert "text" in table0 and "control" in table0, table0
+
+        # 1. the next button
+        stepper.locator("button", has_text="next").click()
+        expect(title).not_to_have_text(re.compile(rf"epoch {epoch0}\b"))
+        epoch1 = _epoch(title.inner_text())
+        expect(traffic).not_to_have_text(table0)
+        table1 = traffic.inner_text()
+        assert epoch1 == epoch0 + 1
+        assert table1 != table0 and table1.strip()
+
+        # 2. the keyboard on the slider (ipywidgets 8: a noUiSlider handle)
+        handle = stepper.locator(".noUi-handle").first
+        handle.focus()
+        handle.press("ArrowRight")
+        expect(title).not_to_have_text(re.compile(rf"epoch {epoch1}\b"))
+        epoch2 = _epoch(title.inner_text())
+        assert epoch2 == epoch1 + 1
+        expect(traffic).not_to_have_text(table1)
+
+        stepper.scroll_into_view_if_needed()
+        shot = tmp_path / "notebook03-epoch-stepper.png"
+        page.screenshot(path=str(shot), full_page=False)
+        stepper.screenshot(path=str(tmp_path / "epoch-stepper-widget.png"))
+        assert shot.stat().st_size > 10_000
 
 
 LIVE_NOTEBOOK = "08_live.ipynb"
@@ -141,57 +151,34 @@ def test_live_panel_counters_grow_in_jupyterlab(tmp_path):
     thread while the kernel is busy waiting for the simulation: its frame counter grows from
     one reading to the next, then it shows the stopped capture's final count, as the notebook
     prints it, with the per-protocol counters and the ladder."""
-    bu.require_chromium()
-    bu.require_module("playwright")
-    bu.require_module("jupyterlab")
-    from playwright.sync_api import expect, sync_playwright
+    with _rendered_widget(tmp_path, LIVE_NOTEBOOK, ".gbp-live", "live panel") as (page, panel):
+        from playwright.sync_api import expect  # checked by _rendered_widget
 
-    page_errors: list = []
-    with bu.LabServer(tmp_path / "lab") as lab, sync_playwright() as pw:
-        ctx = bu.launch_chromium(pw, tmp_path / "chromium-profile")
-        try:
-            page = ctx.pages[0] if ctx.pages else ctx.new_page()
-            page.on("pageerror", lambda e: page_errors.append(str(e)))
-            page.set_default_timeout(TIMEOUT_MS)
-            page.goto(lab.url(f"lab/tree/{LIVE_NOTEBOOK}?reset"), wait_until="domcontentloaded")
-            page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(state="visible")
-            _wait_kernel_idle(page)
-            _run_all_cells(page)
-            panel = page.locator(".gbp-live")
-            try:
-                panel.wait_for(state="visible", timeout=TIMEOUT_MS)
-            except Exception:
-                page.screenshot(path=str(tmp_path / "no-live-panel.png"), full_page=True)
-                raise AssertionError(f"the live panel did not render; page errors: "
-                                     f"{page_errors}; server log:\n{lab.log_tail()}")
-            readings = []  # distinct (state, frames) seen, in order
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                r = _live_status(panel)
-                if not readings or readings[-1] != r:
-                    readings.append(r)
-                if r[0] == "stopped":
-                    break
-                page.wait_for_timeout(100)
-            running = [n for state, n in readings if state == "running"]
-            assert len([n for n in running if n > 0]) >= 2, readings
-            assert running == sorted(running), readings
-            assert readings[-1][0] == "stopped" and readings[-1][1] >= running[-1] > running[0], readings
-            final = readings[-1][1]
-            printed = page.locator(".jp-OutputArea-output pre",
-                                   has_text="LiveCapture('lo', stopped:").first
-            printed.wait_for(state="attached")
-            printed.scroll_into_view_if_needed()
-            expect(printed).to_contain_text(f"stopped: {final} frames")
-            panel.scroll_into_view_if_needed()
-            gtp = panel.locator('.gbp-count[data-name="GTP"]').first.text_content() or ""
-            assert int(gtp.split()[-1]) > 0, gtp
-            assert panel.locator("svg.gbp-ladder g.arrow").count() > 0
-            panel.scroll_into_view_if_needed()
-            panel.screenshot(path=str(tmp_path / "live-panel.png"))
-        finally:
-            ctx.close()
-    assert not [e for e in page_errors if "gbp" in e.lower()], page_errors
+        readings = []  # distinct (state, frames) seen, in order
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            r = _live_status(panel)
+            if not readings or readings[-1] != r:
+                readings.append(r)
+            if r[0] == "stopped":
+                break
+            page.wait_for_timeout(100)
+        running = [n for state, n in readings if state == "running"]
+        assert len([n for n in running if n > 0]) >= 2, readings
+        assert running == sorted(running), readings
+        assert readings[-1][0] == "stopped" and readings[-1][1] >= running[-1] > running[0], readings
+        final = readings[-1][1]
+        printed = page.locator(".jp-OutputArea-output pre",
+                               has_text="LiveCapture('lo', stopped:").first
+        printed.wait_for(state="attached")
+        printed.scroll_into_view_if_needed()
+        expect(printed).to_contain_text(f"stopped: {final} frames")
+        panel.scroll_into_view_if_needed()
+        gtp = panel.locator('.gbp-count[data-name="GTP"]').first.text_content() or ""
+        assert int(gtp.split()[-1]) > 0, gtp
+        assert panel.locator("svg.gbp-ladder g.arrow").count() > 0
+        panel.scroll_into_view_if_needed()
+        panel.screenshot(path=str(tmp_path / "live-panel.png"))
 
 
 def test_missing_chromium_fails_with_the_install_command(monkeypatch, tmp_path):

@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from gbp_lab.core.keylog import KeyLog
 
-    from .pcapwriter import inject_secrets
+    from .pcapwriter import inject_secrets, owner_only_output
 
     try:
         with open(args.keylog, "r", encoding="utf-8") as fh:
@@ -44,16 +44,10 @@ def run(args: argparse.Namespace) -> int:
     if os.path.abspath(args.output) == os.path.abspath(args.capture):
         print("gbp-lab inject-secrets: output must differ from the input", file=sys.stderr)
         return 2
-    tmp = args.output + ".part"
     try:
-        # the output carries the key log: owner-only (0600) from its creation on
-        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
-        os.chmod(tmp, 0o600)
-        n = inject_secrets(args.capture, tmp, text, tls_keylog=tls)
-        os.replace(tmp, args.output)
+        with owner_only_output(args.output) as tmp:  # the output carries the key log
+            n = inject_secrets(args.capture, tmp, text, tls_keylog=tls)
     except (OSError, GbpLabError) as exc:
-        if os.path.exists(tmp):
-            os.remove(tmp)
         print(f"gbp-lab inject-secrets: cannot copy {args.capture}: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {args.output}: {n} packets, {len(log)} key-log entries "

@@ -6,17 +6,35 @@ log, when given) up front (like ``editcap --inject-secrets``). Block types and m
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import struct
-from typing import BinaryIO, List, Optional, Union
+from typing import BinaryIO, Iterator, List, Optional, Union
 
 from gbp_lab.core.errors import UsageError
 
 from .pcapfile import (BT_DSB, BT_EPB, BT_IDB, BT_SHB, BYTE_ORDER_MAGIC, SECRETS_TYPE_GBP_KEYLOG,
                        SECRETS_TYPE_TLS_KEYLOG, Source, read_packets)
 
-__all__ = ["PcapngWriter", "inject_secrets"]
+__all__ = ["PcapngWriter", "inject_secrets", "owner_only_output"]
+
+
+@contextlib.contextmanager
+def owner_only_output(path: str) -> Iterator[str]:
+    """A file to write *path* through, for outputs that carry secrets or plaintext: yields
+    ``path + ".part"``, created owner-only (0600) before anything is written; it replaces *path*
+    when the block succeeds and is removed when it raises (no half-written output is left)."""
+    tmp = path + ".part"
+    try:
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+        os.chmod(tmp, 0o600)  # an existing .part keeps its mode through O_CREAT
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
 
 
 class PcapngWriter:

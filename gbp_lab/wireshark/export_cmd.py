@@ -28,21 +28,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``gbp-lab export-decrypted``; the exit status."""
+    from gbp_lab.capture.pcapwriter import owner_only_output
+
     from .export import export_decrypted
 
     if os.path.abspath(args.output) == os.path.abspath(args.capture):
         print("gbp-lab export-decrypted: output must differ from the input", file=sys.stderr)
         return 2
-    tmp = args.output + ".part"
     try:
-        # the output carries plaintext: owner-only (0600) from its creation on
-        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
-        os.chmod(tmp, 0o600)
-        stats = export_decrypted(args.capture, tmp, args.keylog)
-        os.replace(tmp, args.output)
+        with owner_only_output(args.output) as tmp:  # the output carries plaintext
+            stats = export_decrypted(args.capture, tmp, args.keylog)
     except (OSError, GbpLabError) as exc:
-        if os.path.exists(tmp):
-            os.remove(tmp)
         print(f"gbp-lab export-decrypted: cannot export {args.capture}: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {args.output}: {stats.packets} frames, {stats.decrypted} decrypted, "

@@ -3,6 +3,8 @@ core's one classifier (by parsing), the record bytes kept by the Capture (Captur
 lined up with the frames table whatever ports the read used."""
 from __future__ import annotations
 
+import pathlib
+import sys
 import itertools
 
 import pytest
@@ -15,12 +17,11 @@ from gbp_lab.capture.records import ITEM_FIELDS, RecordItem
 from gbp_lab.core.gbp.aead import seal_frame
 from gbp_lab.core.gbp.framing import encode_record
 from gbp_lab.core.gtp.message import GtpMessage
-from gbp_lab.core.mls.context import MlsContext
-from gbp_lab.core.mls.framing import MLSMessage
-from gbp_lab.core.mls.group_info import GroupInfo
-from gbp_lab.core.mls.welcome import Welcome
 from gbp_lab.core.payload_codec import encode
 from gbp_lab.sim.tap import Tap, pcap_bytes
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+import mls_structs  # noqa: E402
 
 SUITES = range(1, 8)
 GID, SECRET = bytes(range(16)), bytes(range(32))
@@ -29,21 +30,6 @@ GID, SECRET = bytes(range(16)), bytes(range(32))
 def _clock(start: float = 1_700_000_000.0, step: float = 0.001):
     counter = itertools.count()
     return lambda: start + step * next(counter)
-
-
-def _raw_structs(suite: int):
-    """Raw (no MLSMessage envelope) KeyPackage, Welcome and GroupInfo bytes of one suite."""
-    a = MlsContext.create("alice", ciphersuite=suite)
-    b = MlsContext.create("bob", ciphersuite=suite)
-    kp = b.export_key_package()
-    _commit, welcome = a.invite_full(kp)
-    a.finalize_commit()
-    w = MLSMessage.from_bytes(welcome).message
-    gi = MLSMessage.from_bytes(a.export_group_info()).message
-    w = w if isinstance(w, (bytes, bytearray)) else w.to_bytes()
-    gi = gi if isinstance(gi, (bytes, bytearray)) else gi.to_bytes()
-    assert Welcome.from_bytes(bytes(w)) and GroupInfo.from_bytes(bytes(gi))
-    return bytes(kp), bytes(w), bytes(gi)
 
 
 def _frame(seq: int) -> bytes:
@@ -73,7 +59,7 @@ def test_layouts_are_named_and_agree():
 
 @pytest.mark.parametrize("suite", SUITES)
 def test_raw_key_packages_welcomes_group_infos_named_in_frames_table(suite):
-    kp, w, gi = _raw_structs(suite)
+    kp, w, gi = mls_structs.raw_structs(suite)
     tap = Tap(clock=_clock())
     tap.open(1, ("10.0.0.2", 50123), ("10.0.0.1", 7878))
     tap.data(1, True, encode_record(kp))

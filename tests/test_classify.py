@@ -7,6 +7,9 @@ an envelope of wire format N), which is the bug this owner fixes.
 """
 from __future__ import annotations
 
+import pathlib
+import sys
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -23,27 +26,14 @@ from gbp_lab.core.mls.mls_message import wrap
 from gbp_lab.core.mls.registries import WireFormat
 from gbp_lab.core.mls.welcome import Welcome
 
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+import mls_structs  # noqa: E402
+
 K = RecordKind
 SUITES = range(1, 8)
 
 
-def _structs(suite: int):
-    """(KeyPackage, Welcome, GroupInfo) objects of one suite, made by our MLS."""
-    a = MlsContext.create("alice", ciphersuite=suite)
-    b = MlsContext.create("bob", ciphersuite=suite)
-    _commit, welcome = a.invite_full(b.export_key_package())
-    a.finalize_commit()
-    kp = KeyPackage.from_bytes(b.export_key_package())
-    w = MLSMessage.from_bytes(welcome).message
-    gi = MLSMessage.from_bytes(a.export_group_info()).message
-    if not isinstance(w, Welcome):
-        w = Welcome.from_bytes(w)
-    if not isinstance(gi, GroupInfo):
-        gi = GroupInfo.from_bytes(gi)
-    return kp, w, gi
-
-
-STRUCTS = {s: _structs(s) for s in SUITES}
+STRUCTS = {s: mls_structs.structs(s) for s in SUITES}
 
 
 @pytest.mark.parametrize("suite", SUITES)

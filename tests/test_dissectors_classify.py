@@ -2,28 +2,25 @@
 as the core classifier does (dissectors/transport.py → core/gbp/classify.py)."""
 from __future__ import annotations
 
+import pathlib
+import sys
 import pytest
 
 from gbp_lab.core.gbp.aead import seal_frame
 from gbp_lab.core.gbp.framing import encode_record
-from gbp_lab.core.mls.context import MlsContext
-from gbp_lab.core.mls.framing import MLSMessage as CoreMLSMessage
 from gbp_lab.core.mls.mls_message import wrap
 from gbp_lab.dissectors import GbpFrame, GbpRecord
 from gbp_lab.dissectors.mls import MLSGroupInfo, MLSKeyPackage, MLSMessage, MLSWelcome
 from gbp_lab.dissectors.transport import GbpDatagram, body_layer_class
 
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+import mls_structs  # noqa: E402
+
 
 @pytest.mark.parametrize("suite", range(1, 8))
 def test_records_of_every_suite_get_their_layer(suite):
-    a = MlsContext.create("alice", ciphersuite=suite)
-    b = MlsContext.create("bob", ciphersuite=suite)
-    kp = b.export_key_package()
-    _c, welcome = a.invite_full(kp)
-    a.finalize_commit()
-    w = CoreMLSMessage.from_bytes(welcome).message
-    gi = CoreMLSMessage.from_bytes(a.export_group_info()).message
-    for raw, layer in ((kp, MLSKeyPackage), (w.to_bytes(), MLSWelcome), (gi.to_bytes(), MLSGroupInfo)):
+    kp, w, gi = mls_structs.raw_structs(suite)
+    for raw, layer in ((kp, MLSKeyPackage), (w, MLSWelcome), (gi, MLSGroupInfo)):
         assert body_layer_class(raw) is layer
         rec = GbpRecord(encode_record(raw))
         assert isinstance(rec.body, layer) and rec.body.cipher_suite == suite

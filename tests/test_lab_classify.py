@@ -9,47 +9,29 @@ KeyPackage of suite N and an envelope of wire format N.
 """
 from __future__ import annotations
 
+import pathlib
+import sys
 import types
-from functools import lru_cache
 
 import pytest
 
 from gbp_lab.core.gbp.frame import GbpFrame
-from gbp_lab.core.mls.context import MlsContext
-from gbp_lab.core.mls.framing import MLSMessage
-from gbp_lab.core.mls.group_info import GroupInfo
-from gbp_lab.core.mls.key_package import KeyPackage
 from gbp_lab.core.mls.mls_message import wrap
-from gbp_lab.core.mls.welcome import Welcome
 from gbp_lab.sim import relay
 from gbp_lab.sim.clock import VirtualClock
 from gbp_lab.sim.members import SimMember, frame_sender
 from gbp_lab.widgets.field_tree import mls_summary, mls_tree
 
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+import mls_structs  # noqa: E402
+
 SUITES = range(1, 8)
 KINDS = ("KeyPackage", "Welcome", "GroupInfo")
 
 
-@lru_cache(maxsize=None)
-def _structs(suite: int):
-    """(KeyPackage, Welcome, GroupInfo) of one suite, made by our MLS."""
-    a = MlsContext.create("alice", ciphersuite=suite)
-    b = MlsContext.create("bob", ciphersuite=suite)
-    _commit, welcome = a.invite_full(b.export_key_package())
-    a.finalize_commit()
-    kp = KeyPackage.from_bytes(b.export_key_package())
-    w = MLSMessage.from_bytes(welcome).message
-    gi = MLSMessage.from_bytes(a.export_group_info()).message
-    if not isinstance(w, Welcome):
-        w = Welcome.from_bytes(w)
-    if not isinstance(gi, GroupInfo):
-        gi = GroupInfo.from_bytes(gi)
-    return kp, w, gi
-
-
 def _records(suite: int):
     """(kind name, wrapped, bytes) for the three structures of *suite*, raw and wrapped."""
-    for name, obj in zip(KINDS, _structs(suite)):
+    for name, obj in zip(KINDS, mls_structs.structs(suite)):
         yield name, False, obj.to_bytes()
         yield name, True, wrap(obj).to_bytes()
 
@@ -103,7 +85,7 @@ def test_simulated_member_keeps_key_packages_of_every_suite(suite):
 def test_frame_sender_and_garbage():
     wire = GbpFrame.build(b"g" * 16, 1, 0, 2, 4202, 7, 1, b"\x00" * 24).to_cbor()
     assert frame_sender(wire) == 42
-    assert frame_sender(_structs(3)[0].to_bytes()) is None
+    assert frame_sender(mls_structs.structs(3)[0].to_bytes()) is None
     assert relay.classify_record(wire) == (relay.RecordKind.FRAME, 42)
     assert relay.classify_record(b"\xff" * 40) == (relay.RecordKind.GARBAGE, None)
     # MLS-shaped but unparsable: the relay still forwards it opaque (its forwarding policy)

@@ -1,0 +1,39 @@
+"""Test helper: one KeyPackage, Welcome and GroupInfo of a cipher suite, made by our MLS — the
+structures the record classifier, the tables, the dissectors and the widgets must name."""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Tuple
+
+from gbp_lab.core.mls.context import MlsContext
+from gbp_lab.core.mls.framing import MLSMessage
+from gbp_lab.core.mls.group_info import GroupInfo
+from gbp_lab.core.mls.key_package import KeyPackage
+from gbp_lab.core.mls.welcome import Welcome
+
+SUITES = range(1, 8)
+
+
+@lru_cache(maxsize=None)
+def structs(suite: int) -> Tuple[KeyPackage, Welcome, GroupInfo]:
+    """(KeyPackage, Welcome, GroupInfo) objects of *suite*: bob's KeyPackage, alice's Welcome
+    for it and her GroupInfo after the commit."""
+    a = MlsContext.create("alice", ciphersuite=suite)
+    b = MlsContext.create("bob", ciphersuite=suite)
+    _commit, welcome = a.invite_full(b.export_key_package())
+    a.finalize_commit()
+    kp = KeyPackage.from_bytes(b.export_key_package())
+    w = MLSMessage.from_bytes(welcome).message
+    gi = MLSMessage.from_bytes(a.export_group_info()).message
+    if not isinstance(w, Welcome):
+        w = Welcome.from_bytes(w)
+    if not isinstance(gi, GroupInfo):
+        gi = GroupInfo.from_bytes(gi)
+    return kp, w, gi
+
+
+def raw_structs(suite: int) -> Tuple[bytes, bytes, bytes]:
+    """The same three structures as raw bytes (no MLSMessage envelope), as the reference sends
+    KeyPackages and Welcomes."""
+    kp, w, gi = structs(suite)
+    return kp.to_bytes(), w.to_bytes(), gi.to_bytes()

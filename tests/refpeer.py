@@ -112,6 +112,18 @@ class RefFrame:
     control: Optional[Tuple[int, int, int, int, bytes]] = None  #: (op, rid, sid, tid, args) sent
 
 
+def gap_wires(group: RefGroup, opus_payloads, sender: str = "bob") -> List[bytes]:
+    """The wire bytes of GAP frames that *sender* sends with the reference's ``GapClient``, one
+    per payload in the ``opus`` field (SFrame ciphertext or raw Opus), CBOR-encoded."""
+    gap = g.GapClient.create()
+    try:
+        return [gap.send(group.nodes[sender], group.mls[sender], 1, media_source_id=4,
+                         rtp_timestamp=960 * k, opus=x, codec=PayloadCodec.CBOR).wire
+                for k, x in enumerate(opus_payloads)]
+    finally:
+        gap.close()
+
+
 def reference_frames(group: RefGroup, sender: str = "alice", receiver: str = "bob") -> List[RefFrame]:
     """Frames of every stream type and codec sent by *sender*, each delivered to *receiver*.
 

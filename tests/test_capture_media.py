@@ -46,16 +46,6 @@ def relay_capture(path, sent, forwarded=()):
     return path
 
 
-def gap_wires(grp, sealed, sender="bob"):
-    gap = g.GapClient.create()
-    try:
-        return [gap.send(grp.nodes[sender], grp.mls[sender], 1, media_source_id=4,
-                         rtp_timestamp=960 * k, opus=x, codec=g.PayloadCodec.CBOR).wire
-                for k, x in enumerate(sealed)]
-    finally:
-        gap.close()
-
-
 OPUS = [bytes(range(60)), bytes(30), b"\xfc" + bytes(range(100, 180))]
 
 
@@ -71,7 +61,7 @@ def sframe_run(tmp_path_factory):
             bad = bytearray(enc.encrypt(b"tampered"))
             enc.close()
         bad[-1] ^= 1
-        wires = gap_wires(grp, sealed + [bytes(bad)])
+        wires = refpeer.gap_wires(grp, sealed + [bytes(bad)])
         keys, epoch = grp.keylog("alice"), grp.epoch
     path = relay_capture(tmp_path_factory.mktemp("sf") / "sf.pcap", wires, wires[:3])
     return path, keys, epoch, sealed
@@ -124,7 +114,7 @@ def test_replayed_ctr_towards_one_receiver_opens_but_is_flagged(tmp_path):
             sealed = [enc.encrypt(x) for x in OPUS[:2]]
             enc.close()
         # the same SFrame payload inside two GAP frames (two GBP sequence numbers)
-        wires = gap_wires(grp, [sealed[0], sealed[1], sealed[0]])
+        wires = refpeer.gap_wires(grp, [sealed[0], sealed[1], sealed[0]])
         keys = grp.keylog("alice")
     cap = read_capture(relay_capture(tmp_path / "r.pcap", wires), keylog=keys)
     a = cap.audio
@@ -140,7 +130,7 @@ def test_draft_profile_and_raw_opus_in_one_capture(tmp_path):
         session = SFrameSession.from_keylog(keys, grp.group_id, epoch, profile="draft-1.5")
         enc = session.encryptor(1)
         draft = [enc.encrypt(x) for x in OPUS[:2]]
-        wires = gap_wires(grp, draft + [b"\xfc\x01\x02"])
+        wires = refpeer.gap_wires(grp, draft + [b"\xfc\x01\x02"])
     cap = read_capture(relay_capture(tmp_path / "d.pcap", wires), keylog=keys)
     a = cap.audio
     assert list(a["profile"].iloc[:2]) == ["draft-1.5"] * 2

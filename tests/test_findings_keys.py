@@ -44,16 +44,6 @@ OPUS_A = [b"\xfc" + bytes(range(i, i + 40)) for i in range(3)]
 OPUS_B = [b"\xfc" + bytes(range(200, 240)), b"\xfc" + bytes(41)]
 
 
-def gap_wires(grp, sealed, sender="bob"):
-    gap = g.GapClient.create()
-    try:
-        return [gap.send(grp.nodes[sender], grp.mls[sender], 1, media_source_id=4,
-                         rtp_timestamp=960 * k, opus=x, codec=g.PayloadCodec.CBOR).wire
-                for k, x in enumerate(sealed)]
-    finally:
-        gap.close()
-
-
 def test_recreated_encryptor_is_sframe_nonce_reuse(tmp_path):
     with refpeer.two_member_group() as grp:
         bob = grp.mls["bob"]
@@ -64,7 +54,7 @@ def test_recreated_encryptor_is_sframe_nonce_reuse(tmp_path):
             again = session.create_encryptor(bob, 1)  # 1.9.1: CTR starts at 0 again
             sealed += [again.encrypt(x) for x in OPUS_B]
             again.close()
-        wires = gap_wires(grp, sealed)
+        wires = refpeer.gap_wires(grp, sealed)
         keys, epoch = grp.keylog("alice"), grp.epoch
     conv = [(0, True, w) for w in wires] + [(1, False, w) for w in wires]  # relay → alice
     cap = read_capture(capture_of(tmp_path / "nr.pcap", conv), keylog=keys)
@@ -85,7 +75,7 @@ def test_ordinary_audio_with_relay_copies_is_no_sframe_nonce_reuse(tmp_path):
             enc = session.create_encryptor(bob, 1)
             sealed = [enc.encrypt(x) for x in OPUS_A + OPUS_B]
             enc.close()
-        wires = gap_wires(grp, sealed)
+        wires = refpeer.gap_wires(grp, sealed)
         keys = grp.keylog("alice")
     conv = [(0, True, w) for w in wires] + [(1, False, w) for w in wires]
     cap = read_capture(capture_of(tmp_path / "ok.pcap", conv), keylog=keys)

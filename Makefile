@@ -30,33 +30,28 @@ test: $(STAMP_TEST) chromium tshark
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -n auto $(PYTEST_ARGS)
 
-# tests/test_browser.py drives Debian's Chromium (never `playwright install`): as root, install it
-# when missing; otherwise say what to install and go on (that one test then fails and says so).
-CHROMIUM := /usr/bin/chromium
-chromium:
-	@if [ ! -x $(CHROMIUM) ]; then \
+# Debian packages the tests drive (never a browser or tool downloaded by the tests themselves):
+# as root, install one when missing; otherwise say what to install and go on (its tests then fail
+# and say so). $(call debian_package,BINARY,PACKAGE,TESTS)
+define debian_package
+	@if [ ! -x $(1) ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    export DEBIAN_FRONTEND=noninteractive; \
-	    apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; } || \
-	      echo "WARNING: could not install chromium: run 'apt-get install -y chromium' as root"; \
+	    apt-get install -y -q $(2) || { apt-get update -q && apt-get install -y -q $(2); } || \
+	      echo "WARNING: could not install $(2): run 'apt-get install -y $(2)' as root"; \
 	  else \
-	    echo "NOTE: $(CHROMIUM) is missing; tests/test_browser.py needs it: run 'apt-get install -y chromium' as root"; \
+	    echo "NOTE: $(1) is missing; $(3) needs it: run 'apt-get install -y $(2)' as root"; \
 	  fi; \
 	fi
+endef
 
-# tests/test_wireshark.py runs Debian's tshark (Wireshark 4.0 on Debian 12) with gbp.lua: as
-# root, install it when missing; otherwise say what to install.
-TSHARK := /usr/bin/tshark
+# tests/test_browser.py drives Debian's Chromium (never `playwright install`)
+chromium:
+	$(call debian_package,/usr/bin/chromium,chromium,tests/test_browser.py)
+
+# tests/test_wireshark*.py run Debian's tshark (Wireshark 4.0 on Debian 12) with gbp.lua
 tshark:
-	@if [ ! -x $(TSHARK) ]; then \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    export DEBIAN_FRONTEND=noninteractive; \
-	    apt-get install -y -q tshark || { apt-get update -q && apt-get install -y -q tshark; } || \
-	      echo "WARNING: could not install tshark: run 'apt-get install -y tshark' as root"; \
-	  else \
-	    echo "NOTE: $(TSHARK) is missing; tests/test_wireshark.py needs it: run 'apt-get install -y tshark' as root"; \
-	  fi; \
-	fi
+	$(call debian_package,/usr/bin/tshark,tshark,tests/test_wireshark.py)
 
 # JupyterLab on the checkout's notebooks, opening 02 (as root too; headless prints the URL).
 # Extra arguments for `jupyter lab`: make lab LAB_ARGS='--port=9999'

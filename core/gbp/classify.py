@@ -99,6 +99,14 @@ def looks_like_frame(data: bytes) -> bool:
     return bool(data) and 0xA0 <= data[0] <= 0xBF
 
 
+def looks_like_mls(data: bytes) -> bool:
+    """The cheap prefix test: *data* starts like an MLS structure — ``ProtocolVersion`` mls10
+    (``00 01``) then a u16 in 1..7, the ``MLSMessage`` wire format or a KeyPackage's cipher suite
+    (RFC 9420 §6, §10, §17.1) — whether or not the rest parses. What a record *is* comes from
+    :func:`classify_record`; this only says what it claims to be."""
+    return len(data) >= 4 and data[0] == 0 and data[1] == 1 and 1 <= (data[2] << 8 | data[3]) <= 7
+
+
 def _suite_of(kind: RecordKind, body: Any) -> Optional[int]:
     if kind is RecordKind.KEY_PACKAGE or kind is RecordKind.WELCOME:
         return int(body.cipher_suite)
@@ -170,4 +178,4 @@ def classify_record(data: bytes) -> RecordClass:
                        error=f"neither a GBP frame nor an MLS structure ({what}: {reason})")
 
 
-__all__ = ["RecordKind", "RecordClass", "classify_record", "looks_like_frame"]
+__all__ = ["RecordKind", "RecordClass", "classify_record", "looks_like_frame", "looks_like_mls"]

@@ -81,7 +81,7 @@ log = logging.getLogger("gbp_lab.sim.relay")
 
 __all__ = [
     "DS_MAGIC", "DsType", "HelloFlags", "Hello", "Route", "Deliver", "MemberLeft", "DsMessage",
-    "decode_ds_message", "is_ds_message", "RecordKind", "classify_record", "is_opaque_mls",
+    "decode_ds_message", "is_ds_message", "RecordKind", "classify_record",
     "DsExtensionError",
     "RelayEvent", "Relay", "RelayThread", "DEFAULT_PORT",
 ]
@@ -106,25 +106,18 @@ def classify_record(record: bytes) -> Tuple[RecordKind, Optional[int]]:
     MLS structure (RFC 9420 §6), or garbage.
 
     Forwarding policy on top of the classifier: a record the classifier cannot parse but that is
-    MLS-shaped (:func:`is_opaque_mls`) is still ``MLS`` — the DS routes MLS, it does not validate
-    it (gbp-mls-binding.md §5), so it forwards such a blob opaque instead of dropping its sender.
+    MLS-shaped (:func:`~gbp_lab.core.gbp.classify.looks_like_mls`) is still ``MLS`` — the DS
+    routes MLS, it does not validate it (gbp-mls-binding.md §5), so it forwards such a blob
+    opaque instead of dropping its sender.
     """
     if is_ds_message(record):
         return RecordKind.DS, None
     rc = core_classify.classify_record(record)
     if rc.kind is core_classify.RecordKind.GBP_FRAME:
         return RecordKind.FRAME, sender_of(rc.value.stream_id)
-    if rc.kind.is_mls or is_opaque_mls(record):
+    if rc.kind.is_mls or core_classify.looks_like_mls(record):
         return RecordKind.MLS, None
     return RecordKind.GARBAGE, None
-
-
-def is_opaque_mls(record: bytes) -> bool:
-    """True when *record* starts like an MLS structure — ``ProtocolVersion`` mls10 (``00 01``)
-    then a u16 in 1..7, the ``MLSMessage`` wire format or a KeyPackage's / GroupInfo's cipher
-    suite (RFC 9420 §6, §17.1) — whether or not its body parses. Only the relay's forwarding
-    policy uses this; what a record *is* comes from the classifier."""
-    return len(record) >= 4 and record[0] == 0 and record[1] == 1 and 1 <= (record[2] << 8 | record[3]) <= 7
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,11 @@ come and go:
 * ``slowloris`` — a record sent one byte at a time, slower and slower, never finished;
 * ``half-open`` — connects (maybe half a length prefix) and then says nothing, never closes;
 * ``nonreader`` — sends good frames but never reads what the relay fans out to it;
-* ``reset``     — half a record, then an RST (SO_LINGER 0).
+* ``reset``     — half a record, then an RST (SO_LINGER 0);
+* ``flood``     — a burst of ``FLOOD`` idle connections opened at once, beyond the relay's
+  ``max_connections`` (``--max-connections``): the ones over the cap are refused at once
+  (``DS-TOO-MANY-CONNS``), the others time out (``DS-IDLE``); good members, connected first, keep
+  their slots.
 
 Checks (exit 1 if one fails): every good frame is delivered exactly once to every other good
 client and nothing else reaches them; no good client is dropped; every bad client is cut off by
@@ -45,7 +49,8 @@ from gbp_lab.sim.relay import Hello, RelayThread
 
 HOST = "127.0.0.1"
 GID = bytes(range(16))
-KINDS = ("garbage", "oversize", "slowloris", "half-open", "nonreader", "reset")
+KINDS = ("garbage", "oversize", "slowloris", "half-open", "nonreader", "reset", "flood")
+FLOOD = 12  #: connections of one flood burst
 RELAY_FILES = ("*/gbp_lab/sim/relay.py", "*/core/gbp/framing.py", "*/asyncio/*")
 
 
@@ -135,12 +140,13 @@ def bad_driver(port: int, count: int, seconds: float, rng: random.Random, bads: 
             starts.clear()
         while starts and starts[0] <= now:
             starts.pop(0)
-            kind = KINDS[len(bads) % len(KINDS)]
-            s = socket.create_connection((HOST, port))
-            s.setblocking(False)
-            b = Bad(kind, s, now, next_at=now, peer=f"{HOST}:{s.getsockname()[1]}")
-            bads.append(b)
-            live.append(b)
+            kind = KINDS[len(starts) % len(KINDS)]
+            for _ in range(FLOOD if kind == "flood" else 1):
+                s = socket.create_connection((HOST, port))
+                s.setblocking(False)
+                b = Bad(kind, s, now, next_at=now, peer=f"{HOST}:{s.getsockname()[1]}")
+                bads.append(b)
+                live.append(b)
         for b in list(live):
             if b.ended is None:
                 _poll_end(b)
@@ -205,6 +211,8 @@ def _act(b: Bad, now: float, rng: random.Random) -> None:
         for _ in range(5):
             _send(b, encode_record(frame_bytes(1000 + id(b) % 1000, b.sent, 2000)))
         b.next_at = now + 0.05
+    elif k == "flood":
+        b.next_at = now + 1e9  # says nothing
     elif k == "reset":
         _send(b, struct.pack("<I", 500) + bytes(100))
         b.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -227,6 +235,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--record-timeout", type=float, default=3.0,
                     help="the relay's record_timeout (s): cuts off slowloris clients (DS-SLOW-RECORD)")
     ap.add_argument("--max-queue", type=int, default=200, help="the relay's max_queue (records)")
+    ap.add_argument("--max-connections", type=int, default=0,
+                    help="the relay's max_connections (default: good clients + 3 × FLOOD)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--mem-slack", type=float, default=2.0, help="allowed growth of the relay's memory (MiB)")
     ap.add_argument("--allow-slowloris", action="store_true",
@@ -238,7 +248,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     tracemalloc.start(1)
     samples: List[Tuple[float, int, int]] = []
     with RelayThread(HOST, 0, idle_timeout=args.idle, record_timeout=args.record_timeout or None,
-                     max_queue=args.max_queue) as relay:
+                     max_queue=args.max_queue,
+                     max_connections=args.max_connections or args.good + 3 * FLOOD) as relay:
         port = relay.port
         goods = [Good(m, socket.create_connection((HOST, port))) for m in range(1, args.good + 1)]
         stop_readers, stop_bad, drain = threading.Event(), threading.Event(), threading.Event()

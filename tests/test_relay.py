@@ -588,3 +588,41 @@ def test_relay_data_path_fuzz(records, chunk, tail_garbage):
         assert c1.transport.closed and not (c2.transport.closed or c3.transport.closed)
     else:
         assert not dropped
+
+
+def test_connections_beyond_max_connections_are_refused():
+    """A flood of idle sockets cannot exhaust the relay (fuzz/FINDINGS.md, R2): the connection over
+    ``max_connections`` is refused at once (``DS-TOO-MANY-CONNS``); the members already connected
+    carry on, and a slot freed by a leaving connection is usable again."""
+    with RelayThread(port=0, max_connections=3) as relay:
+        a, b = _healthy_pair(relay)
+        idle = socket.socket()
+        idle.connect(("127.0.0.1", relay.port))
+        extra = socket.socket()
+        extra.connect(("127.0.0.1", relay.port))
+        try:
+            drop = relay.wait_for(lambda e: e.kind == "drop", WAIT)[0]
+            assert drop.vid == "DS-TOO-MANY-CONNS" and drop.conn == 4
+            assert "more than 3 connections" in drop.reason
+            extra.settimeout(WAIT)
+            assert extra.recv(1) == b""  # closed by the relay, nothing sent
+            assert relay.relay.stats["refused"] == 1
+            _still_works(a, b, 1)
+            idle.close()
+            relay.wait_for(lambda e: e.kind == "leave" and e.conn == 3, WAIT)
+            again = socket.socket()
+            again.connect(("127.0.0.1", relay.port))
+            relay.wait_for(lambda e: e.kind == "join" and e.conn == 5, WAIT)
+            _still_works(a, b, 2)
+            assert [e.conn for e in relay.events if e.kind == "drop"] == [4]
+            again.close()
+        finally:
+            a.close(); b.close(); idle.close(); extra.close()
+
+
+def test_max_connections_must_be_positive():
+    from gbp_lab.core.errors import UsageError
+    from gbp_lab.sim.relay import Relay
+
+    with pytest.raises(UsageError):
+        Relay(max_connections=0)

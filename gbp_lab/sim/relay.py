@@ -42,6 +42,10 @@ Faults cost only the faulty connection (``drop`` event with a reason and a stabl
                          byte (off unless set): a client trickling a record byte by byte
                          (slowloris) keeps the idle timer alive but not this one
 ``DS-SLOW-READER``       more than ``max_queue`` records waiting for a reader that does not read
+``DS-TOO-MANY-CONNS``    a connection beyond ``max_connections`` open at once: refused at once
+                         (closed before it is read), so a flood of idle or half-open sockets
+                         cannot exhaust the relay's memory or descriptors; members already
+                         connected are not affected
 =======================  ==================================================================
 
 Slow readers are **disconnected, not back-pressured**: the relay is one fan-out point, and pausing
@@ -226,13 +230,14 @@ class Relay:
     ``idle_timeout``: seconds without any received byte before a connection is dropped (default
     None: never — notebook users pause; set it to protect a long-running relay from dead peers).
     ``record_timeout``: seconds one record may take from its first byte to its last before the
-    connection is dropped (``DS-SLOW-RECORD``; default None: never). ``trace``: log one ``record`` event per accepted record. ``tap``: a
+    connection is dropped (``DS-SLOW-RECORD``; default None: never). ``max_connections``: open
+    connections served at once; one more is refused (``DS-TOO-MANY-CONNS``). ``trace``: log one ``record`` event per accepted record. ``tap``: a
     :class:`gbp_lab.sim.tap.Tap` recording every byte that crosses the sockets.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = DEFAULT_PORT, *, max_queue: int = 10_000,
                  idle_timeout: Optional[float] = None, record_timeout: Optional[float] = None,
-                 max_record: int = MAX_RECORD,
+                 max_record: int = MAX_RECORD, max_connections: int = 1024,
                  write_buffer_high: int = 1 << 20, trace: bool = False, tap=None,
                  clock: Callable[[], float] = time.time) -> None:
         if max_queue < 1:
@@ -241,11 +246,14 @@ class Relay:
             raise UsageError("idle_timeout must be positive or None", vid="DS-USAGE")
         if record_timeout is not None and record_timeout <= 0:
             raise UsageError("record_timeout must be positive or None", vid="DS-USAGE")
+        if max_connections < 1:
+            raise UsageError("max_connections must be at least 1", vid="DS-USAGE")
         self.host, self.port = host, port
         self.max_queue = max_queue
         self.idle_timeout = idle_timeout
         self.record_timeout = record_timeout
         self.max_record = max_record
+        self.max_connections = max_connections
         self.write_buffer_high = write_buffer_high
         self.trace = trace
         self.tap = tap
@@ -253,7 +261,8 @@ class Relay:
         self.events: List[RelayEvent] = []
         self.listeners: List[Callable[[RelayEvent], None]] = []
         self.stats: Dict[str, int] = {"connections": 0, "records_in": 0, "deliveries": 0,
-                                      "bytes_in": 0, "bytes_out": 0, "drops": 0, "unroutable": 0}
+                                      "bytes_in": 0, "bytes_out": 0, "drops": 0, "unroutable": 0,
+                                      "refused": 0}
         self.ds_seq = 0
         self._conns: Dict[int, _Conn] = {}
         self._members: Dict[int, _Conn] = {}
@@ -374,6 +383,10 @@ class Relay:
         if self.tap is not None:
             self.tap.open(c.id, (peer[0], peer[1]), (sock[0], sock[1]))
         self._event("join", c)
+        if len(self._conns) > self.max_connections:
+            self.stats["refused"] += 1
+            self.drop(c, f"more than {self.max_connections} connections open", "DS-TOO-MANY-CONNS",
+                      abort=True)
 
     def _lost(self, c: _Conn, exc: Optional[Exception]) -> None:
         if self._conns.pop(c.id, None) is None:

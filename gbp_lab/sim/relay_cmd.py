@@ -36,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--record-timeout", type=float, default=60.0,
                         help="drop a connection whose record is still incomplete this many seconds "
                              "after its first byte (slowloris; default 60, 0 = never)")
+    parser.add_argument("--max-connections", type=int, default=1024,
+                        help="connections served at once; one more is refused (default 1024)")
     parser.add_argument("--trace", action="store_true", help="log every forwarded record with its DS order")
     parser.add_argument("--pcap", metavar="FILE", help="write the traffic to FILE (pcap) on exit")
     parser.add_argument("--transport", choices=("tcp", "quic"), default="tcp",
@@ -69,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     relay = RelayThread(args.host, args.port, max_queue=args.max_queue,
                         idle_timeout=args.idle_timeout or None,
-                        record_timeout=args.record_timeout or None, trace=args.trace, tap=tap, **kw)
+                        record_timeout=args.record_timeout or None,
+                        max_connections=args.max_connections, trace=args.trace, tap=tap, **kw)
     relay.start()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C

@@ -15,7 +15,8 @@
 * Port :data:`GBP_PORT` (7878, the CLI demo's) is bound in both directions for TCP and UDP.
   Other ports: a heuristic (:class:`GbpHeuristic`, on by default, :func:`disable_heuristic`)
   claims TCP payloads that start with a complete plausible record — a length prefix within
-  bounds whose body begins like a GBP frame (CBOR map of 10 or 11 entries) or parses as an MLS
+  bounds whose body begins like a GBP frame (the record splitter's
+  :func:`~gbp_lab.core.gbp.framing.plausible_header`: a CBOR map with the key ``"v"`` = 1) or parses as an MLS
   structure (the classifier). Anything else goes to the layer scapy would otherwise pick.
 """
 from __future__ import annotations
@@ -28,7 +29,7 @@ from scapy.layers.inet import TCP, UDP
 from scapy.packet import Packet, bind_layers
 
 from gbp_lab.core.gbp.classify import RecordKind, classify_record, looks_like_frame
-from gbp_lab.core.gbp.framing import MAX_RECORD, RecordReader, encode_record
+from gbp_lab.core.gbp.framing import MAX_RECORD, RecordReader, encode_record, plausible_header
 
 from ._common import NO_DEFAULT, CoreLayer, annotation
 from .gbp import GbpFrame
@@ -41,10 +42,6 @@ GBP_PORT = 7878
 _u32le = struct.Struct("<I")
 
 
-def _looks_like_frame(body: bytes) -> bool:
-    return bool(body) and body[0] in (0xAA, 0xAB)
-
-
 #: the layer of a raw (un-enveloped) MLS structure, by the classifier's kind
 _RAW_MLS_LAYERS = {RecordKind.KEY_PACKAGE: MLSKeyPackage, RecordKind.WELCOME: MLSWelcome,
                    RecordKind.GROUP_INFO: MLSGroupInfo}
@@ -53,7 +50,8 @@ _RAW_MLS_LAYERS = {RecordKind.KEY_PACKAGE: MLSKeyPackage, RecordKind.WELCOME: ML
 def body_layer_class(data: bytes) -> type:
     """The layer class for one record body or datagram, as the classifier names it: GBP frame,
     ``MLSMessage`` envelope, raw KeyPackage / Welcome / GroupInfo. An unknown body is shown as a
-    GBP frame with its decode error, or as an MLSMessage when it starts ``00 01``."""
+    GBP frame with its decode error, or as an MLSMessage when it starts with the mls10 version
+    ``00 01`` (whatever wire format follows: an unknown one is shown with its decode error)."""
     rc = classify_record(data)
     kind = rc.kind
     if kind is RecordKind.GBP_FRAME:
@@ -149,8 +147,9 @@ def looks_like_record(data: bytes) -> bool:
     n = _u32le.unpack_from(data)[0]
     if not 1 <= n <= MAX_RECORD or n > len(data) - 4:
         return False
-    body = bytes(data[4:4 + n])
-    return _looks_like_frame(body) or classify_record(body).kind.is_mls
+    if plausible_header(data, 0, strict=False):
+        return True
+    return classify_record(bytes(data[4:4 + n])).kind.is_mls
 
 
 class GbpHeuristic(Packet):

@@ -32,7 +32,7 @@ CHECK_FLOOR = {
     "07_interop_gbp_stack.ipynb": 9,
     "08_live.ipynb": 2,
 }
-CHECK_TAG = "check"
+CHECK_TAG = "check"  #: plus MyST-NB's "hide-input": the docs site shows them collapsed too
 
 
 def is_check(cell) -> bool:

@@ -31,8 +31,9 @@ from typing import List, Optional, Sequence
 
 from .core.errors import UsageError
 
-#: the notebook JupyterLab opens first: the embedded demo capture, dissected
-FIRST_NOTEBOOK = "02_dissecting_a_capture.ipynb"
+#: the notebook JupyterLab opens first: "start here" (what the lab is, which notebook answers
+#: which question, a five-minute tour of the embedded demo capture)
+FIRST_NOTEBOOK = "00_start_here.ipynb"
 #: where ``gbp-lab lab`` copies the notebooks when they cannot be opened in place
 DEFAULT_DIR = "gbp-lab-notebooks"
 #: name -> SHA-256 of the bytes the lab wrote, inside the working folder
@@ -136,7 +137,7 @@ def command(notebook_dir: str, extra: Sequence[str] = (), *, euid: Optional[int]
         cmd.append("--no-browser")
     cmd += list(extra)
     if os.path.exists(os.path.join(notebook_dir, FIRST_NOTEBOOK)):
-        # the printed URL (and "/") leads to notebook 02; the positional name opens it in a browser
+        # the printed URL (and "/") leads to notebook 00; the positional name opens it in a browser
         cmd += [f"--LabApp.default_url=/lab/tree/{FIRST_NOTEBOOK}", FIRST_NOTEBOOK]
     return cmd
 

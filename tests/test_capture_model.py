@@ -18,7 +18,7 @@ import refpeer  # noqa: E402
 
 import gbp_stack as g  # noqa: E402
 
-from gbp_lab.capture.model import FRAME_COLUMNS, Capture, read_capture  # noqa: E402
+from gbp_lab.capture.model import FRAME_COLUMNS, PACKET_LIST_COLUMNS, Capture, read_capture  # noqa: E402
 from gbp_lab.capture.tables import decode_prepare_commit  # noqa: E402
 from gbp_lab.core.gbp.framing import encode_record  # noqa: E402
 from gbp_lab.core.keylog import ENCRYPTION, KeyLog  # noqa: E402
@@ -190,6 +190,30 @@ def test_summary_html_parquet(ref_capture, tmp_path):
         assert len(back) == len(getattr(cap, name)), name
     sig = pd.read_parquet(out["signals"])
     assert list(sig["args"]) == ['{}', '{"0": 2}', '{"0": 2, "1": 3}']
+
+
+def test_packet_list_is_the_compact_default_view():
+    """Wireshark's packet list on the demo capture: six columns, every frame under its own index;
+    the notebook view shows it instead of the 26-column ``frames`` table, which stays one call away."""
+    import dataclasses
+
+    import gbp_lab
+
+    cap = gbp_lab.demo_capture()
+    pl = cap.packet_list()
+    assert list(pl.columns) == list(PACKET_LIST_COLUMNS) == [
+        "rel_time", "endpoints", "epoch", "sender", "protocol", "info"]
+    assert len(pl) == len(cap.frames) == 95 and pl.index.equals(cap.frames.index)
+    assert pl.loc[0, "rel_time"] == 0.0 and pl.loc[0, "endpoints"] == "127.0.0.1:40001 → 127.0.0.1:7878"
+    assert (pl.loc[0, "epoch"], pl.loc[0, "sender"], pl.loc[0, "protocol"]) == (0, 1, "GBP")
+    assert pl.loc[1, "info"].startswith("KeyPackage") and pd.isna(pl.loc[1, "epoch"])
+    assert (pl["info"] == cap.frames["info"]).all() and (pl["rel_time"] == cap.frames["rel_time"]).all()
+    assert cap.packet_list(full=True) is cap.frames
+    shown = cap._repr_html_().split("Frames (head)")[1]
+    assert "endpoints" in shown and "stream_id" not in shown and "flow_id" not in shown
+    assert "cap.packet_list()" in cap.summary() and "all 26 columns" in cap.summary()
+    empty = dataclasses.replace(cap, frames=cap.frames.iloc[:0], _cache={})
+    assert list(empty.packet_list().columns) == list(PACKET_LIST_COLUMNS) and not len(empty.packet_list())
 
 
 def test_bad_inputs_error_rows_and_good_frames_kept():

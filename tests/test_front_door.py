@@ -1,7 +1,7 @@
 """The front door, tested as users walk through it.
 
 * ``make lab`` -- the real Makefile target -- in a fresh copy of the checkout: it creates ``.venv``,
-  installs, starts JupyterLab on the notebooks with notebook 02 first; we fetch ``/lab`` and the
+  installs, starts JupyterLab on the notebooks with notebook 00 ("start here") first; we fetch ``/lab`` and the
   notebook over the REST API, then stop it (process group, bounded time). A second ``make lab`` does
   not install again.
 * ``gbp-lab lab --dir`` from the built wheel in a fresh venv: the notebooks and the demo capture are
@@ -134,7 +134,7 @@ def test_make_lab_on_a_fresh_clone(tmp_path):
         srv.wait(timeout=900)  # the first run creates .venv and installs
         srv.check_serves_the_notebooks()
         out = srv.output()
-        # the URL printed for the user opens notebook 02, served from the clone's notebooks/
+        # the URL printed for the user opens notebook 00, served from the clone's notebooks/
         assert re.search(rf"http://127\.0\.0\.1:{srv.port}/lab/tree/{re.escape(FIRST)}\?token=", out), out[-3000:]
         assert f"Serving notebooks from local directory: {(clone / 'notebooks').resolve()}" in out
     finally:

@@ -22,6 +22,12 @@ when the key log allows), ``epochs`` (:mod:`.tables`) and ``findings``
 (:mod:`gbp_lab.analysis.findings`); plus :meth:`Capture.summary`, a notebook view
 (``_repr_html_``) and :meth:`Capture.to_parquet`. Streaming: :mod:`.stream`.
 
+Compact view: ``frames`` has 26 columns, too wide for a notebook cell. :meth:`Capture.packet_list`
+is Wireshark's packet list — :data:`PACKET_LIST_COLUMNS` (``rel_time``, ``endpoints`` =
+``src:sport → dst:dport``, ``epoch``, ``sender``, ``protocol``, ``info``), same index as
+``frames`` — and the notebook view shows it; ``cap.frames`` (or ``cap.packet_list(full=True)``)
+is the whole table.
+
 Hot path: decryption keeps this read's own ``(group, epoch, stream type) → AEAD`` table and only
 goes through :func:`~gbp_lab.core.gbp.aead.open_frame` for the unusual cases (no key, bad tag …),
 which raise the typed errors; frames and CBOR payloads in the canonical form every sender writes
@@ -53,7 +59,10 @@ from .readpath import (ERROR_COLUMNS, FRAME_COLUMNS, ReadState, errors_table, fr
                        read_chunks)
 from .records import GBP_PORT, PipelineStats
 
-__all__ = ["Capture", "read_capture", "FRAME_COLUMNS", "ERROR_COLUMNS"]
+__all__ = ["Capture", "read_capture", "FRAME_COLUMNS", "ERROR_COLUMNS", "PACKET_LIST_COLUMNS"]
+
+#: the columns of :meth:`Capture.packet_list`, Wireshark's packet list (No. = the index)
+PACKET_LIST_COLUMNS = ("rel_time", "endpoints", "epoch", "sender", "protocol", "info")
 
 
 @dataclass
@@ -65,6 +74,10 @@ class Capture:
     :attr:`control` (GBP control, PREPARE's commit decrypted when the key log allows),
     :attr:`epochs` (timeline) and :attr:`findings` (security/robustness findings). Each has
     ``time`` and ``frame`` columns (``frame`` = index into :attr:`frames`).
+
+    Shown in a notebook (``cap`` as a cell's last line, ``display(cap)``): the :meth:`summary`,
+    the findings and the head of the compact :meth:`packet_list`; the full frames table is
+    :attr:`frames`.
     """
 
     frames: pd.DataFrame
@@ -176,6 +189,24 @@ class Capture:
     TABLES = ("frames", "errors", "messages", "audio", "signals", "control", "epochs", "findings")
 
     # -- presentation ----------------------------------------------------------------------------
+    def packet_list(self, full: bool = False) -> pd.DataFrame:
+        """The frames as Wireshark's packet list: one row per ``frames`` row (same index, the
+        "No." column), the columns :data:`PACKET_LIST_COLUMNS` — ``rel_time`` (seconds since the
+        first packet), ``endpoints`` (``"src:sport → dst:dport"``), ``epoch``, ``sender``,
+        ``protocol`` and ``info``. ``full=True`` returns :attr:`frames` itself, all columns.
+        Filter with ``cap.packet_list().loc[cap.frames.query(...).index]``."""
+        f = self.frames
+        if full:
+            return f
+        if not len(f):
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in PACKET_LIST_COLUMNS})
+        ends = (f["src"].astype(object).fillna("?") + ":" + f["sport"].astype(object).fillna("?").astype(str)
+                + " → " + f["dst"].astype(object).fillna("?") + ":"
+                + f["dport"].astype(object).fillna("?").astype(str))
+        out = f[["rel_time", "epoch", "sender", "protocol", "info"]].copy()
+        out.insert(1, "endpoints", ends.astype(f["info"].dtype))
+        return out
+
     def summary(self) -> str:
         """A text summary: counts per protocol / stream / epoch, members, findings."""
         f = self.frames
@@ -204,6 +235,8 @@ class Capture:
                          f"{self._rel(r.first_time)} … {self._rel(r.last_time)}")
         members = sorted({int(x) for x in f["sender"].dropna()}) if len(f) else []
         lines.append(f"  members seen: {members}")
+        lines.append(f"  frames: cap.packet_list() ({', '.join(PACKET_LIST_COLUMNS)}); "
+                     f"cap.frames (all {len(f.columns)} columns)")
         fi = self.findings
         if len(fi):
             lines.append(f"  findings: {len(fi)} — " + ", ".join(
@@ -239,9 +272,9 @@ class Capture:
                 parts.append("<h4>Findings</h4>" + shown.style.apply(style, axis=1).to_html())
             except Exception:  # jinja2 missing: plain table
                 parts.append("<h4>Findings</h4>" + shown.to_html())
-        head = self.frames.head(20)  # relative time, as Wireshark shows by default
-        parts.append("<h4>Frames (head)</h4>" + head.drop(columns=["time"], errors="ignore")
-                     .to_html())
+        shown = self.packet_list().head(20)  # the compact view; cap.frames has every column
+        parts.append(f"<h4>Frames (head): the packet list, {len(shown)} of {len(self.frames)} "
+                     f"(every column: <code>cap.frames</code>)</h4>" + shown.to_html())
         return "\n".join(parts)
 
     def to_parquet(self, directory) -> Dict[str, str]:

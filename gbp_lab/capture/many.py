@@ -52,12 +52,15 @@ from gbp_lab.core.errors import UsageError
 from .columns import with_rel_time
 
 __all__ = ["TABLES", "MissingExtraError", "Layout", "read_captures", "findings_across",
-           "write_dataset", "keylog_text", "require"]
+           "write_dataset", "keylog_text", "require", "NO_KEY"]
 
 #: the tables :func:`read_captures` gives (= :attr:`.model.Capture.TABLES`)
 TABLES = ("frames", "errors", "messages", "audio", "signals", "control", "epochs", "findings")
 #: tables with a ``frame`` column pointing into ``frames``
 _FRAME_REFS = ("errors", "messages", "audio", "signals", "control", "epochs")
+#: the partition directory of rows without a group or an epoch in :func:`write_dataset` (hive
+#: null partitions do not read back everywhere)
+NO_KEY = "none"
 #: the classic pcap file header of an empty capture (for the tables' empty shapes)
 _EMPTY_PCAP = bytes.fromhex("d4c3b2a1020004000000000000000000ffff000001000000")
 
@@ -439,11 +442,13 @@ def _read_captures(paths: Sequence, keylog, table: str, read_kw: Dict[str, Any])
     return dd.from_delayed(parts, meta=meta, verify_meta=False)
 
 
-def findings_across(paths: Sequence, keylog=None, **read_kw) -> pd.DataFrame:
+def findings_across(paths: Sequence, keylog=None, *, scheduler=None, **read_kw) -> pd.DataFrame:
     """The findings of many captures together, computed on dask (``read_captures(paths, keylog,
     table="findings")``) and sorted by time: what :func:`~.model.read_capture` finds on the files
-    concatenated, ``frames`` and ``errors`` numbered as in :func:`read_captures`' tables."""
-    df = read_captures(paths, keylog, table="findings", **read_kw).compute()
+    concatenated, ``frames`` and ``errors`` numbered as in :func:`read_captures`' tables.
+    ``scheduler``: dask's (``None``: the default one — a ``dask.distributed`` ``Client`` once
+    made — else e.g. ``"threads"``, ``"processes"`` or a ``Client``)."""
+    df = read_captures(paths, keylog, table="findings", **read_kw).compute(scheduler=scheduler)
     return df.sort_values("time", kind="stable", na_position="last").reset_index(drop=True)
 
 
@@ -452,32 +457,63 @@ def write_dataset(paths: Sequence, out_dir, keylog=None,
                                            "control", "epochs", "findings"),
                   **read_kw) -> Dict[str, str]:
     """Write the tables of many captures as a Parquet dataset: ``out_dir/<table>/``, partitioned
-    by ``group_id`` and ``epoch`` (hive layout ``group_id=…/epoch=…/``) where the table has
-    them, cells made Parquet-safe as :meth:`.model.Capture.to_parquet` does (bytes as hex text,
-    lists/dicts as JSON text). Readable by pandas, dask, DuckDB, Spark. Returns ``{table:
-    directory}``."""
-    from .model import parquet_safe
-
+    by ``group_id`` and ``epoch`` (hive layout ``group_id=…/epoch=…/``; rows without a group or
+    an epoch, such as raw MLS blobs, under :data:`NO_KEY` ``none``) where the table has them; cells made Parquet-safe as
+    :meth:`.model.Capture.to_parquet` does (bytes as hex text, lists/dicts as JSON text). Each
+    partition is written by its own task (on the workers when a ``dask.distributed`` client is
+    the default scheduler: ``out_dir`` must then be shared). Readable by pandas, dask, DuckDB,
+    Spark. Returns ``{table: directory}``."""
+    dask = require("dask")
     out: Dict[str, str] = {}
     os.makedirs(out_dir, exist_ok=True)
     for table in tables:
         ddf = read_captures(paths, keylog, table=table, **read_kw)
-        ddf = ddf.map_partitions(_dataset_safe, meta=_dataset_safe(ddf._meta))
         where = os.path.join(os.fspath(out_dir), table)
+        os.makedirs(where, exist_ok=True)
         part_on = [c for c in ("group_id", "epoch") if c in ddf.columns]
-        ddf.to_parquet(where, partition_on=part_on or None, write_index=False,
-                       write_metadata_file=False)
+        schema = _dataset_schema(ddf._meta)
+        with dask.config.set({"dataframe.convert-string": False}):
+            done = ddf.map_partitions(_write_part, where, part_on, schema,
+                                      meta=pd.DataFrame({"rows": pd.Series([], dtype="int64")}))
+        done.compute()
         out[table] = where
     return out
 
 
 def _dataset_safe(df: pd.DataFrame) -> pd.DataFrame:
-    """Parquet-safe cells, the partition keys as text (a hive directory name)."""
+    """Parquet-safe cells (:func:`.model.parquet_safe`), the partition keys as text (a hive
+    directory name) and no ``file`` path objects."""
     from .model import parquet_safe
 
     out = parquet_safe(df)
     for c in ("group_id", "epoch"):
         if c in out.columns:
-            out[c] = pd.array([None if v is None or v is pd.NA or v != v else str(v)
+            out[c] = pd.array([NO_KEY if v is None or v is pd.NA or v != v else str(v)
                                for v in out[c].tolist()], dtype=object)
     return out
+
+
+def _dataset_schema(meta: pd.DataFrame):
+    """One Arrow schema for every partition: object (text after :func:`_dataset_safe`) and
+    all-missing columns as strings."""
+    import pyarrow as pa
+
+    schema = pa.Schema.from_pandas(_dataset_safe(meta), preserve_index=False)
+    for k, f in enumerate(schema):
+        if pa.types.is_null(f.type):
+            schema = schema.set(k, pa.field(f.name, pa.string()))
+    return schema
+
+
+def _write_part(df: pd.DataFrame, where: str, part_on: List[str], schema,
+                partition_info=None) -> pd.DataFrame:
+    """Write one partition into the dataset (its own file names: ``part-<n>-<i>.parquet``)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = partition_info["number"] if partition_info else 0
+    if len(df):
+        table = pa.Table.from_pandas(_dataset_safe(df), schema=schema, preserve_index=False)
+        pq.write_to_dataset(table, where, partition_cols=part_on or None,
+                            basename_template=f"part-{n}-{{i}}.parquet")
+    return pd.DataFrame({"rows": pd.Series([len(df)], dtype="int64")})

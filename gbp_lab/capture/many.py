@@ -11,37 +11,53 @@ partitioned by group and epoch. Optional dependencies: ``pip install 'gbp-lab[cl
 The graph (every task function is module-level and picklable; the key log travels as text; a
 worker keeps no state between tasks):
 
-1. *read* — one task per file: :func:`~.model.read_capture` → a :class:`~.model.Capture`;
-2. *layout* — one small task: each file's counts (frames, errors, packets, table rows), its
-   first packet time, its flows → the global numbering (:class:`Layout`);
-3. *tables* — one task per file: its table renumbered to the whole (row index, ``frame``,
-   ``packet``, ``flow_id``, TCP ``offset``, ``rel_time`` since the first file's first packet)
-   plus a ``file`` column;
-4. *findings* — one task per file emits its frames as *local facts* (the row, its global frame
-   number, payload, plaintext and opened media as Arrow binary columns); dask's own
-   ``groupby(group_id).apply`` shuffles them so that one task sees every frame of a group from
-   every file, in capture order, and runs :func:`gbp_lab.analysis.findings.find` on them (every
-   frame kind of the findings is keyed by group: nonce reuse, replays, windows, epoch
-   regressions, SFrame nonce reuse, stale keys, the rebuilt trees); the ``errors``-table kinds
-   (capture defects, malformed records) come from each file alone. ``epochs`` goes the same way.
+1. *read* — one task per part: a file, or a slice of a big classic pcap (:class:`Part`, below) →
+   a :class:`~.model.Capture` of the packets that part owns;
+2. *layout* — one small task: each part's counts (frames, errors, packets), first packet time,
+   flows and TCP offsets → the global numbering (:class:`Layout`);
+3. ``frames`` and ``errors`` — one partition per part, renumbered to the whole (row index,
+   ``frame``, ``packet``, ``flow_id``, TCP ``offset``, ``rel_time`` since the first packet of the
+   first file) with a ``file`` column;
+4. the derived tables (``messages``, ``audio``, ``signals``, ``control``, ``epochs``,
+   ``findings``) — each part emits its frames as *local facts* (the row, its global frame
+   number, payload and plaintext as Arrow binary columns); dask's own ``groupby.apply``
+   shuffles them by ``group_id`` so that one task sees every frame of a group from every part,
+   in capture order, and builds the tables there (:class:`~.model.Capture` on those frames):
+   the receivers' verdicts (GTP duplicates, SFrame replay windows), the rebuilt trees and every
+   frame finding (nonce reuse, replays, windows, epoch regressions, SFrame nonce reuse, stale
+   keys) are keyed by group, so they come out as on the whole capture. The ``errors``-table
+   findings (capture defects, malformed records) come from each part alone.
 
-Capture order: the rows of these tables are sorted by ``packet`` (global: the packets of the
-earlier files come first), then by TCP stream ``offset``. :func:`~.model.read_capture` emits a
-record when it completes, and a TCP flow already running when a file starts (no SYN) is held
-until its base is fixed, so one file's own row order can differ from the order of the same rows
-in a longer capture; the packet order is the same in both.
+Capture order: rows are sorted by ``packet`` (global: the packets of the earlier files come
+first), then TCP stream ``offset``. :func:`~.model.read_capture` emits a record when it
+completes, and a TCP flow already running when a file starts (no SYN) is held until its base is
+fixed, so one file's own row order can differ from the order of the same rows in a longer
+capture; the packet order is the same in both.
 
-TCP across file boundaries: each file is read by its own reassembler, so a cut is *safe* where
-no record straddles it (a record cut in two is lost: ``errors`` says where). A flow continuing
-from an earlier file keeps its ``flow_id`` (same addresses and ports) and its ``offset`` continues
-from the end of its last record there. Flow ids are numbered over the flows that carry rows.
+TCP across part boundaries — what is chosen:
+
+* *files* are read each by its own reassembler: a cut between files is safe where no record
+  straddles it (a record cut in two is lost, ``errors`` says where). A flow continuing from an
+  earlier file keeps its ``flow_id`` (same addresses and ports) and its ``offset`` continues
+  from the end of its last record there. Flow ids are numbered over the flows that carry rows.
+* a *big classic pcap* (more than ``split_bytes``) is read in slices at packet boundaries that
+  *overlap*: each slice also reads ``overlap`` packets before its first packet (so the
+  reassembler has re-synchronised on the mid-stream flows when its own packets start) and after
+  its last (so a record that starts in the slice completes), then keeps the rows whose packet is
+  its own; a record is owned by the slice of the packet that carried it. The offsets of a
+  flow's direction are joined through a record both slices read. Records longer than
+  ``overlap`` packets at a cut are the limit (use a larger ``overlap``). pcapng and compressed
+  files are one part each.
 """
 from __future__ import annotations
 
+import math
+import mmap
 import os
-import pickle
 import re
-from dataclasses import dataclass, field
+import struct
+from collections import deque
+from dataclasses import dataclass, field, replace
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -51,18 +67,25 @@ from gbp_lab.core.errors import UsageError
 
 from .columns import with_rel_time
 
-__all__ = ["TABLES", "MissingExtraError", "Layout", "read_captures", "findings_across",
-           "write_dataset", "keylog_text", "require", "NO_KEY"]
+__all__ = ["TABLES", "NO_KEY", "SPLIT_BYTES", "OVERLAP", "MissingExtraError", "Part", "Layout",
+           "read_captures", "findings_across", "write_dataset", "plan_parts", "keylog_text",
+           "require"]
 
 #: the tables :func:`read_captures` gives (= :attr:`.model.Capture.TABLES`)
 TABLES = ("frames", "errors", "messages", "audio", "signals", "control", "epochs", "findings")
-#: tables with a ``frame`` column pointing into ``frames``
-_FRAME_REFS = ("errors", "messages", "audio", "signals", "control", "epochs")
+#: the tables built on each group's frames after the shuffle
+_BY_GROUP = ("messages", "audio", "signals", "control", "epochs", "findings")
 #: the partition directory of rows without a group or an epoch in :func:`write_dataset` (hive
 #: null partitions do not read back everywhere)
 NO_KEY = "none"
+#: a classic pcap bigger than this is read in slices (:func:`plan_parts`)
+SPLIT_BYTES = 64 * 1024 * 1024
+#: packets a slice reads beyond each of its ends (see the module docstring)
+OVERLAP = 2000
 #: the classic pcap file header of an empty capture (for the tables' empty shapes)
 _EMPTY_PCAP = bytes.fromhex("d4c3b2a1020004000000000000000000ffff000001000000")
+_PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1": "<", b"\x4d\x3c\xb2\xa1": "<",
+                b"\xa1\xb2\xc3\xd4": ">", b"\xa1\xb2\x3c\x4d": ">"}
 
 
 class MissingExtraError(UsageError, ImportError):
@@ -101,12 +124,220 @@ def keylog_text(keylog) -> Optional[str]:
     return str(keylog)
 
 
-# -- 1. read -----------------------------------------------------------------------------------
-def _read(path: str, keys: Optional[str], read_kw: Dict[str, Any]):
-    """One file → its :class:`~.model.Capture` (a task: no progress bar on a worker)."""
+# -- 1. parts and reading ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Part:
+    """One read task: slice ``k`` of ``n`` of a file (``n == 1``: the whole file)."""
+
+    path: str
+    k: int = 0
+    n: int = 1
+    overlap: int = OVERLAP
+
+
+def plan_parts(paths: Sequence, split_bytes: Optional[int] = SPLIT_BYTES,
+               overlap: int = OVERLAP) -> List[Part]:
+    """The parts of ``paths``: a classic (uncompressed) pcap bigger than ``split_bytes`` in
+    ``ceil(size / split_bytes)`` slices, every other file whole. Only the sizes and magics are
+    read here; the slices' packet boundaries are found by their own tasks."""
+    if split_bytes is not None and split_bytes < 1:
+        raise UsageError("split_bytes must be >= 1 (or None: one part per file)",
+                         vid="CAP-SPLIT-BYTES", where="read_captures")
+    if overlap < 0:
+        raise UsageError("overlap must be >= 0", vid="CAP-SPLIT-BYTES", where="read_captures")
+    out: List[Part] = []
+    for p in paths:
+        p = os.fspath(p) if isinstance(p, os.PathLike) else p
+        n = 1
+        if split_bytes is not None and isinstance(p, str):
+            try:
+                size = os.path.getsize(p)
+                with open(p, "rb") as fh:
+                    magic = fh.read(4)
+            except OSError:  # not visible here: read whole where the task runs
+                size, magic = 0, b""
+            if magic in _PCAP_MAGICS and size > split_bytes:
+                n = math.ceil(size / split_bytes)
+        out.extend(Part(p, k, n, overlap) for k in range(n))
+    return out
+
+
+@dataclass
+class _Slice:
+    """Where a slice's bytes lie in its file, in packets (file-relative, 0-based)."""
+
+    first: int  #: the first packet read (own packets minus the leading overlap)
+    own: Tuple[int, int]  #: the packets this slice owns, [lo, hi)
+    last: bool  #: the file's last slice (rows without a packet belong to it)
+
+
+def _slice_bytes(path: str, k: int, n: int, overlap: int,
+                 from_start: bool = False) -> Tuple[bytes, _Slice]:
+    """The bytes of slice ``k`` of ``n`` (file header + its packets with the overlaps): its own
+    packets are those starting in its ``1/n`` of the file's bytes; ``from_start``: every packet
+    before them too (the reassembler's state at the cut is then the whole read's). Walks the
+    16-byte record headers from the start (memory-mapped)."""
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        size = len(mm)
+        endian = _PCAP_MAGICS[bytes(mm[:4])]
+        caplen = struct.Struct(endian + "I")
+        lo_b = 24 + (size - 24) * k // n
+        hi_b = 24 + (size - 24) * (k + 1) // n
+        before: deque = deque(maxlen=overlap + 1)  # offsets of the last packets before own lo
+        pos, i = 24, 0
+        own_lo = own_hi = None
+        lo_pos = hi_pos = end_pos = size
+        while pos + 16 <= size:
+            if own_lo is None and pos >= lo_b:
+                own_lo, lo_pos = i, pos
+            if own_hi is None and pos >= hi_b:
+                own_hi, hi_pos = i, pos
+            if own_hi is not None and i >= own_hi + overlap:
+                end_pos = pos
+                break
+            if own_lo is None:
+                before.append(pos)
+            pos += 16 + caplen.unpack_from(mm, pos + 8)[0]
+            i += 1
+        else:
+            end_pos = min(pos, size)
+        if own_lo is None:
+            own_lo, lo_pos = i, end_pos
+        if own_hi is None:
+            own_hi, hi_pos = i, end_pos
+        start = before[0] if len(before) and overlap else lo_pos
+        skipped = len(before) if overlap else 0
+        if from_start:
+            start, skipped = 24, own_lo
+        data = bytes(mm[:24]) + bytes(mm[start:end_pos])
+    return data, _Slice(own_lo - skipped, (own_lo, own_hi), k == n - 1)
+
+
+def _read(part: Part, keys: Optional[str], read_kw: Dict[str, Any], from_start: bool = False):
+    """One part → ``(Capture of the rows it owns, {"seen": records per TCP direction, "resync":
+    re-synchronisations in its own packets})`` (a task: no progress bar)."""
     from .model import read_capture
 
-    return read_capture(path, keylog=keys, progress=False, **read_kw)
+    if part.n == 1:
+        cap = read_capture(part.path, keylog=keys, progress=False, **read_kw)
+        return cap, {"seen": {}, "resync": 0, "k": 0, "absolute": True}
+    data, sl = _slice_bytes(part.path, part.k, part.n, part.overlap, from_start)
+    cap = read_capture(data, keylog=keys, progress=False, **read_kw)
+    own, info = _own(cap, sl)
+    # offsets counted from the file's start (its flows' SYNs): read from the first packet
+    return own, dict(info, k=part.k, absolute=part.k == 0 or from_start)
+
+
+def _hold_segments(read_kw: Dict[str, Any]) -> int:
+    """How many segments the reassembler holds a mid-stream direction (its default or the
+    ``reasm_kw`` given to the read)."""
+    import inspect
+
+    from .reassembly import TcpReassembler
+
+    default = inspect.signature(TcpReassembler).parameters["hold_segments"].default
+    return int((read_kw.get("reasm_kw") or {}).get("hold_segments", default))
+
+
+def _unverified(facts: Sequence[Dict[str, Any]], parts: Sequence[Part], hold: int) -> List[int]:
+    """The slices whose join with the slice before does not verify: in the packets both read
+    past the cut (the earlier slice's trailing overlap, read with the state of the whole) the
+    later one must have read the same records at the same packets, its offsets shifted by one
+    constant per TCP direction, and it must not have re-synchronised in its own packets; a
+    direction it carries on past the overlap must have had ``hold`` record packets by then (the
+    reassembler's hold of a mid-stream direction is over)."""
+    bad: List[int] = []
+    po = 0
+    prev: Dict[tuple, Dict[int, int]] = {}
+    for i, (fa, part) in enumerate(zip(facts, parts)):
+        seen = {dk: {p + po: off for p, off in m.items()} for dk, m in fa["seen"].items()}
+        if part.k > 0:
+            lo, hi = po, po + part.overlap
+            ok = fa["resync"] == 0
+            for dk in set(seen) | set(prev):
+                a = {p: o for p, o in prev.get(dk, {}).items() if lo <= p < hi}
+                b = {p: o for p, o in seen.get(dk, {}).items() if lo <= p < hi}
+                if a.keys() != b.keys() or len({a[p] - b[p] for p in a}) > 1:
+                    ok = False
+                # a direction the earlier slice knew, with records in this slice's own packets,
+                # must show in the overlap that this slice joined it (else: joined later, blind)
+                if (not a and dk in prev and dk in seen
+                        and any(p >= lo for p in seen[dk])):
+                    ok = False
+                # a mid-stream direction's records name other packets while the reassembler
+                # holds it (until ``hold_segments`` segments): the comparison must cover that
+                mine = seen.get(dk, {})
+                if (dk in prev and any(p >= hi for p in mine)
+                        and len([p for p in mine if p < hi]) < hold):
+                    ok = False
+            if not ok:
+                bad.append(i)
+        prev = seen
+        po += fa["packets"]
+    return bad
+
+
+def _verified(read, part: Part, bad: List[int], i: int, keys: Optional[str],
+              read_kw: Dict[str, Any]):
+    """Part ``i``'s read, again from the file's start when its join did not verify."""
+    return _read(part, keys, read_kw, from_start=True) if i in bad else read
+
+
+def _plain(v) -> Any:
+    return None if v is None or v is pd.NA or (isinstance(v, float) and v != v) else v
+
+
+def _own(cap, sl: _Slice):
+    """The rows of a slice's capture whose packet it owns, packets counted from its first own
+    packet; plus, per TCP direction, ``{packet: offset}`` of every record it read (the layout
+    joins the offsets of neighbouring slices through them)."""
+    from .records import PipelineStats
+
+    shift = sl.own[0] - sl.first  # slice packet -> own packet
+    n_own = sl.own[1] - sl.own[0]
+    f = cap.frames
+    seen: Dict[tuple, Dict[int, int]] = {}
+    cols = [f[c].tolist() for c in ("src", "sport", "dst", "dport", "transport", "offset",
+                                    "packet")]
+    for s, sp, d, dp, tr, off, pk in zip(*cols):
+        if tr == "tcp" and _plain(off) is not None and _plain(pk) is not None:
+            seen.setdefault(_dir_key(s, sp, d, dp, tr), {})[int(pk) - shift] = int(off)
+    pk = f["packet"].to_numpy(dtype="float64", na_value=np.nan) - shift
+    keep = ((pk >= 0) & (pk < n_own)).nonzero()[0]
+    new_of = {int(j): r for r, j in enumerate(keep.tolist())}
+    frames = f.iloc[keep].reset_index(drop=True)
+    frames["packet"] = frames["packet"] - shift
+    e = cap.errors
+    epk = e["packet"].to_numpy(dtype="float64", na_value=np.nan) - shift
+    efr = e["frame"].to_numpy(dtype="float64", na_value=np.nan)
+    ekeep = [r for r in range(len(e))
+             if ((0 <= epk[r] < n_own) if epk[r] == epk[r] else sl.last)
+             and (efr[r] != efr[r] or int(efr[r]) in new_of)]
+    errors = e.iloc[ekeep].reset_index(drop=True)
+    if not len(errors):  # the empty table's own dtypes, as a read without errors has them
+        from .readpath import errors_table
+
+        errors = errors_table([], cap.stats.first_time if cap.stats is not None else None)
+    else:
+        errors["packet"] = errors["packet"] - shift
+        errors["frame"] = pd.array([None if _plain(v) is None else new_of[int(v)]
+                                    for v in errors["frame"].tolist()], dtype=errors["frame"].dtype)
+    kl = keep.tolist()
+    stats = replace(cap.stats or PipelineStats(), packets=n_own)
+    if sl.own[0] != 0:  # the first packet time of this slice's own packets
+        t = frames["time"]
+        stats.first_time = int(t.min().value) if len(t) and t.notna().any() else math.nan
+    resync = int(errors["vid"].astype(str).str.startswith("REC-RESYNC").sum()) if len(errors) else 0
+    own = replace(cap, frames=frames, errors=errors,
+                  plaintexts=[cap.plaintexts[j] for j in kl],
+                  payloads=[cap.payloads[j] for j in kl] if cap.payloads else [],
+                  records=[cap.records[j] for j in kl] if cap.records else [],
+                  media={new_of[j]: m for j, m in cap.media.items() if j in new_of},
+                  stats=stats, _cache={})
+    return own, {"seen": seen, "resync": resync}
+
+
+_NO_INFO: Dict[str, Any] = {"seen": {}, "resync": 0, "k": 0, "absolute": True}
 
 
 def _empty(keys: Optional[str] = None, read_kw: Optional[Dict[str, Any]] = None):
@@ -118,7 +349,7 @@ def _empty(keys: Optional[str] = None, read_kw: Optional[Dict[str, Any]] = None)
 
 # -- 2. layout ---------------------------------------------------------------------------------
 def _order(frames: pd.DataFrame) -> np.ndarray:
-    """The capture order of a file's frames: by packet, then TCP offset (stable)."""
+    """The capture order of a part's frames: by packet, then TCP offset (stable)."""
     if not len(frames):
         return np.zeros(0, dtype=np.int64)
     pk = frames["packet"].to_numpy(dtype="float64", na_value=np.inf)
@@ -135,74 +366,91 @@ def _flow_key(src, sport, dst, dport, transport) -> tuple:
     return (transport,) + (a + b if a <= b else b + a)
 
 
-def _facts_of(cap, table: str) -> Dict[str, Any]:
-    """What the layout needs of one file (small: counts, flows, per-direction stream ends)."""
+def _facts_of(read) -> Dict[str, Any]:
+    """What the layout needs of one part (small: counts, flows, per-direction stream ends and
+    the records of the overlaps)."""
+    cap, info = read
     f, e = cap.frames, cap.errors
     flows: Dict[int, tuple] = {}
     ends: Dict[tuple, int] = {}
-    starts: Dict[tuple, int] = {}
     for df, recs in ((f, cap.records), (e, None)):
         if not len(df):
             continue
         cols = [df[c].tolist() for c in ("flow_id", "src", "sport", "dst", "dport", "transport",
                                          "offset")]
         for i, (fid, s, sp, d, dp, tr, off) in enumerate(zip(*cols)):
-            if fid is None or fid is pd.NA or s is None or s is pd.NA:
+            if _plain(fid) is None or _plain(s) is None:
                 continue
             flows.setdefault(int(fid), _flow_key(s, sp, d, dp, tr))
-            if recs is None or off is None or off is pd.NA or tr != "tcp":
+            if recs is None or _plain(off) is None or tr != "tcp":
                 continue
             dk = _dir_key(s, sp, d, dp, tr)
-            starts[dk] = min(starts.get(dk, int(off)), int(off))
             ends[dk] = max(ends.get(dk, 0), int(off) + 4 + len(recs[i]))
-    n_rows = len(f) if table in ("frames", "findings", "epochs") else len(getattr(cap, table))
-    return {"frames": len(f), "errors": len(e), "rows": n_rows,
+    return {"frames": len(f), "errors": len(e),
             "packets": cap.stats.packets if cap.stats is not None else 0, "t0": cap.t0,
-            "flows": flows, "ends": ends, "starts": starts}
+            "flows": flows, "ends": ends, "seen": info["seen"], "resync": info["resync"],
+            "k": info["k"], "absolute": info["absolute"]}
 
 
 @dataclass
 class Layout:
-    """The global numbering of many files (made by one small task from each file's facts)."""
+    """The global numbering of many parts (made by one small task from each part's facts)."""
 
     frame_offsets: List[int]
     error_offsets: List[int]
-    row_offsets: List[int]
     packet_offsets: List[int]
-    t0: float  #: the first file's first packet (ns), where every ``rel_time`` starts
-    #: per file: local flow id -> global flow id
+    t0: float  #: the first part's first packet (ns), where every ``rel_time`` starts
+    #: per part: local flow id -> global flow id
     flow_ids: List[Dict[int, int]] = field(default_factory=list)
-    #: per file: TCP direction -> bytes of that direction in the earlier files (its offset base)
+    #: per part: TCP direction -> what to add to its offsets (the bytes before them)
     offset_bases: List[Dict[tuple, int]] = field(default_factory=list)
+
+    @classmethod
+    def single(cls) -> "Layout":
+        return cls([0], [0], [0], float("nan"), [{}], [{}])
 
 
 def _layout(facts: Sequence[Dict[str, Any]]) -> Layout:
-    cum = {k: [0] for k in ("frames", "errors", "rows", "packets")}
+    cum: Dict[str, List[int]] = {k: [0] for k in ("frames", "errors", "packets")}
     for fa in facts:
-        for k, v in cum.items():
-            v.append(v[-1] + fa[k])
+        for name, v in cum.items():
+            v.append(v[-1] + fa[name])
     t0 = next((fa["t0"] for fa in facts if fa["t0"] == fa["t0"]), float("nan"))
-    seen: Dict[tuple, int] = {}
-    ends: Dict[tuple, int] = {}
-    flow_ids: List[Dict[int, int]] = []
+    seen_flows: Dict[tuple, int] = {}
+    ends: Dict[tuple, int] = {}  # direction -> its end in the whole (offset + record)
     bases: List[Dict[tuple, int]] = []
-    for fa in facts:
-        m = {}
-        for fid in sorted(fa["flows"]):
-            key = fa["flows"][fid]
-            m[fid] = seen.setdefault(key, len(seen))
-        flow_ids.append(m)
-        # a direction seen before continues: its offsets count from where it stopped
-        bases.append({dk: ends[dk] for dk in fa["starts"] if dk in ends})
+    #: direction -> {global packet: whole offset} of the previous part's records
+    prev: Dict[tuple, Dict[int, int]] = {}
+    file_base: Dict[tuple, int] = {}
+    flow_ids: List[Dict[int, int]] = []
+    for i, fa in enumerate(facts):
+        flow_ids.append({fid: seen_flows.setdefault(key, len(seen_flows))
+                         for fid, key in sorted(fa["flows"].items())})
+        po = cum["packets"][i]
+        base: Dict[tuple, int] = {}
+        if fa["k"] == 0:
+            file_base = base  # the bases of the file's first part, for those read from its start
+        elif fa["absolute"]:
+            base = dict(file_base)
+        for dk in (set(fa["ends"]) | set(fa["seen"])) if not (fa["k"] and fa["absolute"]) else ():
+            mine = fa["seen"].get(dk, {})
+            common = [p for p in sorted(mine) if p >= 0 and p + po in prev.get(dk, {})]
+            if common:  # a record both parts read: the same bytes, two offsets
+                base[dk] = prev[dk][common[0] + po] - mine[common[0]]
+            elif dk in ends:  # no overlap: the direction goes on where it stopped
+                base[dk] = ends[dk]
+        bases.append(base)
+        prev = {dk: {p + po: off + base.get(dk, 0) for p, off in m.items()}
+                for dk, m in fa["seen"].items()}
         for dk, end in fa["ends"].items():
-            ends[dk] = end + bases[-1].get(dk, 0)
-    return Layout(cum["frames"][:-1], cum["errors"][:-1], cum["rows"][:-1], cum["packets"][:-1],
-                  t0, flow_ids, bases)
+            ends[dk] = end + base.get(dk, 0)
+    return Layout(cum["frames"][:-1], cum["errors"][:-1], cum["packets"][:-1], t0, flow_ids,
+                  bases)
 
 
-# -- 3. tables ---------------------------------------------------------------------------------
+# -- 3. frames and errors ----------------------------------------------------------------------
 def _ranks(cap) -> np.ndarray:
-    """local frame row -> its rank in the file's capture order."""
+    """local frame row -> its rank in the part's capture order."""
     order = _order(cap.frames)
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order), dtype=np.int64)
@@ -210,57 +458,52 @@ def _ranks(cap) -> np.ndarray:
 
 
 def _renumber(df: pd.DataFrame, lay: Layout, i: int, rank: np.ndarray) -> pd.DataFrame:
-    """Global ``frame``, ``packet``, ``flow_id``, ``offset``, ``rel_time`` of file ``i``'s rows."""
+    """Global ``frame``, ``packet``, ``flow_id``, ``offset``, ``rel_time`` of part ``i``'s rows."""
     out = df.copy()
     if "frame" in out.columns and len(out):
-        fr = out["frame"].to_numpy(dtype="float64", na_value=np.nan)
-        ok = ~np.isnan(fr)
-        g = np.full(len(fr), -1, dtype=np.int64)
-        g[ok] = rank[fr[ok].astype(np.int64)] + lay.frame_offsets[i]
-        out["frame"] = pd.array(np.where(ok, g, 0), dtype=out["frame"].dtype)
-        out.loc[~ok, "frame"] = pd.NA
+        out["frame"] = pd.array([None if _plain(v) is None else
+                                 int(rank[int(v)]) + lay.frame_offsets[i]
+                                 for v in out["frame"].tolist()], dtype=out["frame"].dtype)
     if "packet" in out.columns and len(out):
         out["packet"] = out["packet"] + lay.packet_offsets[i]
     if "flow_id" in out.columns and len(out):
         m = lay.flow_ids[i]
-        out["flow_id"] = pd.array([None if v is None or v is pd.NA else m.get(int(v), v)
+        out["flow_id"] = pd.array([None if _plain(v) is None else m.get(int(v), v)
                                    for v in out["flow_id"].tolist()], dtype=out["flow_id"].dtype)
     if "offset" in out.columns and len(out) and lay.offset_bases[i]:
         bases = lay.offset_bases[i]
         cols = [out[c].tolist() for c in ("src", "sport", "dst", "dport", "transport", "offset")]
         out["offset"] = pd.array(
-            [off if off is None or off is pd.NA else
-             off + bases.get(_dir_key(s, sp, d, dp, tr), 0) for s, sp, d, dp, tr, off in zip(*cols)],
-            dtype=out["offset"].dtype)
+            [off if _plain(off) is None else off + bases.get(_dir_key(s, sp, d, dp, tr), 0)
+             for s, sp, d, dp, tr, off in zip(*cols)], dtype=out["offset"].dtype)
     if "rel_time" in out.columns:
         out = with_rel_time(out.drop(columns="rel_time"), lay.t0)
     return out
 
 
-def _with_file(df: pd.DataFrame, path: str) -> pd.DataFrame:
-    df.insert(0, "file", pd.array([path] * len(df), dtype=object))
+def _with_file(df: pd.DataFrame, files) -> pd.DataFrame:
+    df.insert(0, "file", pd.array(files if isinstance(files, list) else [files] * len(df),
+                                  dtype=object))
     return df
 
 
-def _table(cap, lay: Layout, i: int, path: str, table: str) -> pd.DataFrame:
-    """File ``i``'s rows of ``table``, numbered as in the whole (a partition)."""
+def _table(read, lay: Layout, i: int, path: str, table: str) -> pd.DataFrame:
+    """Part ``i``'s rows of ``frames`` or ``errors``, numbered as in the whole (a partition)."""
+    cap = read[0]
     rank = _ranks(cap)
     if table == "frames":
-        df = cap.frames.iloc[_order(cap.frames)]
-        df = _renumber(df, lay, i, rank)
+        df = _renumber(cap.frames.iloc[_order(cap.frames)], lay, i, rank)
         df.index = pd.RangeIndex(lay.frame_offsets[i], lay.frame_offsets[i] + len(df))
-        return _with_file(df, path)
-    df = _renumber(getattr(cap, table), lay, i, rank)
-    if table != "errors" and len(df):  # the derived tables follow the frames' order
-        df = df.sort_values("frame", kind="stable")
-    df.index = pd.RangeIndex(lay.row_offsets[i], lay.row_offsets[i] + len(df))
+    else:
+        df = _renumber(cap.errors, lay, i, rank)
+        df.index = pd.RangeIndex(lay.error_offsets[i], lay.error_offsets[i] + len(df))
     return _with_file(df, path)
 
 
-# -- 4. findings and epochs: local facts, shuffled by group ------------------------------------
+# -- 4. derived tables: local facts, shuffled by group -----------------------------------------
 #: the columns the facts add to a frames row (``_group``: the shuffle key, a copy of
 #: ``group_id`` — pandas' ``groupby.apply`` hides the key column from the function)
-_FACT_COLUMNS = ("_payload", "_plaintext", "_media", "_t0", "_group")
+_FACT_COLUMNS = ("_frame", "_file", "_payload", "_plaintext", "_t0", "_group")
 
 
 def _binary(values: List[Optional[bytes]]):
@@ -269,42 +512,49 @@ def _binary(values: List[Optional[bytes]]):
     return pd.array(pa.array(values, type=pa.binary()), dtype=pd.ArrowDtype(pa.binary()))
 
 
-def _local_facts(cap, lay: Layout, i: int) -> pd.DataFrame:
-    """File ``i``'s frames in capture order, globally numbered (``_frame``), with the bytes the
-    findings need (payload, plaintext, the opened media pickled) as Arrow binary columns."""
+def _blobs(col: pd.Series) -> List[Optional[bytes]]:
+    """An Arrow binary column as bytes, ``None`` where missing."""
+    return [None if _plain(b) is None else bytes(b) for b in col.tolist()]
+
+
+def _local_facts(read, lay: Layout, i: int, path: str) -> pd.DataFrame:
+    """Part ``i``'s frames in capture order, globally numbered (``_frame``), with the bytes the
+    tables need (payload, plaintext) as Arrow binary columns."""
+    cap = read[0]
     order = _order(cap.frames)
-    df = _renumber(cap.frames.iloc[order], lay, i, _ranks(cap))
-    df = df.reset_index(drop=True)
-    df.insert(0, "_frame", np.arange(len(df), dtype=np.int64) + lay.frame_offsets[i])
+    df = _renumber(cap.frames.iloc[order], lay, i, _ranks(cap)).reset_index(drop=True)
+    df["_frame"] = np.arange(len(df), dtype=np.int64) + lay.frame_offsets[i]
+    df["_file"] = pd.array([path] * len(df), dtype=object)
     pl, pt = cap.payloads, cap.plaintexts
     ol = order.tolist()
     df["_payload"] = _binary([pl[j] if j < len(pl) else None for j in ol])
     df["_plaintext"] = _binary([pt[j] if j < len(pt) else None for j in ol])
-    df["_media"] = _binary([pickle.dumps(cap.media[j]) if j in cap.media else None for j in ol])
-    df["_t0"] = np.full(len(df), lay.t0, dtype=np.float64)  # where rel_time starts
+    # where rel_time starts: integer nanoseconds (a float64 would round them)
+    df["_t0"] = pd.array([None if lay.t0 != lay.t0 else int(lay.t0)] * len(df), dtype="Int64")
     df["_group"] = df["group_id"]
     return df
 
 
-def _group_capture(facts: pd.DataFrame, keys: Optional[str], t0: float):
-    """One group's frames from every file (in capture order) as a :class:`~.model.Capture`."""
+def _group_capture(facts: pd.DataFrame, keys: Optional[str], read_kw: Dict[str, Any]):
+    """One group's frames from every part (in capture order) as a :class:`~.model.Capture`,
+    its media opened again in that order (receivers' replay windows)."""
     from gbp_lab.core.keylog import KeyLog
+    from gbp_lab.core.sframe import DEFAULT_LABEL
 
+    from .media import open_media
     from .model import Capture
     from .records import PipelineStats
 
-    facts = facts.sort_values("_frame", kind="stable")
-    frames = facts.drop(columns=["_frame", *_FACT_COLUMNS], errors="ignore").reset_index(drop=True)
-    media = {k: pickle.loads(b) for k, b in enumerate(_blobs(facts["_media"])) if b is not None}
-    stats = PipelineStats(first_time=t0)
-    empty = _empty(keys).errors
-    return Capture(frames, empty, _blobs(facts["_plaintext"]), KeyLog.parse(keys) if keys else None,
-                   stats=stats, payloads=_blobs(facts["_payload"]), media=media)
-
-
-def _blobs(col: pd.Series) -> List[Optional[bytes]]:
-    """An Arrow binary column as bytes, ``None`` where missing."""
-    return [None if b is None or b is pd.NA else bytes(b) for b in col.tolist()]
+    frames = facts.drop(columns=list(_FACT_COLUMNS), errors="ignore").reset_index(drop=True)
+    plaintexts, payloads = _blobs(facts["_plaintext"]), _blobs(facts["_payload"])
+    keylog = KeyLog.parse(keys) if keys else None
+    t0 = _plain(facts["_t0"].iloc[0]) if len(facts) else None
+    t0 = math.nan if t0 is None else int(t0)
+    media, _errors = open_media(frames, plaintexts,
+                                keylog if read_kw.get("decrypt", True) else None,
+                                read_kw.get("sframe_label", DEFAULT_LABEL))
+    return Capture(frames, _empty(keys).errors, plaintexts, keylog,
+                   stats=PipelineStats(first_time=t0), payloads=payloads, media=media)
 
 
 _FRAME_REF = re.compile(r"\b(frames? |frame\(s\) \[|frames \()(\d+(?:, \d+)*)")
@@ -319,127 +569,109 @@ def _global_detail(text: str, glob: List[int]) -> str:
     return _FRAME_REF.sub(sub, text)
 
 
-def _group_findings(facts: pd.DataFrame, keys: Optional[str], t0: float) -> pd.DataFrame:
-    """The frame findings of one group (a ``groupby.apply`` task), frames numbered globally."""
-    if not len(facts):
-        return _empty(keys).findings.iloc[:0]
-    cap = _group_capture(facts, keys, t0)
-    glob = facts.sort_values("_frame", kind="stable")["_frame"].tolist()
-    fi = cap.findings.copy()
-    fi["frames"] = [[glob[k] for k in fr] for fr in fi["frames"].tolist()]
-    fi["detail"] = [_global_detail(d, glob) if isinstance(d, str) else d
-                    for d in fi["detail"].tolist()]
-    return fi.reset_index(drop=True)
+def _group_table(facts: pd.DataFrame, table: str, keys: Optional[str],
+                 read_kw: Dict[str, Any]) -> pd.DataFrame:
+    """One group's rows of a derived table (a ``groupby.apply`` task), frames numbered
+    globally; ``file`` of each row's frame (not for ``epochs``, ``findings``: they span files)."""
+    facts = facts.sort_values("_frame", kind="stable")
+    cap = _group_capture(facts, keys, read_kw)
+    glob = facts["_frame"].tolist()
+    df = getattr(cap, table).copy()
+    if table == "findings":
+        df["frames"] = [[glob[k] for k in fr] for fr in df["frames"].tolist()]
+        df["detail"] = [_global_detail(d, glob) if isinstance(d, str) else d
+                        for d in df["detail"].tolist()]
+        return df.reset_index(drop=True)
+    local = [None if _plain(v) is None else int(v) for v in df["frame"].tolist()]
+    df["frame"] = pd.array([None if v is None else glob[v] for v in local],
+                           dtype=df["frame"].dtype)
+    if table != "epochs":
+        files = facts["_file"].tolist()
+        df = _with_file(df, [None if v is None else files[v] for v in local])
+    return df.reset_index(drop=True)
 
 
-def _group_epochs(facts: pd.DataFrame, keys: Optional[str], t0: float) -> pd.DataFrame:
-    """The ``epochs`` rows of one group (rebuilt trees included), ``frame`` numbered globally."""
-    if not len(facts):
-        return _empty(keys).epochs.iloc[:0]
-    cap = _group_capture(facts, keys, t0)
-    glob = facts.sort_values("_frame", kind="stable")["_frame"].tolist()
-    ep = cap.epochs.copy()
-    ep["frame"] = pd.array([glob[int(k)] for k in ep["frame"].tolist()], dtype=ep["frame"].dtype)
-    return ep.reset_index(drop=True)
+def _apply(df: pd.DataFrame, table: str, keys, read_kw) -> pd.DataFrame:
+    """``groupby.apply``'s function (module-level: picklable)."""
+    return _group_table(df, table, keys, read_kw)
 
 
-def _error_findings(cap, lay: Layout, i: int, keys: Optional[str]) -> pd.DataFrame:
-    """The findings of file ``i``'s ``errors`` table (defects, malformed records)."""
+def _error_findings(read, lay: Layout, i: int) -> pd.DataFrame:
+    """The findings of part ``i``'s ``errors`` table (defects, malformed records)."""
     from gbp_lab.analysis.findings import find_in
 
-    empty = _empty(keys)
-    fi = find_in(empty.frames, cap.errors, [], [])
+    cap = read[0]
+    errors = _renumber(cap.errors, lay, i, _ranks(cap))
+    fi = find_in(_empty().frames, errors.reset_index(drop=True), [], [])
     fi["errors"] = [[e + lay.error_offsets[i] for e in er] for er in fi["errors"].tolist()]
     return with_rel_time(fi, lay.t0)
 
 
-def _findings_meta(keys: Optional[str]) -> pd.DataFrame:
-    return _empty(keys).findings.iloc[:0]
+def _group_meta(table: str, keys: Optional[str], read_kw) -> pd.DataFrame:
+    df = getattr(_empty(keys, read_kw), table).iloc[:0].copy()
+    if table not in ("epochs", "findings"):
+        df = _with_file(df, [])
+    return df
 
 
 # -- the graph ---------------------------------------------------------------------------------
-@dataclass
-class _Graph:
-    paths: List[str]
-    keys: Optional[str]
-    caps: list
-    layout: Any
-
-
-def _graph(paths: Sequence, keylog, read_kw: Dict[str, Any], table: str) -> _Graph:
-    delayed = require("dask").delayed
-    paths = [os.fspath(p) if isinstance(p, os.PathLike) else p for p in paths]
-    if not paths:
-        raise UsageError("read_captures needs at least one path", vid="CAP-NO-PATHS")
-    if table not in TABLES:
-        raise UsageError(f"unknown table {table!r}: one of {', '.join(TABLES)}",
-                         vid="CAP-TABLE", where="read_captures")
-    keys = keylog_text(keylog)
-    caps = [delayed(_read, pure=True)(p, keys, read_kw) for p in paths]
-    facts = [delayed(_facts_of, pure=True)(c, table) for c in caps]
-    layout = delayed(_layout, pure=True)(facts)
-    return _Graph(paths, keys, caps, layout)
-
-
-def _facts_frame(g: _Graph, meta: pd.DataFrame):
-    dd = require("dask.dataframe")
-    delayed = require("dask").delayed
-    parts = [delayed(_local_facts, pure=True)(c, g.layout, k) for k, c in enumerate(g.caps)]
-    return dd.from_delayed(parts, meta=meta, verify_meta=False)
-
-
-def _facts_meta(keys: Optional[str], read_kw) -> pd.DataFrame:
-    empty = _empty(keys, read_kw)
-    lay = Layout([0], [0], [0], [0], float("nan"), [{}], [{}])
-    return _local_facts(empty, lay, 0)
-
-
-def _by_group(g: _Graph, fn, meta: pd.DataFrame, read_kw):
-    facts = _facts_frame(g, _facts_meta(g.keys, read_kw))
-    # frames without a group (raw MLS blobs) are dropped by the groupby: no frame kind uses them
-    return facts.groupby("_group").apply(_apply_with_t0, fn, g.keys, meta=meta)
-
-
-def _apply_with_t0(df: pd.DataFrame, fn, keys) -> pd.DataFrame:
-    """``fn(group's facts, keys, t0)``: one group of the shuffled facts."""
-    return fn(df, keys, float(df["_t0"].iloc[0]) if len(df) else float("nan"))
-
-
-def read_captures(paths: Sequence, keylog=None, table: str = "frames", **read_kw):
+def read_captures(paths: Sequence, keylog=None, table: str = "frames", *,
+                  split_bytes: Optional[int] = SPLIT_BYTES, overlap: int = OVERLAP, **read_kw):
     """One table of many captures as a lazy ``dask.dataframe.DataFrame`` (see the module
-    docstring): ``frames``, ``errors``, ``messages``, ``audio``, ``signals``, ``control`` — one
-    partition per file — or ``epochs`` and ``findings`` — partitions by group after a shuffle
-    (their files' errors too, for ``findings``). A ``file`` column (not in ``epochs``/``findings``)
-    says where a row came from; ``frame``, ``packet``, ``flow_id`` and the index are global.
-    ``keylog`` (a KeyLog, path or text) applies to every file, sent to the workers as text; each
-    file's own secrets blocks apply to that file. Other keyword arguments go to
-    :func:`~.model.read_capture` (``ports``, ``heuristic`` …). Works with any dask scheduler, a
-    ``dask.distributed`` ``Client`` included (``pip install 'gbp-lab[cluster]'``)."""
+    docstring): ``frames`` and ``errors`` have one partition per part (a file, or a slice of a
+    classic pcap bigger than ``split_bytes``: ``None`` never slices), the derived tables
+    (``messages``, ``audio``, ``signals``, ``control``, ``epochs``, ``findings``) are built per
+    group after a shuffle (their ``findings`` with each part's ``errors`` findings). A ``file``
+    column (not in ``epochs``/``findings``) says where a row came from; ``frame``, ``packet``,
+    ``flow_id``, ``offset`` and the index of ``frames``/``errors`` are those of the files
+    concatenated. ``keylog`` (a KeyLog, path or text) applies to every file, sent to the workers
+    as text; each file's own secrets blocks apply to that file. Other keyword arguments go to
+    :func:`~.model.read_capture` (``ports``, ``heuristic``, ``decrypt``, ``sframe_label`` …).
+    Works with any dask scheduler, a ``dask.distributed`` ``Client`` included (``pip install
+    'gbp-lab[cluster]'``)."""
     dask = require("dask")
     # object columns keep their Python values (bytes, lists, None): dask's string conversion is
     # decided when the graph is built
     with dask.config.set({"dataframe.convert-string": False}):
-        return _read_captures(paths, keylog, table, read_kw)
+        return _read_captures(paths, keylog, table, split_bytes, overlap, read_kw)
 
 
-def _read_captures(paths: Sequence, keylog, table: str, read_kw: Dict[str, Any]):
+def _read_captures(paths: Sequence, keylog, table: str, split_bytes, overlap,
+                   read_kw: Dict[str, Any]):
     dd = require("dask.dataframe")
     delayed = require("dask").delayed
-    g = _graph(paths, keylog, read_kw, table)
-    empty = _empty(g.keys, read_kw)
+    if table not in TABLES:
+        raise UsageError(f"unknown table {table!r}: one of {', '.join(TABLES)}",
+                         vid="CAP-TABLE", where="read_captures")
+    parts = plan_parts(paths, split_bytes, overlap)
+    if not parts:
+        raise UsageError("read_captures needs at least one path", vid="CAP-NO-PATHS")
+    keys = keylog_text(keylog)
+    reads = [delayed(_read, pure=True)(p, keys, read_kw) for p in parts]
+    if any(p.n > 1 for p in parts):  # slices: verify each join, re-read what does not verify
+        bad = delayed(_unverified, pure=True)([delayed(_facts_of, pure=True)(r) for r in reads],
+                                              parts, _hold_segments(read_kw))
+        reads = [delayed(_verified, pure=True)(r, p, bad, i, keys, read_kw)
+                 for i, (r, p) in enumerate(zip(reads, parts))]
+    layout = delayed(_layout, pure=True)([delayed(_facts_of, pure=True)(r) for r in reads])
+    if table in ("frames", "errors"):
+        meta = _table((_empty(keys, read_kw), _NO_INFO), Layout.single(), 0, "", table)
+        return dd.from_delayed([delayed(_table, pure=True)(r, layout, k, p.path, table)
+                                for k, (r, p) in enumerate(zip(reads, parts))],
+                               meta=meta, verify_meta=False)
+    fmeta = _local_facts((_empty(keys, read_kw), _NO_INFO), Layout.single(), 0, "")
+    facts = dd.from_delayed([delayed(_local_facts, pure=True)(r, layout, k, p.path)
+                             for k, (r, p) in enumerate(zip(reads, parts))],
+                            meta=fmeta, verify_meta=False)
+    meta = _group_meta(table, keys, read_kw)
+    # frames without a group (raw MLS blobs) are dropped by the groupby: no table uses them
+    out = facts.groupby("_group").apply(_apply, table, keys, read_kw, meta=meta)
+    out = out.reset_index(drop=True)
     if table == "findings":
-        meta = _findings_meta(g.keys)
-        by_group = _by_group(g, _group_findings, meta, read_kw)
-        errs = dd.from_delayed([delayed(_error_findings, pure=True)(c, g.layout, k, g.keys)
-                                for k, c in enumerate(g.caps)], meta=meta, verify_meta=False)
-        return dd.concat([by_group.reset_index(drop=True), errs])
-    if table == "epochs":
-        meta = empty.epochs.iloc[:0]
-        return _by_group(g, _group_epochs, meta, read_kw).reset_index(drop=True)
-    meta = _table(empty, Layout([0], [0], [0], [0], float("nan"), [{}], [{}]), 0, "", table)
-    parts = [delayed(_table, pure=True)(c, g.layout, k, p, table)
-             for k, (c, p) in enumerate(zip(g.caps, g.paths))]
-    return dd.from_delayed(parts, meta=meta, verify_meta=False)
+        errs = dd.from_delayed([delayed(_error_findings, pure=True)(r, layout, k)
+                                for k, r in enumerate(reads)], meta=meta, verify_meta=False)
+        out = dd.concat([out, errs])
+    return out
 
 
 def findings_across(paths: Sequence, keylog=None, *, scheduler=None, **read_kw) -> pd.DataFrame:
@@ -452,17 +684,15 @@ def findings_across(paths: Sequence, keylog=None, *, scheduler=None, **read_kw) 
     return df.sort_values("time", kind="stable", na_position="last").reset_index(drop=True)
 
 
-def write_dataset(paths: Sequence, out_dir, keylog=None,
-                  tables: Sequence[str] = ("frames", "errors", "messages", "audio", "signals",
-                                           "control", "epochs", "findings"),
+def write_dataset(paths: Sequence, out_dir, keylog=None, tables: Sequence[str] = TABLES,
                   **read_kw) -> Dict[str, str]:
     """Write the tables of many captures as a Parquet dataset: ``out_dir/<table>/``, partitioned
     by ``group_id`` and ``epoch`` (hive layout ``group_id=…/epoch=…/``; rows without a group or
-    an epoch, such as raw MLS blobs, under :data:`NO_KEY` ``none``) where the table has them; cells made Parquet-safe as
-    :meth:`.model.Capture.to_parquet` does (bytes as hex text, lists/dicts as JSON text). Each
-    partition is written by its own task (on the workers when a ``dask.distributed`` client is
-    the default scheduler: ``out_dir`` must then be shared). Readable by pandas, dask, DuckDB,
-    Spark. Returns ``{table: directory}``."""
+    an epoch, such as raw MLS blobs, under :data:`NO_KEY` ``none``) where the table has them;
+    cells made Parquet-safe as :meth:`.model.Capture.to_parquet` does (bytes as hex text,
+    lists/dicts as JSON text). Each partition is written by its own task (on the workers when a
+    ``dask.distributed`` client is the default scheduler: ``out_dir`` must then be shared).
+    Readable by pandas, dask, DuckDB, Spark. Returns ``{table: directory}``."""
     dask = require("dask")
     out: Dict[str, str] = {}
     os.makedirs(out_dir, exist_ok=True)
@@ -482,14 +712,14 @@ def write_dataset(paths: Sequence, out_dir, keylog=None,
 
 def _dataset_safe(df: pd.DataFrame) -> pd.DataFrame:
     """Parquet-safe cells (:func:`.model.parquet_safe`), the partition keys as text (a hive
-    directory name) and no ``file`` path objects."""
+    directory name)."""
     from .model import parquet_safe
 
     out = parquet_safe(df)
     for c in ("group_id", "epoch"):
         if c in out.columns:
-            out[c] = pd.array([NO_KEY if v is None or v is pd.NA or v != v else str(v)
-                               for v in out[c].tolist()], dtype=object)
+            out[c] = pd.array([NO_KEY if _plain(v) is None else str(v) for v in out[c].tolist()],
+                              dtype=object)
     return out
 
 

@@ -5,6 +5,7 @@ ONE LocalCluster for this module (2 worker processes, 1 thread each: the suite r
 captures are small (the demo, 211 packets)."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import pathlib
 import struct
@@ -13,8 +14,8 @@ import sys
 import pandas as pd
 import pytest
 
-from gbp_lab.capture.many import (MissingExtraError, findings_across, keylog_text, read_captures,
-                                  require, write_dataset)
+from gbp_lab.capture.many import (MissingExtraError, findings_across, keylog_text, plan_parts,
+                                  read_captures, require, write_dataset)
 from gbp_lab.capture.model import read_capture
 from gbp_lab.core.errors import GbpLabError, UsageError
 from gbp_lab.core.keylog import KeyLog
@@ -127,6 +128,44 @@ def test_errors_are_numbered_across_files_and_their_findings_point_at_them(clien
         assert f"[{errs.loc[e, 'vid']}]" in row.detail
 
 
+@pytest.fixture(scope="module")
+def coalesced(tmp_path_factory):
+    """A synthetic capture (benchmarks/capture_bench.py): 4000 text frames in 4 TCP flows,
+    records packed into 1448-byte segments and split across them, some segments out of order,
+    1000 nonce reuses; 1.4 MB, so 300 kB slices cut records and reorderings in two."""
+    spec = importlib.util.spec_from_file_location("_capture_bench",
+                                                  ROOT / "benchmarks" / "capture_bench.py")
+    cb = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cb)
+    p = tmp_path_factory.mktemp("coalesced") / "cap.pcap"
+    cb.build(str(p), 4000, 4, seed=7)
+    keylog = f"MLS_EXPORTER_SECRET {cb.GID.hex()} 1 {cb.SECRET.hex()}\n"
+    return p, keylog, read_capture(p, keylog=keylog, progress=False)
+
+
+@pytest.mark.parametrize("overlap, joins_verify", [(150, True), (10, False)])
+def test_a_big_file_in_overlapping_slices_equals_the_whole(client, coalesced, overlap,
+                                                           joins_verify):
+    from gbp_lab.capture.many import _facts_of, _read, _unverified
+
+    path, keylog, whole = coalesced
+    parts = plan_parts([path], split_bytes=300_000, overlap=overlap)
+    assert [(p.k, p.n) for p in parts] == [(k, 5) for k in range(5)]
+    # the joins: checked against the records both neighbours read; a slice whose join does
+    # not verify (overlap too short for the reassembler to catch up) is read from the start
+    facts = [_facts_of(_read(p, keylog, {})) for p in parts]
+    assert (_unverified(facts, parts, 16) == []) == joins_verify
+    kw = dict(split_bytes=300_000, overlap=overlap)
+    tables = [read_captures([path], keylog, t, **kw) for t in ("frames", "errors", "findings")]
+    assert tables[0].npartitions == 5
+    # one compute: the three tables share the read tasks
+    frames, errors, fi = require("dask").compute(*tables, scheduler=client)
+    _same(frames, whole.frames)
+    _same(errors, whole.errors)
+    _same(fi.sort_values("time", kind="stable").reset_index(drop=True), whole.findings)
+    assert (fi["kind"] == "nonce_reuse").sum() == 1000
+
+
 def test_write_dataset_is_partitioned_by_group_and_epoch(client, demo_split, tmp_path):
     whole, files, keylog = demo_split
     dask = require("dask")
@@ -162,6 +201,18 @@ def test_keylog_travels_as_text_and_bad_arguments_are_typed(demo_split, tmp_path
     with pytest.raises(UsageError) as e:
         read_captures(_files, table="nonsense")
     assert e.value.vid == "CAP-TABLE" and "findings" in str(e.value)
+    with pytest.raises(UsageError) as e:
+        read_captures(_files, split_bytes=0)
+    assert e.value.vid == "CAP-SPLIT-BYTES"
+    # a classic pcap bigger than split_bytes is sliced; smaller files and pcapng are whole
+    sizes = [os.path.getsize(f) for f in _files]
+    assert sizes[1] > 10_000 > max(sizes[0], sizes[2], sizes[3])
+    parts = plan_parts([*_files, CAPTURES / "secrets.pcapng"], 10_000)
+    assert [(p.k, p.n) for p in parts] == [(0, 1), (0, 2), (1, 2), (0, 1), (0, 1), (0, 1)]
+    assert os.path.getsize(CAPTURES / "secrets.pcapng") > 1000
+    assert [p.n for p in plan_parts([CAPTURES / "secrets.pcapng"], 1000)] == [1]
+    assert [p.n for p in plan_parts(_files, None)] == [1, 1, 1, 1]
+
 
 
 def test_missing_dask_names_the_extra(monkeypatch):

@@ -366,26 +366,28 @@ def _flow_key(src, sport, dst, dport, transport) -> tuple:
     return (transport,) + (a + b if a <= b else b + a)
 
 
+_DIR_COLUMNS = ["transport", "src", "sport", "dst", "dport"]
+
+
 def _facts_of(read) -> Dict[str, Any]:
     """What the layout needs of one part (small: counts, flows, per-direction stream ends and
     the records of the overlaps)."""
     cap, info = read
     f, e = cap.frames, cap.errors
     flows: Dict[int, tuple] = {}
+    for df in (f, e):
+        if len(df):
+            u = df[["flow_id", *_DIR_COLUMNS]].dropna(subset=["flow_id", "src"])
+            for fid, tr, s, sp, d, dp in u.drop_duplicates("flow_id").itertuples(index=False):
+                flows.setdefault(int(fid), _flow_key(s, sp, d, dp, tr))
     ends: Dict[tuple, int] = {}
-    for df, recs in ((f, cap.records), (e, None)):
-        if not len(df):
-            continue
-        cols = [df[c].tolist() for c in ("flow_id", "src", "sport", "dst", "dport", "transport",
-                                         "offset")]
-        for i, (fid, s, sp, d, dp, tr, off) in enumerate(zip(*cols)):
-            if _plain(fid) is None or _plain(s) is None:
-                continue
-            flows.setdefault(int(fid), _flow_key(s, sp, d, dp, tr))
-            if recs is None or _plain(off) is None or tr != "tcp":
-                continue
-            dk = _dir_key(s, sp, d, dp, tr)
-            ends[dk] = max(ends.get(dk, 0), int(off) + 4 + len(recs[i]))
+    if len(f) and cap.records:
+        t = f[_DIR_COLUMNS].copy()
+        t["end"] = (f["offset"].to_numpy(dtype="float64", na_value=np.nan) + 4
+                    + np.fromiter(map(len, cap.records), dtype=np.float64, count=len(f)))
+        t = t[(t["transport"] == "tcp").to_numpy(dtype=bool, na_value=False)].dropna()
+        for key, end in t.groupby(_DIR_COLUMNS, sort=False)["end"].max().items():
+            ends[_dir_key(key[1], key[2], key[3], key[4], key[0])] = int(end)
     return {"frames": len(f), "errors": len(e),
             "packets": cap.stats.packets if cap.stats is not None else 0, "t0": cap.t0,
             "flows": flows, "ends": ends, "seen": info["seen"], "resync": info["resync"],
@@ -466,16 +468,18 @@ def _renumber(df: pd.DataFrame, lay: Layout, i: int, rank: np.ndarray) -> pd.Dat
                                  for v in out["frame"].tolist()], dtype=out["frame"].dtype)
     if "packet" in out.columns and len(out):
         out["packet"] = out["packet"] + lay.packet_offsets[i]
-    if "flow_id" in out.columns and len(out):
-        m = lay.flow_ids[i]
-        out["flow_id"] = pd.array([None if _plain(v) is None else m.get(int(v), v)
-                                   for v in out["flow_id"].tolist()], dtype=out["flow_id"].dtype)
+    if "flow_id" in out.columns and len(out) and lay.flow_ids[i]:
+        m = pd.Series(list(lay.flow_ids[i].values()), index=list(lay.flow_ids[i]))
+        col = out["flow_id"]
+        out["flow_id"] = col.map(m).fillna(col).astype(col.dtype)
     if "offset" in out.columns and len(out) and lay.offset_bases[i]:
-        bases = lay.offset_bases[i]
-        cols = [out[c].tolist() for c in ("src", "sport", "dst", "dport", "transport", "offset")]
-        out["offset"] = pd.array(
-            [off if _plain(off) is None else off + bases.get(_dir_key(s, sp, d, dp, tr), 0)
-             for s, sp, d, dp, tr, off in zip(*cols)], dtype=out["offset"].dtype)
+        bases = pd.DataFrame([(tr, s, sp, d, dp, b) for (tr, s, sp, d, dp), b
+                              in lay.offset_bases[i].items()], columns=[*_DIR_COLUMNS, "_base"])
+        keys = out[_DIR_COLUMNS].astype(object).reset_index(drop=True)
+        base = keys.merge(bases.astype(object), how="left", on=_DIR_COLUMNS)["_base"]
+        add = base.to_numpy(dtype="float64", na_value=0.0)
+        add = np.nan_to_num(add).astype(np.int64)
+        out["offset"] = out["offset"] + pd.array(add, dtype=out["offset"].dtype)
     if "rel_time" in out.columns:
         out = with_rel_time(out.drop(columns="rel_time"), lay.t0)
     return out

@@ -26,7 +26,9 @@ worker keeps no state between tasks):
    the receivers' verdicts (GTP duplicates, SFrame replay windows), the rebuilt trees and every
    frame finding (nonce reuse, replays, windows, epoch regressions, SFrame nonce reuse, stale
    keys) are keyed by group, so they come out as on the whole capture. The ``errors``-table
-   findings (capture defects, malformed records) come from each part alone.
+   findings (capture defects, malformed records) come from each part alone. One group's tables
+   are one task: the groups run in parallel, the frames of one group do not (a finer key, e.g.
+   (group, epoch) for all kinds but epoch regressions and the trees, is left to do).
 
 Capture order: rows are sorted by ``packet`` (global: the packets of the earlier files come
 first), then TCP stream ``offset``. :func:`~.model.read_capture` emits a record when it

@@ -11,6 +11,8 @@ _LAZY_EXPORTS = {
     "Capture": "gbp_lab.capture.model",
     "iter_capture": "gbp_lab.capture.stream",
     "read_captures": "gbp_lab.capture.stream",
+    "findings_across": "gbp_lab.capture.many",
+    "write_dataset": "gbp_lab.capture.many",
     "LiveCapture": "gbp_lab.capture.live",
     "KeyLog": "gbp_lab.core.keylog",
 }

@@ -59,7 +59,7 @@ from .readpath import (ERROR_COLUMNS, FRAME_COLUMNS, ReadState, errors_table, fr
                        read_chunks)
 from .records import GBP_PORT, PipelineStats
 
-__all__ = ["Capture", "read_capture", "FRAME_COLUMNS", "ERROR_COLUMNS", "PACKET_LIST_COLUMNS"]
+__all__ = ["Capture", "read_capture", "parquet_safe", "FRAME_COLUMNS", "ERROR_COLUMNS", "PACKET_LIST_COLUMNS"]
 
 #: the columns of :meth:`Capture.packet_list`, Wireshark's packet list (No. = the index)
 PACKET_LIST_COLUMNS = ("rel_time", "endpoints", "epoch", "sender", "protocol", "info")
@@ -285,7 +285,7 @@ class Capture:
         for name in self.TABLES:
             df = getattr(self, name)
             path = os.path.join(str(directory), f"{name}.parquet")
-            _parquet_safe(df).to_parquet(path, index=True)
+            parquet_safe(df).to_parquet(path, index=True)
             out[name] = path
         return out
 
@@ -300,7 +300,7 @@ def _json_safe(v):
     return v
 
 
-def _parquet_safe(df: pd.DataFrame) -> pd.DataFrame:
+def parquet_safe(df: pd.DataFrame) -> pd.DataFrame:
     """Object columns → one Arrow type each: str, bytes→hex, containers→JSON text."""
     import json
 

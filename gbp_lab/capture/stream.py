@@ -1,5 +1,5 @@
-"""Big captures: :func:`iter_capture` streams ``frames`` chunks in bounded memory, and
-:func:`read_captures` reads many files as one ``dask.dataframe`` (one partition per file).
+"""Big captures: :func:`iter_capture` streams ``frames`` chunks in bounded memory;
+:func:`read_captures` (re-exported from :mod:`.many`) reads many files as ``dask.dataframe`` tables.
 
 Memory: the capture file is memory-mapped (:class:`~.pcapfile.CaptureReader`), the record pipeline
 forgets finished flows (:meth:`~.records.RecordPipeline._sweep`), and only one chunk of rows is
@@ -12,12 +12,12 @@ in ``read_capture(path).frames``.
 """
 from __future__ import annotations
 
-import os
 from typing import Iterator, Optional, Sequence
 
 import pandas as pd
 
 from .progress import ByteProgress
+from .many import read_captures
 from .readpath import ReadState, errors_table, frames_table, read_chunks
 
 __all__ = ["iter_capture", "read_captures"]
@@ -57,34 +57,3 @@ def iter_capture(path, keylog=None, chunksize: int = 100_000, *, progress: bool 
             yield df
     finally:
         progress_bar.close()
-
-
-def _read_one(path, keylog=None, **read_kw) -> pd.DataFrame:
-    """All frames of one file, with a ``file`` column (one dask partition)."""
-    from .model import read_capture
-
-    cap = read_capture(path, keylog=keylog, **read_kw)
-    df = cap.frames
-    df.insert(0, "file", pd.array([str(path)] * len(df), dtype=object))
-    return df
-
-
-def _meta() -> pd.DataFrame:
-    """The empty frame with the partitions' columns and dtypes."""
-    df = frames_table([])
-    df.insert(0, "file", pd.array([], dtype=object))
-    return df
-
-
-def read_captures(paths: Sequence, keylog=None, **read_kw):
-    """Many captures as one lazy ``dask.dataframe.DataFrame``: one partition per file
-    (``dask.dataframe.from_map``), computed in parallel by dask; a ``file`` column says where each
-    row came from. ``keylog`` applies to every file (each file's own secrets blocks too)."""
-    import dask.dataframe as dd
-
-    paths = [os.fspath(p) if isinstance(p, os.PathLike) else p for p in paths]
-    if not paths:
-        from gbp_lab.core.errors import UsageError
-
-        raise UsageError("read_captures needs at least one path", vid="CAP-NO-PATHS")
-    return dd.from_map(_read_one, paths, keylog=keylog, meta=_meta(), **read_kw)

@@ -327,7 +327,8 @@ def gap_jitter(capture: Any, clock_rate: int = OPUS_CLOCK_RATE) -> InteractivePl
         keys = rtp_keys(audio)
         # rtp_jitter keeps the table's order inside each stream: the frame of each point
         order = audio.sort_values(keys + ["time"], kind="stable")
-        frames_by_stream = {k: list(g["row"]) for k, g in order.groupby(keys, sort=True, dropna=False)}
+        frames_by_stream = ({k: list(g["row"]) for k, g in order.groupby(keys, sort=True, dropna=False)}
+                            if "row" in order.columns else {})
         for key, g in jit.groupby(keys, sort=True, dropna=False):
             name = stream_label(keys, key)
             rows = frames_by_stream.get(key, [])
@@ -368,7 +369,7 @@ def transition_latency_plot(capture: Any) -> InteractivePlot:
         labels = _labels(f, [row_of.get(int(t)) for t in lat["transition_id"]]) if f is not None \
             else [NO_FRAME] * len(lat)
         text = [f"transition {int(t)} · {ms:.3f} ms" +
-                ("" if lab == NO_FRAME or f is None else f" · PREPARE frame {lab}: "
+                ("" if lab == NO_FRAME or f is None else f" · PREPARE frame {lab} · "
                  f"{f['info'].loc[lab]}")
                 for t, ms, lab in zip(lat["transition_id"], lat["latency"] * 1000.0, labels)]
         fig.add_bar(x=[str(t) for t in lat["transition_id"]], y=lat["latency"] * 1000.0,

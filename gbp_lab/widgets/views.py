@@ -48,6 +48,7 @@ class EpochStepperView(W.VBox):
         self.members_html = W.HTML()
         self.secrets_html = W.HTML()
         self.commit_html = W.HTML()
+        self.diff_html = W.HTML()
         self.traffic_html = W.HTML()
         self.slider.observe(lambda ch: model.go(int(ch["new"])), names="value")
         self.prev_button.on_click(lambda _b: model.prev())
@@ -56,7 +57,7 @@ class EpochStepperView(W.VBox):
         model.observe(lambda _m: self.refresh())
         super().__init__([W.HBox([self.prev_button, self.slider, self.next_button, self.reveal_toggle]),
                           self.title, W.HBox([self.tree_html, self.members_html]),
-                          self.commit_html, self.secrets_html, self.traffic_html])
+                          self.commit_html, self.diff_html, self.secrets_html, self.traffic_html])
         self.refresh()
 
     def refresh(self) -> None:
@@ -77,6 +78,8 @@ class EpochStepperView(W.VBox):
         self.commit_html.value = (f"<b>commit:</b> {render.esc(v.commit)}" +
                                   ("<ul>" + "".join(f"<li>{render.esc(p)}</li>" for p in v.proposals)
                                    + "</ul>" if v.proposals else ""))
+        self.diff_html.value = (v.diff.html() if v.diff is not None else
+                                "<i>first epoch shown: nothing to compare with</i>")
         self.secrets_html.value = v.secrets_html()
         self.traffic_html.value = _df_html(v.traffic)
 

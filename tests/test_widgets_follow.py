@@ -134,6 +134,20 @@ def test_click_selects_in_a_linked_inspector_and_its_view(demo):
         view.link(object())
 
 
+def test_throughput_bins_sum_the_payloads(demo):
+    f = demo.frames
+    tab = plots.throughput_bins(demo, 0.02)
+    for sender, g in tab.groupby("sender"):
+        mine = f[f["sender"] == sender]
+        assert g["bytes_per_s"].sum() * 0.02 == pytest.approx(float(mine["payload_size"].sum()))
+        assert int(g["frames"].sum()) == len(mine)
+        for b, lab in zip(g["bin"], g["first_frame"]):
+            in_bin = mine[(mine["rel_time"] // 0.02).astype(int) == b]
+            assert lab == (int(in_bin.index[0]) if len(in_bin) else -1)
+    with pytest.raises(UsageError):
+        plots.throughput_bins(demo, -1)
+
+
 def test_interactive_plot_carries_its_static_twin(demo):
     from matplotlib.figure import Figure
 

@@ -1,7 +1,8 @@
 """Plots of a capture: interactive in a notebook, static (matplotlib) elsewhere.
 
 * :mod:`.tables` — the data: :func:`audio_table`, :func:`control_table`, :func:`rtp_jitter`
-  (RFC 3550 §6.4.1), :func:`rtp_loss` (RFC 3550 A.3), :func:`transition_latency`;
+  (RFC 3550 §6.4.1), :func:`rtp_loss` (RFC 3550 A.3), :func:`transition_latency`,
+  :func:`throughput_bins`;
 * :mod:`.static` — matplotlib figures built without pyplot (tests, exported HTML);
 * :mod:`.interactive` — plotly ``FigureWidget`` plots whose points are frames: zoom, hover shows
   the frame, a click selects it in a linked FrameInspector (:func:`link`).
@@ -25,9 +26,10 @@ from .interactive import InteractivePlot, link
 from .static import plot_flow_ladder
 from . import static as _static
 from .tables import (AUDIO_COLUMNS, CONTROL_COLUMNS, OPUS_CLOCK_RATE, RTP_STREAM_KEYS, audio_table,
-                     control_table, rtp_jitter, rtp_loss, transition_latency)
+                     control_table, rtp_jitter, rtp_loss, throughput_bins, transition_latency)
 
 __all__ = ["audio_table", "control_table", "rtp_jitter", "rtp_loss", "transition_latency",
+           "throughput_bins",
            "plot_epoch_timeline", "plot_throughput", "plot_gap_jitter", "plot_transition_latency",
            "plot_flow_ladder", "OPUS_CLOCK_RATE", "AUDIO_COLUMNS", "CONTROL_COLUMNS",
            "RTP_STREAM_KEYS", "InteractivePlot", "link", "interactive_default"]

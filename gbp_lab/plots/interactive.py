@@ -35,7 +35,8 @@ from gbp_lab.core.gbp.registry import STREAM_NAMES, ControlOpcode, StreamType
 
 from . import static
 from .tables import (OPUS_CLOCK_RATE, audio_table, control_table, frames_of, rel_seconds,
-                     rtp_jitter, rtp_keys, rtp_loss, stream_label, transition_latency)
+                     rtp_jitter, rtp_keys, rtp_loss, stream_label, throughput_bins,
+                     transition_latency)
 
 __all__ = ["InteractivePlot", "TraceFrames", "link", "epoch_timeline", "throughput",
            "gap_jitter", "transition_latency_plot", "available"]
@@ -274,37 +275,22 @@ def throughput(capture: Any, bin_seconds: float = 1.0) -> InteractivePlot:
     """Payload bytes per second per sending member (one line per member, time bins of
     ``bin_seconds``), as :func:`.static.plot_throughput`; a point is its bin, standing for the
     member's first frame in it (a click selects that frame)."""
-    if bin_seconds <= 0:
-        raise UsageError("bin_seconds must be > 0", vid="LAB-PLOT-INPUT")
+    tab = throughput_bins(capture, bin_seconds)
     go = _go()
     f = frames_of(capture)
     rel = rel_seconds(capture, f["time"])
     fig = go.FigureWidget()
     traces: List[TraceFrames] = []
-    has = f["sender"].notna().to_numpy()
-    if has.any():
-        bins = (rel // bin_seconds).astype(np.int64)
-        n = int(bins[has].max()) + 1
-        senders = f["sender"].to_numpy(dtype=np.float64, na_value=np.nan)
-        size = f["payload_size"].to_numpy(dtype=np.float64, na_value=0.0)
-        for sender in sorted(set(int(s) for s in senders[has])):
-            mine = senders == sender
-            total = np.zeros(n)
-            first: List[int] = [NO_FRAME] * n
-            for pos in np.nonzero(mine)[0]:
-                b = int(bins[pos])
-                total[b] += size[pos]
-                if first[b] == NO_FRAME:
-                    first[b] = int(f.index[pos])
-            x = [(b + 0.5) * bin_seconds for b in range(n)]
-            text = [f"member {sender} · {b * bin_seconds:g}–{(b + 1) * bin_seconds:g} s · "
-                    f"{total[b] / bin_seconds:.0f} B/s" +
-                    ("" if first[b] == NO_FRAME else " · first " + _frame_text(f, rel, first[b]))
-                    for b in range(n)]
-            fig.add_scatter(x=x, y=total / bin_seconds, mode="lines+markers",
-                            name=f"member {sender}", customdata=first, hovertext=text,
-                            hoverinfo="text")
-            traces.append(TraceFrames(f"member {sender}", first, text))
+    for sender, g in tab.groupby("sender", sort=True):
+        first = [int(x) for x in g["first_frame"]]
+        text = [f"member {sender} · {b * bin_seconds:g}–{(b + 1) * bin_seconds:g} s · "
+                f"{bps:.0f} B/s · {k} frames" +
+                ("" if lab == NO_FRAME else " · first " + _frame_text(f, rel, lab))
+                for b, bps, k, lab in zip(g["bin"], g["bytes_per_s"], g["frames"], first)]
+        fig.add_scatter(x=list(g["center"]), y=list(g["bytes_per_s"]), mode="lines+markers",
+                        name=f"member {sender}", customdata=first, hovertext=text,
+                        hoverinfo="text")
+        traces.append(TraceFrames(f"member {sender}", first, text))
     _layout(fig, f"throughput per member ({bin_seconds:g} s bins)", XLABEL, "payload bytes / s")
     return InteractivePlot(capture, fig, traces,
                            lambda: static.plot_throughput(capture, bin_seconds), "throughput")

@@ -17,7 +17,8 @@ from gbp_lab.core.errors import UsageError
 from gbp_lab.core.gbp.registry import STREAM_NAMES, StreamType
 
 from .tables import (OPUS_CLOCK_RATE, audio_table, control_table, frames_of, rel_seconds,
-                     rtp_jitter, rtp_keys, rtp_loss, stream_label, transition_latency)
+                     rtp_jitter, rtp_keys, rtp_loss, stream_label, throughput_bins,
+                     transition_latency)
 
 __all__ = ["plot_epoch_timeline", "plot_throughput", "plot_gap_jitter", "plot_transition_latency",
            "plot_flow_ladder"]
@@ -60,22 +61,14 @@ def plot_epoch_timeline(capture: Any) -> Figure:
 
 
 def plot_throughput(capture: Any, bin_seconds: float = 1.0) -> Figure:
-    """Bytes per second (``payload_size`` summed per time bin) per sending member: one line
-    per member id."""
-    if bin_seconds <= 0:
-        raise UsageError("bin_seconds must be > 0", vid="LAB-PLOT-INPUT")
-    f = frames_of(capture)
+    """Bytes per second (``payload_size`` summed per time bin, :func:`.tables.throughput_bins`)
+    per sending member: one line per member id."""
+    tab = throughput_bins(capture, bin_seconds)
     fig, (ax,) = _fig()
-    g = f[f["sender"].notna()]
-    if len(g):
-        t0 = 0.0
-        bins = pd.Series(rel_seconds(capture, g["time"]) // bin_seconds, index=g.index).astype(int)
-        tab = g.assign(bin=bins).groupby(["sender", "bin"])["payload_size"].sum()
-        n = int(bins.max()) + 1
-        for sender in sorted(set(int(s) for s in g["sender"])):
-            series = tab.loc[sender].reindex(range(n), fill_value=0)
-            ax.plot([t0 + (b + 0.5) * bin_seconds for b in range(n)],
-                    series.to_numpy(dtype=float) / bin_seconds, marker=".", label=f"member {sender}")
+    if len(tab):
+        for sender, g in tab.groupby("sender", sort=True):
+            ax.plot(g["center"], g["bytes_per_s"].to_numpy(dtype=float), marker=".",
+                    label=f"member {sender}")
         ax.legend(fontsize="small")
     ax.set_xlabel("time since the first packet (s)")
     ax.set_ylabel("payload bytes / s")

@@ -9,6 +9,7 @@ from it here:
 * :func:`rtp_loss` — RFC 3550 Appendix A.3 expected/received/lost per source from the 16-bit
   sequence numbers extended over wrap-around, with the gaps;
 * :func:`transition_latency` — PREPARE_TRANSITION → EXECUTE_TRANSITION per transition id;
+* :func:`throughput_bins` — payload bytes per second per sending member and time bin;
 * the time axis every plot shares: :func:`rel_seconds` (seconds since the capture's first
   packet, as Wireshark shows time by default).
 """
@@ -18,13 +19,14 @@ from typing import Any, List, Optional
 
 import numpy as np
 import pandas as pd
+
 from gbp_lab.core.errors import GbpLabError, UsageError
-from gbp_lab.core.gbp.registry import STREAM_NAMES, ControlOpcode, StreamType
+from gbp_lab.core.gbp.registry import ControlOpcode
 
 from gbp_lab.capture.tables import build_audio, build_control
 
 __all__ = ["audio_table", "control_table", "rtp_jitter", "rtp_loss", "transition_latency",
-           "frames_of", "rel_seconds", "rtp_keys", "stream_label", "OPUS_CLOCK_RATE",
+           "throughput_bins", "frames_of", "rel_seconds", "rtp_keys", "stream_label", "OPUS_CLOCK_RATE",
            "AUDIO_COLUMNS", "CONTROL_COLUMNS", "RTP_STREAM_KEYS"]
 
 #: RTP clock rate of Opus (RFC 7587 §4.1)
@@ -225,3 +227,37 @@ def stream_label(keys: List[str], key: tuple) -> str:
     if "dst" in parts:
         text += f" → {parts['dst']}:{parts.get('dport', '')}"
     return text
+
+
+def throughput_bins(capture: Any, bin_seconds: float = 1.0) -> pd.DataFrame:
+    """Payload bytes per second per sending member in time bins of ``bin_seconds`` (from the
+    capture's first packet): one row per (sender, bin) for every bin up to the last one with
+    traffic, empty bins included — columns ``sender``, ``bin``, ``center`` (s),
+    ``bytes_per_s``, ``frames`` (how many) and ``first_frame`` (row label of the sender's first
+    frame in the bin, -1 for none)."""
+    if bin_seconds <= 0:
+        raise UsageError("bin_seconds must be > 0", vid="LAB-PLOT-INPUT")
+    f = frames_of(capture)
+    cols = ["sender", "bin", "center", "bytes_per_s", "frames", "first_frame"]
+    has = f["sender"].notna().to_numpy()
+    if not has.any():
+        return pd.DataFrame(columns=cols)
+    rel = rel_seconds(capture, f["time"])
+    bins = (rel // bin_seconds).astype(np.int64)
+    n = int(bins[has].max()) + 1
+    senders = f["sender"].to_numpy(dtype=np.float64, na_value=np.nan)
+    size = f["payload_size"].to_numpy(dtype=np.float64, na_value=0.0)
+    rows: List[tuple] = []
+    for sender in sorted(set(int(s) for s in senders[has])):
+        total = np.zeros(n)
+        count = np.zeros(n, dtype=np.int64)
+        first = [-1] * n
+        for pos in np.nonzero(senders == sender)[0]:
+            b = int(bins[pos])
+            total[b] += size[pos]
+            count[b] += 1
+            if first[b] == -1:
+                first[b] = int(f.index[pos])
+        rows.extend((sender, b, (b + 0.5) * bin_seconds, total[b] / bin_seconds, int(count[b]),
+                     first[b]) for b in range(n))
+    return pd.DataFrame(rows, columns=cols)

@@ -122,12 +122,22 @@ def test_click_selects_in_a_linked_inspector_and_its_view(demo):
     label = p.click(0, 1)
     assert view.model.selected == label and view.frame_list.value == label
     assert "GAP" in view.tree_html.value
+    data = p.figure.data[0]
+    assert p.ringed == [(data.x[1], data.y[1])]  # the selection is ringed on the plot
+    other = p.traces[1].frames[0]
+    view.model.select(other)  # selected in the inspector: the plot follows
+    assert p.ringed == [(p.figure.data[1].x[0], p.figure.data[1].y[0])]
+    view.model.set_filter(query="epoch == -1")  # the selection filtered out: no ring
+    assert p.ringed == []
+    view.model.set_filter(query="")
     # link() on a bare model
     fi = FrameInspector(demo)
     p2 = plots.link(plots.plot_epoch_timeline(demo, interactive=True), fi)
     assert fi.selected is None
     lab2 = p2.click(2, 0)
-    assert fi.selected == lab2
+    assert fi.selected == lab2 and len(p2.ringed) == 1
+    fi.select(p2.traces[0].frames[3])
+    assert p2.ringed == [(p2.figure.data[0].x[3], p2.figure.data[0].y[3])]
     with pytest.raises(UsageError):
         plots.link(plots.plot_epoch_timeline(demo, interactive=False), fi)
     with pytest.raises(WidgetError):

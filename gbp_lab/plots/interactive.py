@@ -91,6 +91,11 @@ class InteractivePlot(W.VBox):
             if i < len(self.traces):
                 tr.on_click(self._on_click)
                 tr.on_hover(self._on_hover)
+        # the frame selected elsewhere (a linked inspector), ringed: the last trace, no events
+        figure.add_scatter(x=[], y=[], mode="markers", name="selected", showlegend=False,
+                           hoverinfo="skip", marker=dict(size=18, symbol="circle-open",
+                                                         color="black", line=dict(width=2)))
+        self._ring = figure.data[-1]
         super().__init__([figure, self.status])
         self.add_class("gbp-plot")
         self.add_class(f"gbp-plot-{kind}")
@@ -139,6 +144,28 @@ class InteractivePlot(W.VBox):
             cb(label)
         return label
 
+    def points_of(self, label: int) -> List[tuple]:
+        """``(trace, point)`` of every point standing for frame ``label``."""
+        return [(ti, pi) for ti, tr in enumerate(self.traces)
+                for pi, lab in enumerate(tr.frames) if lab == label]
+
+    def highlight(self, label: Optional[int]) -> None:
+        """Ring the points of frame ``label`` (``None``: none) — what a linked inspector's
+        selection does to the plot."""
+        pts = [] if label is None else self.points_of(int(label))
+        with self.figure.batch_update():
+            self._ring.x = [self.figure.data[ti].x[pi] for ti, pi in pts]
+            self._ring.y = [self.figure.data[ti].y[pi] for ti, pi in pts]
+            xaxis = getattr(self.figure.data[pts[0][0]], "xaxis", None) if pts else None
+            if xaxis:  # subplots: the ring on the axes of the point
+                self._ring.xaxis = xaxis
+                self._ring.yaxis = self.figure.data[pts[0][0]].yaxis
+
+    @property
+    def ringed(self) -> List[tuple]:
+        """``(x, y)`` of the ringed points."""
+        return list(zip(self._ring.x or (), self._ring.y or ()))
+
     def on_select(self, callback: Callable[[int], None]) -> None:
         """Run ``callback(frame label)`` after every click on a point that is a frame."""
         self._callbacks.append(callback)
@@ -163,7 +190,8 @@ class InteractivePlot(W.VBox):
 def link(plot: Any, inspector: Any) -> Any:
     """Clicking a point of ``plot`` (an :class:`InteractivePlot`) selects its frame in
     ``inspector`` (a :class:`~gbp_lab.widgets.FrameInspector`, or a
-    :class:`~gbp_lab.widgets.FrameInspectorView`, whose list and tree follow their model).
+    :class:`~gbp_lab.widgets.FrameInspectorView`, whose list and tree follow their model); a
+    frame selected in the inspector is ringed on the plot (:meth:`InteractivePlot.highlight`).
     Returns ``plot``."""
     if not isinstance(plot, InteractivePlot):
         raise UsageError("link() needs an interactive plot (plot_*(..., interactive=True))",
@@ -173,6 +201,9 @@ def link(plot: Any, inspector: Any) -> Any:
         raise UsageError("link() needs a FrameInspector or FrameInspectorView",
                          vid="LAB-PLOT-LINK")
     plot.on_select(lambda label: target.select(label))
+    follow = getattr(target, "observe", None)
+    if callable(follow):  # and the inspector's selection rings its points on the plot
+        follow(lambda m: plot.highlight(getattr(m, "selected", None)))
     return plot
 
 

@@ -108,6 +108,7 @@ class FrameInspectorView(W.VBox):
         self.hex_html = W.HTML()
         self._busy = False
         self._listed: Any = None  # the model's rows object the list shows
+        self._linked: list = []  # highlight(label) of linked plots
         self.filter_text.observe(lambda ch: self._filter(text=ch["new"]), names="value")
         self.query_text.observe(lambda ch: self._filter(query=ch["new"]), names="value")
         self.frame_list.observe(self._on_frame, names="value")
@@ -127,6 +128,10 @@ class FrameInspectorView(W.VBox):
             raise WidgetError("only an interactive plot (plot_*(..., interactive=True)) can be "
                               "linked", vid="LAB-WIDGET-LINK")
         on_select(lambda label: self.model.select(label))
+        highlight = getattr(plot, "highlight", None)
+        if callable(highlight):  # the view's selection rings the frame's points on the plot
+            self._linked.append(highlight)
+            highlight(self.model.selected)
         return plot
 
     @property
@@ -162,6 +167,8 @@ class FrameInspectorView(W.VBox):
         finally:
             self._busy = False
         self.refresh()
+        for highlight in list(self._linked):
+            highlight(m.selected)
 
     def _filter(self, **kw: Any) -> None:
         if self._busy:

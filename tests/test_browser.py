@@ -315,7 +315,7 @@ def test_plot_hover_click_and_inspector_filter_in_jupyterlab(tmp_path):
         fig.screenshot(path=str(tmp_path / "interactive-timeline.png"))
 
         # 3. the filter changed from code: the list follows
-        listed = inspector.locator("select option")
+        listed = inspector.locator("select").first.locator("option")  # the frame list
         assert listed.count() == len(cap.frames)
         editor = page.locator(".jp-NotebookPanel .jp-Cell").last.locator(".cm-content")
         editor.scroll_into_view_if_needed()

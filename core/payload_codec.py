@@ -74,6 +74,7 @@ __all__ = [
     "resolve_codec",
     "encode",
     "decode",
+    "field_spans",
     "CborWriter",
     "CborReader",
     "cbor_encode_text_map",
@@ -279,6 +280,54 @@ def decode(cls: Type[T], data: Any, codec: Any = PayloadCodec.CBOR) -> T:
     return obj
 
 
+def field_spans(cls: type, data: Any, codec: Any = PayloadCodec.CBOR) -> Dict[str, Tuple[int, int]]:
+    """Where each field of a *cls* payload message sits in *data* (encoded in *codec*):
+    ``{attr: (start, end)}``, end exclusive, for the fields present on the wire. The message is
+    decoded first (:func:`decode`; bad bytes raise its :class:`DecodeError`), so the spans are
+    those of bytes this module accepts:
+
+    * CBOR — the value's whole data item (head and body: ``cbor2.loads(data[s:e])`` is the
+      value), from the bounded reader's positions (:class:`gbp_lab.core.cbor.Reader`);
+    * Protobuf — from the wire walk (:func:`_pb_walk`): a varint field's varint bytes, a
+      length-delimited field's content (after its length); proto3 omits zero values, so they have
+      no span; a repeated field number keeps its last record (protobuf's "last one wins");
+    * FlatBuffers — from the checked table (:class:`_FlatTable`): a scalar's little-endian
+      bytes (``u32`` or ``u64`` wide), a vector's or string's content after its ``u32`` length;
+      absent (default) fields have no span.
+    """
+    schema = _schema_of(cls)
+    data = _as_bytes(data)
+    c = resolve_codec(codec)
+    decode(cls, data, c)  # the bytes must be a valid message first
+    out: Dict[str, Tuple[int, int]] = {}
+    if c is PayloadCodec.PROTOBUF:
+        by_number = {f.pb_number: f for f in schema.fields}
+        for number, _wire, start, end in _pb_walk(schema, data):
+            f = by_number.get(number)
+            if f is not None:
+                out[f.attr] = (start, end)
+    elif c is PayloadCodec.FLATBUFFERS:
+        t = _FlatTable(data, schema.name)
+        for f in schema.fields:
+            sp = t.span(f)
+            if sp is not None:
+                out[f.attr] = sp
+    else:
+        by_key = {f.key: f for f in schema.fields}
+        r = Reader(data, context=schema.name, vid_prefix="CODEC-CBOR")
+        _major, _ai, n, _tags = r.head_skip_tags()
+        count = 0
+        while r.more(n, count):
+            k = r.item(1)
+            start = r.pos
+            r.item(1)
+            f = by_key.get(k.decode("utf-8", "replace") if isinstance(k, bytes) else k)
+            if f is not None:
+                out[f.attr] = (start, r.pos)
+            count += 1
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # CBOR (RFC 8949) — the codec is :mod:`gbp_lab.core.cbor`; here only the schema → spec glue
 # ---------------------------------------------------------------------------------------------
@@ -410,11 +459,14 @@ def _pb_encode(schema: MessageSchema, values: Mapping[str, Any]) -> bytes:
 _PB_WIRE = {Kind.BYTES: 2, Kind.TEXT: 2}
 
 
-def _pb_check_varints(schema: MessageSchema, data: bytes) -> None:
-    """Refuse a varint whose value does not fit 64 bits (10th byte above 1): prost rejects it,
-    the Python runtime silently truncates it. Runs after a successful parse, so the wire
-    structure is already known to be sound."""
+def _pb_walk(schema: MessageSchema, data: bytes) -> List[Tuple[int, int, int, int]]:
+    """The Protobuf wire walk: ``(field number, wire type, value start, value end)`` per field
+    record in order, the value span excluding the tag (and, for length-delimited fields, the
+    length varint: ``data[start:end]`` is the bytes/string content). Refuses a varint whose value
+    does not fit 64 bits (10th byte above 1): prost rejects it, the Python runtime silently
+    truncates it; and a record running past the end."""
     pos, n = 0, len(data)
+    out: List[Tuple[int, int, int, int]] = []
 
     def varint() -> int:
         nonlocal pos
@@ -436,17 +488,31 @@ def _pb_check_varints(schema: MessageSchema, data: bytes) -> None:
                           vid="CODEC-PB-MALFORMED", where=pos - 10)
 
     while pos < n:
-        wire = varint() & 7
+        tag = varint()
+        wire = tag & 7
+        start = pos
         if wire == 0:
             varint()
         elif wire == 1:
             pos += 8
         elif wire == 2:
             length = varint()  # (not `pos += varint()`: varint() moves pos itself)
+            start = pos
             pos += length
         elif wire == 5:
             pos += 4
         # wire types 3/4 (group start/end) carry nothing themselves
+        if pos > n:
+            raise TruncatedError(f"{schema.name}: protobuf field {tag >> 3} runs past the end",
+                                 vid="CODEC-PB-MALFORMED", where=start)
+        out.append((tag >> 3, wire, start, pos))
+    return out
+
+
+def _pb_check_varints(schema: MessageSchema, data: bytes) -> None:
+    """Refuse a varint that overflows 64 bits (:func:`_pb_walk`). Runs after a successful
+    parse, so the wire structure is already known to be sound."""
+    _pb_walk(schema, data)
 
 
 def _pb_decode(schema: MessageSchema, data: bytes) -> Dict[str, Any]:
@@ -566,6 +632,16 @@ class _FlatTable:
         length = self.table.VectorLen(off)
         self._need(target + 4, length, what)
         return self.table.Vector(off), length
+
+    def span(self, f: FieldSpec) -> Optional[Tuple[int, int]]:
+        """``(start, end)`` of field *f* in the buffer: a scalar's little-endian bytes, a
+        vector's or string's content (after its u32 length); ``None`` when absent (default)."""
+        if f.kind.is_int:
+            width = f.pb_bits // 8 if f.pb_bits > 32 else 4
+            off = self.field_offset(f.fb_slot, width, f.attr)
+            return (self.pos + off, self.pos + off + width) if off else None
+        vs = self._vector_span(f.fb_slot, f.attr)
+        return None if vs is None else (vs[0], vs[0] + vs[1])
 
     def byte_vector(self, slot: int, what: str) -> Optional[bytes]:
         span = self._vector_span(slot, what)

@@ -121,7 +121,9 @@ class LabServer:
                f"--ServerApp.root_dir={self.root}", "--ServerApp.open_browser=False",
                f"--LabApp.workspaces_dir={self.workdir / 'workspaces'}",
                "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-               "--LabApp.extension_manager=readonly", "--ServerApp.terminals_enabled=False"]
+               "--LabApp.extension_manager=readonly", "--ServerApp.terminals_enabled=False",
+               # window.jupyterapp: tests open notebooks with the app's commands (no page reload)
+               "--LabApp.expose_app_in_browser=True"]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             cmd.append("--allow-root")  # CI containers run as root
         self._log = open(self.log_path, "wb")

@@ -1,4 +1,8 @@
-"""Notebooks 03 and 08 in a real browser: JupyterLab + headless Debian Chromium (Playwright).
+"""Notebooks 03 and 08, and the interactive plots, in a real browser: JupyterLab + headless
+Debian Chromium (Playwright). The plot test (issue 21) runs its own small notebook: hovering a
+point of the interactive epoch timeline shows its frame, clicking selects that frame in a linked
+FrameInspectorView, a filter set from code changes the inspector's list; then it saves the first
+screen of every shipped notebook under ``tmp_path/first-screens/`` (artifacts for reviewers).
 
 The test starts its own JupyterLab server on the loopback (random port and token, a temp copy of
 ``notebooks/``), opens ``03_mls_epochs.ipynb``, runs every cell through the *Run* menu, waits for
@@ -18,6 +22,7 @@ import pathlib
 import re
 import sys
 import time
+from typing import Any, Dict, Optional
 
 import pytest
 
@@ -63,9 +68,12 @@ def _run_all_cells(page) -> None:
 
 
 @contextlib.contextmanager
-def _rendered_widget(tmp_path, notebook: str, selector: str, what: str):
+def _rendered_widget(tmp_path, notebook: str, selector: str, what: str, *,
+                     extra_notebooks: Optional[Dict[str, Any]] = None, lab_out: Optional[list] = None):
     """Open *notebook* in JupyterLab (Chromium), run all its cells, wait for the widget matching
-    *selector* and yield ``(page, widget)``; afterwards no page error may mention gbp."""
+    *selector* and yield ``(page, widget)``; afterwards no page error may mention gbp.
+    ``extra_notebooks``: name → nbformat notebook written beside the shipped ones first;
+    ``lab_out``: receives the :class:`browser_util.LabServer` (for opening other notebooks)."""
     bu.require_chromium()
     bu.require_module("playwright")
     bu.require_module("jupyterlab")
@@ -73,6 +81,13 @@ def _rendered_widget(tmp_path, notebook: str, selector: str, what: str):
 
     page_errors: list = []
     with bu.LabServer(tmp_path / "lab") as lab, sync_playwright() as pw:
+        if extra_notebooks:
+            import nbformat
+
+            for name, nb in extra_notebooks.items():
+                nbformat.write(nb, str(lab.root / name))
+        if lab_out is not None:
+            lab_out.append(lab)
         ctx = bu.launch_chromium(pw, tmp_path / "chromium-profile")
         try:
             page = ctx.pages[0] if ctx.pages else ctx.new_page()
@@ -188,3 +203,142 @@ def test_missing_chromium_fails_with_the_install_command(monkeypatch, tmp_path):
         bu.require_chromium()
     assert "apt-get install -y chromium" in str(exc.value)
     assert str(tmp_path / "no-such-chromium") in str(exc.value)
+
+
+# =============================================================================================
+# interactive plots linked to the FrameInspector (issue 21)
+# =============================================================================================
+
+PLOT_CELLS = [
+    "import gbp_lab\n"
+    "from gbp_lab import plots\n"
+    "from gbp_lab.widgets import FrameInspectorView\n"
+    "cap = gbp_lab.demo_capture()\n"
+    "timeline = plots.plot_epoch_timeline(cap, interactive=True)\n"
+    "view = FrameInspectorView(cap, plots=[timeline])\n"
+    "display(timeline, view)",
+    "",  # the test types code here: the inspector's filter changed from code
+]
+
+
+def _isolated_point(plot) -> tuple:
+    """(trace, point) of the timeline point farthest from its neighbours on its row (a hover or
+    a click at its centre can only mean it)."""
+    best, pick = -1.0, (0, 0)
+    for ti, data in enumerate(plot.figure.data):
+        xs = sorted((float(x), k) for k, x in enumerate(data.x))
+        for j, (x, k) in enumerate(xs):
+            gaps = [abs(x - xs[j + d][0]) for d in (-1, 1) if 0 <= j + d < len(xs)]
+            gap = min(gaps) if gaps else 1e9
+            if gap > best:
+                best, pick = gap, (ti, k)
+    return pick
+
+
+#: open a notebook in JupyterLab (``window.jupyterapp``: LabServer exposes the app) and wait
+#: until its model is loaded, its tab shown and its first cells drawn (at most 10 s)
+_OPEN_NOTEBOOK_JS = """async (path) => {
+  const w = await window.jupyterapp.commands.execute('docmanager:open', {path});
+  await w.context.ready;
+  await w.revealed;
+  const want = Math.min(4, w.content.widgets.length);  // the first screen: a few cells drawn
+  for (let i = 0; i < 100 && w.node.querySelectorAll('.jp-Cell .jp-InputArea').length < want; i++) {
+    await new Promise(r => setTimeout(r, 100));
+  }
+  await new Promise(r => setTimeout(r, 300));
+  window.__gbpOpened = w;
+}"""
+_CLOSE_NOTEBOOK_JS = """async () => {
+  const w = window.__gbpOpened;
+  if (w.sessionContext) { await w.sessionContext.shutdown(); }
+  w.dispose();
+}"""
+
+
+def _selected_text(inspector) -> str:
+    text = inspector.locator("select").first.evaluate(
+        "el => Array.from(el.selectedOptions).map(o => o.textContent).join('|')")
+    return text.replace("\xa0", " ").strip()  # ipywidgets shows spaces as no-break spaces
+
+
+@pytest.mark.slow
+def test_plot_hover_click_and_inspector_filter_in_jupyterlab(tmp_path):
+    """An interactive epoch timeline linked to a FrameInspectorView in JupyterLab: hovering a
+    point shows its frame's number and info (plotly's hover label and the plot's status line,
+    a round trip through the kernel); clicking it selects that frame in the inspector; a filter
+    set from code (``view.model.set_filter``) changes the inspector's list. Then every shipped
+    notebook is opened in the same session and its first screen saved under ``tmp_path``."""
+    import nbformat
+
+    import gbp_lab
+    from gbp_lab import plots
+
+    cap = gbp_lab.demo_capture()
+    plot = plots.plot_epoch_timeline(cap, interactive=True)  # what the kernel builds, the same
+    ti, pi = _isolated_point(plot)
+    label = plot.traces[ti].frames[pi]
+    info = str(cap.frames["info"].loc[label])
+    n_epoch2 = int((cap.frames["epoch"] == 2).sum())
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in PLOT_CELLS]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    labs: list = []
+    with _rendered_widget(tmp_path, "plot_link.ipynb", ".gbp-inspector", "linked inspector",
+                          extra_notebooks={"plot_link.ipynb": nb}, lab_out=labs) as (page, inspector):
+        from playwright.sync_api import expect  # checked by _rendered_widget
+
+        fig = page.locator(".gbp-plot-epoch-timeline").first
+        fig.scroll_into_view_if_needed()
+        points = fig.locator(".scatterlayer .trace").nth(ti).locator("path.point")
+        expect(points).to_have_count(len(plot.traces[ti].frames), timeout=TIMEOUT_MS)
+        point = points.nth(pi)
+        box = point.bounding_box()
+        assert box, "the plot point has no box"
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+        # 1. hover: plotly's label and the plot's status line (from the kernel) name the frame
+        page.mouse.move(x - 30, y - 30)
+        page.mouse.move(x, y, steps=5)
+        hover = page.locator(".hoverlayer .hovertext").first
+        expect(hover).to_contain_text(f"frame {label} ")
+        expect(hover).to_contain_text(info[:40])
+        status = fig.locator(".gbp-plot-status").first
+        expect(status).to_contain_text(f"frame {label} ")
+
+        # 2. click: the inspector selects that frame (list and tree)
+        page.mouse.click(x, y)
+        expect(status).to_contain_text("selected")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not _selected_text(inspector).startswith(f"{label} "):
+            page.wait_for_timeout(200)
+        assert _selected_text(inspector).startswith(f"{label} "), _selected_text(inspector)
+        fig.screenshot(path=str(tmp_path / "interactive-timeline.png"))
+
+        # 3. the filter changed from code: the list follows
+        listed = inspector.locator("select").first.locator("option")  # the frame list
+        assert listed.count() == len(cap.frames)
+        editor = page.locator(".jp-NotebookPanel .jp-Cell").last.locator(".cm-content")
+        editor.scroll_into_view_if_needed()
+        editor.click()
+        page.keyboard.insert_text("view.model.set_filter(query='epoch == 2')")
+        page.keyboard.press("Shift+Enter")
+        expect(listed).to_have_count(n_epoch2, timeout=TIMEOUT_MS)
+        inspector.scroll_into_view_if_needed()
+        expect(inspector.locator("input").nth(1)).to_have_value("epoch == 2")
+        inspector.screenshot(path=str(tmp_path / "inspector-after-filter.png"))
+
+        # 4. every shipped notebook's first screen (opened, not run), for reviewers
+        t_shots = time.monotonic()
+        lab = labs[0]
+        shots = []
+        for path in sorted(bu.NOTEBOOKS.glob("*.ipynb")):
+            # opened in a tab by the app's own command (File → Open; no page reload), shown,
+            # photographed, then closed with its kernel shut down (one kernel at a time)
+            page.evaluate(_OPEN_NOTEBOOK_JS, path.name)
+            shot = tmp_path / "first-screens" / f"{path.stem}.png"
+            shot.parent.mkdir(exist_ok=True)
+            page.screenshot(path=str(shot))
+            shots.append(shot)
+            page.evaluate(_CLOSE_NOTEBOOK_JS)
+        assert len(shots) >= 8 and all(s.stat().st_size > 10_000 for s in shots)
+        print(f"first screens of {len(shots)} notebooks in {time.monotonic() - t_shots:.1f} s")

@@ -142,7 +142,8 @@ def test_recorded_trees_draw_every_node(live):
             assert f">leaf {m.leaf_index}<" in v.tree_svg
     # carol's leaf is blank after the removal
     last = st.go(4).tree_svg
-    assert f'class="node leaf blank" data-node="{2 * carol_leaf}"' in last
+    # (outlined: it changed from the previous epoch, gbp_lab.widgets.epoch_diff)
+    assert f'class="node leaf blank changed" data-node="{2 * carol_leaf}"' in last
 
 
 def test_tree_svg_from_members_only():
@@ -652,15 +653,32 @@ def test_demo_capture_widgets():
     assert st.epochs == sorted(set(int(e) for e in cap.frames["epoch"].dropna()))
     counts = [len(st.go(i).traffic) for i in range(len(st))]
     assert sum(counts) == int(cap.frames["epoch"].notna().sum())
+    from span_decode import decode_span
+
+    from gbp_lab.core.gbp.registry import PayloadCodec
+    from gbp_lab.widgets.field_tree import payload_class
+
     fi = FrameInspector(cap)
     n = 0
     for pos in range(len(cap.frames)):
         fi.select_position(pos)
+        row = cap.frames.iloc[pos]
+        codec = PayloadCodec[row["codec"]] if isinstance(row["codec"], str) else PayloadCodec.CBOR
         for name, path in fi.fields().items():
             node = fi.node(path)
             if node.start is None or node.children or not node.buffer:
                 continue
             buf = fi.buffer(node.buffer)
+            cls = payload_class(int(row["stream_type"])) if node.buffer == "plaintext" and \
+                codec is not PayloadCodec.CBOR else None
+            if cls is not None and name.split("/")[-1] in {f.key for f in cls.SCHEMA.fields}:
+                # a Protobuf/FlatBuffers payload field: its bytes are the core message's value
+                msg = cls.from_bytes(buf, codec)
+                want = getattr(msg, cls.SCHEMA.fields[[f.key for f in cls.SCHEMA.fields].index(
+                    name.split("/")[-1])].attr)
+                assert decode_span(buf, node.start, node.end, codec, want) == want, name
+                n += 1
+                continue
             value = cbor2.loads(buf[node.start:node.end])
             if isinstance(node.raw, (bytes, int, str)) and not isinstance(node.raw, bool):
                 if node.raw == value:

@@ -26,6 +26,10 @@ class Observable:
         """Call ``callback(model)`` after every change."""
         self._observers.append(callback)
 
+    def unobserve(self, callback: Callable[[Any], None]) -> None:
+        """Stop calling ``callback`` (no error when it was not observing)."""
+        self._observers = [cb for cb in self._observers if cb is not callback]
+
     def changed(self) -> None:
         """Run every observer (a model calls this after each change of its state)."""
         for cb in list(self._observers):

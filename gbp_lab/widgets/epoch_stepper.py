@@ -25,6 +25,7 @@ from gbp_lab.capture.columns import rel_time_of
 
 from . import render
 from .base import Observable, WidgetError
+from .epoch_diff import EpochDiff, epoch_diff
 from .field_tree import mls_summary
 
 __all__ = ["TreeRecorder", "EpochKey", "EpochView", "EpochStepper", "TRAFFIC_COLUMNS"]
@@ -84,8 +85,10 @@ class EpochView:
     unknown: Tuple[str, ...]
     source: str
     senders: Tuple[int, ...] = ()  #: GBP member ids seen sending in this epoch (captures)
-    #: tree nodes that changed since the previous epoch (a capture's rebuilt trees, ``Capture.trees``)
+    #: tree nodes that changed since the previous epoch (outlined in ``tree_svg``)
     changed: Tuple[int, ...] = ()
+    #: what changed from the previous epoch (``None`` for the first epoch, or after a gap)
+    diff: Optional[EpochDiff] = None
 
     @property
     def epoch(self) -> int:
@@ -105,6 +108,7 @@ class EpochView:
                  self.tree_svg,
                  render.table_html(list(self.members), ["leaf_index", "identity"]) if self.members else "",
                  f"<p><b>commit:</b> {render.esc(self.commit)}</p>",
+                 self.diff.html() if self.diff is not None else "",
                  "<ul>" + "".join(f"<li>{render.esc(p)}</li>" for p in self.proposals) + "</ul>"
                  if self.proposals else "",
                  self.secrets_html(),
@@ -122,7 +126,8 @@ class _EpochData:
     proposals: List[str] = field(default_factory=list)
     unknown: List[str] = field(default_factory=list)
     senders: List[int] = field(default_factory=list)
-    changed: Tuple[int, ...] = ()  # tree nodes changed since the previous epoch (captures)
+    changed: Tuple[int, ...] = ()  # tree nodes changed since the previous epoch
+    diff: Optional[EpochDiff] = None
 
 
 class EpochStepper(Observable):
@@ -151,6 +156,7 @@ class EpochStepper(Observable):
         if not self._data:
             raise WidgetError("no epoch to show (no history, no key log, no frames)",
                               vid="LAB-WIDGET-NO-EPOCH")
+        _diff_epochs(self._data)
         self._index = 0
         self._cache: Dict[Tuple[int, bool], EpochView] = {}
 
@@ -236,7 +242,7 @@ class EpochStepper(Observable):
         traffic = self._traffic(d.key)
         return EpochView(d.key, i, svg, tree_known, mem, secrets, self._reveal, d.commit,
                          tuple(d.proposals), traffic, tuple(d.unknown), self.source_kind,
-                         tuple(d.senders), tuple(d.changed))
+                         tuple(d.senders), tuple(d.changed), d.diff)
 
     def _traffic(self, key: EpochKey) -> pd.DataFrame:
         if self._capture is None:
@@ -253,6 +259,30 @@ class EpochStepper(Observable):
 
     def _repr_html_(self) -> str:
         return self.current._repr_html_()
+
+
+def _members_of(d: _EpochData) -> Optional[List[Any]]:
+    if d.tree is not None:
+        return list(d.tree.members())
+    return d.members
+
+
+def _diff_epochs(data: Sequence[_EpochData]) -> None:
+    """Each epoch's :class:`EpochDiff` from the epoch before it (same group, consecutive):
+    node by node when both trees are known, else leaf by leaf from the members; the changed
+    nodes are outlined in the tree (a capture's own ``Capture.trees`` diff is kept)."""
+    for prev, d in zip(data, data[1:]):
+        if prev.key.group_id != d.key.group_id or prev.key.epoch + 1 != d.key.epoch:
+            continue
+        old_m, new_m = _members_of(prev), _members_of(d)
+        if prev.tree is not None and d.tree is not None:
+            d.diff = epoch_diff(prev.key.epoch, d.key.epoch, old_tree=prev.tree, new_tree=d.tree)
+        elif old_m is not None and new_m is not None:
+            d.diff = epoch_diff(prev.key.epoch, d.key.epoch, old_members=old_m, new_members=new_m)
+        else:
+            continue
+        if not d.changed:
+            d.changed = d.diff.changed_nodes
 
 
 def _unknown_svg() -> str:

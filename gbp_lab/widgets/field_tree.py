@@ -19,9 +19,10 @@ from gbp_lab.core.errors import DecodeError, GbpLabError
 from gbp_lab.core.gbp.classify import RecordClass, RecordKind, classify_record
 from gbp_lab.core.gbp.control import decode_control
 from gbp_lab.core.gbp.registry import STREAM_TYPES, ControlOpcode, PayloadCodec, StreamType
+from gbp_lab.core.payload_codec import field_spans
 
 __all__ = ["FieldNode", "cbor_fields", "frame_protocol_tree", "mls_tree", "mls_summary",
-           "FRAME_LABELS"]
+           "FRAME_LABELS", "payload_class"]
 
 
 @dataclass(frozen=True)
@@ -29,9 +30,11 @@ class FieldNode:
     """One node of a protocol tree: a layer (with children) or a field.
 
     ``start``/``end`` (end exclusive) locate the field's CBOR value item in the buffer named
-    ``buffer`` (``"frame"``: the frame record, ``"plaintext"``: the decrypted payload); ``None``
-    when the codec has no byte positions to offer (Protobuf/FlatBuffers payloads, scapy-only
-    fields). ``raw`` is the decoded value."""
+    ``buffer`` (``"frame"``: the frame record, ``"plaintext"``: the decrypted payload): a CBOR
+    field's whole value item; a Protobuf/FlatBuffers payload field's value bytes as the codec
+    reports them (:func:`gbp_lab.core.payload_codec.field_spans`: a varint, a little-endian
+    scalar, or a bytes/string content); ``None`` when there is no position to offer (a field
+    absent from the wire, scapy-only fields). ``raw`` is the decoded value."""
 
     name: str
     value: Any = None
@@ -101,6 +104,12 @@ def _payload_classes() -> Dict[int, Tuple[str, Any]]:
     return _PAYLOAD_CLASSES
 
 
+def payload_class(stream_type: int) -> Any:
+    """The payload message class of a sub-protocol stream type (``GtpMessage`` for text …),
+    from the stream-type table; a :class:`KeyError` for the control stream and unknown types."""
+    return _payload_classes()[int(stream_type)][1]
+
+
 def _core_tree(data: bytes, plaintext: Optional[bytes]) -> List[FieldNode]:
     """The protocol tree from the core decoders only (fallback when the dissectors are not
     importable): the frame map, then the decrypted payload."""
@@ -155,8 +164,20 @@ def _plaintext_layers(st: int, pf: int, pt: bytes) -> List[FieldNode]:
     from gbp_lab.core.payload_codec import decode as pc_decode
 
     msg = pc_decode(cls, pt, codec)
-    fields_ = tuple(FieldNode(f.key, _pretty(getattr(msg, f.attr)), None, None, None, (),
-                              getattr(msg, f.attr)) for f in cls.SCHEMA.fields)
+    spans = field_spans(cls, pt, codec)
+    kids_ = []
+    for f in cls.SCHEMA.fields:
+        v = getattr(msg, f.attr)
+        s, e = spans.get(f.attr, (None, None))
+        args: Tuple[FieldNode, ...] = ()
+        if f.key == "args" and s is not None and isinstance(v, bytes) and v:
+            try:  # GSP args: an integer-keyed CBOR map inside the byte field
+                args = tuple(FieldNode(str(a), _pretty(b), a_s, a_e, "plaintext", (), b)
+                             for a, b, a_s, a_e in cbor_fields(v, base=s, context="GSP args"))
+            except GbpLabError:
+                args = ()
+        kids_.append(FieldNode(f.key, _pretty(v), s, e, None if s is None else "plaintext", args, v))
+    fields_ = tuple(kids_)
     return [FieldNode(f"{name} ({codec.name})", f"{len(pt)} bytes", 0, len(pt), "plaintext",
                       fields_)]
 
@@ -206,20 +227,47 @@ def _scapy_tree(data: bytes, plaintext: Optional[bytes], keylog: Any) -> List[Fi
         offsets[(0, str(k))] = (s, e, "frame")
     if plaintext is not None:
         try:
-            for k, v, s, e in cbor_fields(plaintext):
+            for k, v, s, e in _payload_spans(data, plaintext):
                 offsets[(1, str(k))] = (s, e, "plaintext")
                 if k == "args" and isinstance(v, bytes) and v:
                     # GSP args: {0: target / stream type / codec id, 1: new role} (gsp_rfc §6)
-                    for ak, _av, a_s, a_e in cbor_fields(v, base=e - len(v), context="GSP args"):
+                    for ak, _av, a_s, a_e in cbor_fields(v, base=_content_start(plaintext, s, e, v),
+                                                         context="GSP args"):
                         names = _GSP_ARG_FIELDS.get(ak, ())
                         for n in names:
                             offsets[(2, n)] = (a_s, a_e, "plaintext")
         except GbpLabError:
-            pass  # not CBOR (Protobuf/FlatBuffers) or odd args: no positions
+            pass  # a plaintext that does not decode or odd args: no positions
     totals = {0: ("frame", len(data))}
     if plaintext is not None:
         totals[1] = ("plaintext", len(plaintext))
     return _layer_nodes(pkt, offsets, totals, FRAME_LABELS)
+
+
+def _payload_spans(record: bytes, plaintext: bytes) -> List[Tuple[Any, Any, int, int]]:
+    """``(wire key, value, start, end)`` of each payload field in ``plaintext``, in the codec the
+    frame's ``pf`` names: the CBOR map's items (:func:`cbor_fields`; the control plane is always
+    CBOR), or the Protobuf/FlatBuffers spans the payload codec reports
+    (:func:`gbp_lab.core.payload_codec.field_spans`: the codec owns the wire layout)."""
+    from gbp_lab.core.gbp.frame import decode_frame
+
+    fr = decode_frame(record, strict=False)
+    codec = PayloadCodec.for_wire(fr.payload_format)
+    classes = _payload_classes()
+    if codec is PayloadCodec.CBOR or fr.stream_type not in classes:
+        return cbor_fields(plaintext)
+    cls = classes[fr.stream_type][1]
+    spans = field_spans(cls, plaintext, codec)
+    msg = cls.from_bytes(plaintext, codec)
+    return [(f.key, getattr(msg, f.attr), *spans[f.attr]) for f in cls.SCHEMA.fields
+            if f.attr in spans]
+
+
+def _content_start(buf: bytes, start: int, end: int, value: bytes) -> int:
+    """Where a byte field's content begins inside its span ``[start, end)``: after the CBOR
+    head when the span is a whole CBOR item, at ``start`` when it is the bare content
+    (Protobuf/FlatBuffers spans)."""
+    return start if end - start == len(value) and buf[start:end] == value else end - len(value)
 
 
 def _layer_nodes(pkt: Any, offsets: Mapping[Tuple[int, str], Tuple[int, int, str]],
@@ -261,7 +309,8 @@ def frame_protocol_tree(data: bytes, plaintext: Optional[bytes] = None, keylog: 
                         *, use_dissectors: bool = True) -> List[FieldNode]:
     """Every layer of one GBP frame record: the scapy dissection (:mod:`gbp_lab.dissectors`,
     with ``keylog`` for the decrypted layers) when importable, else the core decoders with the
-    already decrypted ``plaintext``. Fields carry byte ranges wherever the encoding is CBOR."""
+    already decrypted ``plaintext``. Fields carry byte ranges in every payload codec (CBOR,
+    Protobuf, FlatBuffers) wherever the field is on the wire."""
     if use_dissectors:
         try:
             layers = _scapy_tree(data, plaintext, keylog)

@@ -11,7 +11,7 @@ from gbp_lab.capture.columns import rel_time_of
 from . import render
 from .base import Observable
 
-__all__ = ["FlowLadder", "Lane", "Arrow", "EpochBand"]
+__all__ = ["FlowLadder", "Lane", "Arrow", "EpochBand", "epoch_label"]
 
 
 class Lane(NamedTuple):
@@ -34,6 +34,25 @@ class EpochBand(NamedTuple):
     epoch: int
     start: float
     end: float
+    #: UTC wall-clock time of the epoch's first frame (``None`` when the capture has no times)
+    first_utc: Optional[pd.Timestamp] = None
+
+    @property
+    def label(self) -> str:
+        """``epoch 3 · 08:41:07.123``: the epoch and the UTC time (ms) of its first frame."""
+        return epoch_label(self.epoch, self.first_utc)
+
+
+def epoch_label(epoch: Optional[int], first_utc: Optional[pd.Timestamp]) -> str:
+    """An epoch band's label: ``epoch N · HH:MM:SS.mmm`` (UTC of its first frame), ``MLS`` for
+    frames outside any epoch (MLS handshake records)."""
+    if epoch is None:
+        return "MLS"
+    if first_utc is None or pd.isna(first_utc):
+        return f"epoch {epoch}"
+    t = pd.Timestamp(first_utc)
+    t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+    return f"epoch {epoch} · {t.strftime('%H:%M:%S')}.{t.microsecond // 1000:03d}"
 
 
 class FlowLadder(Observable):
@@ -78,15 +97,25 @@ class FlowLadder(Observable):
                 f["epoch"], f["protocol"]):
             self.arrows.append(Arrow(float(t), remap[index[_ep(src, sp)]], remap[index[_ep(dst, dp)]],
                                      str(info), None if pd.isna(ep) else int(ep), int(label), str(proto)))
+        times = f["time"] if "time" in f.columns else pd.Series([None] * len(f), index=f.index)
+        #: UTC time of each epoch's first frame (the epoch labels), by epoch number
+        self.epoch_first_utc: Dict[int, pd.Timestamp] = {}
+        for arrow, t in zip(self.arrows, times):
+            if arrow.epoch is not None and not pd.isna(t):
+                ts = pd.Timestamp(t)
+                old = self.epoch_first_utc.get(arrow.epoch)
+                if old is None or ts < old:
+                    self.epoch_first_utc[arrow.epoch] = ts
         self.bands: List[EpochBand] = []
         for arrow in self.arrows:
             if arrow.epoch is None:
                 continue
             if self.bands and self.bands[-1].epoch == arrow.epoch:
                 band = self.bands[-1]
-                self.bands[-1] = EpochBand(band.epoch, band.start, arrow.time)
+                self.bands[-1] = band._replace(end=arrow.time)
             else:
-                self.bands.append(EpochBand(arrow.epoch, arrow.time, arrow.time))
+                self.bands.append(EpochBand(arrow.epoch, arrow.time, arrow.time,
+                                            self.epoch_first_utc.get(arrow.epoch)))
         self.max_arrows = max_arrows
         self._start = 0
 
@@ -100,6 +129,10 @@ class FlowLadder(Observable):
         self._start = max(0, min(int(start), max(len(self.arrows) - 1, 0)))
         self.changed()
         return self.visible
+
+    def epoch_text(self, epoch: Optional[int]) -> str:
+        """The label of an epoch's band: ``epoch 3 · 08:41:07.123`` (:func:`epoch_label`)."""
+        return epoch_label(epoch, None if epoch is None else self.epoch_first_utc.get(epoch))
 
     @property
     def visible(self) -> List[Arrow]:
@@ -126,8 +159,8 @@ class FlowLadder(Observable):
             h = row_dy * (j - k + 1)
             out.append(f'<rect class="band" data-epoch="{"" if ep is None else ep}" x="0" y="{y0}" '
                        f'width="{width}" height="{h}" fill="{colors[(ep or 0) % 2]}"/>'
-                       f'<text x="2" y="{y0 + 11}" fill="#777">'
-                       f'{"MLS" if ep is None else f"epoch {ep}"}</text>')
+                       f'<text class="epoch-label" x="2" y="{y0 + 11}" fill="#777">'
+                       f'{render.esc(self.epoch_text(ep))}</text>')
             k = j + 1
         for i, ln in enumerate(self.lanes):
             x = 20 + lane_dx * i + lane_dx // 2

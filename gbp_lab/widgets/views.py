@@ -9,7 +9,7 @@ browser: set ``view.slider.value``, click ``view.next_button`` (``.click()``), r
 from __future__ import annotations
 
 import threading
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import ipywidgets as W
 
@@ -48,6 +48,7 @@ class EpochStepperView(W.VBox):
         self.members_html = W.HTML()
         self.secrets_html = W.HTML()
         self.commit_html = W.HTML()
+        self.diff_html = W.HTML()
         self.traffic_html = W.HTML()
         self.slider.observe(lambda ch: model.go(int(ch["new"])), names="value")
         self.prev_button.on_click(lambda _b: model.prev())
@@ -56,7 +57,7 @@ class EpochStepperView(W.VBox):
         model.observe(lambda _m: self.refresh())
         super().__init__([W.HBox([self.prev_button, self.slider, self.next_button, self.reveal_toggle]),
                           self.title, W.HBox([self.tree_html, self.members_html]),
-                          self.commit_html, self.secrets_html, self.traffic_html])
+                          self.commit_html, self.diff_html, self.secrets_html, self.traffic_html])
         self.refresh()
 
     def refresh(self) -> None:
@@ -77,16 +78,24 @@ class EpochStepperView(W.VBox):
         self.commit_html.value = (f"<b>commit:</b> {render.esc(v.commit)}" +
                                   ("<ul>" + "".join(f"<li>{render.esc(p)}</li>" for p in v.proposals)
                                    + "</ul>" if v.proposals else ""))
+        self.diff_html.value = (v.diff.html() if v.diff is not None else
+                                "<i>first epoch shown: nothing to compare with</i>")
         self.secrets_html.value = v.secrets_html()
         self.traffic_html.value = _df_html(v.traffic)
 
 
 class FrameInspectorView(W.VBox):
-    """Filter boxes, the frame list, the protocol tree, a field chooser and the hex dump."""
+    """Filter boxes, the frame list, the protocol tree, a field chooser and the hex dump.
 
-    def __init__(self, source: Any, *, max_list: int = 5000, **kw: Any) -> None:
+    The view follows its model, not only its own boxes: a filter set from code
+    (``view.model.set_filter(query="epoch == 2")``), a frame selected from code or by a linked
+    plot (``plots=[...]``, :meth:`link`; :func:`gbp_lab.plots.link`), or another model assigned to
+    ``view.model`` all redraw the list, the boxes and the tree."""
+
+    def __init__(self, source: Any, *, max_list: int = 5000, plots: Sequence[Any] = (),
+                 **kw: Any) -> None:
         model = source if isinstance(source, FrameInspector) else FrameInspector(source, **kw)
-        self.model = model
+        self._model: Optional[FrameInspector] = None
         self.max_list = max_list
         self.filter_text = W.Text(placeholder="filter: protocol / info / src / dst",
                                   continuous_update=False)
@@ -98,20 +107,74 @@ class FrameInspectorView(W.VBox):
         self.tree_html = W.HTML()
         self.hex_html = W.HTML()
         self._busy = False
+        self._listed: Any = None  # the model's rows object the list shows
+        self._linked: list = []  # highlight(label) of linked plots
         self.filter_text.observe(lambda ch: self._filter(text=ch["new"]), names="value")
         self.query_text.observe(lambda ch: self._filter(query=ch["new"]), names="value")
         self.frame_list.observe(self._on_frame, names="value")
         self.field_list.observe(self._on_field, names="value")
-        model.observe(lambda _m: self.refresh())
         super().__init__([W.HBox([self.filter_text, self.query_text]), self.status,
                           self.frame_list, self.field_list, W.HBox([self.tree_html, self.hex_html])])
-        self._fill_list()
+        self.add_class("gbp-inspector")  # the view's DOM class (tests/test_browser.py)
+        self.model = model
+        for p in plots:  # interactive plots (gbp_lab.plots.interactive): a click selects here
+            self.link(p)
+
+    def link(self, plot: Any) -> Any:
+        """A click on a point of ``plot`` (an interactive plot: ``plot_*(..., interactive=True)``)
+        selects that frame here — in whichever model the view shows then. Returns ``plot``."""
+        on_select = getattr(plot, "on_select", None)
+        if not callable(on_select):
+            raise WidgetError("only an interactive plot (plot_*(..., interactive=True)) can be "
+                              "linked", vid="LAB-WIDGET-LINK")
+        on_select(lambda label: self.model.select(label))
+        highlight = getattr(plot, "highlight", None)
+        if callable(highlight):  # the view's selection rings the frame's points on the plot
+            self._linked.append(highlight)
+            highlight(self.model.selected)
+        return plot
+
+    @property
+    def model(self) -> FrameInspector:
+        assert self._model is not None
+        return self._model
+
+    @model.setter
+    def model(self, model: FrameInspector) -> None:
+        """Show another :class:`FrameInspector` (the view observes it from now on)."""
+        if not isinstance(model, FrameInspector):
+            raise WidgetError("FrameInspectorView.model must be a FrameInspector",
+                              vid="LAB-WIDGET-MODEL")
+        if self._model is not None:
+            self._model.unobserve(self._on_model)
+        self._model = model
+        self._listed = None
+        model.observe(self._on_model)
+        self._on_model(model)
+
+    def _on_model(self, _m: Any = None) -> None:
+        """The model changed (from the boxes, from code or from a linked plot): refill the
+        list when its rows changed, show the model's filter in the boxes, redraw the tree."""
+        m = self.model
+        if m.rows is not self._listed:
+            self._fill_list()
+        self._busy = True
+        try:  # the boxes show the model's filter (without filtering again)
+            if self.filter_text.value != m.text:
+                self.filter_text.value = m.text
+            if self.query_text.value != m.query:
+                self.query_text.value = m.query
+        finally:
+            self._busy = False
         self.refresh()
+        for highlight in list(self._linked):
+            highlight(m.selected)
 
     def _filter(self, **kw: Any) -> None:
+        if self._busy:
+            return
         try:
-            self.model.set_filter(**kw)
-            self._fill_list()
+            self.model.set_filter(**kw)  # the model's observer (_on_model) refills the list
         except WidgetError as exc:
             self.status.value = f"<span style='color:#b00'>{render.esc(exc.message)}</span>"
 
@@ -128,6 +191,7 @@ class FrameInspectorView(W.VBox):
             self.frame_list.value = sel if sel in set(rows.index) else None
         finally:
             self._busy = False
+        self._listed = all_rows
         more = f" (first {len(rows)} listed: narrow the filter)" if len(all_rows) > len(rows) else ""
         self.status.value = f"{len(all_rows)} of {len(self.model.capture.frames)} frames{more}"
 
@@ -143,6 +207,14 @@ class FrameInspectorView(W.VBox):
 
     def refresh(self) -> None:
         m = self.model
+        self._busy = True
+        try:  # the list shows the model's selection (made in the list, from code or a plot)
+            listed = {v for _t, v in self.frame_list.options}
+            want = m.selected if m.selected in listed else None
+            if self.frame_list.value != want:
+                self.frame_list.value = want
+        finally:
+            self._busy = False
         if m.selected is None:
             self.tree_html.value = "<i>select a frame</i>"
             self.hex_html.value = ""

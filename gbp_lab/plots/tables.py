@@ -1,8 +1,6 @@
-"""Matplotlib plots of a capture; each ``plot_*`` returns its :class:`matplotlib.figure.Figure`
-(built without pyplot, so nothing global changes and tests run headless).
-
-Inputs are a :class:`~gbp_lab.capture.model.Capture` (``frames`` + ``plaintexts``) or the tables
-derived from it here:
+"""The tables behind the plots of :mod:`gbp_lab.plots` (pandas only, no drawing). Inputs are a
+:class:`~gbp_lab.capture.model.Capture` (``frames`` + ``plaintexts``) or the tables derived
+from it here:
 
 * :func:`audio_table` — one row per decrypted GAP frame (gap_rfc §4 fields);
 * :func:`control_table` — one row per decrypted control message (gbp-control-plane §3);
@@ -10,11 +8,10 @@ derived from it here:
   (``J += (|D| - J) / 16``, ``D`` in RTP timestamp units; Opus clock 48 kHz);
 * :func:`rtp_loss` — RFC 3550 Appendix A.3 expected/received/lost per source from the 16-bit
   sequence numbers extended over wrap-around, with the gaps;
-* :func:`transition_latency` — PREPARE_TRANSITION → EXECUTE_TRANSITION per transition id.
-
-Plots: :func:`plot_epoch_timeline`, :func:`plot_throughput`, :func:`plot_gap_jitter`,
-:func:`plot_transition_latency`, :func:`plot_flow_ladder` (the static twin of
-:class:`gbp_lab.widgets.FlowLadder`).
+* :func:`transition_latency` — PREPARE_TRANSITION → EXECUTE_TRANSITION per transition id;
+* :func:`throughput_bins` — payload bytes per second per sending member and time bin;
+* the time axis every plot shares: :func:`rel_seconds` (seconds since the capture's first
+  packet, as Wireshark shows time by default).
 """
 from __future__ import annotations
 
@@ -22,16 +19,15 @@ from typing import Any, List, Optional
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from gbp_lab.core.errors import GbpLabError, UsageError
-from gbp_lab.core.gbp.registry import STREAM_NAMES, ControlOpcode, StreamType
+from gbp_lab.core.gbp.registry import ControlOpcode
 
-from .capture.tables import build_audio, build_control
+from gbp_lab.capture.tables import build_audio, build_control
 
 __all__ = ["audio_table", "control_table", "rtp_jitter", "rtp_loss", "transition_latency",
-           "plot_epoch_timeline", "plot_throughput", "plot_gap_jitter", "plot_transition_latency",
-           "plot_flow_ladder", "OPUS_CLOCK_RATE"]
+           "throughput_bins", "frames_of", "rel_seconds", "rtp_keys", "stream_label", "OPUS_CLOCK_RATE",
+           "AUDIO_COLUMNS", "CONTROL_COLUMNS", "RTP_STREAM_KEYS"]
 
 #: RTP clock rate of Opus (RFC 7587 §4.1)
 OPUS_CLOCK_RATE = 48_000
@@ -46,7 +42,8 @@ CONTROL_COLUMNS = ["time", "epoch", "sender", "opcode", "opcode_name", "transiti
                    "request_id", "args_length", "row"]
 
 
-def _frames(capture: Any) -> pd.DataFrame:
+def frames_of(capture: Any) -> pd.DataFrame:
+    """The ``frames`` table of a capture; anything else is a :class:`UsageError` (``LAB-PLOT-INPUT``)."""
     f = getattr(capture, "frames", None)
     if not isinstance(f, pd.DataFrame):
         raise UsageError("expected a Capture (with a frames table)", vid="LAB-PLOT-INPUT")
@@ -61,7 +58,7 @@ def audio_table(capture: Any) -> pd.DataFrame:
     own = _table_of(capture, "audio", {"time", "frame", "media_source_id", "rtp_sequence",
                                         "rtp_timestamp"})
     if own is None:
-        own = build_audio(_frames(capture), capture.plaintexts)
+        own = build_audio(frames_of(capture), capture.plaintexts)
     df = own.rename(columns={"payload_len": "opus_size", "frame": "row"})
     f = capture.frames
     for col in ("stream_id", "dst", "dport"):
@@ -78,7 +75,7 @@ def control_table(capture: Any) -> pd.DataFrame:
     :func:`gbp_lab.capture.tables.build_control` when the object has none)."""
     own = _table_of(capture, "control", {"time", "frame", "opcode", "transition_id"})
     if own is None:
-        own = build_control(_frames(capture), capture.plaintexts)
+        own = build_control(frames_of(capture), capture.plaintexts)
     if "decrypted" in own.columns:
         own = own[own["decrypted"].fillna(False).astype(bool)]
     df = own.rename(columns={"args_len": "args_length", "frame": "row"})
@@ -92,7 +89,7 @@ def control_table(capture: Any) -> pd.DataFrame:
 
 def _table_of(capture: Any, name: str, need: set) -> Optional[pd.DataFrame]:
     """The capture's derived table ``name`` if it has one with the ``need`` columns."""
-    _frames(capture)
+    frames_of(capture)
     try:
         df = getattr(capture, name, None)
     except GbpLabError:
@@ -127,7 +124,7 @@ def _secs(times, base: int = 0) -> np.ndarray:
     return ser.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def _rel(capture: Any, times) -> np.ndarray:
+def rel_seconds(capture: Any, times) -> np.ndarray:
     """Seconds since the capture's first packet (``Capture.t0``, else the first time shown):
     the plots' time axis, as Wireshark shows time by default."""
     t0 = getattr(capture, "t0", None)
@@ -144,7 +141,7 @@ def rtp_jitter(audio: pd.DataFrame, clock_rate: int = OPUS_CLOCK_RATE) -> pd.Dat
     ``D(i-1, i) = (R_i - R_{i-1}) - (S_i - S_{i-1})`` with ``S`` the RTP timestamp over
     ``clock_rate`` (the GAP ``ts`` field), ``J += (|D| - J) / 16``."""
     rows = []
-    keys = _rtp_keys(audio)
+    keys = rtp_keys(audio)
     base = _first(audio["time"])  # transit from times relative to it: exact to the ns
     for key, g in audio.sort_values(keys + ["time"], kind="stable").groupby(keys, sort=True, dropna=False):
         j = 0.0
@@ -163,7 +160,7 @@ def rtp_jitter(audio: pd.DataFrame, clock_rate: int = OPUS_CLOCK_RATE) -> pd.Dat
     return out
 
 
-def _rtp_keys(audio: pd.DataFrame) -> List[str]:
+def rtp_keys(audio: pd.DataFrame) -> List[str]:
     """The :data:`RTP_STREAM_KEYS` the table has (and fills)."""
     return [k for k in RTP_STREAM_KEYS if k in audio.columns and audio[k].notna().any()]
 
@@ -174,7 +171,7 @@ def rtp_loss(audio: pd.DataFrame) -> pd.DataFrame:
     duplicates), ``gaps``: the missing extended sequence numbers. Sequence numbers are 16-bit and
     extended over wrap-around (a jump back by more than half the space is a new cycle)."""
     rows = []
-    keys = _rtp_keys(audio)
+    keys = rtp_keys(audio)
     for key, g in audio.sort_values(keys + ["time"], kind="stable").groupby(keys, sort=True, dropna=False):
         ext: List[int] = []
         cycles = 0
@@ -221,67 +218,8 @@ def transition_latency(control: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["transition_id", "prepare", "execute", "latency", "ready"])
 
 
-# --- plots ----------------------------------------------------------------------------------
-
-def _fig(nrows: int = 1, **kw):
-    fig = Figure(figsize=kw.pop("figsize", (9, 3.2 * nrows)), layout="constrained")
-    axes = fig.subplots(nrows, 1, squeeze=False)[:, 0]
-    return fig, axes
-
-
-def plot_epoch_timeline(capture: Any) -> Figure:
-    """Epochs as bands over time (one ``broken_barh`` collection per epoch) and every frame as a
-    dot on its stream's row (one scatter collection per stream type present)."""
-    f = _frames(capture)
-    fig, (ax,) = _fig()
-    ep = f[f["epoch"].notna()]
-    if len(ep):
-        for i, (e, g) in enumerate(ep.groupby("epoch", sort=True)):
-            rel = _rel(capture, g["time"])
-            t0, t1 = float(np.nanmin(rel)), float(np.nanmax(rel))
-            ax.broken_barh([(t0, max(t1 - t0, 1e-6))], (-0.5, 5), alpha=0.15,
-                           facecolors=f"C{i % 10}", label=f"epoch {int(e)}")
-    streams = f["stream_type"].dropna().astype(int)
-    for st in sorted(set(streams)):
-        g = f[f["stream_type"].eq(st).fillna(False).astype(bool)]
-        ax.scatter(_rel(capture, g["time"]), [st] * len(g), s=12, label=STREAM_NAMES.get(st, str(st)))
-    mls = f[f["protocol"] == "MLS"]
-    if len(mls):
-        ax.scatter(_rel(capture, mls["time"]), [4] * len(mls), s=12, marker="x", label="MLS")
-    rows = sorted(int(st) for st in StreamType)  # the stream types' rows, then MLS on top
-    ax.set_yticks([*rows, 4], [*(STREAM_NAMES[r] for r in rows), "MLS"])
-    ax.set_xlabel("time since the first packet (s)")
-    ax.set_title("epochs and frames over time")
-    if len(f):
-        ax.legend(loc="upper left", fontsize="small", ncols=4)
-    return fig
-
-
-def plot_throughput(capture: Any, bin_seconds: float = 1.0) -> Figure:
-    """Bytes per second (``payload_size`` summed per time bin) per sending member: one line
-    per member id."""
-    if bin_seconds <= 0:
-        raise UsageError("bin_seconds must be > 0", vid="LAB-PLOT-INPUT")
-    f = _frames(capture)
-    fig, (ax,) = _fig()
-    g = f[f["sender"].notna()]
-    if len(g):
-        t0 = 0.0
-        bins = pd.Series(_rel(capture, g["time"]) // bin_seconds, index=g.index).astype(int)
-        tab = g.assign(bin=bins).groupby(["sender", "bin"])["payload_size"].sum()
-        n = int(bins.max()) + 1
-        for sender in sorted(set(int(s) for s in g["sender"])):
-            series = tab.loc[sender].reindex(range(n), fill_value=0)
-            ax.plot([t0 + (b + 0.5) * bin_seconds for b in range(n)],
-                    series.to_numpy(dtype=float) / bin_seconds, marker=".", label=f"member {sender}")
-        ax.legend(fontsize="small")
-    ax.set_xlabel("time since the first packet (s)")
-    ax.set_ylabel("payload bytes / s")
-    ax.set_title(f"throughput per member ({bin_seconds:g} s bins)")
-    return fig
-
-
-def _stream_label(keys: List[str], key: tuple) -> str:
+def stream_label(keys: List[str], key: tuple) -> str:
+    """A readable name of one RTP stream (its :data:`RTP_STREAM_KEYS` values)."""
     parts = dict(zip(keys, key))
     text = f"source {parts.get('media_source_id')}"
     if "epoch" in parts:
@@ -291,81 +229,35 @@ def _stream_label(keys: List[str], key: tuple) -> str:
     return text
 
 
-def plot_gap_jitter(capture: Any, clock_rate: int = OPUS_CLOCK_RATE) -> Figure:
-    """Top: RFC 3550 jitter (ms) per media source over time (one line per source). Bottom:
-    lost packets per source (one bar per source), gaps marked on the top axis as red ``x``."""
-    audio = capture if isinstance(capture, pd.DataFrame) else audio_table(capture)
-    fig, (ax, ax2) = _fig(2)
-    if len(audio):
-        jit = rtp_jitter(audio, clock_rate)
-        keys = _rtp_keys(audio)
-        for key, g in jit.groupby(keys, sort=True, dropna=False):
-            ax.plot(_rel(capture, g["time"]), g["jitter"] * 1000.0, label=_stream_label(keys, key))
-        loss = rtp_loss(audio)
-        labels = [_stream_label(keys, tuple(r)) for r in loss[keys].itertuples(index=False)]
-        ax2.bar(labels, loss["lost"], color="C3")
-        for key, gaps in zip(loss[keys].itertuples(index=False), loss["gaps"]):
-            if not gaps:
-                continue
-            a = audio.loc[(audio[keys] == pd.Series(tuple(key), index=keys)).all(axis=1)].sort_values("time")
-            # a gap shows at the arrival of the first packet after it
-            rel = pd.Series(_rel(capture, a["time"]), index=a.index)
-            after = [float(rel[a["rtp_sequence"] > (x & 0xFFFF)].min()) for x in gaps]
-            ax.scatter(after, [0.0] * len(after), marker="x", color="red")
-        ax.legend(fontsize="small")
-    ax.set_ylabel("jitter (ms)")
-    ax.set_title("GAP interarrival jitter (RFC 3550 §6.4.1)")
-    ax2.set_xlabel("RTP stream (source, epoch, receiver)")
-    ax2.set_ylabel("lost packets")
-    ax2.set_title("GAP loss from RTP sequence gaps")
-    return fig
-
-
-def plot_transition_latency(capture: Any) -> Figure:
-    """PREPARE→EXECUTE latency (ms) per transition id: one bar per transition."""
-    control = capture if isinstance(capture, pd.DataFrame) else control_table(capture)
-    fig, (ax,) = _fig()
-    lat = transition_latency(control) if len(control) else pd.DataFrame(
-        columns=["transition_id", "latency"])
-    lat = lat[lat["latency"].notna()]
-    ax.bar([str(t) for t in lat["transition_id"]], lat["latency"] * 1000.0, color="C2")
-    ax.set_xlabel("transition id")
-    ax.set_ylabel("PREPARE → EXECUTE (ms)")
-    ax.set_title("transition latency")
-    return fig
-
-
-def plot_flow_ladder(capture: Any, *, start: int = 0, max_arrows: int = 40) -> Figure:
-    """A sequence diagram (the model of :class:`gbp_lab.widgets.flow_ladder.FlowLadder`): one vertical
-    lane per endpoint (the delivery service first), one arrow per frame of the window
-    ``[start, start + max_arrows)`` labelled with its ``info``, epochs as shaded bands."""
-    from gbp_lab.widgets.flow_ladder import FlowLadder
-
-    model = FlowLadder(capture, max_arrows=max_arrows)
-    model.window(start)
-    arrows = model.visible
-    n = max(len(model.lanes), 1)
-    fig, (ax,) = _fig(figsize=(max(6.0, 2.6 * n), 1.2 + 0.32 * max(len(arrows), 1)))
-    ax.set_xlim(-0.5, n - 0.5)
-    ax.set_ylim(len(arrows) + 0.5, -0.8)
-    for i, ln in enumerate(model.lanes):
-        ax.axvline(i, color="0.7", lw=1, zorder=0)
-        ax.text(i, -0.6, ln.name, ha="center", va="bottom", fontsize=8, fontweight="bold")
-    k = 0
-    while k < len(arrows):
-        j = k
-        while j + 1 < len(arrows) and arrows[j + 1].epoch == arrows[k].epoch:
-            j += 1
-        ep = arrows[k].epoch
-        ax.axhspan(k + 0.5, j + 1.5, color=f"C{(ep or 0) % 10}", alpha=0.08, zorder=0)
-        ax.text(-0.45, k + 0.7, "MLS" if ep is None else f"epoch {ep}", fontsize=7, color="0.4")
-        k = j + 1
-    for r, a in enumerate(arrows, start=1):
-        ax.annotate("", xy=(a.dst, r), xytext=(a.src, r),
-                    arrowprops=dict(arrowstyle="-|>", color="0.2", lw=1))
-        label = a.label if len(a.label) <= 60 else a.label[:59] + "…"
-        ax.text((a.src + a.dst) / 2, r - 0.12, label, ha="center", va="bottom", fontsize=7)
-    ax.set_yticks([])
-    ax.set_xticks([])
-    ax.set_title("flow ladder")
-    return fig
+def throughput_bins(capture: Any, bin_seconds: float = 1.0) -> pd.DataFrame:
+    """Payload bytes per second per sending member in time bins of ``bin_seconds`` (from the
+    capture's first packet): one row per (sender, bin) for every bin up to the last one with
+    traffic, empty bins included — columns ``sender``, ``bin``, ``center`` (s),
+    ``bytes_per_s``, ``frames`` (how many) and ``first_frame`` (row label of the sender's first
+    frame in the bin, -1 for none)."""
+    if bin_seconds <= 0:
+        raise UsageError("bin_seconds must be > 0", vid="LAB-PLOT-INPUT")
+    f = frames_of(capture)
+    cols = ["sender", "bin", "center", "bytes_per_s", "frames", "first_frame"]
+    has = f["sender"].notna().to_numpy()
+    if not has.any():
+        return pd.DataFrame(columns=cols)
+    rel = rel_seconds(capture, f["time"])
+    bins = (rel // bin_seconds).astype(np.int64)
+    n = int(bins[has].max()) + 1
+    senders = f["sender"].to_numpy(dtype=np.float64, na_value=np.nan)
+    size = f["payload_size"].to_numpy(dtype=np.float64, na_value=0.0)
+    rows: List[tuple] = []
+    for sender in sorted(set(int(s) for s in senders[has])):
+        total = np.zeros(n)
+        count = np.zeros(n, dtype=np.int64)
+        first = [-1] * n
+        for pos in np.nonzero(senders == sender)[0]:
+            b = int(bins[pos])
+            total[b] += size[pos]
+            count[b] += 1
+            if first[b] == -1:
+                first[b] = int(f.index[pos])
+        rows.extend((sender, b, (b + 0.5) * bin_seconds, total[b] / bin_seconds, int(count[b]),
+                     first[b]) for b in range(n))
+    return pd.DataFrame(rows, columns=cols)

@@ -13,7 +13,9 @@ The secrets are the RFC 9420 §8 key-schedule outputs of that epoch: ``exporter_
 GBP stream keys come from, :mod:`gbp_lab.core.gbp.aead`), ``sender_data_secret`` and
 ``encryption_secret`` (the secret-tree root, §9) for PrivateMessage, ``epoch_secret``.
 
-Lines with another first word are kept verbatim and written back by :meth:`KeyLog.dump` but
+TLS key-log lines (SSLKEYLOGFILE: ``CLIENT_TRAFFIC_SECRET_0 <client random> <secret>`` …, written
+beside the MLS lines by the QUIC members) are kept as such lines and looked up by
+:meth:`KeyLog.tls_secrets`. Lines with another first word are kept verbatim and written back by :meth:`KeyLog.dump` but
 otherwise ignored (forward compatibility). A malformed line raises
 :class:`~gbp_lab.core.errors.KeyLogError` with ``where`` = its line number. The same record twice
 is fine (appending writers repeat themselves); two different secrets for one (label, group,
@@ -78,6 +80,8 @@ class KeyLog:
         self._secrets: Dict[Tuple[str, bytes, int], bytes] = {}
         self._suites: Dict[bytes, int] = {}
         self._unknown: List[str] = []
+        #: tls_secrets' index: (unknown lines indexed, client random → {label: secret})
+        self._tls_index: Optional[Tuple[int, Dict[bytes, Dict[str, bytes]]]] = None
         # dump order: ("s", key) | ("c", gid) | ("u", index)
         self._order: List[Tuple[str, object]] = []
 
@@ -224,6 +228,22 @@ class KeyLog:
     def unknown_lines(self) -> Tuple[str, ...]:
         """Records with a label this version does not know, verbatim (comments stripped)."""
         return tuple(self._unknown)
+
+    def tls_secrets(self, client_random: bytes) -> Dict[str, bytes]:
+        """The TLS secrets of one connection by SSLKEYLOGFILE label (``CLIENT_TRAFFIC_SECRET_0``
+        …: ``LABEL <client random: 64 hex> <secret: hex>`` lines, kept among the unknown lines),
+        found by the ClientHello random (QUIC decryption, :mod:`gbp_lab.core.quic.observer`);
+        empty when the log has none. The index is rebuilt when lines were added."""
+        cache = self._tls_index
+        if cache is None or cache[0] != len(self._unknown):
+            index: Dict[bytes, Dict[str, bytes]] = {}
+            for line in self._unknown:
+                f = line.split()
+                if (len(f) == 3 and len(f[1]) == 64 and _HEX.match(f[1]) and _HEX.match(f[2])
+                        and not len(f[2]) % 2):
+                    index.setdefault(bytes.fromhex(f[1]), {})[f[0]] = bytes.fromhex(f[2])
+            cache = self._tls_index = (len(self._unknown), index)
+        return cache[1].get(bytes(client_random), {})
 
     def groups(self) -> List[bytes]:
         """Group ids with at least one secret, in first-seen order."""

@@ -173,3 +173,246 @@ def test_offset_reassembler_orders_dedups_and_reports_gaps():
     small = OffsetReassembler(max_held=4)
     assert small.push(10, b"abc") == [] and small.push(20, b"xyz") == [("gap", 0, 10),
                                                                        ("data", 10, b"abc")]
+
+
+# ------------------------------------------------------------------------------------------------
+# a real aioquic connection, in memory (no sockets): every datagram both ways, with the TLS secrets
+# ------------------------------------------------------------------------------------------------
+CLIENT = ("127.0.0.1", 40000)
+SERVER = ("127.0.0.1", 7878)
+
+
+class Pair:
+    """An aioquic client and server exchanging datagrams in memory; ``wire`` keeps them in order
+    as ``(from_client, bytes)``; ``sent[(from_client, stream)]`` what each side wrote."""
+
+    def __init__(self, suite=None, secrets=True):
+        from aioquic.quic.connection import QuicConnection
+
+        from gbp_lab.sim.quic import (TlsSecretsLog, client_configuration, make_certificate,
+                                      server_configuration)
+        self.log = TlsSecretsLog()
+        sl = self.log if secrets else None
+        ccfg = client_configuration(None, secrets_log=sl)
+        if suite is not None:
+            ccfg.cipher_suites = [suite]
+        self.client = QuicConnection(configuration=ccfg)
+        self.server = QuicConnection(configuration=server_configuration(make_certificate(),
+                                                                        secrets_log=sl),
+                                     original_destination_connection_id=
+                                     self.client.original_destination_connection_id)
+        self.now = 0.0
+        self.wire = []
+        self.sent = {}
+        self.client.connect(SERVER, now=self.now)
+        self.pump()
+
+    def pump(self):
+        for _ in range(20):
+            moved = False
+            for fc, a, b, addr in ((True, self.client, self.server, CLIENT),
+                                   (False, self.server, self.client, SERVER)):
+                for data, _ in a.datagrams_to_send(now=self.now):
+                    self.wire.append((fc, data))
+                    b.receive_datagram(data, addr, now=self.now)
+                    moved = True
+            self.now += 0.01
+            if not moved:
+                break
+
+    def send(self, from_client, stream, data, fin=False):
+        (self.client if from_client else self.server).send_stream_data(stream, data, fin)
+        self.sent[(from_client, stream)] = self.sent.get((from_client, stream), b"") + data
+        self.pump()
+
+    def keylog(self):
+        from gbp_lab.core.keylog import KeyLog
+        return KeyLog.parse(self.log.text())
+
+
+def path_of(fc):
+    return CLIENT + SERVER if fc else SERVER + CLIENT
+
+
+def observe(wire, secrets):
+    obs = QuicObserver(secrets)
+    events = []
+    for fc, data in wire:
+        events += obs.datagram(data, path_of(fc))
+    events += obs.finish()
+    return obs, events
+
+
+def streams_of(events):
+    got = {}
+    for e in events:
+        if e.kind == "data":
+            cur = got.setdefault((e.from_client, e.stream_id), b"")
+            assert e.offset == len(cur)
+            got[(e.from_client, e.stream_id)] = cur + e.data
+    return got
+
+
+def chatter(pair, n=30, update_at=15):
+    for i in range(n):
+        pair.send(True, 0, b"c%03d" % i * 50)
+        pair.send(False, 1, b"s%03d" % i * 20)
+        if i == update_at:
+            pair.client.request_key_update()
+            pair.server.request_key_update()
+
+
+@pytest.fixture(scope="module")
+def pair():
+    p = Pair()
+    chatter(p)
+    p.send(True, 0, b"end", fin=True)
+    return p
+
+
+def test_aioquic_connection_with_key_update_is_read_whole(pair):
+    obs, events = observe(pair.wire, pair.keylog().tls_secrets)
+    assert [e for e in events if e.kind in ("error", "gap")] == []
+    assert streams_of(events) == pair.sent
+    conn, = obs.connections
+    gens = {fc: conn.dirs[fc].keys[4].generation for fc in (True, False)}
+    assert gens == {True: 1, False: 1}  # the key update was followed both ways
+    assert obs.opened == obs.packets > len(pair.wire) // 2  # every packet opened
+    ends = [e for e in events if e.kind == "end"]
+    assert [(e.from_client, e.stream_id, e.message) for e in ends][0] == (True, 0, "FIN")
+
+
+@pytest.mark.parametrize("suite", ["AES_256_GCM_SHA384", "CHACHA20_POLY1305_SHA256"])
+def test_other_cipher_suites(suite):
+    from aioquic.tls import CipherSuite as AioSuite
+    p = Pair(getattr(AioSuite, suite))
+    p.send(True, 0, b"hello" * 100)
+    p.send(False, 1, b"world" * 100)
+    obs, events = observe(p.wire, p.keylog().tls_secrets)
+    assert streams_of(events) == p.sent and obs.connections[0].suite.name == "TLS_" + suite
+
+
+def test_reordered_and_duplicated_datagrams(pair):
+    import random
+    rng = random.Random(7)
+    hs = 6  # the handshake stays in order; 1-RTT datagrams are shuffled in windows and repeated
+    wire = list(pair.wire[:hs])
+    rest = list(pair.wire[hs:])
+    for i in range(0, len(rest), 6):
+        win = rest[i:i + 6]
+        rng.shuffle(win)
+        wire += win + win[:2]
+    obs, events = observe(wire, pair.keylog().tls_secrets)
+    assert [e for e in events if e.kind in ("error", "gap")] == []
+    assert streams_of(events) == pair.sent
+
+
+def test_without_tls_secrets_one_error_per_connection(pair):
+    obs, events = observe(pair.wire, None)
+    errs = [e for e in events if e.kind == "error"]
+    assert [e.vid for e in errs] == [KEYS_MISSING_VID]
+    assert "QUIC 1-RTT keys missing" in errs[0].message
+    assert streams_of(events) == {}
+    obs2, events2 = observe(pair.wire, lambda cr: {})  # a key log without this connection
+    assert [e.vid for e in events2 if e.kind == "error"] == [KEYS_MISSING_VID]
+
+
+def test_wrong_keys_are_typed_errors_per_packet(pair):
+    bad = {k: bytes(48) for k in ("CLIENT_HANDSHAKE_TRAFFIC_SECRET", "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+                                  "CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0")}
+    obs, events = observe(pair.wire, lambda cr: bad)
+    errs = [e for e in events if e.kind == "error"]
+    assert errs and {e.vid for e in errs} == {"QUIC-DECRYPT"}
+    assert streams_of(events) == {}
+    short = {k: v[:32] for k, v in bad.items()}  # no suite has 32-byte secrets with SHA-384
+    _, events = observe(pair.wire, lambda cr: short)
+    errs = [e for e in events if e.kind == "error"]
+    assert [e.vid for e in errs] == ["QUIC-SECRET-LENGTH"] * 4  # once per direction and space
+
+
+def test_truncated_datagrams_cost_only_their_bytes(pair):
+    wire = list(pair.wire)
+    cut = [i for i, (fc, d) in enumerate(wire) if fc and i > 10][3]
+    wire[cut] = (True, wire[cut][1][:30])
+    wire.insert(cut, (True, wire[cut][1][:5]))  # a second, shorter cut
+    obs, events = observe(wire, pair.keylog().tls_secrets)
+    errs = [e for e in events if e.kind == "error"]
+    assert len(errs) == 2 and {e.vid for e in errs} <= {"QUIC-TRUNCATED", "QUIC-DECRYPT"}
+    gaps = [e for e in events if e.kind == "gap"]
+    got = streams_of_with_gaps(events)
+    assert got[(False, 1)] == pair.sent[(False, 1)]  # the other direction: whole
+    whole = pair.sent[(True, 0)]
+    assert len(gaps) == 1 and gaps[0].from_client
+    g = gaps[0]
+    assert got[(True, 0)] == whole[:g.offset] + whole[g.end:]
+
+
+def streams_of_with_gaps(events):
+    got = {}
+    for e in events:
+        if e.kind == "data":
+            got[(e.from_client, e.stream_id)] = got.get((e.from_client, e.stream_id), b"") + e.data
+    return got
+
+
+def reprotect(keys, header: bytearray, pn_len: int, payload: bytes) -> bytes:
+    """Seal a short-header packet (the sender's side of RFC 9001 §5.3-§5.4)."""
+    pn = int.from_bytes(header[-pn_len:], "big")
+    ct = keys.seal(pn, bytes(header), payload)
+    pn_off = len(header) - pn_len
+    mask = keys.mask(ct[4 - pn_len:4 - pn_len + 16])
+    out = bytearray(header) + ct
+    out[0] ^= mask[0] & 0x1F
+    for i in range(pn_len):
+        out[pn_off + i] ^= mask[1 + i]
+    return bytes(out)
+
+
+def test_fixed_bit_cleared_is_read_and_tampering_is_caught(pair):
+    """quinn greases the fixed bit (RFC 9287): a packet sealed with it cleared opens; a packet
+    whose fixed bit was flipped after sealing fails its tag (typed error), the rest is kept."""
+    secrets = pair.keylog().tls_secrets
+    obs, _ = observe(pair.wire, secrets)
+    conn = obs.connections[0]
+    k0 = PacketKeys(secrets(conn.client_random)["SERVER_TRAFFIC_SECRET_0"], conn.suite)
+    # the server's first short-header packet that carries stream bytes, under generation 0
+    obs = QuicObserver(secrets)
+    for i, (fc, d) in enumerate(pair.wire):
+        if not fc and not d[0] & 0x80:
+            n = 8  # aioquic's connection id length
+            u = unprotect(d, 0, 1 + n, len(d), k0, -1)
+            pt = k0.open(u.packet_number, u.header, u.ciphertext)
+            if any(f.name == "STREAM" for f in parse_frames(pt)):
+                break
+    hdr = bytearray(u.header)
+    hdr[0] &= ~0x40
+    greased = reprotect(k0, hdr, (u.first & 3) + 1, pt)
+    flipped = bytes([d[0] ^ 0x40]) + d[1:]
+    for variant, ok in ((greased, True), (flipped, False)):
+        wire = pair.wire[:i] + [(False, variant)] + pair.wire[i + 1:]
+        _, events = observe(wire, secrets)
+        errs = [e.vid for e in events if e.kind == "error"]
+        if ok:
+            assert errs == [] and streams_of(events) == pair.sent
+        else:
+            assert errs == ["QUIC-DECRYPT"]
+            assert streams_of_with_gaps(events)[(True, 0)] == pair.sent[(True, 0)]
+
+
+def test_garbage_never_raises(pair):
+    import random
+    rng = random.Random(3)
+    obs = QuicObserver(pair.keylog().tls_secrets)
+    for fc, d in pair.wire[:8]:
+        obs.datagram(d, path_of(fc))
+    samples = [d for _, d in pair.wire]
+    for _ in range(300):
+        d = bytearray(rng.choice(samples))
+        for _ in range(rng.randint(1, 4)):
+            d[rng.randrange(len(d))] = rng.randrange(256)
+        d = bytes(d[:rng.randint(0, len(d))])
+        for e in obs.datagram(d, path_of(rng.random() < 0.5)):
+            assert e.kind != "error" or (e.vid or "").startswith("QUIC-")
+    obs.finish()
+    with pytest.raises(GbpLabError):
+        PacketKeys(b"short")

@@ -27,7 +27,7 @@ import bisect
 from typing import (Callable, Dict, Hashable, List, Mapping, NamedTuple, Optional, Set,
                     Tuple)
 
-from ..errors import GbpLabError
+from ..errors import DecryptError, GbpLabError
 from .packets import (HANDSHAKE, INITIAL, RETRY, ZERO_RTT, QuicDecodeError, parse_frames,
                       parse_long_header, unprotect)
 from .protection import SUITES, CipherSuite, PacketKeys, initial_secrets, suites_for_secret
@@ -176,8 +176,10 @@ class QuicConnection:
         self.suite: Optional[CipherSuite] = None
         self.dirs = {True: _Direction(), False: _Direction()}
         self.streams: Dict[Tuple[bool, int], OffsetReassembler] = {}
+        self.ended: Dict[Tuple[bool, int], int] = {}  # streams that ended → final size
         self.dcid_len = {True: len(odcid), False: 0}  # by sender: DCID length it writes
         self.keys_missing_reported = False
+        self.bad_secrets: Set[Tuple[bool, int]] = set()
         self.closed: Optional[str] = None
         self.packets = 0
         self.opened = 0
@@ -349,7 +351,12 @@ class QuicObserver:
                 out.append(PacketKeys(secret, s))
             except GbpLabError:
                 continue
-        return out or None
+        if not out:
+            raise DecryptError(f"the key log's {label} for client random "
+                               f"{conn.client_random.hex()} has {len(secret)} bytes, not a "
+                               f"{' or '.join(s.name for s in suites)} secret",
+                               vid="QUIC-SECRET-LENGTH")
+        return out
 
     def _packet(self, conn: QuicConnection, fc: bool, space: int, data: bytes, start: int,
                 pn_offset: int, end: int, out: List[QuicEvent]) -> None:
@@ -360,7 +367,14 @@ class QuicObserver:
         largest = d.largest.get(pspace, -1)
         cands: Optional[List[PacketKeys]]
         keys = d.keys.get(space)
-        cands = [keys] if keys is not None else self._tls_keys(conn, fc, space)
+        try:
+            cands = [keys] if keys is not None else self._tls_keys(conn, fc, space)
+        except GbpLabError as exc:
+            if (fc, space) not in conn.bad_secrets:
+                conn.bad_secrets.add((fc, space))
+                out.append(QuicEvent("error", conn.index, fc, None, start, vid=exc.vid,
+                                     message=f"QUIC connection {conn.name}: {exc.message}"))
+            return
         if not cands:
             if space == ONE_RTT and not conn.keys_missing_reported:
                 conn.keys_missing_reported = True
@@ -449,6 +463,14 @@ class QuicObserver:
         return r
 
     def _stream(self, conn, fc, sid, offset, data, fin, out) -> None:
+        done = conn.ended.get((fc, sid))
+        if done is not None:  # a late retransmission of an ended stream
+            if offset + len(data) > done:
+                out.append(QuicEvent("error", conn.index, fc, sid, offset, vid="QUIC-AFTER-END",
+                                     message=f"QUIC stream {sid} of connection {conn.name}: "
+                                             f"{offset + len(data) - done} bytes after its "
+                                             f"final size {done}"))
+            return
         r = self._reasm(conn, fc, sid)
         if fin:
             r.fin = offset + len(data)
@@ -466,6 +488,8 @@ class QuicObserver:
             out.append(QuicEvent("data", conn.index, fc, sid, a, a + len(b), b)
                        if kind == "data" else QuicEvent("gap", conn.index, fc, sid, a, b))
         out.append(QuicEvent("end", conn.index, fc, sid, r.next, message=how))
+        if len(conn.ended) < 65536:
+            conn.ended[(fc, sid)] = r.next
 
     def _crypto(self, conn: QuicConnection, fc: bool, space: int, offset: int,
                 data: bytes) -> None:

@@ -1,0 +1,184 @@
+"""GBP over QUIC captured on real loopback UDP and decrypted passively: ``dumpcap`` records
+``gbp-lab simulate classroom --transport quic``; ``read_capture`` with the run's keys.log (TLS +
+MLS lines) gives the frames of the same script over TCP (same seed), every one decrypted;
+``tshark -o tls.keylog_file`` on the same capture gives exactly the stream bytes our reassembly
+made; without the TLS lines: one ``QUIC-KEYS-MISSING`` row per connection."""
+from __future__ import annotations
+
+import collections
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from gbp_lab.capture.model import read_capture
+from gbp_lab.capture.packets import decode_packet
+from gbp_lab.capture.pcapfile import CaptureReader
+from gbp_lab.capture.stream import iter_capture
+from gbp_lab.core.gbp.framing import encode_record
+from gbp_lab.core.keylog import KeyLog
+from gbp_lab.core.quic.observer import KEYS_MISSING_VID, QuicObserver
+
+GBP_LAB = os.path.join(os.path.dirname(sys.executable), "gbp-lab")
+HOST = f"127.{50 + os.getpid() % 150}.0.17"  # this run's own loopback address
+SEED = "5"
+COLS = ["epoch", "stream_id", "sequence_no", "decrypted"]
+
+
+def _tool(name):
+    exe = shutil.which(name)
+    if exe is None:
+        pytest.fail(f"{name} is missing: run `make tshark` as root (apt-get install -y tshark)")
+    return exe
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """The QUIC run captured by dumpcap on lo, and the TCP run of the same script and seed."""
+    tmp = tmp_path_factory.mktemp("quic")
+    pcap = tmp / "quic.pcapng"
+    dc = subprocess.Popen([_tool("dumpcap"), "-i", "lo", "-f", f"udp and host {HOST}", "-w",
+                           str(pcap)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        line = dc.stderr.readline().decode()  # "Capturing on 'Loopback: lo'" once it listens
+        assert "Capturing on" in line, line + dc.stderr.read().decode()
+        r = subprocess.run([GBP_LAB, "simulate", "classroom", "--transport", "quic", "--out",
+                            str(tmp / "quic"), "--seed", SEED, "--real-ports", "--quiet",
+                            "--host", HOST], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        time.sleep(0.3)  # the last datagrams reach dumpcap's file
+    finally:
+        dc.send_signal(signal.SIGTERM)
+        dc.wait(30)
+    r = subprocess.run([GBP_LAB, "simulate", "classroom", "--out", str(tmp / "tcp"), "--seed",
+                        SEED, "--quiet"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return tmp, pcap, tmp / "quic" / "keys.log"
+
+
+def _multiset(frames):
+    return collections.Counter(map(tuple, frames[COLS].astype(str).values.tolist()))
+
+
+def test_quic_capture_reads_as_the_tcp_run(runs):
+    tmp, pcap, keys = runs
+    quic = read_capture(pcap, keylog=keys)
+    tcp = read_capture(tmp / "tcp" / "capture.pcap", keylog=tmp / "tcp" / "keys.log")
+    assert len(quic.errors) == 0, quic.errors[["vid", "error"]].to_string()
+    assert len(quic.frames) == len(tcp.frames) > 100
+    assert _multiset(quic.frames) == _multiset(tcp.frames)
+    gbp = quic.frames[quic.frames["protocol"] != "MLS"]
+    assert bool(gbp["decrypted"].all()) and set(quic.frames["transport"]) == {"quic"}
+    n_conn = len(set(quic.frames["quic_connection"]))
+    assert n_conn == len(KeyLog.load(keys).unknown_lines) // 4 > 3  # one per member connection
+    assert set(quic.frames["quic_stream"]) == {0}  # the reference layout: one stream each way
+    assert quic.stats.quic_datagrams == quic.stats.udp_datagrams > 0
+    chunks = list(iter_capture(pcap, keylog=keys, chunksize=100))
+    assert sum(len(c) for c in chunks) == len(quic.frames)
+    assert list(chunks[0]["quic_connection"]) == list(quic.frames["quic_connection"][:100])
+
+
+def _our_streams(pcap, keys):
+    """The core observer over the capture's UDP payloads: bytes per (src port, dst port, stream)."""
+    kl = KeyLog.load(keys)
+    obs = QuicObserver(kl.tls_secrets)
+    events = []
+    reader = CaptureReader(str(pcap))
+    try:
+        for pkt in reader:
+            d = decode_packet(pkt.linktype, pkt.data)
+            if d is not None and d.proto == 17:
+                events += obs.datagram(d.payload, (d.src, d.sport, d.dst, d.dport))
+    finally:
+        reader.close()
+    events += obs.finish()
+    out = collections.defaultdict(bytes)
+    for e in events:
+        assert e.kind in ("data", "end"), e
+        if e.kind == "data":
+            p = obs.connections[e.connection].path
+            sp, dp = (p[1], p[3]) if e.from_client else (p[3], p[1])
+            key = (sp, dp, e.stream_id)
+            assert len(out[key]) == e.offset
+            out[key] += e.data
+    return dict(out)
+
+
+def _tshark_streams(pcap, keys):
+    """``tshark -o tls.keylog_file`` STREAM frames reassembled by offset (retransmissions
+    overlap: later bytes must agree with earlier ones)."""
+    r = subprocess.run([_tool("tshark"), "-r", str(pcap), "-o", f"tls.keylog_file:{keys}",
+                        "-Y", "quic.stream_data", "-T", "fields", "-E", "separator=|",
+                        "-e", "udp.srcport", "-e", "udp.dstport", "-e", "quic.stream.stream_id",
+                        "-e", "quic.stream.off", "-e", "quic.stream.offset",
+                        "-e", "quic.stream.len", "-e", "quic.stream.length",
+                        "-e", "quic.stream_data"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    pieces = collections.defaultdict(dict)
+
+    def listed(text):
+        return [] if text in ("", "<MISSING>") else text.split(",")
+
+    for line in r.stdout.splitlines():
+        sp, dp, sids, offbits, offs, lenbits, lens, datas = line.split("|")
+        # per STREAM frame: an offset only when its OFF bit is set, a length only with LEN,
+        # data only when it is not empty
+        offs_i, lens_i, datas_i = iter(listed(offs)), iter(listed(lens)), iter(listed(datas))
+        for sid, ob, lb in zip(listed(sids), listed(offbits), listed(lenbits)):
+            off = int(next(offs_i)) if ob in ("1", "True") else 0
+            n = int(next(lens_i)) if lb in ("1", "True") else -1
+            if n == 0:
+                continue
+            data = bytes.fromhex(next(datas_i))
+            assert n in (-1, len(data))
+            pieces[(int(sp), int(dp), int(sid))][off] = data
+        assert next(datas_i, None) is None, line[:200]
+    out = {}
+    for key, parts in pieces.items():
+        buf = bytearray()
+        for off in sorted(parts):
+            data = parts[off]
+            assert off <= len(buf), f"tshark left a hole in {key} at {len(buf)}"
+            assert bytes(buf[off:off + len(data)]) == data[:len(buf) - off]
+            buf[off:off + len(data)] = data
+        out[key] = bytes(buf)
+    return out
+
+
+def test_tshark_gives_the_same_stream_bytes(runs):
+    _tmp, pcap, keys = runs
+    ours = _our_streams(pcap, keys)
+    theirs = _tshark_streams(pcap, keys)
+    assert ours.keys() == theirs.keys() and len(ours) > 6
+    for key in ours:
+        assert ours[key] == theirs[key], key
+    cap = read_capture(pcap, keylog=keys)  # the records read_capture made are those bytes
+    total = sum(len(encode_record(cap.record(i))) for i in range(len(cap.frames)))
+    assert total == sum(len(v) for v in ours.values())
+
+
+def test_without_tls_secrets_one_error_row_per_connection(runs, tmp_path):
+    _tmp, pcap, keys = runs
+    mls_only = tmp_path / "mls.log"
+    mls_only.write_text("".join(ln + "\n" for ln in KeyLog.load(keys).lines()
+                                if ln.startswith("MLS_")))
+    for keylog in (None, mls_only):
+        cap = read_capture(pcap, keylog=keylog)
+        assert len(cap.frames) == 0
+        errs = cap.errors
+        assert list(errs["vid"]) == [KEYS_MISSING_VID] * len(errs) and len(errs) > 3
+        assert errs["error"].str.contains("QUIC 1-RTT keys missing").all()
+        assert set(errs["kind"]) == {"quic"} and set(errs["transport"]) == {"quic"}
+
+
+def test_dissect_command_reads_the_quic_capture(runs):
+    _tmp, pcap, keys = runs
+    r = subprocess.run([GBP_LAB, "dissect", str(pcap), "--keylog", str(keys)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    cap = read_capture(pcap, keylog=keys)
+    assert len(r.stdout.splitlines()) == len(cap.frames) and "GTP" in r.stdout

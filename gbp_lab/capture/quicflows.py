@@ -55,8 +55,7 @@ class QuicFlows:
         s = self._streams.get(key)
         if s is None:
             conn = self.observer.connections[key[0]]
-            p = conn.path if conn.path is not None else (None, None, None, None)
-            place = tuple(p) if key[1] else tuple(p[2:]) + tuple(p[:2])
+            place = _place(conn.path, key[1])
             fid = self._new_flow()
             self.flows[fid] = (conn.name, key[2])
             s = self._streams[key] = (fid, self._assembler(), place)
@@ -74,8 +73,7 @@ class QuicFlows:
                 if ev.connection is not None:
                     conn = self.observer.connections[ev.connection]
                     if conn.path is not None:
-                        p = tuple(conn.path)
-                        place = p if ev.from_client else p[2:] + p[:2]
+                        place = _place(conn.path, bool(ev.from_client))
                 if ev.stream_id is not None:
                     fid = self._stream(ev)[0]
                 out.append((time,) + place + (fid, "quic", ev.offset, None, ev.message, ev.vid,
@@ -100,3 +98,10 @@ class QuicFlows:
                     st.records += 1
                 else:
                     st.errors += 1
+
+
+def _place(path: Any, from_client: bool) -> tuple:
+    """``(src, sport, dst, dport)`` of a direction from the connection's first path (the client
+    Initial's)."""
+    p = tuple(path) if path is not None else (None, None, None, None)
+    return p if from_client else p[2:] + p[:2]

@@ -49,6 +49,25 @@ _HEX = re.compile(r"\A[0-9a-fA-F]+\Z")
 _DEC = re.compile(r"\A[0-9]+\Z")
 
 
+def is_tls_line(line: str) -> bool:
+    """Is this key-log line an SSLKEYLOGFILE record (``LABEL <client random: 64 hex>
+    <secret: hex>``, e.g. ``CLIENT_TRAFFIC_SECRET_0``)? Comments are ignored."""
+    f = line.split("#", 1)[0].split()
+    return (len(f) == 3 and f[0] not in SECRET_LABELS and f[0] != CIPHER_SUITE
+            and re.match(r"\A[A-Z][A-Z0-9_]*\Z", f[0]) is not None and len(f[1]) == 64
+            and bool(_HEX.match(f[1])) and bool(_HEX.match(f[2])) and not len(f[2]) % 2)
+
+
+def split_tls_lines(text: str) -> Tuple[str, str]:
+    """``(gbp text, tls text)``: key-log text split into the TLS lines (:func:`is_tls_line`,
+    for the standard TLS key-log secrets block) and everything else (our ``GBPK`` block)."""
+    gbp: List[str] = []
+    tls: List[str] = []
+    for line in text.splitlines():
+        (tls if is_tls_line(line) else gbp).append(line + "\n")
+    return "".join(gbp), "".join(tls)
+
+
 class KeyLogEntry(NamedTuple):
     """One secret of the log."""
 
@@ -239,8 +258,7 @@ class KeyLog:
             index: Dict[bytes, Dict[str, bytes]] = {}
             for line in self._unknown:
                 f = line.split()
-                if (len(f) == 3 and len(f[1]) == 64 and _HEX.match(f[1]) and _HEX.match(f[2])
-                        and not len(f[2]) % 2):
+                if is_tls_line(line):
                     index.setdefault(bytes.fromhex(f[1]), {})[f[0]] = bytes.fromhex(f[2])
             cache = self._tls_index = (len(self._unknown), index)
         return cache[1].get(bytes(client_random), {})
@@ -503,4 +521,4 @@ def parse_gbp_stack_state(state: bytes, *, all_groups: bool = False) -> List[Sta
 
 __all__ = ["KeyLog", "KeyLogEntry", "StateBlobError", "StateGroup", "StateBlob",
            "parse_gbp_stack_state", "split_gbp_stack_state", "EXPORTER", "SENDER_DATA",
-           "ENCRYPTION", "EPOCH", "CIPHER_SUITE", "SECRET_LABELS"]
+           "ENCRYPTION", "EPOCH", "CIPHER_SUITE", "SECRET_LABELS", "is_tls_line", "split_tls_lines"]

@@ -182,3 +182,34 @@ def test_dissect_command_reads_the_quic_capture(runs):
     assert r.returncode == 0, r.stderr
     cap = read_capture(pcap, keylog=keys)
     assert len(r.stdout.splitlines()) == len(cap.frames) and "GTP" in r.stdout
+
+
+def test_inject_secrets_splits_tls_and_mls_blocks(runs, tmp_path):
+    """``gbp-lab inject-secrets`` puts keys.log's TLS lines into the standard TLS key-log block
+    (Wireshark decrypts QUIC with no other option) and the MLS lines into GBPK; read_capture of the
+    result needs no key log."""
+    from gbp_lab.capture.pcapfile import SECRETS_TYPE_GBP_KEYLOG, SECRETS_TYPE_TLS_KEYLOG
+
+    _tmp, pcap, keys = runs
+    out = tmp_path / "with-secrets.pcapng"
+    r = subprocess.run([GBP_LAB, "inject-secrets", str(pcap), str(keys), str(out)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    reader = CaptureReader(str(out))
+    try:
+        list(reader)
+        blocks = {s.secrets_type: s.data.decode() for s in reader.secrets}
+    finally:
+        reader.close()
+    assert set(blocks) == {SECRETS_TYPE_GBP_KEYLOG, SECRETS_TYPE_TLS_KEYLOG}
+    assert "MLS_EXPORTER_SECRET" in blocks[SECRETS_TYPE_GBP_KEYLOG]
+    assert "TRAFFIC_SECRET" not in blocks[SECRETS_TYPE_GBP_KEYLOG]
+    tls = blocks[SECRETS_TYPE_TLS_KEYLOG].split()
+    assert "CLIENT_TRAFFIC_SECRET_0" in tls and "MLS_EXPORTER_SECRET" not in tls
+    embedded = read_capture(out)
+    direct = read_capture(pcap, keylog=keys)
+    assert len(embedded.errors) == 0
+    assert embedded.frames[COLS].equals(direct.frames[COLS])
+    w = subprocess.run([_tool("tshark"), "-r", str(out), "-Y", "quic.stream_data", "-T", "fields",
+                        "-e", "frame.number"], capture_output=True, text=True, timeout=60)
+    assert w.returncode == 0 and len(w.stdout.split()) > 100  # Wireshark decrypts from the DSB

@@ -47,7 +47,7 @@ from gbp_lab.core.gbp.registry import (STREAM_ID_STRIDE, ControlOpcode, PayloadC
                                        stream_name, stream_protocol)
 from gbp_lab.core.gsp.signal import GspSignal, SignalType
 from gbp_lab.core.gtp.message import GtpMessage
-from gbp_lab.core.keylog import KeyLog
+from gbp_lab.core.keylog import KeyLog, is_tls_line
 from gbp_lab.core.payload_codec import cbor_values_matcher
 from gbp_lab.core.payload_codec import decode as pc_decode
 
@@ -321,8 +321,10 @@ def read_chunks(path, keylog, state: ReadState, *, ports=(GBP_PORT,), heuristic:
     keys = load_keylog(keylog)
     state.keys = keys
     def quic_secrets(client_random: bytes):
-        """A QUIC connection's TLS secrets from the key log as it is now (secrets blocks
-        merge into it while the read runs)."""
+        """A QUIC connection's TLS secrets from the key log as it is now: secrets blocks read
+        so far are merged first (the pipeline asks before the loop sees an item)."""
+        if holder and len(holder[0].secrets) != seen_secrets:
+            merge_secrets(pipe._last_time)
         return None if keys is None else keys.tls_secrets(client_random)
 
     pipe = RecordPipeline(ports=ports, heuristic=heuristic, quic_secrets=quic_secrets,
@@ -347,14 +349,18 @@ def read_chunks(path, keylog, state: ReadState, *, ports=(GBP_PORT,), heuristic:
         error_rows.append(_item_place(it) + (kind, vid, text, frame))
 
     def merge_secrets(time: float) -> None:
-        """Merge the GBPK secrets blocks read so far into the key log."""
+        """Merge the GBPK secrets blocks read so far into the key log, and the TLS key-log
+        blocks' SSLKEYLOGFILE lines (QUIC connections' secrets, :meth:`KeyLog.tls_secrets`)."""
         nonlocal keys, seen_secrets
         reader = holder[0]
         for s in reader.secrets[seen_secrets:]:
-            if not s.is_gbp_keylog:
+            if not s.is_gbp_keylog and not s.is_tls_keylog:
                 continue
+            text = s.data.decode("utf-8", "replace")
+            if s.is_tls_keylog:  # other TLS labels (CLIENT_RANDOM …) are not ours to judge
+                text = "".join(ln + "\n" for ln in text.splitlines() if is_tls_line(ln))
             try:
-                extra = KeyLog.parse(s.data.decode("utf-8", "replace"))
+                extra = KeyLog.parse(text)
                 if keys is None:
                     keys = extra
                 else:

@@ -213,3 +213,30 @@ def test_inject_secrets_splits_tls_and_mls_blocks(runs, tmp_path):
     w = subprocess.run([_tool("tshark"), "-r", str(out), "-Y", "quic.stream_data", "-T", "fields",
                         "-e", "frame.number"], capture_output=True, text=True, timeout=60)
     assert w.returncode == 0 and len(w.stdout.split()) > 100  # Wireshark decrypts from the DSB
+
+
+def test_scapy_dissectors_open_the_quic_capture(runs):
+    """With ``use_keylog(keys.log)`` the scapy layers follow the QUIC connections (the same core
+    observer): every packet of the capture opens, and the GBP records the datagrams complete are
+    the frames read_capture found, decrypted (GTP messages as child layers)."""
+    from scapy.utils import rdpcap
+
+    from gbp_lab.dissectors import GtpMessage, keylog_in_use
+    from gbp_lab.dissectors.transport import GbpQuic, GbpRecord
+
+    _tmp, pcap, keys = runs
+    cap = read_capture(pcap, keylog=keys)
+    with keylog_in_use(str(keys)):
+        pkts = rdpcap(str(pcap))
+        quic = [p[GbpQuic] for p in pkts if GbpQuic in p]
+        records, gtp = [], 0
+        for q in quic:
+            x = q.payload
+            while isinstance(x, GbpRecord):
+                records.append(bytes(x.body))
+                gtp += GtpMessage in x.body and x.body[GtpMessage] is not None
+                x = x.payload
+    assert len(quic) == len(pkts) and all(q.error is None and q.packets for q in quic)
+    assert "1-RTT" in quic[-1].packets and bytes(quic[5]) == bytes(pkts[5][GbpQuic].original)
+    assert records == [cap.record(i) for i in range(len(cap.frames))]
+    assert gtp == int((cap.frames["protocol"] == "GTP").sum()) > 10

@@ -28,11 +28,11 @@ from typing import (Callable, Dict, Hashable, List, Mapping, NamedTuple, Optiona
                     Tuple)
 
 from ..errors import DecryptError, GbpLabError
-from .packets import (HANDSHAKE, INITIAL, RETRY, ZERO_RTT, QuicDecodeError, parse_frames,
-                      parse_long_header, unprotect)
+from .packets import (HANDSHAKE, INITIAL, RETRY, ZERO_RTT, Frame, QuicDecodeError,
+                      parse_frames, parse_long_header, unprotect)
 from .protection import SUITES, CipherSuite, PacketKeys, initial_secrets, suites_for_secret
 
-__all__ = ["QuicEvent", "QuicObserver", "QuicConnection", "OffsetReassembler", "TLS_LABELS",
+__all__ = ["QuicEvent", "OpenedPacket", "QuicObserver", "QuicConnection", "OffsetReassembler", "TLS_LABELS",
            "SecretsLookup", "client_hello_random", "server_hello_suite", "KEYS_MISSING_VID"]
 
 #: SSLKEYLOGFILE labels QUIC needs, by (sender is client, packet space)
@@ -61,6 +61,19 @@ class QuicEvent(NamedTuple):
     data: bytes = b""
     vid: Optional[str] = None
     message: Optional[str] = None
+
+
+class OpenedPacket(NamedTuple):
+    """A packet :meth:`QuicObserver.datagram` opened (its ``last_packets``: what a dissector
+    shows): connection index, direction, ``Initial``/``Handshake``/``0-RTT``/``1-RTT``, packet
+    number, key generation (key updates, RFC 9001 §6), its frames."""
+
+    connection: int
+    from_client: bool
+    space: str
+    packet_number: int
+    key_generation: int
+    frames: List[Frame]
 
 
 class OffsetReassembler:
@@ -212,6 +225,8 @@ class QuicObserver:
         self._cid_lengths: Set[int] = set()
         self._paths: Dict[Hashable, QuicConnection] = {}
         self._unknown_reported: Set[bytes] = set()
+        #: the packets the last :meth:`datagram` call opened
+        self.last_packets: List[OpenedPacket] = []
         self.packets = 0
         self.opened = 0
 
@@ -248,6 +263,7 @@ class QuicObserver:
         """The events of one UDP payload (coalesced packets, RFC 9000 §12.2). ``path``:
         ``(src, sport, dst, dport)`` of the datagram (zero-length connection ids; direction)."""
         out: List[QuicEvent] = []
+        self.last_packets = []
         pos = 0
         n = len(data)
         while pos < n:
@@ -420,6 +436,9 @@ class QuicObserver:
                                  message=f"QUIC packet {u.packet_number} of connection "
                                          f"{conn.name}: {exc.message}"))
             return
+        if len(self.last_packets) < 64:
+            self.last_packets.append(OpenedPacket(conn.index, fc, _ptype_name(space),
+                                                  u.packet_number, k.generation, frames))
         for f in frames:
             t = f.type
             if 0x08 <= t <= 0x0F:

@@ -240,3 +240,85 @@ def test_scapy_dissectors_open_the_quic_capture(runs):
     assert "1-RTT" in quic[-1].packets and bytes(quic[5]) == bytes(pkts[5][GbpQuic].original)
     assert records == [cap.record(i) for i in range(len(cap.frames))]
     assert gtp == int((cap.frames["protocol"] == "GTP").sum()) > 10
+
+
+def _rewrite(pcap, out, edit):
+    """Copy the capture's packets through ``edit(list of (data, origlen)) → list`` to ``out``."""
+    from gbp_lab.capture.pcapwriter import PcapngWriter
+
+    reader = CaptureReader(str(pcap))
+    try:
+        pkts = [(p.data, p.origlen, p.ts_ticks, p.ts_units) for p in reader]
+        iface = reader.interfaces[0]
+    finally:
+        reader.close()
+    with PcapngWriter(str(out)) as w:
+        w.add_interface(iface.linktype, ts_units=iface.ts_units)
+        for data, orig, ticks, units in edit(pkts):
+            w.write_packet(data, ticks=ticks, ts_units=units, origlen=orig)
+    return out
+
+
+def test_hostile_quic_capture_keeps_every_good_record(runs, tmp_path):
+    """Reordered and duplicated datagrams read exactly as the original; a datagram cut by the
+    capture (snap length) and a corrupted one are typed error rows, the records of that stream's
+    gap are reported lost (``QUIC-GAP``) and every other record is kept."""
+    import random
+
+    _tmp, pcap, keys = runs
+    base = read_capture(pcap, keylog=keys)
+
+    def shuffle(pkts):
+        """Reorder in flight: each run of consecutive datagrams from one source is shuffled
+        (a reply never overtakes what it answers); every fourth run is sent twice."""
+        rng = random.Random(11)
+        out, run = [], []
+        for p in pkts + [(b"", 0, 0, 1)]:
+            if run and _src_of(p[0]) != _src_of(run[0][0]):
+                rng.shuffle(run)
+                out += run + (run if len(out) % 4 == 0 else [])
+                run = []
+            run.append(p)
+        assert len(out) > len(pkts)
+        return out
+
+    cap = read_capture(_rewrite(pcap, tmp_path / "shuffled.pcapng", shuffle), keylog=keys)
+    assert len(cap.errors) == 0
+    assert _multiset(cap.frames) == _multiset(base.frames)
+
+    # the two biggest 1-RTT (short header) datagrams carry stream bytes: one is cut by the
+    # capture, the other has a flipped ciphertext byte
+    sizes = [(len(d), i) for i, (d, *_r) in enumerate(_packets(pcap)) if not d[42] & 0x80]
+    cut_at = max(sizes)[1]
+    flip_at = sorted(sizes)[-2][1]
+
+    def damage(pkts):
+        out = list(pkts)
+        d, orig, t, u = out[cut_at]
+        out[cut_at] = (d[:len(d) - 40], orig, t, u)  # captured bytes < wire length
+        d, orig, t, u = out[flip_at]
+        out[flip_at] = (d[:-30] + bytes([d[-30] ^ 1]) + d[-29:], orig, t, u)
+        return out
+
+    cap = read_capture(_rewrite(pcap, tmp_path / "damaged.pcapng", damage), keylog=keys)
+    vids = collections.Counter(cap.errors["vid"])
+    assert vids["UDP-TRUNCATED"] == 1 and vids["QUIC-DECRYPT"] == 1, vids
+    assert vids["QUIC-GAP"] == 2 and set(cap.errors["transport"]) == {"quic"}, cap.errors[["vid", "error"]].to_string()
+    lost = _multiset(base.frames) - _multiset(cap.frames)
+    assert not (_multiset(cap.frames) - _multiset(base.frames))  # nothing invented
+    assert 2 <= sum(lost.values()) <= 12  # only the records of the two holes
+    gbp = cap.frames[cap.frames["protocol"] != "MLS"]
+    assert bool(gbp["decrypted"].all())
+
+
+def _src_of(frame: bytes) -> bytes:
+    """Ethernet/IPv4/UDP (dumpcap on lo): the source address and port bytes."""
+    return frame[26:30] + frame[34:36]
+
+
+def _packets(pcap):
+    reader = CaptureReader(str(pcap))
+    try:
+        return [(p.data, p.origlen) for p in reader]
+    finally:
+        reader.close()

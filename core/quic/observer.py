@@ -194,6 +194,7 @@ class QuicConnection:
         self.keys_missing_reported = False
         self.bad_secrets: Set[Tuple[bool, int]] = set()
         self.closed: Optional[str] = None
+        self.retry_scid: Optional[bytes] = None  #: the SCID of a Retry: the client's next DCID
         self.packets = 0
         self.opened = 0
         self.set_initial(odcid)
@@ -304,27 +305,29 @@ class QuicObserver:
         hit = self._long_lookup(h.dcid, path)
         if h.ptype == RETRY:
             if hit is not None:  # the client's next Initial keys come from the new DCID
-                hit[0].set_initial(h.scid)
-                self._register(h.scid, hit[0], True)
+                hit[0].retry_scid = h.scid
             return h.end
         if hit is None and h.ptype == INITIAL:
             rs = self._cids.get(h.scid)
-            if rs is not None and rs[1] is False:  # after a Retry: the same client, new DCID
+            if rs is not None and rs[0].retry_scid == h.dcid:  # after a Retry (RFC 9000 §17.2.5)
                 conn = rs[0]
                 conn.set_initial(h.dcid)
-            else:
+                self._register(h.dcid, conn, True)
+                hit = (conn, True)
+            elif _opens_as_client_initial(data, start, h):
                 conn = self._new_connection(h.dcid, path)
                 self._register(h.scid, conn, False)
                 conn.dcid_len[False] = len(h.scid)
-            self._register(h.dcid, conn, True)
-            hit = (conn, True)
+                self._register(h.dcid, conn, True)
+                hit = (conn, True)
+            # else: not a client's first Initial (a server Initial seen before the client's …)
         if hit is None:
             if h.dcid not in self._unknown_reported and len(self._unknown_reported) < 4096:
                 self._unknown_reported.add(h.dcid)
                 out.append(QuicEvent("error", None, None, None, start, vid="QUIC-NO-CONNECTION",
                                      message=f"QUIC {_ptype_name(h.ptype)} packet for unknown "
                                              f"connection id {h.dcid.hex()} (its client Initial "
-                                             f"was not captured)"))
+                                             f"was not captured, or came later)"))
             return h.end
         conn, fc = hit
         if not fc and h.scid and h.scid not in self._cids:  # the server's chosen id
@@ -535,6 +538,18 @@ class QuicObserver:
             for fc, sid in list(conn.streams):
                 self._stream_end(conn, fc, sid, conn.closed or "end of capture", out)
         return out
+
+
+def _opens_as_client_initial(data: bytes, start: int, h) -> bool:
+    """Does this Initial open with the client keys of its own DCID (RFC 9001 §5.2)? Only then
+    does it start a connection."""
+    try:
+        k = PacketKeys(initial_secrets(h.dcid)[0])
+        u = unprotect(data, start, h.pn_offset, h.end, k, -1)
+        k.open(u.packet_number, u.header, u.ciphertext)
+    except GbpLabError:
+        return False
+    return True
 
 
 def _ptype_name(space: int) -> str:

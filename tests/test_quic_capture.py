@@ -36,28 +36,34 @@ def _tool(name):
     return exe
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """The QUIC run captured by dumpcap on lo, and the TCP run of the same script and seed."""
-    tmp = tmp_path_factory.mktemp("quic")
+def _captured_quic_run(tmp, host, *extra):
+    """``gbp-lab simulate classroom --transport quic`` on ``host`` while dumpcap records lo."""
     pcap = tmp / "quic.pcapng"
-    dc = subprocess.Popen([_tool("dumpcap"), "-i", "lo", "-f", f"udp and host {HOST}", "-w",
+    dc = subprocess.Popen([_tool("dumpcap"), "-i", "lo", "-f", f"udp and host {host}", "-w",
                            str(pcap)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         line = dc.stderr.readline().decode()  # "Capturing on 'Loopback: lo'" once it listens
         assert "Capturing on" in line, line + dc.stderr.read().decode()
         r = subprocess.run([GBP_LAB, "simulate", "classroom", "--transport", "quic", "--out",
                             str(tmp / "quic"), "--seed", SEED, "--real-ports", "--quiet",
-                            "--host", HOST], capture_output=True, text=True, timeout=120)
+                            "--host", host, *extra], capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stderr
         time.sleep(0.3)  # the last datagrams reach dumpcap's file
     finally:
         dc.send_signal(signal.SIGTERM)
         dc.wait(30)
+    return pcap, tmp / "quic" / "keys.log"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """The QUIC run captured by dumpcap on lo, and the TCP run of the same script and seed."""
+    tmp = tmp_path_factory.mktemp("quic")
+    pcap, keys = _captured_quic_run(tmp, HOST)
     r = subprocess.run([GBP_LAB, "simulate", "classroom", "--out", str(tmp / "tcp"), "--seed",
                         SEED, "--quiet"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    return tmp, pcap, tmp / "quic" / "keys.log"
+    return tmp, pcap, keys
 
 
 def _multiset(frames):
@@ -80,6 +86,22 @@ def test_quic_capture_reads_as_the_tcp_run(runs):
     chunks = list(iter_capture(pcap, keylog=keys, chunksize=100))
     assert sum(len(c) for c in chunks) == len(quic.frames)
     assert list(chunks[0]["quic_connection"]) == list(quic.frames["quic_connection"][:100])
+
+
+def test_spec_layout_capture_one_quic_stream_per_class(runs, tmp_path):
+    """``--quic-layout spec`` (gbp_rfc.md §3: control on stream 0, one stream per class): the
+    same frames as TCP, records spread over the classes' streams of both directions."""
+    tmp, _pcap, _keys = runs
+    host = HOST.rsplit(".", 1)[0] + ".18"
+    pcap, keys = _captured_quic_run(tmp_path, host, "--quic-layout", "spec")
+    quic = read_capture(pcap, keylog=keys)
+    tcp = read_capture(tmp / "tcp" / "capture.pcap", keylog=tmp / "tcp" / "keys.log")
+    assert len(quic.errors) == 0 and _multiset(quic.frames) == _multiset(tcp.frames)
+    streams = set(quic.frames["quic_stream"])
+    assert {0, 4, 8, 12} <= streams <= {0, 1, 4, 5, 8, 9, 12, 13} and len(streams) >= 6
+    by_class = quic.frames.dropna(subset=["stream_type"])
+    assert {(int(a), int(b)) for a, b in zip(by_class["stream_type"], by_class["quic_stream"])
+            } <= {(st, 4 * st + d) for st in range(4) for d in (0, 1)}
 
 
 def _our_streams(pcap, keys):

@@ -344,3 +344,22 @@ def _packets(pcap):
         return [(p.data, p.origlen) for p in reader]
     finally:
         reader.close()
+
+
+def test_live_capture_follows_the_quic_file(runs):
+    """``LiveCapture`` (tail -f of the capture file, key log given) reads the same QUIC frames,
+    with their connection and stream columns."""
+    from gbp_lab.capture.live import LiveCapture
+
+    _tmp, pcap, keys = runs
+    ref = read_capture(pcap, keylog=keys)
+    live = LiveCapture(str(pcap), keylog=str(keys), poll=0.02).start()
+    try:
+        deadline = time.time() + 30
+        while live.counters["frames"] < len(ref.frames) and time.time() < deadline:
+            time.sleep(0.05)
+    finally:
+        live.stop()
+    snap = live.snapshot()
+    cols = COLS + ["transport", "quic_connection", "quic_stream"]
+    assert snap.frames[cols].equals(ref.frames[cols]) and len(snap.errors) == 0

@@ -299,13 +299,15 @@ class ReadChunk(NamedTuple):
 class ReadState:
     """What a read learnt besides the rows (filled while :func:`read_chunks` runs)."""
 
-    __slots__ = ("keys", "secrets", "interfaces", "stats")
+    __slots__ = ("keys", "secrets", "interfaces", "stats", "quic_flows")
 
     def __init__(self) -> None:
         self.keys: Optional[KeyLog] = None
         self.secrets: List[DecryptionSecrets] = []
         self.interfaces: List[Interface] = []
         self.stats: Optional[PipelineStats] = None
+        #: flow id → (QUIC connection, stream id): :func:`frames_table`'s QUIC columns
+        self.quic_flows: Dict[int, tuple] = {}
 
 
 def read_chunks(path, keylog, state: ReadState, *, ports=(GBP_PORT,), heuristic: bool = True,
@@ -330,6 +332,8 @@ def read_chunks(path, keylog, state: ReadState, *, ports=(GBP_PORT,), heuristic:
     pipe = RecordPipeline(ports=ports, heuristic=heuristic, quic_secrets=quic_secrets,
                           **pipeline_kw)
     quic_flows = pipe.quic_flows
+    if items is None:  # an items read decodes another pipeline's items: keep its flows
+        state.quic_flows = quic_flows
     state.stats = pipe.stats
     holder: list = []
     # the frame rows' cells in one flat list (``extend`` with each row): no tracked tuple per

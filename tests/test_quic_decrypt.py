@@ -416,3 +416,20 @@ def test_garbage_never_raises(pair):
     obs.finish()
     with pytest.raises(GbpLabError):
         PacketKeys(b"short")
+
+
+def test_connection_close_ends_every_stream():
+    """CONNECTION_CLOSE (RFC 9000 §10.2) ends the connection's open streams right away; a record
+    cut by it is reported by the splitter, not held to the end of the capture."""
+    p = Pair()
+    p.send(True, 0, b"abc" * 10)
+    p.send(False, 1, b"xyz" * 10)
+    p.client.close(error_code=7, reason_phrase="bye")
+    p.pump()
+    obs = QuicObserver(p.keylog().tls_secrets)
+    ends = []
+    for fc, d in p.wire:
+        ends += [e for e in obs.datagram(d, path_of(fc)) if e.kind == "end"]
+    assert {(e.from_client, e.stream_id) for e in ends} == {(True, 0), (False, 1)}
+    assert all("CONNECTION_CLOSE error 7" == e.message for e in ends)
+    assert obs.finish() == [] and obs.connections[0].closed

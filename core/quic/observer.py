@@ -456,8 +456,10 @@ class QuicObserver:
             elif t == 0x18:
                 self._register(f.data, conn, not fc)  # ids the sender will receive on
                 conn.dcid_len[not fc] = len(f.data)
-            elif t == 0x1C or t == 0x1D:
+            elif t == 0x1C or t == 0x1D:  # the connection is over: its streams end (§10.2)
                 conn.closed = f"CONNECTION_CLOSE error {(f.fields or {}).get('error_code')}"
+                for sfc, sid in list(conn.streams):
+                    self._stream_end(conn, sfc, sid, conn.closed, out)
 
     def _open_1rtt(self, d: _Direction, k: PacketKeys, u, largest: int):
         """Open a short-header packet (RFC 9001 §6): the key phase bit picks the current

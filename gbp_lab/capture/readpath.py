@@ -538,8 +538,7 @@ def frames_table(cells: List[Any], key_epochs: Optional[Dict[int, int]] = None,
         ke[row] = e
     cols["key_epoch"] = ke
     conn = np.full(len(ke), None, dtype=object)
-    qsid = pd.array(np.zeros(len(ke), dtype=np.int64), dtype="Int64")
-    qsid[:] = pd.NA
+    qsid = pd.arrays.IntegerArray(np.zeros(len(ke), dtype=np.int64), np.ones(len(ke), dtype=bool))
     if quic_flows:
         fids = cols["flow_id"]
         for i in np.flatnonzero(np.asarray(cols["transport"] == "quic", dtype=bool)):

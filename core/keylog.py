@@ -13,7 +13,9 @@ The secrets are the RFC 9420 §8 key-schedule outputs of that epoch: ``exporter_
 GBP stream keys come from, :mod:`gbp_lab.core.gbp.aead`), ``sender_data_secret`` and
 ``encryption_secret`` (the secret-tree root, §9) for PrivateMessage, ``epoch_secret``.
 
-Lines with another first word are kept verbatim and written back by :meth:`KeyLog.dump` but
+TLS key-log lines (SSLKEYLOGFILE: ``CLIENT_TRAFFIC_SECRET_0 <client random> <secret>`` …, written
+beside the MLS lines by the QUIC members) are kept as such lines and looked up by
+:meth:`KeyLog.tls_secrets`. Lines with another first word are kept verbatim and written back by :meth:`KeyLog.dump` but
 otherwise ignored (forward compatibility). A malformed line raises
 :class:`~gbp_lab.core.errors.KeyLogError` with ``where`` = its line number. The same record twice
 is fine (appending writers repeat themselves); two different secrets for one (label, group,
@@ -47,6 +49,25 @@ _HEX = re.compile(r"\A[0-9a-fA-F]+\Z")
 _DEC = re.compile(r"\A[0-9]+\Z")
 
 
+def is_tls_line(line: str) -> bool:
+    """Is this key-log line an SSLKEYLOGFILE record (``LABEL <client random: 64 hex>
+    <secret: hex>``, e.g. ``CLIENT_TRAFFIC_SECRET_0``)? Comments are ignored."""
+    f = line.split("#", 1)[0].split()
+    return (len(f) == 3 and f[0] not in SECRET_LABELS and f[0] != CIPHER_SUITE
+            and re.match(r"\A[A-Z][A-Z0-9_]*\Z", f[0]) is not None and len(f[1]) == 64
+            and bool(_HEX.match(f[1])) and bool(_HEX.match(f[2])) and not len(f[2]) % 2)
+
+
+def split_tls_lines(text: str) -> Tuple[str, str]:
+    """``(gbp text, tls text)``: key-log text split into the TLS lines (:func:`is_tls_line`,
+    for the standard TLS key-log secrets block) and everything else (our ``GBPK`` block)."""
+    gbp: List[str] = []
+    tls: List[str] = []
+    for line in text.splitlines():
+        (tls if is_tls_line(line) else gbp).append(line + "\n")
+    return "".join(gbp), "".join(tls)
+
+
 class KeyLogEntry(NamedTuple):
     """One secret of the log."""
 
@@ -78,6 +99,8 @@ class KeyLog:
         self._secrets: Dict[Tuple[str, bytes, int], bytes] = {}
         self._suites: Dict[bytes, int] = {}
         self._unknown: List[str] = []
+        #: tls_secrets' index: (unknown lines indexed, client random → {label: secret})
+        self._tls_index: Optional[Tuple[int, Dict[bytes, Dict[str, bytes]]]] = None
         # dump order: ("s", key) | ("c", gid) | ("u", index)
         self._order: List[Tuple[str, object]] = []
 
@@ -224,6 +247,21 @@ class KeyLog:
     def unknown_lines(self) -> Tuple[str, ...]:
         """Records with a label this version does not know, verbatim (comments stripped)."""
         return tuple(self._unknown)
+
+    def tls_secrets(self, client_random: bytes) -> Dict[str, bytes]:
+        """The TLS secrets of one connection by SSLKEYLOGFILE label (``CLIENT_TRAFFIC_SECRET_0``
+        …: ``LABEL <client random: 64 hex> <secret: hex>`` lines, kept among the unknown lines),
+        found by the ClientHello random (QUIC decryption, :mod:`gbp_lab.core.quic.observer`);
+        empty when the log has none. The index is rebuilt when lines were added."""
+        cache = self._tls_index
+        if cache is None or cache[0] != len(self._unknown):
+            index: Dict[bytes, Dict[str, bytes]] = {}
+            for line in self._unknown:
+                f = line.split()
+                if is_tls_line(line):
+                    index.setdefault(bytes.fromhex(f[1]), {})[f[0]] = bytes.fromhex(f[2])
+            cache = self._tls_index = (len(self._unknown), index)
+        return cache[1].get(bytes(client_random), {})
 
     def groups(self) -> List[bytes]:
         """Group ids with at least one secret, in first-seen order."""
@@ -483,4 +521,4 @@ def parse_gbp_stack_state(state: bytes, *, all_groups: bool = False) -> List[Sta
 
 __all__ = ["KeyLog", "KeyLogEntry", "StateBlobError", "StateGroup", "StateBlob",
            "parse_gbp_stack_state", "split_gbp_stack_state", "EXPORTER", "SENDER_DATA",
-           "ENCRYPTION", "EPOCH", "CIPHER_SUITE", "SECRET_LABELS"]
+           "ENCRYPTION", "EPOCH", "CIPHER_SUITE", "SECRET_LABELS", "is_tls_line", "split_tls_lines"]

@@ -9,7 +9,11 @@ child layers:
   ChaCha20-Poly1305) through :func:`gbp_lab.core.gbp.aead.open_frame`;
 * SFrame audio inside GAP payloads (RFC 9605, base key ``MLS-Exporter("gbp/sframe v1", epoch, 32)``)
   through :mod:`gbp_lab.core.sframe`;
-* MLS PrivateMessages (RFC 9420 §6.3) with the sender-data and encryption secrets of the log.
+* MLS PrivateMessages (RFC 9420 §6.3) with the sender-data and encryption secrets of the log;
+* QUIC (RFC 9001) with the log's TLS lines (:meth:`~gbp_lab.core.keylog.KeyLog.tls_secrets`):
+  :func:`quic_observer` is the process-wide :class:`~gbp_lab.core.quic.observer.QuicObserver`
+  that follows connections across the datagrams dissected in order (a new key log starts a new
+  one).
 
 ``use_keylog(None)`` removes it. Like Wireshark's TLS key log, this is a global setting: scapy
 builds layers from bytes without a context object to pass keys through.
@@ -25,15 +29,17 @@ from typing import Optional, Union, cast
 
 from gbp_lab.core.errors import UsageError
 from gbp_lab.core.keylog import KeyLog
+from gbp_lab.core.quic.observer import QuicObserver
 
 __all__ = ["use_keylog", "current_keylog", "set_mls_epoch_offset", "mls_epoch_offset",
-           "keylog_in_use"]
+           "keylog_in_use", "quic_observer", "reset_quic"]
 
 class _State:
     """The process-wide dissection state."""
 
     keylog: Optional[KeyLog] = None
     offset: int = 0
+    quic: Optional[QuicObserver] = None
 
 
 _state = _State()
@@ -49,6 +55,7 @@ def use_keylog(path_or_keylog: Union[None, str, "os.PathLike[str]", KeyLog]) -> 
     ``encryption_secret`` taking ``(group_id, epoch)``, and ``suite(group_id)``) is accepted too —
     e.g. a store for group ids that are not 16 bytes long.
     """
+    _state.quic = None
     if path_or_keylog is None:
         _state.keylog = None
         return None
@@ -95,3 +102,22 @@ class keylog_in_use:
 
     def __exit__(self, *exc) -> None:
         _state.keylog = self._old
+        _state.quic = None
+
+
+def _tls_secrets(client_random: bytes):
+    lookup = getattr(_state.keylog, "tls_secrets", None)
+    return None if lookup is None else lookup(client_random)
+
+
+def quic_observer() -> QuicObserver:
+    """The process-wide QUIC observer (created on first use, with the installed key log's TLS
+    secrets); datagrams must be dissected in capture order for it to follow a connection."""
+    if _state.quic is None:
+        _state.quic = QuicObserver(_tls_secrets)
+    return _state.quic
+
+
+def reset_quic() -> None:
+    """Forget every QUIC connection followed so far (a new capture)."""
+    _state.quic = None

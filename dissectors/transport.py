@@ -12,6 +12,12 @@
   those).
 * UDP — one frame per datagram (the lab's convention; the reference has no UDP transport); a
   datagram that starts with its own length prefix (= size − 4) is read as a record.
+* QUIC (the spec's transport, gbp_rfc.md §3) — a UDP datagram that is QUIC v1 (a long header, or
+  a short header of a connection followed so far) is a :class:`GbpQuic`: the core's observer
+  (:func:`~gbp_lab.dissectors.keystore.quic_observer`, RFC 9001 decryption with the key log's TLS
+  lines) opens its packets; the layer shows each packet and frame, and the GBP records the
+  datagram completed on its QUIC streams follow as :class:`GbpRecord` payloads (dissect the
+  datagrams in capture order; on port 7878 and, by a UDP heuristic, on any port).
 * Port :data:`GBP_PORT` (7878, the CLI demo's) is bound in both directions for TCP and UDP.
   Other ports: a heuristic (:class:`GbpHeuristic`, on by default, :func:`disable_heuristic`)
   claims TCP payloads that start with a complete plausible record — a length prefix within
@@ -22,6 +28,7 @@
 from __future__ import annotations
 
 import struct
+from typing import Dict, List, Optional
 
 from scapy.config import conf
 from scapy.fields import LEIntField, PacketLenField
@@ -30,12 +37,15 @@ from scapy.packet import Packet, bind_layers
 
 from gbp_lab.core.gbp.classify import RecordKind, classify_record, looks_like_frame
 from gbp_lab.core.gbp.framing import MAX_RECORD, RecordReader, encode_record, plausible_header
+from gbp_lab.core.quic.observer import QuicObserver
 
-from ._common import NO_DEFAULT, CoreLayer, annotation
+from ._common import NO_DEFAULT, CoreLayer, annotation, text_field
 from .gbp import GbpFrame
+from .keystore import quic_observer
 from .mls import MLSGroupInfo, MLSKeyPackage, MLSMessage, MLSWelcome
 
-__all__ = ["GBP_PORT", "GbpRecord", "GbpDatagram", "GbpHeuristic", "record_body", "body_layer_class",
+__all__ = ["GBP_PORT", "GbpRecord", "GbpDatagram", "GbpHeuristic", "GbpQuic", "GbpQuicHeuristic",
+           "quic_view", "record_body", "body_layer_class",
            "looks_like_record", "enable_heuristic", "disable_heuristic", "bind_port"]
 
 GBP_PORT = 7878
@@ -132,12 +142,138 @@ class GbpDatagram(Packet):
 
     @classmethod
     def dispatch_hook(cls, _pkt=None, *args, **kargs):
+        if _pkt and quic_view().wants(bytes(_pkt), _path(kargs.get("_underlayer"))):
+            return GbpQuic
         if _pkt and len(_pkt) >= 4 and _u32le.unpack_from(_pkt)[0] == len(_pkt) - 4:
             return GbpRecord
         if not _pkt:
             return GbpFrame
         # scapy runs one dispatch_hook per instantiation: resolve the body's kind here
         return body_layer_class(bytes(_pkt))
+
+
+def _path(udp) -> Optional[tuple]:
+    """``(src, sport, dst, dport)`` of the UDP layer ``udp`` (its IP underlayer), if known."""
+    ip = getattr(udp, "underlayer", None)
+    if udp is None or ip is None or not hasattr(ip, "src"):
+        return None
+    return (str(ip.src), int(udp.sport), str(ip.dst), int(udp.dport))
+
+
+class _QuicView:
+    """What the QUIC layer remembers next to the core observer: one record splitter per QUIC
+    stream direction and, per datagram already dissected, what it showed (scapy may dissect a
+    packet again: the observer must see it once)."""
+
+    def __init__(self, obs: QuicObserver) -> None:
+        self.obs = obs
+        self.readers: Dict[tuple, Optional[RecordReader]] = {}
+        self.seen: Dict[tuple, tuple] = {}
+
+    def wants(self, data: bytes, path: Optional[tuple]) -> bool:
+        return (path, data) in self.seen or self.obs.is_quic_start(data) or \
+            self.obs.known(data, path)
+
+    def dissect(self, data: bytes, path: Optional[tuple]) -> tuple:
+        """``(connection, packets text, records, error)`` of one datagram."""
+        key = (path, data)
+        got = self.seen.get(key)
+        if got is not None:
+            return got
+        obs = self.obs
+        events = obs.datagram(data, path)
+        lines, records, errors = [], [], []
+        conn = ""
+        for p in obs.last_packets:
+            conn = obs.connections[p.connection].name
+            names = []
+            for f in p.frames:
+                if f.name == "STREAM":
+                    names.append(f"STREAM(id={f.stream_id} off={f.offset} len={len(f.data)}"
+                                 f"{' fin' if f.fin else ''})")
+                elif f.name == "CRYPTO":
+                    names.append(f"CRYPTO(off={f.offset} len={len(f.data)})")
+                else:
+                    names.append(f.name)
+            who = "client" if p.from_client else "server"
+            gen = f" key generation {p.key_generation}" if p.key_generation else ""
+            lines.append(f"{p.space} pn={p.packet_number} from {who}{gen}: {' '.join(names)}")
+        for ev in events:
+            if ev.kind == "error":
+                errors.append(f"[{ev.vid}] {ev.message}")
+                continue
+            skey = (ev.connection, ev.from_client, ev.stream_id)
+            if skey not in self.readers:
+                self.readers[skey] = RecordReader()
+            reader = self.readers[skey]
+            if ev.kind == "gap":
+                errors.append(f"[QUIC-GAP] stream {ev.stream_id}: bytes [{ev.offset}, {ev.end}) "
+                              f"never seen; its records are not shown any more")
+                self.readers[skey] = None
+            elif ev.kind == "data" and reader is not None:
+                for item in reader.feed(ev.data):
+                    if isinstance(item, bytes):
+                        records.append(item)
+                    else:
+                        errors.append(str(item))
+        got = (conn, "; ".join(lines), records, "; ".join(errors) or None)
+        if len(self.seen) >= 4096:
+            self.seen.clear()
+        self.seen[key] = got
+        return got
+
+
+_VIEW: List[_QuicView] = []
+
+
+def quic_view() -> _QuicView:
+    """The QUIC view of the current process-wide observer (a new key log starts a new one)."""
+    obs = quic_observer()
+    if not _VIEW or _VIEW[0].obs is not obs:
+        _VIEW[:] = [_QuicView(obs)]
+    return _VIEW[0]
+
+
+class GbpQuic(Packet):
+    """A UDP datagram of GBP over QUIC, opened by the core's QUIC observer (see the module
+    docstring): ``connection`` (original DCID, hex), ``packets`` (each packet: space, packet
+    number, direction, key generation, frames), ``error`` (undecryptable packets, missing keys,
+    gaps); the GBP records this datagram completed follow as :class:`GbpRecord` layers. Builds
+    back to the datagram's bytes."""
+
+    name = "GBP over QUIC"
+    fields_desc = [text_field("connection"), text_field("packets"), annotation("error")]
+
+    def do_dissect(self, s: bytes) -> bytes:
+        data = bytes(s)
+        self._datagram = data
+        conn, lines, records, error = quic_view().dissect(data, _path(self.underlayer))
+        self.fields["connection"] = conn
+        self.fields["packets"] = lines
+        self.fields["error"] = error
+        return b"".join(encode_record(r) for r in records)
+
+    def do_build(self) -> bytes:
+        return getattr(self, "_datagram", b"")
+
+    def guess_payload_class(self, payload: bytes):
+        return GbpRecord
+
+    def mysummary(self) -> str:
+        return f"GBP over QUIC {self.fields.get('connection')} {self.fields.get('packets')}"
+
+
+class GbpQuicHeuristic(Packet):
+    """Heuristic dispatcher bound to UDP on every port: QUIC v1 datagrams become
+    :class:`GbpQuic`, anything else stays raw."""
+
+    name = "GBP QUIC heuristic"
+
+    @classmethod
+    def dispatch_hook(cls, _pkt=None, *args, **kargs):
+        if _pkt and quic_view().wants(bytes(_pkt), _path(kargs.get("_underlayer"))):
+            return GbpQuic
+        return conf.raw_layer
 
 
 def looks_like_record(data: bytes) -> bool:
@@ -182,14 +318,18 @@ def bind_port(port: int) -> None:
 
 
 def enable_heuristic() -> None:
-    """Claim plausible GBP records on any TCP port (idempotent)."""
+    """Claim plausible GBP records on any TCP port and QUIC v1 datagrams on any UDP port
+    (idempotent)."""
     if not any(c is GbpHeuristic for _f, c in TCP.payload_guess):
         TCP.payload_guess.append(({}, GbpHeuristic))
+    if not any(c is GbpQuicHeuristic for _f, c in UDP.payload_guess):
+        UDP.payload_guess.append(({}, GbpQuicHeuristic))
 
 
 def disable_heuristic() -> None:
-    """Stop claiming TCP payloads on ports other than the bound ones."""
+    """Stop claiming TCP/UDP payloads on ports other than the bound ones."""
     TCP.payload_guess[:] = [(f, c) for f, c in TCP.payload_guess if c is not GbpHeuristic]
+    UDP.payload_guess[:] = [(f, c) for f, c in UDP.payload_guess if c is not GbpQuicHeuristic]
 
 
 bind_port(GBP_PORT)

@@ -186,6 +186,44 @@ def capture_seeds(out: Seeds) -> None:
                        + seg(0x10, 0x18, b"y" * 8) + b"\x03" + (0x40).to_bytes(4, "big")))
 
 
+def quic_seeds(out: Seeds) -> None:
+    """A real QUIC connection (aioquic both ends, in memory): handshake, stream bytes both ways,
+    a key update, the TLS lines up front (the quic harness's input format)."""
+    from aioquic.quic.connection import QuicConnection
+
+    from gbp_lab.sim.quic import (TlsSecretsLog, client_configuration, make_certificate,
+                                  server_configuration)
+    log = TlsSecretsLog()
+    client = QuicConnection(configuration=client_configuration(None, secrets_log=log))
+    server = QuicConnection(configuration=server_configuration(make_certificate(), secrets_log=log),
+                            original_destination_connection_id=client.original_destination_connection_id)
+    wire: List[Tuple[int, bytes]] = []
+    now = 0.0
+
+    def pump() -> None:
+        nonlocal now
+        for _ in range(10):
+            for fc, a, b, src in ((1, client, server, ("10.0.0.1", 40000)),
+                                  (0, server, client, ("10.0.0.2", 7878))):
+                for data, _addr in a.datagrams_to_send(now=now):
+                    wire.append((fc, data))
+                    b.receive_datagram(data, src, now=now)
+            now += 0.01
+
+    client.connect(("10.0.0.2", 7878), now=now)
+    pump()
+    for i in range(4):
+        client.send_stream_data(0, _record(b"\xaa" + bytes([i]) * 40))
+        server.send_stream_data(1, _record(b"\xab" + bytes([i]) * 30), end_stream=i == 3)
+        if i == 1:
+            client.request_key_update()
+        pump()
+    keys = log.text().encode()
+    body = b"".join(bytes([fc]) + len(d).to_bytes(2, "big") + d for fc, d in wire)
+    out["quic"].append(("aioquic-connection", len(keys).to_bytes(2, "big") + keys + body))
+    out["quic"].append(("aioquic-no-secrets", b"\x00\x00" + body))
+
+
 def main(argv=None) -> int:
     from fuzz.harnesses import NAMES
 
@@ -198,6 +236,7 @@ def main(argv=None) -> int:
         reference_seeds(out)
     vector_seeds(out)
     own_seeds(out)
+    quic_seeds(out)
     capture_seeds(out)
     total = 0
     for name, seeds in out.items():

@@ -41,7 +41,8 @@ def test_layouts_are_named_and_agree():
     # rel_time (seconds since the first packet) is every table's last column
     assert FRAME_COLUMNS == list(FRAME_TABLE.names) and ERROR_COLUMNS == list(ERROR_ROW.names) + ["rel_time"]
     assert set(FRAME_TABLE.names) - set(FRAME_ROW.names) == {"stream_name", "sender", "codec", "key_epoch",
-                                                              "protocol", "rel_time"}
+                                                              "protocol", "quic_connection",
+                                                              "quic_stream", "rel_time"}
     assert "pf" in FRAME_ROW and "pf" not in FRAME_TABLE
     assert FRAME_TABLE.dtypes["epoch"] == "UInt64" and FRAME_TABLE.dtypes["decrypted"] == "bool"
     assert ITEM_FIELDS == tuple(RecordItem.__dataclass_fields__)

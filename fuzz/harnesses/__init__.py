@@ -27,6 +27,7 @@ NAMES = (
     "tcp",            # TcpReassembler on segment sequences
     "scapy",          # GbpRecord(bytes).show() and the other layers
     "capture",        # read_capture on whole (mutated) capture files
+    "quic",           # the passive QUIC observer (core/quic) on datagram sequences
 )
 
 

@@ -5,7 +5,9 @@
 Writes ``out.pcapng`` with a pcapng Decryption Secrets Block of type GBPK (0x4742504B) holding the
 key log, before the packets (:func:`gbp_lab.capture.pcapwriter.inject_secrets`); existing
 secrets blocks are kept. ``--tls-keylog F`` adds a TLS key log (``SSLKEYLOGFILE``) as the
-standard TLS secrets block (type 0x544c534b) next to it, for Wireshark's TLS/QUIC decryption.
+standard TLS secrets block (type 0x544c534b) next to it, for Wireshark's TLS/QUIC decryption;
+the TLS lines of ``keys.log`` itself (a ``--transport quic`` run's) go into that block too, the
+MLS lines into ``GBPK``.
 The key log is checked first (a malformed line is an error: exit status 2, nothing written). ``read_capture(out.pcapng)`` then decrypts without ``--keylog``.
 """
 from __future__ import annotations
@@ -26,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gbp_lab.core.keylog import KeyLog
+    from gbp_lab.core.keylog import KeyLog, split_tls_lines
 
     from .pcapwriter import inject_secrets, owner_only_output
 
@@ -34,10 +36,11 @@ def run(args: argparse.Namespace) -> int:
         with open(args.keylog, "r", encoding="utf-8") as fh:
             text = fh.read()
         log = KeyLog.parse(text)
-        tls = None
+        text, tls_lines = split_tls_lines(text)  # TLS lines: the standard TLS secrets block
+        tls = tls_lines or None
         if args.tls_keylog is not None:
             with open(args.tls_keylog, "r", encoding="utf-8") as fh:
-                tls = fh.read()
+                tls = (tls or "") + fh.read()
     except (OSError, UnicodeDecodeError, GbpLabError) as exc:
         print(f"gbp-lab inject-secrets: bad key log {args.keylog}: {exc}", file=sys.stderr)
         return 2

@@ -469,7 +469,8 @@ class LiveCapture:
                 first = self._n - len(self._rows)
                 self._pending = {k: v for k, v in self._pending.items() if k >= first}
         if self.on_frame is not None and new:
-            df = frames_table([c for _no, r in new for c in r], None, self._t0())
+            df = frames_table([c for _no, r in new for c in r], None, self._t0(),
+                              self._state.quic_flows)
             for (no, _r), rec in zip(new, df.to_dict("records")):
                 rec["no"] = no
                 self.on_frame(rec)
@@ -534,7 +535,7 @@ class LiveCapture:
         with self._lock:
             cells = [c for r in self._rows for c in r]
             first = self._n - len(self._rows)
-        df = frames_table(cells, None, self._t0())
+        df = frames_table(cells, None, self._t0(), self._state.quic_flows)
         df.index = pd.RangeIndex(first, first + len(df))
         return df
 
@@ -551,7 +552,7 @@ class LiveCapture:
         with self._lock:
             cells = [c for r in self._rows for c in r]
             first = self._n - len(self._rows)
-            frames = frames_table(cells, None, self._t0())
+            frames = frames_table(cells, None, self._t0(), self._state.quic_flows)
             frames.index = pd.RangeIndex(first, first + len(frames))
             errors = errors_table(list(self._errors), self._t0())
             stats = self._state.stats

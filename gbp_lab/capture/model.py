@@ -352,7 +352,7 @@ def read_capture(path, keylog=None, *, ports=(GBP_PORT,), heuristic: bool = True
         bar.close()
     assert chunk is not None
     t0 = state.stats.first_time if state.stats is not None else None
-    frames = frames_table(chunk.frame_cells, chunk.key_epochs, t0)
+    frames = frames_table(chunk.frame_cells, chunk.key_epochs, t0, chunk.quic_flows)
     media, media_errors = open_media(frames, chunk.plaintexts, state.keys if decrypt else None,
                                      sframe_label)
     return Capture(frames, errors_table(chunk.error_rows + media_errors, t0),

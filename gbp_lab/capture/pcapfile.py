@@ -173,6 +173,11 @@ class DecryptionSecrets:
     def is_gbp_keylog(self) -> bool:
         return self.secrets_type == SECRETS_TYPE_GBP_KEYLOG
 
+    @property
+    def is_tls_keylog(self) -> bool:
+        """The standard TLS key-log type (SSLKEYLOGFILE text: QUIC decryption's secrets)."""
+        return self.secrets_type == SECRETS_TYPE_TLS_KEYLOG
+
 
 @dataclass(frozen=True, slots=True)
 class CaptureIssue:

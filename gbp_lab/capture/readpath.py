@@ -47,7 +47,7 @@ from gbp_lab.core.gbp.registry import (STREAM_ID_STRIDE, ControlOpcode, PayloadC
                                        stream_name, stream_protocol)
 from gbp_lab.core.gsp.signal import GspSignal, SignalType
 from gbp_lab.core.gtp.message import GtpMessage
-from gbp_lab.core.keylog import KeyLog
+from gbp_lab.core.keylog import KeyLog, is_tls_line
 from gbp_lab.core.payload_codec import cbor_values_matcher
 from gbp_lab.core.payload_codec import decode as pc_decode
 
@@ -70,12 +70,14 @@ FRAME_ROW = RowLayout([
 #: the ``frames`` table: :data:`FRAME_ROW` without ``pf``, with the derived columns
 FRAME_TABLE = FRAME_ROW.derive(
     [("stream_name", TEXT), ("sender", INT64), ("codec", TEXT), ("protocol", TEXT),
-     ("key_epoch", UINT64), ("rel_time", FLOAT)],
+     ("key_epoch", UINT64), ("quic_connection", TEXT), ("quic_stream", INT64),
+     ("rel_time", FLOAT)],
     ["time", "src", "sport", "dst", "dport", "group_id", "epoch", "transition_id",
      "stream_type", "stream_name", "stream_id", "sender", "flags", "sequence_no",
      "payload_size", "codec", "decrypted", "protocol", "info", "error", "key_epoch",
      # beyond the list in the brief: where the row came from
-     "flow_id", "transport", "offset", "packet", "rel_time"])
+     "flow_id", "transport", "quic_connection", "quic_stream", "offset", "packet",
+     "rel_time"])
 #: the ``errors`` table; ``frame``: the ``frames`` row the defect belongs to (AEAD failures)
 ERROR_ROW = RowLayout([
     ("time", TIME), ("src", TEXT), ("sport", INT64), ("dst", TEXT), ("dport", INT64),
@@ -281,7 +283,8 @@ class ReadChunk(NamedTuple):
     :data:`ERROR_ROW` tuples; ``plaintexts`` (decrypted payload or None), ``payloads`` (the
     frame's ``pl``) and ``records`` (the record bytes: the body after the length prefix) have one
     entry per frame row; ``key_epochs``: the chunk's rows (from 0) that opened only under an
-    earlier epoch's key → that epoch (:func:`frames_table`'s ``key_epoch``)."""
+    earlier epoch's key → that epoch (:func:`frames_table`'s ``key_epoch``); ``quic_flows``:
+    :attr:`~.records.RecordPipeline.quic_flows` (:func:`frames_table`'s QUIC columns)."""
 
     frame_cells: List[Any]
     error_rows: List[tuple]
@@ -289,18 +292,22 @@ class ReadChunk(NamedTuple):
     payloads: List[Optional[bytes]]
     records: List[bytes]
     key_epochs: Dict[int, int]
+    #: flow id → (QUIC connection, stream id) of the read's QUIC stream flows (grows; shared)
+    quic_flows: Optional[Dict[int, tuple]] = None
 
 
 class ReadState:
     """What a read learnt besides the rows (filled while :func:`read_chunks` runs)."""
 
-    __slots__ = ("keys", "secrets", "interfaces", "stats")
+    __slots__ = ("keys", "secrets", "interfaces", "stats", "quic_flows")
 
     def __init__(self) -> None:
         self.keys: Optional[KeyLog] = None
         self.secrets: List[DecryptionSecrets] = []
         self.interfaces: List[Interface] = []
         self.stats: Optional[PipelineStats] = None
+        #: flow id → (QUIC connection, stream id): :func:`frames_table`'s QUIC columns
+        self.quic_flows: Dict[int, tuple] = {}
 
 
 def read_chunks(path, keylog, state: ReadState, *, ports=(GBP_PORT,), heuristic: bool = True,
@@ -315,7 +322,18 @@ def read_chunks(path, keylog, state: ReadState, *, ports=(GBP_PORT,), heuristic:
     (:data:`~.records.ITEM_FIELDS` order) instead of reading packets at all."""
     keys = load_keylog(keylog)
     state.keys = keys
-    pipe = RecordPipeline(ports=ports, heuristic=heuristic, **pipeline_kw)
+    def quic_secrets(client_random: bytes):
+        """A QUIC connection's TLS secrets from the key log as it is now: secrets blocks read
+        so far are merged first (the pipeline asks before the loop sees an item)."""
+        if holder and len(holder[0].secrets) != seen_secrets:
+            merge_secrets(pipe._last_time)
+        return None if keys is None else keys.tls_secrets(client_random)
+
+    pipe = RecordPipeline(ports=ports, heuristic=heuristic, quic_secrets=quic_secrets,
+                          **pipeline_kw)
+    quic_flows = pipe.quic_flows
+    if items is None:  # an items read decodes another pipeline's items: keep its flows
+        state.quic_flows = quic_flows
     state.stats = pipe.stats
     holder: list = []
     # the frame rows' cells in one flat list (``extend`` with each row): no tracked tuple per
@@ -335,14 +353,18 @@ def read_chunks(path, keylog, state: ReadState, *, ports=(GBP_PORT,), heuristic:
         error_rows.append(_item_place(it) + (kind, vid, text, frame))
 
     def merge_secrets(time: float) -> None:
-        """Merge the GBPK secrets blocks read so far into the key log."""
+        """Merge the GBPK secrets blocks read so far into the key log, and the TLS key-log
+        blocks' SSLKEYLOGFILE lines (QUIC connections' secrets, :meth:`KeyLog.tls_secrets`)."""
         nonlocal keys, seen_secrets
         reader = holder[0]
         for s in reader.secrets[seen_secrets:]:
-            if not s.is_gbp_keylog:
+            if not s.is_gbp_keylog and not s.is_tls_keylog:
                 continue
+            text = s.data.decode("utf-8", "replace")
+            if s.is_tls_keylog:  # other TLS labels (CLIENT_RANDOM …) are not ours to judge
+                text = "".join(ln + "\n" for ln in text.splitlines() if is_tls_line(ln))
             try:
-                extra = KeyLog.parse(s.data.decode("utf-8", "replace"))
+                extra = KeyLog.parse(text)
                 if keys is None:
                     keys = extra
                 else:
@@ -378,7 +400,8 @@ def read_chunks(path, keylog, state: ReadState, *, ports=(GBP_PORT,), heuristic:
         if error is not None:
             kind = ("capture" if vid.startswith(("CAP-", "IP-")) else
                     "tcp" if vid.startswith("TCP-") else
-                    "udp" if vid.startswith("UDP-") else "record")
+                    "udp" if vid.startswith("UDP-") else
+                    "quic" if vid.startswith("QUIC-") else "record")
             add_error(it, kind, vid, error)
             continue
         head = data[0] if data else -1
@@ -449,7 +472,8 @@ def read_chunks(path, keylog, state: ReadState, *, ports=(GBP_PORT,), heuristic:
                       f"(starts {data[:8].hex()})")
             continue
         if len(frame_rows) == limit:
-            yield ReadChunk(frame_rows, error_rows, plaintexts, payloads, records, key_epochs)
+            yield ReadChunk(frame_rows, error_rows, plaintexts, payloads, records, key_epochs,
+                            quic_flows)
             done += len(frame_rows) // width
             frame_rows, plaintexts, payloads, records = _long_lived_lists(4)
             error_rows = []
@@ -465,7 +489,8 @@ def read_chunks(path, keylog, state: ReadState, *, ports=(GBP_PORT,), heuristic:
         state.interfaces = list(reader.interfaces)
     state.keys = keys
     if frame_rows or error_rows or chunksize is None:
-        yield ReadChunk(frame_rows, error_rows, plaintexts, payloads, records, key_epochs)
+        yield ReadChunk(frame_rows, error_rows, plaintexts, payloads, records, key_epochs,
+                            quic_flows)
 
 
 
@@ -487,7 +512,7 @@ def errors_table(rows: List[tuple], t0=None) -> pd.DataFrame:
 
 
 def frames_table(cells: List[Any], key_epochs: Optional[Dict[int, int]] = None,
-                 t0=None) -> pd.DataFrame:
+                 t0=None, quic_flows: Optional[Dict[int, tuple]] = None) -> pd.DataFrame:
     """The ``frames`` table from the read loop's flat cell list (:data:`FRAME_ROW` rows one
     after the other): one ``fromiter`` makes the 2-D object array; the columns that follow from a
     row's stream type, stream id and payload format are computed per column, not per row
@@ -495,7 +520,8 @@ def frames_table(cells: List[Any], key_epochs: Optional[Dict[int, int]] = None,
     ``protocol`` "MLS" and missing values). ``key_epoch``: the epoch whose key opened the frame —
     its own epoch when decrypted, or the earlier one of ``key_epochs`` (row → epoch, a stale
     key: :func:`_open_slow`). ``time``: ``datetime64[ns, UTC]``; ``rel_time``: seconds since
-    ``t0`` as in :func:`errors_table`."""
+    ``t0`` as in :func:`errors_table`. ``quic_connection``/``quic_stream``: from the row's
+    ``flow_id`` by ``quic_flows`` (:attr:`~.records.RecordPipeline.quic_flows`), else missing."""
     cols = FRAME_ROW.columns_of_cells(cells)
     st, pf = cols["stream_type"], cols.pop("pf")
     framed = ~st.isna()
@@ -511,5 +537,15 @@ def frames_table(cells: List[Any], key_epochs: Optional[Dict[int, int]] = None,
     for row, e in (key_epochs or {}).items():
         ke[row] = e
     cols["key_epoch"] = ke
+    conn = np.full(len(ke), None, dtype=object)
+    qsid = pd.arrays.IntegerArray(np.zeros(len(ke), dtype=np.int64), np.ones(len(ke), dtype=bool))
+    if quic_flows:
+        fids = cols["flow_id"]
+        for i in np.flatnonzero(np.asarray(cols["transport"] == "quic", dtype=bool)):
+            q = quic_flows.get(int(fids[i]))
+            if q is not None:
+                conn[i], qsid[i] = q
+    cols["quic_connection"] = text_column(conn)
+    cols["quic_stream"] = qsid
     return with_rel_time(pd.DataFrame(cols, columns=[c for c in FRAME_COLUMNS if c != "rel_time"]),
                          t0)

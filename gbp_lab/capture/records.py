@@ -14,7 +14,11 @@ Transports:
   :class:`RecordAssembler`; on any other port a heuristic decides per flow from the first data
   segments (a plausible record header, see :func:`~.reassembly.plausible_start`);
 * UDP — one frame per datagram (the lab's convention; the reference has no UDP transport). A
-  datagram that starts with its own ``u32-LE length`` prefix (= size − 4) has the prefix removed.
+  datagram that starts with its own ``u32-LE length`` prefix (= size − 4) has the prefix removed;
+* QUIC (UDP datagrams on the GBP ports, or with ``heuristic`` anywhere, that are QUIC v1:
+  :meth:`.quicflows.QuicFlows.wants`) — decrypted with the key log's TLS secrets
+  (``quic_secrets``) and each QUIC stream split into records like a TCP direction
+  (:mod:`.quicflows`, items with ``transport == "quic"``).
 
 Speed: the bulk readers use :func:`iter_item_tuples` (items as plain tuples in
 :class:`RecordItem` field order, packets as tuples from
@@ -40,6 +44,7 @@ from .defrag import IpDefragmenter, PendingDatagram
 from .packets import (TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, decode_packet, eth_ipv4_tcp,
                       flow_key_parts, link_supported)
 from .pcapfile import NS_PER_SECOND, CaptureReader, Packet, time_ns
+from .quicflows import QuicFlows
 from .reassembly import StreamData, StreamEnd, StreamGap, StreamStart, TcpReassembler
 
 __all__ = [
@@ -71,7 +76,7 @@ class RecordItem:
     dst: Optional[str]
     dport: Optional[int]
     flow_id: Optional[int]
-    transport: Optional[str]  #: "tcp" | "udp" | None (file-level defects)
+    transport: Optional[str]  #: "tcp" | "udp" | "quic" | None (file-level defects)
     offset: Optional[int]  #: stream offset of the length prefix (TCP) / of the defect
     data: Optional[bytes] = None
     error: Optional[str] = None
@@ -94,6 +99,7 @@ class PipelineStats:
     non_ip: int = 0
     tcp_segments: int = 0
     udp_datagrams: int = 0
+    quic_datagrams: int = 0
     records: int = 0
     errors: int = 0
     flows: int = 0
@@ -163,6 +169,10 @@ class RecordPipeline:
 
     ``ports``: TCP/UDP ports that carry GBP. ``heuristic``: also look for GBP on other ports
     (per flow, from the first ``probe_packets`` data packets). ``reasm_kw`` tunes the reassembler.
+    ``quic_secrets(client_random)``: a QUIC connection's TLS secrets by label
+    (:meth:`~gbp_lab.core.keylog.KeyLog.tls_secrets`); without it QUIC streams are not read (one
+    ``QUIC-KEYS-MISSING`` error per connection). :attr:`quic_flows`: flow id → (QUIC connection,
+    stream id) of the QUIC stream flows.
     """
 
     #: packets between two sweeps of the flow table
@@ -170,7 +180,7 @@ class RecordPipeline:
 
     def __init__(self, *, ports: Sequence[int] = (GBP_PORT,), heuristic: bool = True,
                  udp: bool = True, probe_packets: int = 4, forget_after: float = 120.0,
-                 **reasm_kw) -> None:
+                 quic_secrets=None, **reasm_kw) -> None:
         self.ports = frozenset(ports)
         self.heuristic = heuristic
         self.udp = udp
@@ -185,6 +195,10 @@ class RecordPipeline:
         self._last_time = math.nan
         self._last_index: Optional[int] = None
         self._open_dirs: Dict[bytes, tuple] = {}  # raw addresses+ports -> (flow, dir), hot path
+        self._quic = QuicFlows(quic_secrets, lambda: self._new_flow(True, udp=True).id,
+                               RecordAssembler, self.stats)
+        #: flow id → (QUIC connection name, stream id), for the ``frames`` table
+        self.quic_flows = self._quic.flows
 
     # -- packets ---------------------------------------------------------------------------------
     def packet(self, pkt: Packet) -> List[RecordItem]:
@@ -373,6 +387,16 @@ class RecordPipeline:
         self.stats.udp_datagrams += 1
         on_port = d.sport in self.ports or d.dport in self.ports
         p = d.payload
+        if (on_port or self.heuristic) and p:
+            path = (d.src, d.sport, d.dst, d.dport)
+            if self._quic.wants(p, path):
+                if d.missing:
+                    out.append(self._err(pkt, d, f"QUIC datagram truncated by the capture: "
+                                                 f"{d.missing} of {len(p) + d.missing} bytes "
+                                                 f"missing", "UDP-TRUNCATED", transport="quic"))
+                    return
+                self._quic.datagram(pkt.time, pkt.index, path, p, out)
+                return
         prefixed = len(p) >= 4 and _U32.unpack_from(p, 0)[0] == len(p) + d.missing - 4
         if not on_port:
             if not self.heuristic:
@@ -573,6 +597,7 @@ class RecordPipeline:
             self._lost_datagram(e, None, out)
         for f in list(self._flows.values()):
             self._close_flow(f, out)
+        self._quic.finish(self._last_time, self._last_index, out)
         return out
 
 

@@ -51,7 +51,8 @@ def iter_capture(path, keylog=None, chunksize: int = 100_000, *, progress: bool 
             if not chunk.frame_cells:
                 continue
             df = frames_table(chunk.frame_cells, chunk.key_epochs,
-                              state.stats.first_time if state.stats is not None else None)
+                              state.stats.first_time if state.stats is not None else None,
+                              chunk.quic_flows)
             df.index = pd.RangeIndex(start, start + len(df))
             start += len(df)
             yield df

@@ -5,7 +5,7 @@ GAP audio (gap_rfc.md §4) carries Opus either raw or as an SFrame payload (RFC 
 audio frame of a capture once, in bulk (``read_capture`` calls it after the read loop):
 
 * the header (RFC 9605 §4.3) is read when one fits: the profile is detected per frame
-  (:func:`~gbp_lab.core.sframe.detect_profile`: ``rfc9605`` as 1.9.x sends, ``draft-1.5`` as
+  (:func:`~gbp_lab.core.sframe.detect_header`: ``rfc9605`` as 1.9.x sends, ``draft-1.5`` as
   1.5.x) and the KID's epoch bits must name the frame's epoch (RFC 9605 §5.2) — otherwise the
   bytes are raw Opus;
 * the base key is ``MLS-Exporter(label, epoch u64, 32)`` (RFC 9420 §8.5) from the key log's
@@ -32,7 +32,7 @@ from gbp_lab.core.gap.payload import GapPayload
 from gbp_lab.core.gbp.registry import PayloadCodec, StreamType
 from gbp_lab.core.sframe import (AES_128_GCM, AES_256_GCM, DEFAULT_LABEL, TAG_LENGTH,
                                  ReplayWindow, SFrameProfile, SFrameSession, derive_key_salt,
-                                 detect_profile, epoch_matches, parse_header, sframe_open)
+                                 detect_header, epoch_matches, sframe_open)
 
 from .columns import time_cells
 from .readpath import ERROR_ROW, payload_fields
@@ -67,8 +67,7 @@ def sframe_header(opus: bytes, epoch: Optional[int]) -> Tuple[Optional[SFramePro
     if len(opus) < 1 + TAG_LENGTH or epoch is None:
         return None, None, 0
     try:
-        prof = detect_profile(opus, epoch)
-        hdr, n = parse_header(opus, prof)
+        prof, hdr, n = detect_header(opus, epoch)  # each profile's header parsed once
     except (GbpLabError, ValueError):
         return None, None, 0
     if len(opus) < n + TAG_LENGTH or not epoch_matches(hdr.kid, epoch, prof):
@@ -141,7 +140,7 @@ def open_media(frames: pd.DataFrame, plaintexts, keylog, label: str = DEFAULT_LA
         opus = bytes(gap["opus_frame"])
         ep = cols["epoch"][k]
         ep = None if ep is None or ep is pd.NA else int(ep)
-        prof, hdr, _n = sframe_header(opus, ep)
+        prof, hdr, hlen = sframe_header(opus, ep)
         if prof is None:
             out[i] = MediaOpen(gap, None, None, None, None, opus, False, None)
             continue
@@ -155,7 +154,7 @@ def open_media(frames: pd.DataFrame, plaintexts, keylog, label: str = DEFAULT_LA
         last: Optional[DecryptError] = None
         for key, salt, _suite in keys.materials(base, gid, ep, prof, hdr.kid):
             try:
-                pt = sframe_open(key, salt, opus, b"", prof)[1]
+                pt = sframe_open(key, salt, opus, b"", prof, parsed=(hdr, hlen))[1]
                 break
             except DecryptError as exc:
                 last = exc

@@ -37,7 +37,7 @@ from gbp_lab.core.sframe import (AES_128_GCM, AES_256_GCM, DEFAULT_LABEL, TAG_LE
 from .columns import time_cells
 from .readpath import ERROR_ROW, payload_fields
 
-__all__ = ["MediaOpen", "open_media", "sframe_header"]
+__all__ = ["MediaOpen", "MediaState", "open_media", "sframe_header"]
 
 _CODECS = {c.name: int(c) for c in PayloadCodec}
 _SUITES = (AES_128_GCM, AES_256_GCM)
@@ -112,12 +112,33 @@ class _Keys:
         return v
 
 
-def open_media(frames: pd.DataFrame, plaintexts, keylog, label: str = DEFAULT_LABEL
+class MediaState:
+    """What :func:`open_media` carries from one call to the next when a capture is opened in
+    pieces (:func:`~.stream.iter_capture`'s chunks): the base keys and per-KID key material
+    found so far, and every receiver's replay window (RFC 9605 §9.3) — a payload replayed in a
+    later chunk is judged as in one whole read. The key log may grow between calls (a pcapng
+    secrets block): a missing key is looked up again in the next call."""
+
+    def __init__(self, keylog=None, label: str = DEFAULT_LABEL) -> None:
+        self.keys = _Keys(keylog, label)
+        self.windows: Dict[tuple, ReplayWindow] = {}
+
+    def use(self, keylog) -> None:
+        """The key log as it stands now; forget the "no key" answers of earlier calls."""
+        k = self.keys
+        k.keylog = keylog
+        k.base = {key: v for key, v in k.base.items() if not isinstance(v, str)}
+
+
+def open_media(frames: pd.DataFrame, plaintexts, keylog, label: str = DEFAULT_LABEL,
+               state: Optional[MediaState] = None, first_row: int = 0
                ) -> Tuple[Dict[int, MediaOpen], List[tuple]]:
     """Open the ``opus`` field of every decrypted GAP frame of a ``frames`` table (see the
     module docstring). Returns ``({frames row: MediaOpen}, errors rows)`` — the rows in
     :data:`~.readpath.ERROR_ROW` order. Frames whose GAP payload does not decode are left out
-    (their ``error`` column says why)."""
+    (their ``error`` column says why). A chunk of a bigger read passes its :class:`MediaState`
+    (then ``keylog`` and ``label`` are the state's: see :meth:`MediaState.use`) and
+    ``first_row``, the capture row of its first frame (the frame numbers errors name)."""
     out: Dict[int, MediaOpen] = {}
     errors: List[tuple] = []
     if not len(frames):
@@ -130,8 +151,9 @@ def open_media(frames: pd.DataFrame, plaintexts, keylog, label: str = DEFAULT_LA
     sub = frames.iloc[idx]
     cols = {c: sub[c].tolist() if c != "time" else time_cells(sub[c])  # integer ns
             for c in ("group_id", "epoch", "codec", "dst", "dport") + _PLACE}
-    keys = _Keys(keylog, label)
-    windows: Dict[tuple, ReplayWindow] = {}
+    if state is None:
+        state = MediaState(keylog, label)
+    keys, windows = state.keys, state.windows
     for k, i in enumerate(idx):
         try:
             gap = payload_fields(GapPayload, plaintexts[i], _CODECS.get(cols["codec"][k], 0))
@@ -163,9 +185,9 @@ def open_media(frames: pd.DataFrame, plaintexts, keylog, label: str = DEFAULT_LA
                 break
         if pt is None:
             assert last is not None
-            text = (f"SFrame of frame {i} (KID {hdr.kid:#x}, CTR {hdr.ctr}, epoch {ep}) does "
+            text = (f"SFrame of frame {i + first_row} (KID {hdr.kid:#x}, CTR {hdr.ctr}, epoch {ep}) does "
                     f"not open: {last.message}")
-            errors.append(tuple(cols[c][k] for c in _PLACE) + ("decrypt", last.vid, text, i))
+            errors.append(tuple(cols[c][k] for c in _PLACE) + ("decrypt", last.vid, text, i + first_row))
             out[i] = MediaOpen(gap, str(prof), hdr.kid, hdr.ctr, None, None, False, _err(last))
             continue
         slot = hdr.kid if prof is SFrameProfile.RFC9605 else hdr.leaf

@@ -294,7 +294,9 @@ def _find_in(frames: pd.DataFrame, errors: pd.DataFrame, plaintexts, payloads, m
             frames_in = sorted(v)
             a, b = by_sender[senders[0]][0], by_sender[senders[1]][0]
             x, src = _pair_xor(a, b, plaintexts, payloads)
-            distinct = len({ident_of(i) for i in v})
+            # identities differ only in the fields the nonce key (gid, ep, st, seq) leaves out
+            distinct = len({(SID[i], TID[i], FLG[i], COD[i], payloads[i] if i < npl else None)
+                            for i in v})
             add("nonce_reuse", ep, st, seq, frames_in,
                 f"senders {senders} sealed {distinct} distinct frames under the same key and "
                 f"nonce (group {gid}, epoch {ep}, stream type {st}, seq {seq}); "

@@ -68,6 +68,7 @@ __all__ = [
     "build_aad",
     "derive_base_key",
     "derive_key_salt",
+    "detect_header",
     "detect_profile",
     "detect_profile_with_key",
     "frame_nonce",
@@ -90,6 +91,8 @@ TAG_LENGTH = 16
 NONCE_LENGTH = 12
 REPLAY_WINDOW = 1024
 _U64 = (1 << 64) - 1
+_new = object.__new__
+_setattr = object.__setattr__
 
 
 class SFrameProfile(str, enum.Enum):
@@ -131,6 +134,8 @@ _KDF = {"sha256": CipherSuite.get(0x0001), "sha512": CipherSuite.get(0x0005)}
 def as_profile(profile: ProfileLike) -> SFrameProfile:
     """*profile* (a :class:`SFrameProfile` or its name) as the enum; ``UsageError``
     (``SFRAME-PROFILE``) for an unknown one."""
+    if type(profile) is SFrameProfile:
+        return profile
     try:
         return SFrameProfile(profile)
     except ValueError:
@@ -311,9 +316,18 @@ def parse_header(data: bytes, profile: ProfileLike = PROFILE_RFC9605) -> Tuple[S
     ctr = int.from_bytes(data[1 + k:total], "big") if c else first & 0x07
     if ctr > _U64:
         raise DecodeError(f"SFrame CTR of {c} bytes exceeds 64 bits", vid="SFRAME-HDR-CTR-RANGE", where=1 + k)
-    probe = SFrameHeader(kid, ctr, p)
-    kid_len, ctr_len = probe._lengths()
-    header = SFrameHeader(kid, ctr, p, None if k == kid_len else k, None if c == ctr_len else c)
+    if p is SFrameProfile.RFC9605:  # the minimal lengths (SFrameHeader._lengths of None, None)
+        kid_len = 0 if kid < 8 else (kid.bit_length() + 7) >> 3
+        ctr_len = 0 if ctr < 8 else (ctr.bit_length() + 7) >> 3
+    else:
+        kid_len = (kid.bit_length() + 7) >> 3 or 1
+        ctr_len = (ctr.bit_length() + 7) >> 3 or 1
+    # every value here is in range by construction (k, c ≤ 8 bytes, ctr checked): build the
+    # frozen header without re-running __post_init__'s caller checks (hot path of captures)
+    header = _new(SFrameHeader)
+    _setattr(header, "__dict__", {"kid": kid, "ctr": ctr, "profile": p,
+                                  "kid_len": None if k == kid_len else k,
+                                  "ctr_len": None if c == ctr_len else c})
     return header, total
 
 
@@ -340,9 +354,22 @@ def detect_profile(payload: bytes, epoch: Optional[int] = None) -> SFrameProfile
     With a key at hand :func:`detect_profile_with_key` (trial decryption) is the certain test.
     Raises :class:`DecodeError` if neither profile can parse the header.
     """
+    return detect_header(payload, epoch)[0]
+
+
+_RFC_ONLY = (SFrameProfile.RFC9605,)
+_BOTH = (SFrameProfile.RFC9605, SFrameProfile.DRAFT_1_5)
+
+
+def detect_header(payload: bytes, epoch: Optional[int] = None
+                  ) -> Tuple[SFrameProfile, SFrameHeader, int]:
+    """:func:`detect_profile` and that profile's :func:`parse_header` in one pass:
+    ``(profile, header, header length)`` — each profile's header is parsed once (the capture's
+    per-frame path). Same heuristic and errors as :func:`detect_profile`."""
     payload = bytes(payload)
-    scores: Dict[SFrameProfile, int] = {}
-    for p in (SFrameProfile.RFC9605, SFrameProfile.DRAFT_1_5):
+    best: Optional[Tuple[int, bool, SFrameProfile, SFrameHeader, int]] = None
+    # a set top bit (X / V) is only legal in rfc9605: the draft parse would refuse it
+    for p in _RFC_ONLY if payload and payload[0] & 0x80 else _BOTH:
         try:
             h, n = parse_header(payload, p)
         except DecodeError:
@@ -364,10 +391,12 @@ def detect_profile(payload: bytes, epoch: Optional[int] = None) -> SFrameProfile
                     else ((payload[0] >> 4) & 0x07) + 1
                 strong = kid_bytes >= 1 if p is SFrameProfile.RFC9605 else kid_bytes > 2
                 score += 8 if strong else 1
-        scores[p] = score
-    if not scores:
+        rank = (score, p is SFrameProfile.RFC9605)  # a tie goes to rfc9605
+        if best is None or rank > best[:2]:
+            best = (score, rank[1], p, h, n)
+    if best is None:
         raise DecodeError("no SFrame profile can parse this header", vid="SFRAME-DETECT", where=0)
-    return max(scores, key=lambda p: (scores[p], p is SFrameProfile.RFC9605))
+    return best[2], best[3], best[4]
 
 
 def detect_profile_with_key(payload: bytes, base_key: bytes, epoch: int, suite: int = AES_128_GCM,
@@ -440,11 +469,16 @@ def frame_nonce(salt: bytes, ctr: int, profile: ProfileLike = PROFILE_RFC9605) -
     """Per-frame nonce: ``salt XOR CTR`` (big-endian, right-aligned, rfc9605) or
     ``salt XOR (CTR u64 little-endian ‖ 4 zero bytes)`` (draft-1.5)."""
     _u(ctr, 64, "ctr")
-    if as_profile(profile) is SFrameProfile.RFC9605:
-        mask = ctr.to_bytes(NONCE_LENGTH, "big")
-    else:
-        mask = ctr.to_bytes(8, "little") + bytes(4)
-    return bytes(a ^ b for a, b in zip(salt, mask))
+    if profile is not SFrameProfile.RFC9605 and as_profile(profile) is not SFrameProfile.RFC9605:
+        ctr = int.from_bytes(ctr.to_bytes(8, "little") + bytes(4), "big")
+    n = len(salt)  # salt XOR mask, right-aligned to the salt's length as zip() over the two
+    if n < NONCE_LENGTH:
+        return bytes(a ^ b for a, b in zip(salt, _nonce_mask(ctr)))
+    return (int.from_bytes(salt[:NONCE_LENGTH], "big") ^ ctr).to_bytes(NONCE_LENGTH, "big")
+
+
+def _nonce_mask(mask: int) -> bytes:
+    return mask.to_bytes(NONCE_LENGTH, "big")
 
 
 def build_aad(header_bytes: bytes, extra_aad: bytes, profile: ProfileLike = PROFILE_RFC9605) -> bytes:
@@ -464,12 +498,26 @@ def sframe_seal(key: bytes, salt: bytes, header: SFrameHeader, plaintext: bytes,
 
 
 def sframe_open(key: bytes, salt: bytes, payload: bytes, extra_aad: bytes = b"",
-                profile: ProfileLike = PROFILE_RFC9605) -> Tuple[SFrameHeader, bytes]:
+                profile: ProfileLike = PROFILE_RFC9605,
+                parsed: Optional[Tuple[SFrameHeader, int]] = None) -> Tuple[SFrameHeader, bytes]:
     """Decrypt one frame under explicit key material (no replay state); returns
-    ``(header, plaintext)``."""
+    ``(header, plaintext)``. ``parsed``: the ``(header, length)`` :func:`parse_header` /
+    :func:`detect_header` already read from this very payload (not parsed again)."""
     payload = bytes(payload)
-    header, n = parse_header(payload, profile)
+    header, n = parse_header(payload, profile) if parsed is None else parsed
     return header, _open(key, salt, header, payload, n, extra_aad)
+
+
+_AEADS: Dict[bytes, AESGCM] = {}  #: AESGCM per key (the receivers of a capture reuse a few)
+
+
+def _aead(key: bytes) -> AESGCM:
+    a = _AEADS.get(key)
+    if a is None:
+        if len(_AEADS) >= 4096:
+            _AEADS.clear()
+        a = _AEADS[key] = AESGCM(key)
+    return a
 
 
 def _open(key: bytes, salt: bytes, header: SFrameHeader, payload: bytes, n: int,
@@ -479,8 +527,8 @@ def _open(key: bytes, salt: bytes, header: SFrameHeader, payload: bytes, n: int,
                              f"the tag alone needs {TAG_LENGTH}", vid="SFRAME-SHORT", where=len(payload))
     nonce = frame_nonce(salt, header.ctr, header.profile)
     try:
-        return AESGCM(bytes(key)).decrypt(nonce, payload[n:],
-                                          build_aad(payload[:n], extra_aad, header.profile))
+        return _aead(bytes(key)).decrypt(nonce, payload[n:],
+                                         build_aad(payload[:n], extra_aad, header.profile))
     except InvalidTag:
         raise DecryptError(f"SFrame AEAD tag check failed (KID {header.kid}, CTR {header.ctr})",
                            vid="SFRAME-DECRYPT") from None

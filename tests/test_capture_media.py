@@ -10,6 +10,7 @@ import itertools
 import pathlib
 import sys
 
+import pandas as pd
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))  # pytest runs with importlib mode
@@ -18,6 +19,7 @@ import refpeer  # noqa: E402
 import gbp_stack as g  # noqa: E402
 
 from gbp_lab.capture.model import read_capture  # noqa: E402
+from gbp_lab.capture.stream import iter_capture  # noqa: E402
 from gbp_lab.core.gbp.framing import encode_record  # noqa: E402
 from gbp_lab.core.sframe import SFrameSession  # noqa: E402
 from gbp_lab.sim import Tap  # noqa: E402
@@ -137,3 +139,50 @@ def test_draft_profile_and_raw_opus_in_one_capture(tmp_path):
     assert list(a["opus"]) == OPUS[:2] + [b"\xfc\x01\x02"]
     assert list(a["sframe_decrypted"]) == [True, True, False]
     assert a["sframe_error"].isna().all() and a["profile"].isna().iloc[2]
+
+
+def _chunked_audio(path, keys, chunksize):
+    audio, errors, frames = [], [], []
+    for df in iter_capture(path, keylog=keys, chunksize=chunksize, progress=False,
+                           audio=audio, errors=errors):
+        frames.append(df)
+    return audio, errors, frames
+
+
+@pytest.mark.parametrize("chunksize", [1, 2, 3, 100])
+def test_iter_capture_chunks_carry_the_opened_media(sframe_run, tmp_path, chunksize):
+    """The chunks' audio tables, concatenated, are read_capture's (the reference's SFrame media
+    opened, the tag failure an error row with its capture frame number)."""
+    path, keys, _epoch, _sealed = sframe_run
+    whole = read_capture(path, keylog=keys, progress=False)
+    audio, errors, frames = _chunked_audio(path, keys, chunksize)
+    assert len(frames) == -(-len(whole.frames) // chunksize)
+    # a chunk whose text column is all missing stores it as object: the types of the whole
+    got = pd.concat(audio, ignore_index=True).astype(whole.audio.dtypes.to_dict())
+    pd.testing.assert_frame_equal(got, whole.audio)
+    assert list(got[got["sframe_decrypted"]]["opus"]) == OPUS + OPUS
+    err = pd.concat(errors, ignore_index=True)
+    want = whole.errors[whole.errors["vid"] == "SFRAME-DECRYPT"]
+    mine = err[err["vid"] == "SFRAME-DECRYPT"]
+    assert list(mine["frame"]) == list(want["frame"]) and list(mine["error"]) == list(want["error"])
+    # no audio list: the chunks are the frames alone, as before
+    assert sum(len(df) for df in iter_capture(path, keylog=keys, chunksize=chunksize,
+                                               progress=False)) == len(whole.frames)
+
+
+def test_iter_capture_replay_window_spans_chunks(tmp_path):
+    """A CTR replayed two chunks later is flagged as in one whole read."""
+    with refpeer.two_member_group() as grp:
+        bob = grp.mls["bob"]
+        with g.SFrameSession.create(bob) as session:
+            enc = session.create_encryptor(bob, 1)
+            sealed = [enc.encrypt(x) for x in OPUS[:2]]
+            enc.close()
+        wires = refpeer.gap_wires(grp, [sealed[0], sealed[1], sealed[0]])
+        keys = grp.keylog("alice")
+    path = relay_capture(tmp_path / "r.pcap", wires)
+    audio, _errors, _frames = _chunked_audio(path, keys, 1)
+    want = read_capture(path, keylog=keys, progress=False).audio
+    got = pd.concat(audio, ignore_index=True).astype(want.dtypes.to_dict())
+    pd.testing.assert_frame_equal(got, want)
+    assert "SFRAME-REPLAY" in got["sframe_error"].iloc[2] and got["sframe_error"].iloc[:2].isna().all()

@@ -16,17 +16,18 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Deque, Dict, Hashable, Optional, Set
+from typing import Any, Deque, Dict, Hashable, Iterable, List, Optional, Set, Tuple
 
 from ..errors import ClosedError, DecodeError, UsageError, raises_builtin
 from ..gbp.events import OutboundFrame
 from ..cbor import enc_head, enc_key, enc_uint
 from ..gbp.registry import ErrorCode, PayloadCodec, StreamType, sent_flags
-from ..payload_codec import LengthMismatchError, decode as pc_decode, resolve_codec
+from ..payload_codec import (LengthMismatchError, cbor_values_matcher, decode as pc_decode,
+                             resolve_codec)
 from .message import GtpContentType, GtpFlags, GtpMessage
 
 __all__ = ["GtpClient", "GtpAcceptResult", "GtpContentType", "GtpFlags", "BoundedSeen", "EpochScopedDedup",
-           "SEEN_CAPACITY", "decode_reason"]
+           "SEEN_CAPACITY", "decode_reason", "GTP_FIELDS", "Verdict"]
 
 #: Per-epoch dedup capacity (GTP §5, GSP §5).
 SEEN_CAPACITY = 10_000
@@ -44,6 +45,15 @@ _PLAIN_SID = _K["sid"]
 _PLAIN_TAIL = _K["ts"] + b"\x00" + _K["rid"] + b"\x00" + _K["fl"] + b"\x01" + _K["ct"] + b"\x00" + _K["len"]
 _new = object.__new__
 _setattr = object.__setattr__
+
+#: the order of the values :meth:`GtpClient.accept_many` returns: :class:`GtpMessage`'s schema
+GTP_FIELDS = tuple(f.attr for f in GtpMessage.SCHEMA.fields)
+#: the canonical-CBOR matcher :func:`~gbp_lab.core.payload_codec.decode` itself uses for GTP
+_GTP_VALUES = cbor_values_matcher(GtpMessage.SCHEMA)
+_MID, _SID = GTP_FIELDS.index("message_id"), GTP_FIELDS.index("sender_id")
+#: one :meth:`GtpClient.accept_many` answer: ``(status, values in GTP_FIELDS order or None,
+#: reason)`` — the ``status`` / ``reason`` of :class:`GtpAcceptResult`
+Verdict = Tuple[str, Optional[tuple], Optional[str]]
 
 
 def _plain_cbor(sender_id: int, message_id: int, text: str) -> bytes:
@@ -208,6 +218,39 @@ class GtpClient(EpochScopedDedup):
                                        "message": m,
                                        "code": int(ErrorCode.GTP_DUPLICATE_MESSAGE)})
         return res
+
+    def accept_many(self, plaintexts: Iterable[bytes], epochs: Iterable[Optional[int]],
+                    codecs: Iterable[Any]) -> List[Verdict]:
+        """:meth:`accept` over a run of delivered payloads, in order (the capture's batch path):
+        item *k* gets the verdict ``accept(plaintexts[k], epochs[k], codecs[k])`` would give
+        after the items before it — same seen-set, same epoch reset, same decoder. Returns
+        ``(status, values, reason)`` per item: ``values`` are the message's fields in
+        :data:`GTP_FIELDS` order (``None`` on ``error``), no result objects are built.
+
+        The canonical CBOR form (what every sender writes) is read by the very matcher
+        :func:`~gbp_lab.core.payload_codec.decode` tries first and judged by the same
+        seen-set insert; anything else (other codecs and forms, bad bytes, a closed client)
+        goes through :meth:`accept` itself."""
+        out: List[Verdict] = []
+        append = out.append
+        match = _GTP_VALUES
+        cbor = PayloadCodec.CBOR
+        seen = self._seen
+        for pt, ep, codec in zip(plaintexts, epochs, codecs):
+            vals = None
+            if not self._closed and type(pt) is bytes and (
+                    codec is cbor or (type(codec) is int and codec == 0)):
+                vals = match(pt)
+            if vals is None:
+                r = self.accept(pt, ep, codec)  # the one full path
+                m = r.message
+                append((r.status, None if m is None else tuple(getattr(m, a) for a in GTP_FIELDS),
+                        r.reason))
+                continue
+            if ep is not None and ep != self._epoch:
+                self.sync_epoch(ep)
+            append(("new" if seen.insert((vals[_SID], vals[_MID])) else "duplicate", vals, None))
+        return out
 
     def close(self) -> None:
         """Refuse further use (idempotent; nothing native to release): ``send`` then raises

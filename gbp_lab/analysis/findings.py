@@ -72,12 +72,11 @@ Columns: ``kind, epoch, stream_type, sequence_no, frames, detail`` (the brief's 
 """
 from __future__ import annotations
 
-import gc
 from typing import Any, Dict, List
 
 import pandas as pd
 
-from gbp_lab.capture.columns import frame_of_rows, time_cells, with_rel_time
+from gbp_lab.capture.columns import frame_of_rows, gc_paused, time_cells, with_rel_time
 from gbp_lab.core.sframe import leaf_from_kid, parse_header
 
 __all__ = ["KINDS", "SEVERITY", "FINDING_COLUMNS", "find", "xor_bytes"]
@@ -154,13 +153,8 @@ def find_in(frames: pd.DataFrame, errors: pd.DataFrame, plaintexts, payloads, me
     indexes built here hold a key tuple per frame, which would trigger full collections over the
     whole heap again and again (a third of the time at a million frames), and they are freed by
     reference counting when this returns — they make no cycles."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():
         return _find_in(frames, errors, plaintexts, payloads, media or {}, control)
-    finally:
-        if was:
-            gc.enable()
 
 
 def _find_in(frames: pd.DataFrame, errors: pd.DataFrame, plaintexts, payloads, media,
@@ -294,7 +288,9 @@ def _find_in(frames: pd.DataFrame, errors: pd.DataFrame, plaintexts, payloads, m
             frames_in = sorted(v)
             a, b = by_sender[senders[0]][0], by_sender[senders[1]][0]
             x, src = _pair_xor(a, b, plaintexts, payloads)
-            distinct = len({ident_of(i) for i in v})
+            # identities differ only in the fields the nonce key (gid, ep, st, seq) leaves out
+            distinct = len({(SID[i], TID[i], FLG[i], COD[i], payloads[i] if i < npl else None)
+                            for i in v})
             add("nonce_reuse", ep, st, seq, frames_in,
                 f"senders {senders} sealed {distinct} distinct frames under the same key and "
                 f"nonce (group {gid}, epoch {ep}, stream type {st}, seq {seq}); "

@@ -24,6 +24,8 @@ dtype maps.
 """
 from __future__ import annotations
 
+import contextlib
+import gc
 import math
 from typing import Any, Collection, Dict, Iterator, List, Mapping, Sequence, Tuple
 
@@ -31,7 +33,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-__all__ = ["text_column", "int_column", "typed_columns", "columns_of_rows", "columns_of_tuples",
+__all__ = ["gc_paused", "text_column", "int_column", "typed_columns", "columns_of_rows", "columns_of_tuples",
            "frame_of_rows", "RowLayout", "INT64", "UINT64", "FLOAT", "BOOL", "TEXT", "TIME",
            "TIME_COLUMNS", "time_column", "time_cells", "rel_seconds", "rel_time_of",
            "with_rel_time"]
@@ -115,6 +117,22 @@ def with_rel_time(df: pd.DataFrame, t0) -> pd.DataFrame:
     if "time" in df.columns and "rel_time" not in df.columns:
         df["rel_time"] = rel_seconds(df["time"], t0)
     return df
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a table is built (restored, whatever happens):
+    the row tuples and index entries a table builder makes (one or more per row, alive until the
+    DataFrame exists) would otherwise trigger collections that walk them again and again; they
+    make no cycles and are freed by reference counting. Cyclic garbage made meanwhile is
+    collected after, as usual."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 #: the dtype pandas gives a column of Python strings (``str``, Arrow-backed since pandas 3)

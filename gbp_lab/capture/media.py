@@ -5,7 +5,7 @@ GAP audio (gap_rfc.md §4) carries Opus either raw or as an SFrame payload (RFC 
 audio frame of a capture once, in bulk (``read_capture`` calls it after the read loop):
 
 * the header (RFC 9605 §4.3) is read when one fits: the profile is detected per frame
-  (:func:`~gbp_lab.core.sframe.detect_profile`: ``rfc9605`` as 1.9.x sends, ``draft-1.5`` as
+  (:func:`~gbp_lab.core.sframe.detect_header`: ``rfc9605`` as 1.9.x sends, ``draft-1.5`` as
   1.5.x) and the KID's epoch bits must name the frame's epoch (RFC 9605 §5.2) — otherwise the
   bytes are raw Opus;
 * the base key is ``MLS-Exporter(label, epoch u64, 32)`` (RFC 9420 §8.5) from the key log's
@@ -32,12 +32,12 @@ from gbp_lab.core.gap.payload import GapPayload
 from gbp_lab.core.gbp.registry import PayloadCodec, StreamType
 from gbp_lab.core.sframe import (AES_128_GCM, AES_256_GCM, DEFAULT_LABEL, TAG_LENGTH,
                                  ReplayWindow, SFrameProfile, SFrameSession, derive_key_salt,
-                                 detect_profile, epoch_matches, parse_header, sframe_open)
+                                 detect_header, epoch_matches, sframe_open)
 
 from .columns import time_cells
 from .readpath import ERROR_ROW, payload_fields
 
-__all__ = ["MediaOpen", "open_media", "sframe_header"]
+__all__ = ["MediaOpen", "MediaState", "open_media", "sframe_header"]
 
 _CODECS = {c.name: int(c) for c in PayloadCodec}
 _SUITES = (AES_128_GCM, AES_256_GCM)
@@ -67,8 +67,7 @@ def sframe_header(opus: bytes, epoch: Optional[int]) -> Tuple[Optional[SFramePro
     if len(opus) < 1 + TAG_LENGTH or epoch is None:
         return None, None, 0
     try:
-        prof = detect_profile(opus, epoch)
-        hdr, n = parse_header(opus, prof)
+        prof, hdr, n = detect_header(opus, epoch)  # each profile's header parsed once
     except (GbpLabError, ValueError):
         return None, None, 0
     if len(opus) < n + TAG_LENGTH or not epoch_matches(hdr.kid, epoch, prof):
@@ -113,12 +112,33 @@ class _Keys:
         return v
 
 
-def open_media(frames: pd.DataFrame, plaintexts, keylog, label: str = DEFAULT_LABEL
+class MediaState:
+    """What :func:`open_media` carries from one call to the next when a capture is opened in
+    pieces (:func:`~.stream.iter_capture`'s chunks): the base keys and per-KID key material
+    found so far, and every receiver's replay window (RFC 9605 §9.3) — a payload replayed in a
+    later chunk is judged as in one whole read. The key log may grow between calls (a pcapng
+    secrets block): a missing key is looked up again in the next call."""
+
+    def __init__(self, keylog=None, label: str = DEFAULT_LABEL) -> None:
+        self.keys = _Keys(keylog, label)
+        self.windows: Dict[tuple, ReplayWindow] = {}
+
+    def use(self, keylog) -> None:
+        """The key log as it stands now; forget the "no key" answers of earlier calls."""
+        k = self.keys
+        k.keylog = keylog
+        k.base = {key: v for key, v in k.base.items() if not isinstance(v, str)}
+
+
+def open_media(frames: pd.DataFrame, plaintexts, keylog, label: str = DEFAULT_LABEL,
+               state: Optional[MediaState] = None, first_row: int = 0
                ) -> Tuple[Dict[int, MediaOpen], List[tuple]]:
     """Open the ``opus`` field of every decrypted GAP frame of a ``frames`` table (see the
     module docstring). Returns ``({frames row: MediaOpen}, errors rows)`` — the rows in
     :data:`~.readpath.ERROR_ROW` order. Frames whose GAP payload does not decode are left out
-    (their ``error`` column says why)."""
+    (their ``error`` column says why). A chunk of a bigger read passes its :class:`MediaState`
+    (then ``keylog`` and ``label`` are the state's: see :meth:`MediaState.use`) and
+    ``first_row``, the capture row of its first frame (the frame numbers errors name)."""
     out: Dict[int, MediaOpen] = {}
     errors: List[tuple] = []
     if not len(frames):
@@ -131,8 +151,9 @@ def open_media(frames: pd.DataFrame, plaintexts, keylog, label: str = DEFAULT_LA
     sub = frames.iloc[idx]
     cols = {c: sub[c].tolist() if c != "time" else time_cells(sub[c])  # integer ns
             for c in ("group_id", "epoch", "codec", "dst", "dport") + _PLACE}
-    keys = _Keys(keylog, label)
-    windows: Dict[tuple, ReplayWindow] = {}
+    if state is None:
+        state = MediaState(keylog, label)
+    keys, windows = state.keys, state.windows
     for k, i in enumerate(idx):
         try:
             gap = payload_fields(GapPayload, plaintexts[i], _CODECS.get(cols["codec"][k], 0))
@@ -141,7 +162,7 @@ def open_media(frames: pd.DataFrame, plaintexts, keylog, label: str = DEFAULT_LA
         opus = bytes(gap["opus_frame"])
         ep = cols["epoch"][k]
         ep = None if ep is None or ep is pd.NA else int(ep)
-        prof, hdr, _n = sframe_header(opus, ep)
+        prof, hdr, hlen = sframe_header(opus, ep)
         if prof is None:
             out[i] = MediaOpen(gap, None, None, None, None, opus, False, None)
             continue
@@ -155,7 +176,7 @@ def open_media(frames: pd.DataFrame, plaintexts, keylog, label: str = DEFAULT_LA
         last: Optional[DecryptError] = None
         for key, salt, _suite in keys.materials(base, gid, ep, prof, hdr.kid):
             try:
-                pt = sframe_open(key, salt, opus, b"", prof)[1]
+                pt = sframe_open(key, salt, opus, b"", prof, parsed=(hdr, hlen))[1]
                 break
             except DecryptError as exc:
                 last = exc
@@ -164,9 +185,9 @@ def open_media(frames: pd.DataFrame, plaintexts, keylog, label: str = DEFAULT_LA
                 break
         if pt is None:
             assert last is not None
-            text = (f"SFrame of frame {i} (KID {hdr.kid:#x}, CTR {hdr.ctr}, epoch {ep}) does "
+            text = (f"SFrame of frame {i + first_row} (KID {hdr.kid:#x}, CTR {hdr.ctr}, epoch {ep}) does "
                     f"not open: {last.message}")
-            errors.append(tuple(cols[c][k] for c in _PLACE) + ("decrypt", last.vid, text, i))
+            errors.append(tuple(cols[c][k] for c in _PLACE) + ("decrypt", last.vid, text, i + first_row))
             out[i] = MediaOpen(gap, str(prof), hdr.kid, hdr.ctr, None, None, False, _err(last))
             continue
         slot = hdr.kid if prof is SFrameProfile.RFC9605 else hdr.leaf

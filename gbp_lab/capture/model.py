@@ -51,7 +51,7 @@ from gbp_lab.core.keylog import KeyLog
 
 from gbp_lab.core.sframe import DEFAULT_LABEL
 
-from .columns import with_rel_time
+from .columns import gc_paused, with_rel_time
 from .media import MediaOpen, open_media
 from .pcapfile import DecryptionSecrets, Interface
 from .progress import PROGRESS_MIN_BYTES, ByteProgress
@@ -123,7 +123,8 @@ class Capture:
     def _get(self, name: str, build) -> pd.DataFrame:
         df = self._cache.get(name)
         if df is None:
-            df = self._cache[name] = with_rel_time(build(), self.t0)
+            with gc_paused():  # a tuple per row until the DataFrame exists: no collections
+                df = self._cache[name] = with_rel_time(build(), self.t0)
         return df
 
     @property

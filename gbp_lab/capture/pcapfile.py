@@ -203,15 +203,56 @@ def compression_of(head: bytes) -> Optional[str]:
     return None
 
 
-def _decompressed(raw: BinaryIO, kind: str) -> Tuple[Any, Optional[Any]]:
+class _ZstdStream:
+    """A Zstandard (RFC 8878) stream read in bounded pieces: ``read1`` feeds the decompressor
+    at most 1 KiB of compressed input per call (so one call's output stays bounded even for
+    highly compressible data), frames back to back are read one after the other, and input
+    that ends inside a frame raises ``EOFError`` as the stdlib decompressors do."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        import zstandard  # a base dependency
+
+        self._new = zstandard.ZstdDecompressor().decompressobj
+        self._raw = raw
+        self._d = self._new()
+        self._fed = False  # the current frame got input
+
+    def read1(self, _n: int = -1) -> bytes:
+        while True:
+            data = self._raw.read(1 << 10)
+            if not data:
+                if self._fed and not self._d.eof:
+                    raise EOFError("Zstandard stream ends inside a frame")
+                return b""
+            out = []
+            while data:
+                self._fed = True
+                out.append(self._d.decompress(data))
+                data = b""
+                if self._d.eof:  # a frame ended: the next one starts in the unused bytes
+                    data = self._d.unused_data
+                    self._d, self._fed = self._new(), False
+            if any(out):
+                return b"".join(out)
+
+    read = read1
+
+    def close(self) -> None:
+        pass
+
+
+def _decompressed(raw: BinaryIO, kind: str) -> Tuple[Any, Optional[Any], Optional[str]]:
     """Stream-decompress *raw* into an anonymous temporary file, 64 KiB at a time, and map it:
-    memory stays bounded whatever the size. A stream cut short keeps what decompressed (the
-    capture parser then reports the truncation); a corrupt one is :class:`CaptureFormatError`
-    (``CAP-COMPRESSED``)."""
+    memory stays bounded whatever the size. Returns ``(buffer, closer, cut)``: a stream cut
+    short keeps what decompressed and ``cut`` says so (the reader then reports
+    ``CAP-TRUNCATED-COMPRESSED`` after the last packet); a corrupt one is
+    :class:`CaptureFormatError` (``CAP-COMPRESSED``)."""
     import bz2
     import gzip
     import lzma
     import tempfile
+
+    import zstandard
 
     if kind == "gz":
         src: Any = gzip.GzipFile(fileobj=raw, mode="rb")
@@ -220,13 +261,8 @@ def _decompressed(raw: BinaryIO, kind: str) -> Tuple[Any, Optional[Any]]:
     elif kind == "bz2":
         src = bz2.BZ2File(raw, "rb")
     else:
-        try:
-            import zstandard  # type: ignore[import-not-found]
-        except ImportError:
-            raise CaptureFormatError("a Zstandard-compressed capture needs the 'zstandard' "
-                                     "package (pip install zstandard)", vid="CAP-ZSTD",
-                                     where=0) from None
-        src = zstandard.ZstdDecompressor().stream_reader(raw)
+        src = _ZstdStream(raw)
+    cut: Optional[str] = None
     tmp = tempfile.TemporaryFile()
     try:
         read = getattr(src, "read1", src.read)  # small reads: a cut keeps all but the last
@@ -236,31 +272,36 @@ def _decompressed(raw: BinaryIO, kind: str) -> Tuple[Any, Optional[Any]]:
                 if not block:
                     break
                 tmp.write(block)
-        except EOFError:
-            pass  # cut short: keep what decompressed
-        except (OSError, lzma.LZMAError, ValueError) as exc:
+        except EOFError:  # cut short: keep what decompressed
+            cut = (f"the {kind} stream ends early (file cut short) after {tmp.tell()} "
+                   f"decompressed bytes")
+        except (OSError, lzma.LZMAError, ValueError, zstandard.ZstdError) as exc:
             if tmp.tell() == 0:
                 raise CaptureFormatError(f"corrupt {kind} stream: {exc}", vid="CAP-COMPRESSED",
                                          where=0) from None
+            cut = f"corrupt {kind} stream after {tmp.tell()} decompressed bytes: {exc}"
         tmp.flush()
         if tmp.tell() == 0:
-            return b"", None
+            if cut is not None:
+                raise CaptureFormatError(cut, vid="CAP-COMPRESSED", where=0)
+            return b"", None, None
         mm = mmap.mmap(tmp.fileno(), 0, access=mmap.ACCESS_READ)
-        return mm, mm
+        return mm, mm, cut
     finally:
         tmp.close()
         src.close()
 
 
-def _load(source: Source) -> Tuple[Any, Optional[Any]]:
-    """Return (buffer, closer). Paths are mmapped (read-only), file objects read fully;
-    compressed input (:func:`compression_of`) is decompressed by :func:`_decompressed`."""
+def _load(source: Source) -> Tuple[Any, Optional[Any], Optional[str]]:
+    """Return (buffer, closer, cut). Paths are mmapped (read-only), file objects read fully;
+    compressed input (:func:`compression_of`) is decompressed by :func:`_decompressed` (``cut``:
+    why the compressed stream ended early, else ``None``)."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         kind = compression_of(bytes(source[:6]))
         if kind is not None:
             import io
             return _decompressed(io.BytesIO(source), kind)
-        return bytes(source), None
+        return bytes(source), None, None
     if isinstance(source, (str, os.PathLike)):
         f = open(source, "rb")
         kind = compression_of(f.read(6))
@@ -274,20 +315,20 @@ def _load(source: Source) -> Tuple[Any, Optional[Any]]:
             size = os.fstat(f.fileno()).st_size
             if size == 0:
                 f.close()
-                return b"", None
+                return b"", None, None
             mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         except Exception:
             f.close()
             raise
         f.close()
-        return mm, mm
+        return mm, mm, None
     if hasattr(source, "read"):
         data = source.read()
         kind = compression_of(bytes(data[:6]))
         if kind is not None:
             import io
             return _decompressed(io.BytesIO(data), kind)
-        return data, None
+        return data, None, None
     raise UsageError(f"cannot read a capture from {type(source).__name__}", vid="CAP-SOURCE")
 
 
@@ -299,7 +340,7 @@ class CaptureReader:
     """
 
     def __init__(self, source: Source) -> None:
-        self._buf, self._closer = _load(source)
+        self._buf, self._closer, self._cut = _load(source)
         self.size = len(self._buf)
         self._base = 0  # offset of _buf[0] in the capture (CaptureStream drops parsed bytes)
         self._partial = False  # an incomplete record/block at the end waits (CaptureStream)
@@ -348,9 +389,16 @@ class CaptureReader:
         if self._closer is None and not isinstance(self._buf, bytes):
             raise UsageError("the capture reader is closed", vid="CAP-CLOSED")
         self._reset()
-        if self.format == "pcap":
-            return self._iter_pcap()
-        return self._iter_pcapng()
+        it = self._iter_pcap() if self.format == "pcap" else self._iter_pcapng()
+        return it if self._cut is None else self._then_cut(it)
+
+    def _then_cut(self, it: Iterator[tuple]) -> Iterator[tuple]:
+        """*it*, then the defect of a compressed stream that ended early (unless the parse
+        already stopped at a defect of its own, e.g. the truncated record the cut made)."""
+        yield from it
+        if not self._halted and self._cut is not None:
+            self._halted = True
+            self._issue(self.size, "CAP-TRUNCATED-COMPRESSED", self._cut)
 
     # -- helpers -------------------------------------------------------------------------------
     def _issue(self, offset: int, vid: str, reason: str) -> None:
@@ -576,6 +624,7 @@ class CaptureStream(CaptureReader):
     def __init__(self) -> None:  # noqa: D107 - no source: bytes come through feed()
         self._buf = b""
         self._closer = None
+        self._cut: Optional[str] = None
         self.size = 0
         self._base = 0
         self._partial = True

@@ -34,7 +34,6 @@ built from the frame headers alone.
 """
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import pandas as pd
@@ -45,7 +44,7 @@ from gbp_lab.core.gbp.control import decode_control
 from gbp_lab.core.gbp.registry import ControlOpcode, PayloadCodec, StreamType
 from gbp_lab.core.gsp.args import parse_args
 from gbp_lab.core.gsp.signal import GspSignal, SignalType
-from gbp_lab.core.gtp.client import GtpClient
+from gbp_lab.core.gtp.client import GTP_FIELDS, GtpClient
 from gbp_lab.core.gtp.message import GtpMessage
 from .columns import frame_of_rows, time_cells
 from .media import open_media
@@ -127,47 +126,49 @@ def _stale_rows(frames: pd.DataFrame) -> set:
     return set(((ke >= 0) & (ke != ep)).nonzero()[0].tolist())
 
 
-class StaleKey:
-    """The verdict on a GTP frame sealed with a stale key (status ``stale_key``: the reference
-    node drops it, RFC 9420 §8.5 keys of an epoch the sender left); the message as decoded."""
-
-    status = "stale_key"
-
-    def __init__(self, fields: Optional[Dict[str, Any]]) -> None:
-        self.message = None
-        if fields is not None:
-            self.message = SimpleNamespace(**fields)
+#: the verdict on a GTP frame sealed with a stale key: the reference node drops it (RFC 9420
+#: §8.5 keys of an epoch the sender left) before GTP; the row shows the message as decoded
+STALE_KEY = "stale_key"
 
 
 # ------------------------------------------------------------------------------------------------
 def build_messages(frames: pd.DataFrame, plaintexts: Sequence[Optional[bytes]]) -> pd.DataFrame:
-    """GTP messages (decrypted text frames), with the receiver's ``new``/``duplicate`` verdict."""
-    rows: List[tuple] = []
-    clients: Dict[tuple, GtpClient] = {}
+    """GTP messages (decrypted text frames), with the receiver's ``new``/``duplicate`` verdict:
+    one :class:`GtpClient` per receiving endpoint judges that endpoint's frames in capture order
+    (:meth:`GtpClient.accept_many`, the client's batch path — the verdicts of ``accept``)."""
+    rows_in = _rows_of(frames, plaintexts, StreamType.TEXT)
     stale = _stale_rows(frames)
-    for i, t, snd, ep, cname, dst, dport, pt in _rows_of(frames, plaintexts, StreamType.TEXT):
-        pf = codec_wire(cname)
-        res: Any
-        if i in stale:  # sealed with an earlier epoch's key: the node drops it before GTP
+    by_recv: Dict[tuple, List[int]] = {}
+    for k, r in enumerate(rows_in):
+        if r[0] not in stale:  # sealed with an earlier epoch's key: the node drops it before GTP
+            by_recv.setdefault((r[5], r[6]), []).append(k)
+    verdicts: List[Any] = [None] * len(rows_in)
+    for ks in by_recv.values():
+        got = GtpClient().accept_many([rows_in[k][7] for k in ks], [rows_in[k][3] for k in ks],
+                                      [codec_wire(rows_in[k][4]) for k in ks])
+        for k, v in zip(ks, got):
+            verdicts[k] = v
+    rows: List[tuple] = []
+    append = rows.append
+    for k, (i, t, snd, ep, cname, dst, dport, pt) in enumerate(rows_in):
+        v = verdicts[k]
+        if v is None:  # stale key: the message as decoded, status stale_key
+            status = STALE_KEY
             try:
-                res = StaleKey(payload_fields(GtpMessage, pt, pf))
+                g = payload_fields(GtpMessage, pt, codec_wire(cname))
+                vals: Optional[tuple] = tuple(g[a] for a in GTP_FIELDS)
             except GbpLabError:
-                res = StaleKey(None)
+                vals = None
         else:
-            recv = (dst, dport)
-            cl = clients.get(recv)
-            if cl is None:
-                cl = clients[recv] = GtpClient()
-            res = cl.accept(pt, ep, pf)
-        m = getattr(res, "message", None)
-        if m is None:
-            rows.append((t, i, snd, None, None, None, None, None, "error", cname, ep, None, None,
-                         None, f"{dst}:{dport}"))
+            status, vals, _reason = v
+        if vals is None:
+            append((t, i, snd, None, None, None, None, None, "error", cname, ep, None, None,
+                    None, f"{dst}:{dport}"))
             continue
-        text = m.content.decode("utf-8", "replace") if m.content_type in (0, 1) else None
-        rows.append((t, i, snd, m.sender_id, m.message_id, text, m.content_type, m.flags,
-                     res.status, cname, ep, m.request_id, m.timestamp_ms, m.content_length,
-                     f"{dst}:{dport}"))
+        mid, sid, ts, rid, fl, ct, ln, body = vals
+        text = body.decode("utf-8", "replace") if ct == 0 or ct == 1 else None
+        append((t, i, snd, sid, mid, text, ct, fl, status, cname, ep, rid, ts, ln,
+                f"{dst}:{dport}"))
     return _table(rows, MESSAGE_COLUMNS)
 
 

@@ -465,8 +465,8 @@ def trees_of(capture) -> CaptureTrees:
     its frames show."""
     f = capture.frames
     eps: set = set()
-    if len(f):
-        for g, e in zip(f["group_id"].tolist(), f["epoch"].tolist()):
+    if len(f):  # each distinct (group, epoch) pair once (not once per frame)
+        for g, e in set(zip(f["group_id"].tolist(), f["epoch"].tolist())):
             gb = _gid_bytes(g)
             if gb is not None and e is not None and e is not pd.NA and e == e:
                 eps.add((gb, int(e)))

@@ -6,8 +6,9 @@ Push (always the same form, the one the reference's serde + ciborium writes):
 * :func:`enc_head` / :func:`enc_uint` / :func:`enc_bstr` / :func:`enc_tstr` / :func:`enc_bool` —
   pre-encoded pieces for hand-tuned hot paths (the frame encoder); heads in the shortest form
   (RFC 8949 §3.1, preferred serialization §4.2.1 / §4.2.2 rule 1).
-* :class:`Writer` — a buffer with ``uint``/``int``/``bstr``/``tstr``/``bool``/``array``/``map``
-  and ``value`` for generic Python values; definite lengths only.
+* :class:`Writer` — a buffer with ``uint``/``int``/``bstr``/``tstr``/``bool``/``float``/``array``/
+  ``map`` and ``value`` for generic Python values; definite lengths only; floats in their
+  shortest exact width (f16/f32/f64, §4.2.2), as ciborium writes them.
 * :func:`encode_fields` / :func:`encode_text_map` / :func:`encoder` — a definite-length map with
   text keys in the order of a *spec* (serde field order, not the §4.2.1 sorted order; the same
   specs :func:`decode_map` reads), :func:`encode_map` — any keys, in the given order.

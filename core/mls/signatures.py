@@ -16,7 +16,7 @@ API (scheme = :class:`SignatureScheme` value):
 * :func:`verify(scheme, pub, message, signature)` → ``None`` or :class:`SignatureError` (a triple
   that verified before in this process is answered by :data:`verified_signatures`)
 * :func:`verify_all(checks)` → ``None`` or ``(lowest failing index, error)``: many independent
-  checks, spread over :data:`verify_pool`'s threads (``cryptography`` releases the GIL)
+  checks, spread over the threads of :data:`.workers.pool` (``cryptography`` releases the GIL)
 * :func:`check_public_key(scheme, pub)` → ``None`` or :class:`DecodeError`
 
 The labelled forms ``SignWithLabel``/``VerifyWithLabel`` live on
@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from enum import IntEnum
 from functools import lru_cache
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Type, Union
@@ -40,7 +38,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519
 
 from ..errors import DecodeError, GbpLabError, SignatureError, UsageError
+from . import workers
 from .hpke import CURVE_ORDERS
+from .workers import WorkerPool
 
 Rng = Callable[[int], bytes]
 
@@ -264,75 +264,17 @@ _Todo = Tuple[SignatureScheme, bytes, bytes, bytes]
 Failure = Tuple[int, GbpLabError]
 
 
-class VerifyPool:
-    """The threads :func:`verify_all` spreads a batch over.
-
-    ``cryptography``'s verify releases the GIL for the whole primitive, so the independent checks
-    of one message — every leaf of a ratchet tree (RFC 9420 §7.9, §12.4.3.1) — can run side by
-    side, and beside the caller's own Python work (:func:`start_verify_all`). A batch is cut in
-    contiguous chunks; ``workers - 1`` pool threads take chunks in turn, and the caller takes
-    the ones left when it asks for the result. The executor is created on first use
-    (``workers`` = ``os.cpu_count()``, at most :attr:`MAX_WORKERS`); its threads are joined at
-    interpreter exit by :mod:`concurrent.futures`; a forked child forgets its parent's pool (its
-    threads do not exist there) and makes its own (``os.register_at_fork``). Batches smaller than
-    :attr:`min_batch` run in the calling thread (a hand-off costs more than it saves there), as
-    does every batch when ``workers < 2`` or no thread can be started. ``batches`` counts the
-    batches that went to the pool."""
-
-    MAX_WORKERS = 8
-
-    def __init__(self, workers: Optional[int] = None, min_batch: int = 8) -> None:
-        self.workers = workers if workers is not None else min(os.cpu_count() or 1, self.MAX_WORKERS)
-        self.min_batch = min_batch
-        self.batches = 0
-        self._executor: Optional[ThreadPoolExecutor] = None
-        self._lock = threading.Lock()
-
-    def executor(self) -> Optional[ThreadPoolExecutor]:
-        """The pool's executor (created on first call), or ``None`` when it cannot have one."""
-        if self.workers < 2:
-            return None
-        if self._executor is None:
-            with self._lock:
-                if self._executor is None:
-                    self._executor = ThreadPoolExecutor(max_workers=self.workers - 1,
-                                                        thread_name_prefix="mls-verify")
-        return self._executor
-
-    def forget(self) -> None:
-        """Drop the executor without joining it: the state of a forked child."""
-        self._executor = None
-        self._lock = threading.Lock()
-
-    def shutdown(self) -> None:
-        """Join the pool's threads now (a later batch makes a new pool)."""
-        with self._lock:
-            ex, self._executor = self._executor, None
-        if ex is not None:
-            ex.shutdown(wait=True)
-
-
 class PendingChecks:
     """A batch of checks under way (:func:`start_verify_all`): :meth:`result` waits for it."""
 
     def __init__(self, todo: Sequence[_Todo], index: Sequence[int], digests: Sequence[Optional[bytes]],
-                 early: Optional[Failure], pool: VerifyPool, parallel: Optional[bool]) -> None:
+                 early: Optional[Failure], pool: WorkerPool, parallel: Optional[bool]) -> None:
         self._todo, self._index, self._digests, self._early = todo, index, digests, early
-        n = len(todo)
-        if parallel is None:
-            parallel = n >= pool.min_batch
-        ex = pool.executor() if parallel and n > 1 else None
-        n_chunks = min(n, 4 * pool.workers) if ex is not None else min(n, 1)
-        self._chunks = iter([(n * c // n_chunks, n * (c + 1) // n_chunks) for c in range(n_chunks)])
+        par = pool.wants(len(todo), parallel)
+        self._chunks = pool.chunks(len(todo), par)
         self._failures: List[Failure] = []
         self._cancelled = False
-        self._futures = []
-        if ex is not None:
-            try:
-                self._futures = [ex.submit(self._work) for _ in range(pool.workers - 1)]
-                pool.batches += 1
-            except RuntimeError:  # no new threads (interpreter shutting down): the caller does all
-                self._futures = []
+        self._futures = pool.helpers(self._work) if par else []
 
     def _work(self) -> None:
         failures = self._failures
@@ -372,12 +314,6 @@ def _position(found: Failure) -> int:
     return found[0]
 
 
-#: the process-wide pool :func:`verify_all` uses
-verify_pool = VerifyPool()
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=verify_pool.forget)
-
-
 def start_verify_all(checks: Iterable[Check], *, parallel: Optional[bool] = None) -> PendingChecks:
     """Start :func:`verify_all` on ``checks`` and return at once; the pool's threads verify while
     the caller does other work, ``.result()`` gives the answer (``.cancel()`` abandons it)."""
@@ -400,22 +336,21 @@ def start_verify_all(checks: Iterable[Check], *, parallel: Optional[bool] = None
         todo.append((s, pub, message, signature))
         index.append(i)
         digests.append(digest)
-    return PendingChecks(todo, index, digests, early, verify_pool, parallel)
+    return PendingChecks(todo, index, digests, early, workers.pool, parallel)
 
 
 def verify_all(checks: Iterable[Check], *, parallel: Optional[bool] = None) -> Optional[Failure]:
-    """Make every check :func:`verify` would make, on :data:`verify_pool`'s threads for a large
+    """Make every check :func:`verify` would make, on the threads of :data:`.workers.pool` for a large
     batch: ``None`` if all verify, else ``(index, error)`` for the LOWEST failing index, the error
     being exactly what :func:`verify` raises for that check (:class:`SignatureError`
     ``SIG-VERIFY``, :class:`DecodeError` ``SIG-PUBKEY``, :class:`UsageError` ``SIG-SCHEME``) —
     the answer of verifying one by one and stopping at the first failure, whichever thread met
     it. :data:`verified_signatures` answers repeats and learns the checks that passed below the
-    failure. ``parallel``: ``None`` = by batch size (:attr:`VerifyPool.min_batch`), ``True`` =
+    failure. ``parallel``: ``None`` = by batch size (``workers.pool.min_batch``), ``True`` =
     the pool whenever it has threads, ``False`` = the calling thread only."""
     return start_verify_all(checks, parallel=parallel).result()
 
 
 __all__ = ["SignatureScheme", "generate_key_pair", "public_key", "sign", "verify", "check_public_key",
            "VerifiedSignatures", "verified_signatures", "Check", "Failure", "verify_all", "start_verify_all", "PendingChecks",
-           "VerifyPool", "verify_pool",
            "load_private_key", "load_public_key", "private_key_length", "public_key_length"]

@@ -1,7 +1,8 @@
-"""Batched signature checks (gbp_lab.core.mls.signatures.verify_all and the verify pool): every
-check of a batch made, on threads or in a plain loop, with the same answer — the lowest failing
-index and the error verifying one by one raises — and the ratchet tree's leaf signatures (RFC 9420
-§7.3, §12.4.3.1) reported at the right leaf with the pool in use."""
+"""The worker pool (gbp_lab.core.mls.workers) and what runs on it: batched signature checks
+(signatures.verify_all) — every check of a batch made, on threads or in a plain loop, with the
+same answer: the lowest failing index and the error verifying one by one raises; the ratchet
+tree's leaf signatures (RFC 9420 §7.3, §12.4.3.1) reported at the right leaf with the pool in
+use; the HPKE seals of an UpdatePath (§12.4.1) that every member opens."""
 from __future__ import annotations
 
 import multiprocessing
@@ -15,22 +16,30 @@ from hypothesis import strategies as st
 
 from gbp_lab.core.errors import GbpLabError, SignatureError, UsageError
 from gbp_lab.core.mls import signatures as sig
+from gbp_lab.core.mls import workers
 from gbp_lab.core.mls.credentials import Credential
 from gbp_lab.core.mls.leaf_node import Capabilities, LeafNode, Lifetime
 from gbp_lab.core.mls.registries import LeafNodeSource
 from gbp_lab.core.mls.suites import CipherSuite
+from gbp_lab.core.mls.schedule import GroupContext
 from gbp_lab.core.mls.tree import RatchetTree
+from gbp_lab.core.mls.treekem import PrivateTree, create_update_path, process_update_path
+from gbp_lab.core.mls.update_path import UpdatePath
 
 N_LEAVES = 40
 GROUP_ID = b"batch-test-group"
 
 
-def _leaf(suite, name):
+def _leaf_and_keys(suite, name):
     sig_priv, sig_pub = suite.generate_signature_key_pair()
-    _, enc_pub = suite.generate_key_pair()
+    enc_priv, enc_pub = suite.generate_key_pair()
     leaf = LeafNode(enc_pub, sig_pub, Credential.basic(name), Capabilities(cipher_suites=(int(suite.id),)),
                     LeafNodeSource.KEY_PACKAGE, lifetime=Lifetime(0, 2**64 - 1)).signed(suite, sig_priv)
-    return leaf
+    return leaf, enc_priv, sig_priv
+
+
+def _leaf(suite, name):
+    return _leaf_and_keys(suite, name)[0]
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +53,10 @@ def pool(monkeypatch):
     """The process pool with at least 3 threads besides the caller, and no memo: every check
     runs the primitive, on the pool's threads."""
     monkeypatch.setattr(sig.verified_signatures, "enabled", False)
-    monkeypatch.setattr(sig.verify_pool, "workers", max(4, sig.verify_pool.workers))
-    sig.verify_pool.shutdown()  # the next batch makes an executor of that size
-    yield sig.verify_pool
-    sig.verify_pool.shutdown()
+    monkeypatch.setattr(workers.pool, "workers", max(4, workers.pool.workers))
+    workers.pool.shutdown()  # the next batch makes an executor of that size
+    yield workers.pool
+    workers.pool.shutdown()
 
 
 def _spoiled(leaf, how):
@@ -95,7 +104,7 @@ def test_bad_leaf_k_of_a_big_tree_is_reported_as_leaf_k_with_the_pool_in_use(lea
     with pytest.raises(SignatureError) as ei:
         tree.validate(GROUP_ID)  # the batch starts before the hashing and is read last
     assert pool.batches == before + 1
-    assert any(t.name.startswith("mls-verify") for t in threading.enumerate())
+    assert any(t.name.startswith("mls-worker") for t in threading.enumerate())
     assert ei.value.vid == "MLS-TREE-LEAF-SIGNATURE" and ei.value.where == f"leaf {k}"
     assert str(ei.value).startswith(f"[MLS-TREE-LEAF-SIGNATURE] leaf {k}: ")
     assert ei.value.__cause__.vid == "MLS-LEAF-SIGNATURE"
@@ -182,7 +191,7 @@ _PARENT = {}
 
 def _child_verifies(q):
     # the parent's executor object is still referenced here, so `is` cannot be fooled by reuse
-    fresh = sig.verify_pool.executor() is not _PARENT["executor"]
+    fresh = workers.pool.executor() is not _PARENT["executor"]
     q.put((sig.verify_all(_checks(16, bad={12}), parallel=True)[0], fresh))
 
 
@@ -199,3 +208,46 @@ def test_a_forked_child_makes_its_own_pool(pool):
     assert child.exitcode == 0, "the child hung or failed on its parent's pool"
     assert q.get(timeout=5) == (12, True)
     assert pool.executor() is _PARENT.pop("executor")  # the parent keeps its own
+
+
+def test_pool_map_keeps_order_and_raises_the_lowest_failure(pool):
+    items = list(range(50))
+    assert pool.map(lambda x: x * x, items, parallel=True) == [x * x for x in items]
+
+    def picky(x):
+        if x in (13, 31, 44):
+            raise ValueError(f"item {x}")
+        return x
+
+    for parallel in (True, False):
+        with pytest.raises(ValueError, match="item 13"):
+            pool.map(picky, items, parallel=parallel)
+    assert pool.map(picky, [], parallel=True) == []
+
+
+def test_update_path_seals_run_on_the_pool_and_every_member_opens_them(pool):
+    suite = CipherSuite.get(1)
+    made = [_leaf_and_keys(suite, b"u%d" % i) for i in range(20)]
+    tree = RatchetTree.create(suite, made[0][0])
+    for leaf, _, _ in made[1:]:
+        tree.add_leaf(leaf)
+    gc = GroupContext(1, GROUP_ID, 1, b"", b"\x00" * 32)
+    before = pool.batches
+    mine = create_update_path(tree, 0, gc, made[0][2])
+    assert pool.batches == before + 1  # 19 seals (every other leaf) went to the threads
+    assert sum(len(n.encrypted_path_secret) for n in mine.update_path.nodes) == 19
+    wire = UpdatePath.from_bytes(mine.update_path.to_bytes())
+    for li in range(1, 20):
+        res = process_update_path(tree, 0, wire, gc, PrivateTree(suite, li, made[li][1]))
+        assert res.commit_secret.reveal() == mine.commit_secret.reveal()
+    # an injected rng keeps the loop (its draws in wire order): same bytes twice, no batch
+    import random
+
+    def rng(seed):
+        r = random.Random(seed)
+        return lambda n: r.randbytes(n)
+
+    before = pool.batches
+    one = create_update_path(tree, 0, gc, made[0][2], rng=rng(7)).update_path.to_bytes()
+    assert create_update_path(tree, 0, gc, made[0][2], rng=rng(7)).update_path.to_bytes() == one
+    assert pool.batches == before

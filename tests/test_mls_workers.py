@@ -223,6 +223,9 @@ def test_pool_map_keeps_order_and_raises_the_lowest_failure(pool):
         with pytest.raises(ValueError, match="item 13"):
             pool.map(picky, items, parallel=parallel)
     assert pool.map(picky, [], parallel=True) == []
+    # a batch inside a batch runs in the helper thread itself instead of waiting on the queue
+    inner = pool.map(lambda x: sum(pool.map(lambda y: x * y, items, parallel=True)), items, parallel=True)
+    assert inner == [x * sum(items) for x in items]
 
 
 def test_update_path_seals_run_on_the_pool_and_every_member_opens_them(pool):

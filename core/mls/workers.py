@@ -75,12 +75,15 @@ class WorkerPool:
 
     def helpers(self, work: Callable[[], None]) -> List["Future[None]"]:
         """Run ``work`` on every helper thread (``[]`` when there are none or none can start);
-        the caller runs it too and then waits for these futures."""
+        the caller runs it too and then waits for these futures. Called from a helper thread
+        (a batch inside a batch) it gives ``[]``: waiting there for queued work could deadlock."""
+        if getattr(_local, "helper", False):
+            return []
         ex = self.executor()
         if ex is None:
             return []
         try:
-            futures = [ex.submit(work) for _ in range(self.workers - 1)]
+            futures = [ex.submit(_as_helper, work) for _ in range(self.workers - 1)]
         except RuntimeError:  # no new threads (interpreter shutting down): the caller does all
             return []
         self.batches += 1
@@ -111,6 +114,14 @@ class WorkerPool:
         if errors:
             raise errors[min(errors)]
         return results  # type: ignore[return-value]  # every slot was filled
+
+
+_local = threading.local()
+
+
+def _as_helper(work: Callable[[], None]) -> None:
+    _local.helper = True  # this thread is the pool's for good
+    work()
 
 
 #: the process-wide pool

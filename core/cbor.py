@@ -6,8 +6,9 @@ Push (always the same form, the one the reference's serde + ciborium writes):
 * :func:`enc_head` / :func:`enc_uint` / :func:`enc_bstr` / :func:`enc_tstr` / :func:`enc_bool` —
   pre-encoded pieces for hand-tuned hot paths (the frame encoder); heads in the shortest form
   (RFC 8949 §3.1, preferred serialization §4.2.1 / §4.2.2 rule 1).
-* :class:`Writer` — a buffer with ``uint``/``int``/``bstr``/``tstr``/``bool``/``array``/``map``
-  and ``value`` for generic Python values; definite lengths only.
+* :class:`Writer` — a buffer with ``uint``/``int``/``bstr``/``tstr``/``bool``/``float``/``array``/
+  ``map`` and ``value`` for generic Python values; definite lengths only; floats in their
+  shortest exact width (f16/f32/f64, §4.2.2), as ciborium writes them.
 * :func:`encode_fields` / :func:`encode_text_map` / :func:`encoder` — a definite-length map with
   text keys in the order of a *spec* (serde field order, not the §4.2.1 sorted order; the same
   specs :func:`decode_map` reads), :func:`encode_map` — any keys, in the given order.
@@ -140,6 +141,17 @@ def enc_tstr(s: str) -> bytes:
     return enc_head(0x60, len(b)) + b
 
 
+_F64 = struct.Struct(">d")
+
+
+def _f64_bits(x: float) -> int:
+    """The IEEE 754 binary64 bit pattern of *x* (tells -0.0 from 0.0 and NaN payloads apart)."""
+    return int.from_bytes(_F64.pack(x), "big")
+
+
+#: (initial byte, struct) of the narrower float widths, narrowest first (RFC 8949 §3.3)
+_FLOAT_FORMS = ((0xF9, struct.Struct(">e")), (0xFA, struct.Struct(">f")))
+
 #: A text map key, pre-encoded (serde writes struct field names as text strings).
 enc_key = enc_tstr
 
@@ -210,8 +222,36 @@ class Writer:
         """Head of a definite-length map of *n* pairs (push key, value, key, value …)."""
         return self.head(5, n)
 
+    def float(self, value: builtins.float) -> "Writer":
+        """A float in its shortest exact form (RFC 8949 §4.2.2 preferred serialization, as the
+        reference's ciborium writes it): half precision (``0xF9``) if the value survives the
+        round trip bit for bit, else single (``0xFA``), else double (``0xFB``). Infinities, -0.0
+        and the default quiet NaN fit in two bytes; a NaN whose payload does not fit is widened."""
+        bits = _f64_bits(value)
+        if value != value:  # NaN: struct drops payloads, so narrow the bits by hand
+            sign, payload = bits >> 63, bits & (1 << 52) - 1
+            if not payload & (1 << 42) - 1:
+                self.out += bytes([0xF9]) + (sign << 15 | 0x7C00 | payload >> 42).to_bytes(2, "big")
+            elif not payload & (1 << 29) - 1:
+                self.out += bytes([0xFA]) + (sign << 31 | 0x7F800000 | payload >> 29).to_bytes(4, "big")
+            else:
+                self.out += bytes([0xFB]) + bits.to_bytes(8, "big")
+            return self
+        for head, fmt in _FLOAT_FORMS:
+            try:
+                packed = fmt.pack(value)
+            except OverflowError:  # finite but too large for this width
+                continue
+            if _f64_bits(fmt.unpack(packed)[0]) == bits:
+                self.out.append(head)
+                self.out += packed
+                return self
+        self.out.append(0xFB)
+        self.out += _F64.pack(value)
+        return self
+
     def value(self, v: Any) -> "Writer":
-        """Any of: int, float (as double), bytes, str, bool, None, list/tuple, mapping (insertion
+        """Any of: int, float (shortest exact width, :meth:`float`), bytes, str, bool, None, list/tuple, mapping (insertion
         order kept)."""
         if isinstance(v, bool):
             self.out.append(0xF5 if v else 0xF4)
@@ -220,8 +260,7 @@ class Writer:
         elif isinstance(v, int):
             self.int(v)
         elif isinstance(v, float):
-            self.out.append(0xFB)  # always double precision
-            self.out += struct.pack(">d", v)
+            self.float(v)
         elif isinstance(v, (bytes, bytearray, memoryview)):
             self.bstr(bytes(v))
         elif isinstance(v, str):

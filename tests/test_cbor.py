@@ -3,6 +3,7 @@ policies of ``decode_map``, bounds, and fuzz (only typed errors)."""
 from __future__ import annotations
 
 import math
+import struct
 
 import cbor2
 import pytest
@@ -81,8 +82,67 @@ def test_scalar_helpers():
 def test_writer_output_is_what_cbor2_reads(v):
     data = Writer().value(v).getvalue()
     assert cbor2.loads(data) == v
-    if _no_float(v):  # cbor2 writes floats in their shortest width, we always as doubles
+    if _no_float(v):  # cbor2 writes finite floats as doubles unless canonical (test_floats_*)
         assert data == cbor2.dumps(v)
+
+
+# floats: the shortest exact width (RFC 8949 §4.2.2), as the reference's ciborium writes them. The
+# wheel has no public API that CBOR-encodes a float (its encoders take integers and bytes; GSP
+# args pass through as bytes), so the reference here is cbor2's canonical encoder, which applies
+# the same rule to every float but NaN (cbor2 writes every NaN as f97e00; we, like ciborium and
+# RFC 8949 §4.1 preferred serialization, keep a NaN's payload and sign)
+def _widened(data: bytes) -> int:
+    """The binary64 bits of the float item ``data`` (f16/f32 widened by hand, NaN payloads kept)."""
+    head, body = data[0], int.from_bytes(data[1:], "big")
+    if head == 0xFB:
+        assert len(data) == 9
+        return body
+    if head == 0xFA:
+        assert len(data) == 5
+        return int.from_bytes(struct.pack(">d", struct.unpack(">f", data[1:])[0]), "big") \
+            if (body >> 23) & 0xFF != 0xFF else (body >> 31) << 63 | 0x7FF << 52 | (body & 0x7FFFFF) << 29
+    assert head == 0xF9 and len(data) == 3
+    if (body >> 10) & 0x1F != 0x1F:
+        return int.from_bytes(struct.pack(">d", struct.unpack(">e", data[1:])[0]), "big")
+    return (body >> 15) << 63 | 0x7FF << 52 | (body & 0x3FF) << 42
+
+
+@pytest.mark.parametrize("x, hexed", [
+    (0.0, "f90000"), (-0.0, "f98000"), (1.5, "f93e00"), (65504.0, "f97bff"), (5.960464477539063e-08, "f90001"),
+    (65505.0, "fa477fe100"), (3.4028234663852886e38, "fa7f7fffff"), (0.1, "fb3fb999999999999a"),
+    (1e300, "fb7e37e43c8800759c"), (math.inf, "f97c00"), (-math.inf, "f9fc00"), (math.nan, "f97e00")])
+def test_floats_take_the_shortest_exact_width(x, hexed):
+    assert Writer().value(x).getvalue().hex() == hexed
+    assert Writer().float(x).getvalue().hex() == hexed
+
+
+@SETTINGS
+@given(st.integers(0, 2**64 - 1))
+def test_floats_round_trip_bit_for_bit_in_the_shortest_width(bits):
+    x = struct.unpack(">d", bits.to_bytes(8, "big"))[0]
+    data = Writer().float(x).getvalue()
+    assert _widened(data) == bits  # exact: sign, -0.0, infinities and NaN payloads kept
+    narrower = {9: ">f", 5: ">e"}.get(len(data))
+    if narrower and not math.isnan(x):  # not exact in the next narrower width
+        try:
+            back = struct.unpack(narrower, struct.pack(narrower, x))[0]
+            assert struct.pack(">d", back) != struct.pack(">d", x)
+        except OverflowError:
+            pass
+    if not math.isnan(x):
+        assert data == cbor2.dumps(x, canonical=True)
+        assert struct.pack(">d", decode_item(data)) == struct.pack(">d", x)
+        assert struct.pack(">d", cbor2.loads(data)) == struct.pack(">d", x)
+
+
+@SETTINGS
+@given(st.floats(width=16) | st.floats(width=32) | st.floats())
+def test_floats_of_each_width_match_cbor2_canonical(x):
+    data = Writer().value([x]).getvalue()
+    if math.isnan(x):
+        assert math.isnan(cbor2.loads(data)[0])
+    else:
+        assert data == cbor2.dumps([x], canonical=True)
 
 
 @SETTINGS

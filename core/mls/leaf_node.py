@@ -235,11 +235,16 @@ class LeafNode(Struct):
         sig = suite.sign_with_label(signature_priv, LEAF_NODE_LABEL, self.tbs(group_id, leaf_index))
         return replace(self, signature=sig)
 
+    def signature_check(self, group_id: Optional[bytes] = None,
+                        leaf_index: Optional[int] = None) -> Tuple[bytes, str, bytes, bytes]:
+        """``(signature_key, label, LeafNodeTBS, signature)``: what :meth:`verify` checks, as one
+        item of ``CipherSuite.verify_all_with_label`` (a tree checks all its leaves at once)."""
+        return self.signature_key, LEAF_NODE_LABEL, self.tbs(group_id, leaf_index), self.signature
+
     def verify(self, suite, group_id: Optional[bytes] = None, leaf_index: Optional[int] = None) -> None:
         """Check the signature with the leaf's own ``signature_key``; :class:`SignatureError` if bad."""
         try:
-            suite.verify_with_label(self.signature_key, LEAF_NODE_LABEL,
-                                    self.tbs(group_id, leaf_index), self.signature)
+            suite.verify_with_label(*self.signature_check(group_id, leaf_index))
         except SignatureError as exc:
             raise SignatureError("LeafNode signature does not verify", vid="MLS-LEAF-SIGNATURE") from exc
 

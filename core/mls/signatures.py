@@ -15,6 +15,8 @@ API (scheme = :class:`SignatureScheme` value):
 * :func:`sign(scheme, priv, message)` → ``signature``
 * :func:`verify(scheme, pub, message, signature)` → ``None`` or :class:`SignatureError` (a triple
   that verified before in this process is answered by :data:`verified_signatures`)
+* :func:`verify_all(checks)` → ``None`` or ``(lowest failing index, error)``: many independent
+  checks, spread over the threads of :data:`.workers.pool` (``cryptography`` releases the GIL)
 * :func:`check_public_key(scheme, pub)` → ``None`` or :class:`DecodeError`
 
 The labelled forms ``SignWithLabel``/``VerifyWithLabel`` live on
@@ -29,14 +31,16 @@ import hashlib
 import os
 from enum import IntEnum
 from functools import lru_cache
-from typing import Callable, Dict, Optional, Tuple, Type, Union
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Type, Union
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519
 
-from ..errors import DecodeError, SignatureError, UsageError
+from ..errors import DecodeError, GbpLabError, SignatureError, UsageError
+from . import workers
 from .hpke import CURVE_ORDERS
+from .workers import WorkerPool
 
 Rng = Callable[[int], bytes]
 
@@ -218,6 +222,23 @@ class VerifiedSignatures:
 verified_signatures = VerifiedSignatures()
 
 
+def _check(s: SignatureScheme, pub: bytes, message: bytes, signature: bytes) -> Optional[GbpLabError]:
+    """Run the primitive on one triple: ``None`` if it verifies, else the error :func:`verify`
+    raises (safe in any thread: ``cryptography`` keys are immutable, the key LRU is locked)."""
+    try:
+        key = load_public_key(s, pub)
+    except DecodeError as exc:
+        return exc
+    try:
+        if s in _EDDSA:
+            key.verify(signature, message)
+        else:
+            key.verify(signature, message, ec.ECDSA(_ECDSA[s][1]()))
+    except (InvalidSignature, ValueError):
+        return SignatureError(f"{s.name} signature does not verify", vid="SIG-VERIFY")
+    return None
+
+
 def verify(scheme: int, pub: bytes, message: bytes, signature: bytes) -> None:
     """``Signature.Verify(pub, message, signature)``: returns ``None`` or raises
     :class:`SignatureError` (``SIG-VERIFY``); a malformed ``pub`` is :class:`DecodeError`.
@@ -229,18 +250,107 @@ def verify(scheme: int, pub: bytes, message: bytes, signature: bytes) -> None:
     if digest is not None and digest in memo:
         memo.hits += 1
         return
-    key = load_public_key(s, pub)
-    try:
-        if s in _EDDSA:
-            key.verify(signature, message)
-        else:
-            key.verify(signature, message, ec.ECDSA(_ECDSA[s][1]()))
-    except (InvalidSignature, ValueError):
-        raise SignatureError(f"{s.name} signature does not verify", vid="SIG-VERIFY") from None
+    err = _check(s, pub, message, signature)
+    if err is not None:
+        raise err
     if digest is not None:
         memo.add(digest)
 
 
+# -- many independent checks at once ---------------------------------------------------------
+#: one check of :func:`verify_all`: ``(scheme, pub, message, signature)``
+Check = Tuple[int, bytes, bytes, bytes]
+_Todo = Tuple[SignatureScheme, bytes, bytes, bytes]
+Failure = Tuple[int, GbpLabError]
+
+
+class PendingChecks:
+    """A batch of checks under way (:func:`start_verify_all`): :meth:`result` waits for it."""
+
+    def __init__(self, todo: Sequence[_Todo], index: Sequence[int], digests: Sequence[Optional[bytes]],
+                 early: Optional[Failure], pool: WorkerPool, parallel: Optional[bool]) -> None:
+        self._todo, self._index, self._digests, self._early = todo, index, digests, early
+        par = pool.wants(len(todo), parallel)
+        self._chunks = pool.chunks(len(todo), par)
+        self._failures: List[Failure] = []
+        self._cancelled = False
+        self._futures = pool.helpers(self._work) if par else []
+
+    def _work(self) -> None:
+        failures = self._failures
+        for lo, hi in self._chunks:  # next() on a list iterator is atomic: each chunk runs once
+            if self._cancelled:
+                return
+            if failures and min(f[0] for f in failures) < lo:
+                continue  # a failure below this chunk already decides the answer
+            todo = self._todo
+            for pos in range(lo, hi):
+                err = _check(*todo[pos])
+                if err is not None:
+                    failures.append((pos, err))
+                    break
+
+    def cancel(self) -> None:
+        """Stop taking chunks (the caller gave up on the batch: an earlier check failed)."""
+        self._cancelled = True
+
+    def result(self) -> Optional[Failure]:
+        """``None`` if every check verified, else ``(lowest failing index, its error)``."""
+        self._work()  # the caller takes the chunks no thread took yet
+        for f in self._futures:
+            f.result()
+        found = min(self._failures, key=_position) if self._failures else None
+        passed = len(self._todo) if found is None else found[0]
+        memo = verified_signatures
+        for digest in self._digests[:passed]:  # the memo is only touched from the caller's thread
+            if digest is not None:
+                memo.add(digest)
+        if found is not None:
+            return self._index[found[0]], found[1]
+        return self._early
+
+
+def _position(found: Failure) -> int:
+    return found[0]
+
+
+def start_verify_all(checks: Iterable[Check], *, parallel: Optional[bool] = None) -> PendingChecks:
+    """Start :func:`verify_all` on ``checks`` and return at once; the pool's threads verify while
+    the caller does other work, ``.result()`` gives the answer (``.cancel()`` abandons it)."""
+    memo = verified_signatures
+    todo: List[_Todo] = []
+    index: List[int] = []
+    digests: List[Optional[bytes]] = []
+    early: Optional[Failure] = None
+    for i, (scheme, pub, message, signature) in enumerate(checks):
+        try:
+            s = _scheme(scheme)
+        except UsageError as exc:
+            early = (i, exc)
+            break
+        pub, message, signature = bytes(pub), bytes(message), bytes(signature)
+        digest = memo.digest(s, pub, message, signature) if memo.enabled else None
+        if digest is not None and digest in memo:
+            memo.hits += 1
+            continue
+        todo.append((s, pub, message, signature))
+        index.append(i)
+        digests.append(digest)
+    return PendingChecks(todo, index, digests, early, workers.pool, parallel)
+
+
+def verify_all(checks: Iterable[Check], *, parallel: Optional[bool] = None) -> Optional[Failure]:
+    """Make every check :func:`verify` would make, on the threads of :data:`.workers.pool` for a large
+    batch: ``None`` if all verify, else ``(index, error)`` for the LOWEST failing index, the error
+    being exactly what :func:`verify` raises for that check (:class:`SignatureError`
+    ``SIG-VERIFY``, :class:`DecodeError` ``SIG-PUBKEY``, :class:`UsageError` ``SIG-SCHEME``) —
+    the answer of verifying one by one and stopping at the first failure, whichever thread met
+    it. :data:`verified_signatures` answers repeats and learns the checks that passed below the
+    failure. ``parallel``: ``None`` = by batch size (``workers.pool.min_batch``), ``True`` =
+    the pool whenever it has threads, ``False`` = the calling thread only."""
+    return start_verify_all(checks, parallel=parallel).result()
+
+
 __all__ = ["SignatureScheme", "generate_key_pair", "public_key", "sign", "verify", "check_public_key",
-           "VerifiedSignatures", "verified_signatures",
+           "VerifiedSignatures", "verified_signatures", "Check", "Failure", "verify_all", "start_verify_all", "PendingChecks",
            "load_private_key", "load_public_key", "private_key_length", "public_key_length"]

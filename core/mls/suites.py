@@ -18,7 +18,7 @@ returns a frozen description; its methods implement the labelled derivations of 
 * Signatures (§5.1.2 via :mod:`.signatures`): ``generate_signature_key_pair(rng=None)``,
   ``signature_public_key(priv)``, ``check_signature_public_key(pub)``, ``sign``/``verify``,
   ``sign_with_label(priv, label, content)``, ``verify_with_label(pub, label, content, sig)``
-  (``None`` or ``SignatureError``).
+  (``None`` or ``SignatureError``), ``verify_all_with_label(checks)`` (many at once, on threads).
 
 Keys are bytes everywhere, in the encodings of the MLS test vectors (HPKE: SerializePublicKey /
 SerializePrivateKey; signatures: raw EdDSA keys, ECDSA uncompressed points and big-endian scalars,
@@ -31,7 +31,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Dict, Optional, Tuple
+from typing import Dict, Iterable, Optional, Tuple
 
 from cryptography.hazmat.primitives import hashes
 
@@ -302,6 +302,20 @@ class CipherSuite:
         """RFC 9420 §5.1.2 ``VerifyWithLabel``: ``None`` or :class:`SignatureError` (``SIG-VERIFY``);
         a malformed ``pub`` is :class:`DecodeError` (``SIG-PUBKEY``)."""
         self.verify(pub, self._sign_content(label, content), signature)
+
+    def verify_all_with_label(self, checks: Iterable[Tuple[bytes, bytes | str, bytes, bytes]], *,
+                              parallel: Optional[bool] = None) -> Optional[_sig.Failure]:
+        """``VerifyWithLabel`` on every ``(pub, label, content, signature)`` of ``checks``, spread
+        over threads for a large batch (:func:`~.signatures.verify_all`): ``None`` if all verify,
+        else ``(lowest failing index, the error verify_with_label raises for it)``."""
+        return self.start_verify_all_with_label(checks, parallel=parallel).result()
+
+    def start_verify_all_with_label(self, checks: Iterable[Tuple[bytes, bytes | str, bytes, bytes]], *,
+                                    parallel: Optional[bool] = None) -> _sig.PendingChecks:
+        """:meth:`verify_all_with_label` started in the background (``.result()`` waits for it)."""
+        scheme, sc = self.signature, self._sign_content
+        return _sig.start_verify_all(
+            ((scheme, pub, sc(label, content), sig) for pub, label, content, sig in checks), parallel=parallel)
 
 
 _S = CipherSuiteId

@@ -29,6 +29,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Un
 
 from ..errors import DecodeError, MissingKeyError, SignatureError, UsageError
 from . import treemath as tm
+from . import workers
 from .leaf_node import LeafNode
 from .nodes import ParentNode
 from .registries import LeafNodeSource
@@ -37,6 +38,8 @@ from .secrets import Secret, raw
 from .suites import CipherSuite
 from .tree import RatchetTree, TreeValidationError
 from .update_path import HPKECiphertext, UpdatePath, UpdatePathNode
+
+_URANDOM = os.urandom  # a test that patches os.urandom wants its draws in loop order
 
 UPDATE_PATH_LABEL = "UpdatePathNode"
 
@@ -235,19 +238,30 @@ def create_update_path(tree: RatchetTree, leaf_index: int, group_context: GroupC
     # EncryptContext, "", path_secret) (§5.1.3): one EncryptContext for every ciphertext
     info = suite._encrypt_context(UPDATE_PATH_LABEL, ctx)
     nodes = new_tree.nodes
-    path_nodes = []
+    # (path position, recipient's public key, path secret) of every ciphertext, in wire order
+    jobs: List[Tuple[int, bytes, bytes]] = []
     for i, p in enumerate(fdp):
         child = new_tree.copath_child(p, leaf_index)
         plaintext = secrets[i]  # the raw path secret (§7.6; PathSecret<V> is only for Welcome)
-        cts = []
         for r in new_tree.resolution(child):
             if r in excluded:
                 continue
             target = nodes[r]
             assert target is not None  # a resolution holds only non-blank nodes (§4.1.2)
-            kem_output, ct = suite.hpke_seal(target.encryption_key, info, b"", plaintext, rng=rng)
-            cts.append(HPKECiphertext(kem_output, ct))
-        path_nodes.append(UpdatePathNode(pairs[i][1], tuple(cts)))
+            jobs.append((i, target.encryption_key, plaintext))
+
+    def seal(job: Tuple[int, bytes, bytes]) -> HPKECiphertext:
+        return HPKECiphertext(*suite.hpke_seal(job[1], info, b"", job[2], rng=rng))
+
+    # the seals are independent and cryptography's HPKE releases the GIL: with OS randomness they
+    # run on the worker threads (the order of an injected rng's or a patched os.urandom's draws
+    # must stay that of the loop, so those seal in this thread)
+    fresh = rng is None and os.urandom is _URANDOM
+    sealed = workers.pool.map(seal, jobs, parallel=None if fresh else False)
+    cts: List[List[HPKECiphertext]] = [[] for _ in fdp]
+    for (i, _, _), ct in zip(jobs, sealed):
+        cts[i].append(ct)
+    path_nodes = [UpdatePathNode(pairs[i][1], tuple(cts[i])) for i in range(len(fdp))]
     update_path = UpdatePath(leaf, tuple(path_nodes))
 
     private = PrivateTree(suite, leaf_index, leaf_priv, {p: secrets[i] for i, p in enumerate(fdp)})

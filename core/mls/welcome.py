@@ -251,7 +251,9 @@ def process_welcome(welcome: Welcome, key_package: KeyPackage, init_priv: BytesL
     own = None
     if tree is not None:
         tree.validate(gc.group_id, tree_hash=gc.tree_hash)
-        own = next((i for i, leaf in tree.leaves() if leaf == key_package.leaf_node), None)
+        mine = key_package.leaf_node  # signature keys are unique in a valid tree: compare them first
+        own = next((i for i, leaf in tree.leaves() if leaf.signature_key == mine.signature_key and leaf == mine),
+                   None)
         if own is None:
             raise WelcomeError("our KeyPackage's leaf is not in the ratchet tree",
                                vid="MLS-WELCOME-NOT-IN-TREE")

@@ -1,0 +1,126 @@
+"""A QUIC capture without dumpcap: the QUIC relay's tap records every UDP datagram its socket
+received or sent, and the simulator writes them as Ethernet/IP/UDP packets in ``capture.pcapng``
+(:func:`gbp_lab.sim.tap.write_udp_pcapng`), optionally with the run's TLS + MLS secrets embedded.
+``read_capture`` of that file gives the frames of the TCP run with the same seed."""
+from __future__ import annotations
+
+import os
+import stat
+import sys
+
+import pytest
+
+from gbp_lab.capture.model import read_capture
+from gbp_lab.capture.pcapfile import (SECRETS_TYPE_GBP_KEYLOG, SECRETS_TYPE_TLS_KEYLOG,
+                                      CaptureReader)
+from gbp_lab.core.keylog import KeyLog
+from gbp_lab.core.quic.observer import KEYS_MISSING_VID
+from gbp_lab.sim.simulator import CANONICAL_CLIENT_BASE, CANONICAL_SERVER, Simulator
+from gbp_lab.sim.tap import TapKind
+
+sys.path.insert(0, os.path.dirname(__file__))
+from test_quic_capture import frame_multiset  # noqa: E402
+
+SEED = 5
+
+
+@pytest.fixture(scope="module")
+def runs():
+    """The classroom over QUIC and over TCP, same seed, in process."""
+    quic = Simulator("classroom", SEED, transport="quic").run()
+    tcp = Simulator("classroom", SEED).run()
+    assert not quic.errors and not tcp.errors
+    return quic, tcp
+
+
+def _read_blocks(path):
+    reader = CaptureReader(str(path))
+    try:
+        pkts = [(p.data, p.ts_ticks) for p in reader]
+        return pkts, {s.secrets_type: s.data.decode() for s in reader.secrets}
+    finally:
+        reader.close()
+
+
+def test_embedded_secrets_capture_reads_as_the_tcp_run(runs, tmp_path):
+    quic, tcp = runs
+    pcap, keys = quic.write(tmp_path / "quic", embed_secrets=True)
+    assert pcap.endswith("capture.pcapng")
+    assert stat.S_IMODE(os.stat(pcap).st_mode) == 0o600  # it carries secrets
+    tpcap, tkeys = tcp.write(tmp_path / "tcp")
+    ref = read_capture(tpcap, keylog=tkeys)
+    cap = read_capture(pcap)  # no key log: the DSBs decrypt both layers
+    assert len(cap.errors) == 0, cap.errors[["vid", "error"]].to_string()
+    assert len(cap.frames) == len(ref.frames) > 100
+    assert frame_multiset(cap.frames) == frame_multiset(ref.frames)
+    gbp = cap.frames[cap.frames["protocol"] != "MLS"]
+    assert bool(gbp["decrypted"].all()) and set(cap.frames["transport"]) == {"quic"}
+    grams = [e for e in quic.tap_events if e.kind is TapKind.DATAGRAM]
+    assert cap.stats.udp_datagrams == cap.stats.quic_datagrams == len(grams)
+    opens = [e for e in quic.tap_events if e.kind is TapKind.OPEN]
+    assert len(set(cap.frames["quic_connection"])) == len(opens) > 3
+    pkts, blocks = _read_blocks(pcap)
+    assert set(blocks) == {SECRETS_TYPE_TLS_KEYLOG, SECRETS_TYPE_GBP_KEYLOG}
+    assert "CLIENT_TRAFFIC_SECRET_0" in blocks[SECRETS_TYPE_TLS_KEYLOG]
+    assert "MLS_" not in blocks[SECRETS_TYPE_TLS_KEYLOG]
+    assert "TRAFFIC_SECRET" not in blocks[SECRETS_TYPE_GBP_KEYLOG]
+    assert "MLS_EXPORTER_SECRET" in blocks[SECRETS_TYPE_GBP_KEYLOG]
+    ticks = [t for _d, t in pkts]
+    assert ticks == sorted(ticks) and ticks[0] > 0
+    # what crossed the socket: each packet's UDP payload is one tapped datagram, in order
+    assert [d[42:] for d, _t in pkts] == [e.data for e in grams]
+
+
+def test_udp_packets_are_well_formed(runs, tmp_path):
+    """scapy rebuilds every IPv4 and UDP checksum to the value we wrote; canonical ports put the
+    relay at 127.0.0.1:7878 and the n-th member at 40000+n; with real ports the relay's own
+    address and port are kept."""
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+
+    quic, _tcp = runs
+    pcap, _keys = quic.write(tmp_path / "canon")
+    pkts, blocks = _read_blocks(pcap)
+    assert blocks == {}
+    members = set()
+    for data, _t in pkts:
+        p = Ether(data)
+        ip_sum, udp_sum = p[IP].chksum, p[UDP].chksum
+        del p[IP].chksum, p[UDP].chksum
+        q = Ether(bytes(p))
+        assert (q[IP].chksum, q[UDP].chksum) == (ip_sum, udp_sum) and p[IP].flags == "DF"
+        ends = {(p[IP].src, p[UDP].sport), (p[IP].dst, p[UDP].dport)}
+        assert CANONICAL_SERVER in ends
+        members |= ends - {CANONICAL_SERVER}
+    n = len([e for e in quic.tap_events if e.kind is TapKind.OPEN])
+    assert members == {("127.0.0.1", CANONICAL_CLIENT_BASE + i) for i in range(1, n + 1)}
+    real, _ = quic.write(tmp_path / "real", canonical_ports=False)
+    relay = {e.server for e in quic.tap_events if e.kind is TapKind.OPEN}
+    assert len(relay) == 1
+    host, port = relay.pop()
+    for data, _t in _read_blocks(real)[0][:5]:
+        p = Ether(data)
+        assert (host, port) in {(p[IP].src, p[UDP].sport), (p[IP].dst, p[UDP].dport)}
+
+
+def test_without_embedded_secrets_keys_log_or_error_rows(runs, tmp_path):
+    """No DSB: with keys.log the same frames; without it one QUIC-KEYS-MISSING row per
+    connection and no frame."""
+    quic, _tcp = runs
+    pcap, keys = quic.write(tmp_path / "plain")
+    with_keys = read_capture(pcap, keylog=keys)
+    embedded = read_capture(quic.write(tmp_path / "emb", embed_secrets=True)[0])
+    cols = ["epoch", "stream_id", "sequence_no", "decrypted", "quic_connection", "quic_stream"]
+    assert with_keys.frames[cols].equals(embedded.frames[cols]) and len(with_keys.errors) == 0
+    bare = read_capture(pcap)
+    n = len(KeyLog.load(keys).unknown_lines) // 4
+    assert len(bare.frames) == 0 and list(bare.errors["vid"]) == [KEYS_MISSING_VID] * n and n > 3
+
+
+def test_tcp_run_cannot_embed(runs, tmp_path):
+    from gbp_lab.core.errors import UsageError
+
+    _quic, tcp = runs
+    with pytest.raises(UsageError) as ei:
+        tcp.write(tmp_path, embed_secrets=True)
+    assert ei.value.vid == "SIM-EMBED"

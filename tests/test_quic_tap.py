@@ -72,11 +72,11 @@ def test_embedded_secrets_capture_reads_as_the_tcp_run(runs, tmp_path):
 
 
 def test_udp_packets_are_well_formed(runs, tmp_path):
-    """scapy rebuilds every IPv4 and UDP checksum to the value we wrote; canonical ports put the
-    relay at 127.0.0.1:7878 and the n-th member at 40000+n; with real ports the relay's own
-    address and port are kept."""
-    from scapy.layers.inet import IP, UDP
-    from scapy.layers.l2 import Ether
+    """scapy's checksum functions give every IPv4 header and UDP checksum we wrote (RFC 791,
+    RFC 768 pseudo-header); canonical ports put the relay at 127.0.0.1:7878 and the n-th member
+    at 40000+n; with real ports the relay's own address and port are kept."""
+    from scapy.layers.inet import IP, UDP, in4_chksum
+    from scapy.utils import checksum
 
     quic, _tcp = runs
     pcap, _keys = quic.write(tmp_path / "canon")
@@ -84,13 +84,13 @@ def test_udp_packets_are_well_formed(runs, tmp_path):
     assert blocks == {}
     members = set()
     for data, _t in pkts:
-        p = Ether(data)
-        ip_sum, udp_sum = p[IP].chksum, p[UDP].chksum
-        del p[IP].chksum, p[UDP].chksum
-        q = Ether(bytes(p))
-        assert (q[IP].chksum, q[UDP].chksum) == (ip_sum, udp_sum) and p[IP].flags == "DF"
-        ends = {(p[IP].src, p[UDP].sport), (p[IP].dst, p[UDP].dport)}
-        assert CANONICAL_SERVER in ends
+        ip = IP(data[14:34])  # the header alone: no upper layer dissected
+        ip_sum, udp_sum = ip.chksum, int.from_bytes(data[40:42], "big")
+        assert checksum(data[14:24] + b"\0\0" + data[26:34]) == ip_sum and ip.flags == "DF"
+        assert in4_chksum(17, ip, data[34:40] + b"\0\0" + data[42:]) == udp_sum
+        sport, dport = UDP(data[34:42]).sport, UDP(data[34:42]).dport
+        ends = {(ip.src, sport), (ip.dst, dport)}
+        assert CANONICAL_SERVER in ends and ip.len == len(data) - 14
         members |= ends - {CANONICAL_SERVER}
     n = len([e for e in quic.tap_events if e.kind is TapKind.OPEN])
     assert members == {("127.0.0.1", CANONICAL_CLIENT_BASE + i) for i in range(1, n + 1)}
@@ -99,8 +99,8 @@ def test_udp_packets_are_well_formed(runs, tmp_path):
     assert len(relay) == 1
     host, port = relay.pop()
     for data, _t in _read_blocks(real)[0][:5]:
-        p = Ether(data)
-        assert (host, port) in {(p[IP].src, p[UDP].sport), (p[IP].dst, p[UDP].dport)}
+        ip, udp = IP(data[14:34]), UDP(data[34:42])
+        assert (host, port) in {(ip.src, udp.sport), (ip.dst, udp.dport)}
 
 
 def test_without_embedded_secrets_keys_log_or_error_rows(runs, tmp_path):

@@ -477,12 +477,12 @@ class QuicRelay(Relay):
 
         def create(quic: QuicConnection, **kw: Any) -> _MemberConnection:
             return _MemberConnection(quic, self, box[0])
-        def server() -> QuicServer:
+        def make_server() -> QuicServer:
             if self.tap is None:
                 return QuicServer(configuration=cfg, create_protocol=create)
             return _TappedServer(tap=self.tap, configuration=cfg, create_protocol=create)
-        transport, server = await loop.create_datagram_endpoint(server,
-                                                                local_addr=(self.host, self.port))
+        transport, server = await loop.create_datagram_endpoint(
+            make_server, local_addr=(self.host, self.port))
         name = transport.get_extra_info("sockname")
         box.append((str(name[0]), int(name[1])))
         return _Listener(transport, server), int(name[1])

@@ -124,3 +124,62 @@ def test_tcp_run_cannot_embed(runs, tmp_path):
     with pytest.raises(UsageError) as ei:
         tcp.write(tmp_path, embed_secrets=True)
     assert ei.value.vid == "SIM-EMBED"
+
+
+def _rewrite(src, dst, edit):
+    """Copy a capture's packets through ``edit(list of (data, ticks)) → list`` to ``dst``."""
+    from gbp_lab.capture.pcapwriter import PcapngWriter
+
+    pkts, _blocks = _read_blocks(src)
+    with PcapngWriter(str(dst)) as w:
+        w.add_interface(1)
+        for data, ticks in edit(pkts):
+            w.write_packet(data, ticks=ticks, ts_units=1_000_000)
+    return dst
+
+
+def _ports(data):
+    return int.from_bytes(data[34:36], "big"), int.from_bytes(data[36:38], "big")
+
+
+def test_short_header_packets_of_no_connection_get_an_error_row(runs, tmp_path):
+    """A connection whose Initial and Handshake packets the capture lacks (it started
+    mid-connection): one ``QUIC-NO-CONNECTION`` row for its path, every other connection read
+    as before. Short-header packets captured before their connection's Initial: one row too.
+    A UDP datagram that only looks like a short header, between hosts that are no QUIC server of
+    the capture, is left alone."""
+    from gbp_lab.capture.quicflows import NO_CONNECTION_VID
+
+    quic, _tcp = runs
+    pcap, keys = quic.write(tmp_path / "plain")
+    base = read_capture(pcap, keylog=keys)
+    member = CANONICAL_CLIENT_BASE + 3
+    mine = lambda d: member in _ports(d)  # noqa: E731
+
+    def mid_connection(pkts):
+        shorts = [p for p in pkts if mine(p[0]) and not p[0][42] & 0x80]
+        mid_connection.shorts = len(shorts)
+        dns = pkts[0][0][:34] + (5353).to_bytes(2, "big") * 2 + pkts[0][0][38:42] + b"\x40" * 40
+        return [p for p in pkts if not (mine(p[0]) and p[0][42] & 0x80)] + [(dns, pkts[-1][1])]
+
+    cap = read_capture(_rewrite(pcap, tmp_path / "mid.pcapng", mid_connection), keylog=keys)
+    errs = cap.errors
+    assert list(errs["vid"]) == [NO_CONNECTION_VID], errs[["vid", "error"]].to_string()
+    row = errs.iloc[0]
+    assert member in (row["sport"], row["dport"]) and row["transport"] == "quic"
+    assert f"{mid_connection.shorts} QUIC short-header packet(s)" in row["error"]
+    assert "does not hold" in row["error"] and mid_connection.shorts > 3
+    lost = frame_multiset(base.frames) - frame_multiset(cap.frames)
+    assert not frame_multiset(cap.frames) - frame_multiset(base.frames)
+    gone = base.frames[(base.frames["sport"] == member) | (base.frames["dport"] == member)]
+    assert sum(lost.values()) == len(gone) > 0  # exactly that connection's frames
+
+    def early(pkts):
+        """Three short-header datagrams of the member captured before everything else."""
+        at = [i for i, p in enumerate(pkts) if mine(p[0]) and not p[0][42] & 0x80][:3]
+        return [pkts[i] for i in at] + [p for i, p in enumerate(pkts) if i not in at]
+
+    cap = read_capture(_rewrite(pcap, tmp_path / "early.pcapng", early), keylog=keys)
+    rows = cap.errors[cap.errors["vid"] == NO_CONNECTION_VID]
+    assert len(rows) == 1 and "3 QUIC short-header packet(s)" in rows.iloc[0]["error"]
+    assert "before its connection's Initial" in rows.iloc[0]["error"]

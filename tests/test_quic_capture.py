@@ -310,9 +310,17 @@ def test_hostile_quic_capture_keeps_every_good_record(runs, tmp_path):
     assert len(cap.errors) == 0
     assert frame_multiset(cap.frames) == frame_multiset(base.frames)
 
-    # the two biggest 1-RTT (short header) datagrams carry stream bytes: one is cut by the
-    # capture, the other has a flipped ciphertext byte
-    sizes = [(len(d), i) for i, (d, *_r) in enumerate(_packets(pcap)) if not d[42] & 0x80]
+    # the two biggest 1-RTT (short header) datagrams that carry stream bytes (the biggest of
+    # all may be padded probes without any): one is cut by the capture, the other has a flipped
+    # ciphertext byte
+    obs = QuicObserver(KeyLog.load(keys).tls_secrets)
+    sizes = []
+    for i, (d, *_r) in enumerate(_packets(pcap)):
+        dec = decode_packet(1, d)
+        obs.datagram(dec.payload, (dec.src, dec.sport, dec.dst, dec.dport))
+        if not d[42] & 0x80 and any(0x08 <= f.type <= 0x0F and f.data
+                                    for p in obs.last_packets for f in p.frames):
+            sizes.append((len(d), i))
     cut_at = max(sizes)[1]
     flip_at = sorted(sizes)[-2][1]
 

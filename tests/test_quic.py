@@ -166,8 +166,10 @@ def test_cli_relay_and_simulate_over_quic(tmp_path):
     """The installed command: ``gbp-lab relay --transport quic --keylog`` serves two members;
     ``gbp-lab simulate demo --transport quic`` writes a key log with both layers."""
     keys = tmp_path / "relay-keys.log"
+    relay_pcap = tmp_path / "relay.pcapng"
     proc = subprocess.Popen([GBP_LAB, "relay", "--transport", "quic", "--port", "0",
-                             "--keylog", str(keys)], stderr=subprocess.PIPE, text=True)
+                             "--keylog", str(keys), "--pcap", str(relay_pcap)],
+                            stderr=subprocess.PIPE, text=True)
     try:
         for line in proc.stderr:  # log lines, then the address
             m = re.search(r"listening on 127\.0\.0\.1:(\d+) UDP \(QUIC\)", line)
@@ -184,15 +186,25 @@ def test_cli_relay_and_simulate_over_quic(tmp_path):
         _, err = proc.communicate(timeout=20)
     assert proc.returncode == 0 and "2 connections, 2 records in, 2 deliveries, 0 drops" in err
     assert len(tls_lines(keys.read_text())) == 8
+    # --pcap: the UDP datagrams the relay's socket saw; keys.log opens both connections
+    seen = read_capture(relay_pcap, keylog=keys)  # MLS_BLOB is only MLS-shaped: error rows
+    assert seen.stats.quic_datagrams == seen.stats.udp_datagrams > 6
+    errs = seen.errors
+    assert list(errs["vid"]) == ["REC-UNKNOWN"] * 4 and set(errs["transport"]) == {"quic"}  # 2 in, 2 out
+    assert errs["error"].str.contains(MLS_BLOB[:8].hex()).all() and len(seen.frames) == 0
     out = tmp_path / "run"
     done = subprocess.run([GBP_LAB, "simulate", "demo", "--transport", "quic", "--out", str(out),
-                           "--seed", "1", "--quiet"], capture_output=True, text=True, timeout=120)
+                           "--seed", "1", "--quiet", "--embed-secrets"], capture_output=True,
+                          text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     text = (out / "keys.log").read_text()
     assert len(tls_lines(text)) == 4 * 3 and "MLS_EXPORTER_SECRET" in text
-    cap = read_capture(out / "capture.pcap", keylog=out / "keys.log")
+    cap = read_capture(out / "capture.pcapng")  # the secrets are in the file
     gbp = cap.frames[cap.frames["protocol"] != "MLS"]
     assert len(gbp) > 10 and bool(gbp["decrypted"].all()) and len(cap.errors) == 0
+    bad = subprocess.run([GBP_LAB, "simulate", "demo", "--out", str(tmp_path / "tcp"),
+                          "--embed-secrets"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--embed-secrets is for --transport quic" in bad.stderr
 
 
 @pytest.mark.interop

@@ -224,6 +224,7 @@ class QuicObserver:
         self.connections: List[QuicConnection] = []
         self._cids: Dict[bytes, Tuple[QuicConnection, bool]] = {}  # DCID → (conn, sender is client)
         self._cid_lengths: Set[int] = set()
+        self._lengths_desc: Tuple[int, ...] = ()  #: _cid_lengths, longest first (short headers)
         self._paths: Dict[Hashable, QuicConnection] = {}
         self._unknown_reported: Set[bytes] = set()
         #: the packets the last :meth:`datagram` call opened
@@ -237,7 +238,9 @@ class QuicObserver:
             if len(self._cids) >= 16 * self.MAX_CONNECTIONS:
                 self._cids.clear()
             self._cids[cid] = (conn, sender_is_client)
-            self._cid_lengths.add(len(cid))
+            if len(cid) not in self._cid_lengths:
+                self._cid_lengths.add(len(cid))
+                self._lengths_desc = tuple(sorted(self._cid_lengths, reverse=True))
 
     def _long_lookup(self, dcid: bytes, path: Optional[Hashable]):
         hit = self._cids.get(dcid)
@@ -248,7 +251,7 @@ class QuicObserver:
         return hit
 
     def _short_lookup(self, data: bytes, path: Optional[Hashable]):
-        for n in sorted(self._cid_lengths, reverse=True):
+        for n in self._lengths_desc:
             hit = self._cids.get(data[1:1 + n])
             if hit is not None:
                 return hit[0], hit[1], n

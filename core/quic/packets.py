@@ -28,6 +28,8 @@ def read_varint(buf: bytes, pos: int, what: str = "varint") -> Tuple[int, int]:
     if pos >= len(buf):
         raise QuicDecodeError(f"{what}: no byte at offset {pos}", vid="QUIC-TRUNCATED")
     first = buf[pos]
+    if first < 0x40:  # one byte: most frame types, stream ids, small lengths
+        return first, pos + 1
     n = 1 << (first >> 6)
     if pos + n > len(buf):
         raise QuicDecodeError(f"{what}: a {n}-byte varint at offset {pos} is cut",
@@ -139,9 +141,10 @@ def unprotect(buf: bytes, start: int, pn_offset: int, end: int, keys: PacketKeys
     first = buf[start]
     first ^= mask[0] & (0x0F if first & 0x80 else 0x1F)
     pn_len = (first & 3) + 1
-    pn_bytes = bytes(b ^ m for b, m in zip(buf[pn_offset:pn_offset + pn_len], mask[1:]))
-    header = bytes([first]) + buf[start + 1:pn_offset] + pn_bytes
-    pn = decode_packet_number(int.from_bytes(pn_bytes, "big"), 8 * pn_len, largest)
+    truncated = (int.from_bytes(buf[pn_offset:pn_offset + pn_len], "big")
+                 ^ int.from_bytes(mask[1:1 + pn_len], "big"))
+    header = bytes([first]) + buf[start + 1:pn_offset] + truncated.to_bytes(pn_len, "big")
+    pn = decode_packet_number(truncated, 8 * pn_len, largest)
     return Unprotected(first, pn, header, buf[pn_offset + pn_len:end])
 
 

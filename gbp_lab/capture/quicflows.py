@@ -11,14 +11,24 @@ hex — and the stream id, the ``frames`` columns ``quic_connection`` / ``quic_s
 own record splitter (the TCP path's, reference gbp_rfc.md §3 framing), so gaps, oversize lengths
 and records cut by the stream's end are reported exactly as for TCP. Observer errors (undecryptable
 packets, ``QUIC-KEYS-MISSING`` once per connection, truncated datagrams …) become error items.
+
+Short-header packets of no followed connection (a capture that starts mid-connection, or an
+Initial captured after them) are not dropped silently: :meth:`QuicFlows.orphan` counts the
+datagrams that look like one (RFC 9000 §17.3: header form 0, fixed bit 1, room for the header
+protection sample) per UDP path, and at the end every such path that touches a QUIC server seen in
+the capture (or became a connection later) gets one ``QUIC-NO-CONNECTION`` error row.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from gbp_lab.core.quic.observer import QuicEvent, QuicObserver, SecretsLookup
 
-__all__ = ["QuicFlows"]
+__all__ = ["QuicFlows", "NO_CONNECTION_VID"]
+
+#: the error row of short-header packets that belong to no connection the capture shows the start of
+NO_CONNECTION_VID = "QUIC-NO-CONNECTION"
+_MAX_ORPHAN_PATHS = 4096  #: paths remembered (bounded memory on hostile input)
 
 
 class QuicFlows:
@@ -35,6 +45,11 @@ class QuicFlows:
         #: flow id → (connection name, stream id): the ``quic_connection``/``quic_stream`` columns
         self.flows: Dict[int, Tuple[str, int]] = {}
         self._streams: Dict[Tuple[int, bool, int], Tuple[int, Any, tuple]] = {}
+        #: path (one direction's tuple, the first seen) → [time, index, datagrams] of the
+        #: short-header-looking datagrams no connection claimed (see :meth:`orphan`)
+        self._orphans: Dict[tuple, list] = {}
+        self._server_count = 0
+        self._server_set: Set[tuple] = set()
 
     def wants(self, payload: bytes, path: tuple) -> bool:
         """Is this UDP payload QUIC (a v1 long header, or a followed connection's packet)?"""
@@ -46,9 +61,54 @@ class QuicFlows:
         self.stats.quic_datagrams += 1
         self._events(self.observer.datagram(payload, path), time, index, path, out)
 
+    def orphan(self, time: Any, index: Optional[int], path: tuple, payload: bytes) -> bool:
+        """A UDP payload :meth:`wants` declined: if it looks like a QUIC short-header packet
+        (RFC 9000 §17.3: header form 0, fixed bit 1, at least 22 bytes: a connection id, packet
+        number and the 16-byte sample of §5.4.2), count it for its path (both directions
+        together); :meth:`finish` decides whether the path was QUIC. True when it is QUIC for
+        sure already — to or from a QUIC server of the capture — and so no other reading's."""
+        if len(payload) < 22 or payload[0] & 0xC0 != 0x40:
+            return False
+        back = path[2:] + path[:2]
+        o = self._orphans.get(path) or self._orphans.get(back)
+        if o is not None:
+            o[2] += 1
+        elif len(self._orphans) < _MAX_ORPHAN_PATHS:
+            self._orphans[path] = [time, index, 1]
+        servers = self._servers()
+        return path[:2] in servers or path[2:] in servers
+
+    def _servers(self) -> Set[tuple]:
+        """(address, port) of the server of every connection seen so far."""
+        conns = self.observer.connections
+        if len(conns) != self._server_count:
+            self._server_count = len(conns)
+            self._server_set = {tuple(c.path[2:4]) for c in conns  # type: ignore[index]
+                                if c.path is not None}
+        return self._server_set
+
     def finish(self, time: Any, index: Optional[int], out: list) -> None:
-        """End of input: every stream flushed (holes → gaps, cut records → errors)."""
+        """End of input: every stream flushed (holes → gaps, cut records → errors); one
+        ``QUIC-NO-CONNECTION`` row per path of orphan short-header packets that is QUIC."""
+        self._no_connection(out)
         self._events(self.observer.finish(), time, index, None, out)
+
+    def _no_connection(self, out: list) -> None:
+        paths: Set[tuple] = {tuple(c.path) for c in self.observer.connections  # type: ignore[arg-type]
+                             if c.path is not None}
+        servers = {p[2:] for p in paths}
+        for path, (t, i, n) in self._orphans.items():
+            later = path in paths or path[2:] + path[:2] in paths
+            if not later and path[:2] not in servers and path[2:] not in servers:
+                continue  # no QUIC server of this capture on it: not ours to call QUIC
+            why = ("before its connection's Initial (the capture has them out of order)" if later
+                   else "whose connection's Initial the capture does not hold (it started "
+                        "mid-connection?)")
+            self.stats.errors += 1
+            out.append((t,) + path + (None, "quic", 0, None,
+                                      f"{n} QUIC short-header packet(s) between {path[0]}:{path[1]} "
+                                      f"and {path[2]}:{path[3]} {why}: not read",
+                                      NO_CONNECTION_VID, i))
 
     def _stream(self, ev: QuicEvent) -> Tuple[int, Any, tuple]:
         key = (ev.connection or 0, bool(ev.from_client), ev.stream_id or 0)

@@ -397,6 +397,8 @@ class RecordPipeline:
                     return
                 self._quic.datagram(pkt.time, pkt.index, path, p, out)
                 return
+            if self._quic.orphan(pkt.time, pkt.index, path, p):  # QUIC of no known connection
+                return
         prefixed = len(p) >= 4 and _U32.unpack_from(p, 0)[0] == len(p) + d.missing - 4
         if not on_port:
             if not self.heuristic:

@@ -4,7 +4,8 @@
   :class:`Relay` (asyncio) underneath, the optional DS extension (HELLO/ROUTE/DELIVER/MEMBER_LEFT).
 * :mod:`.client` — :class:`RelayClient`, a blocking client, and :func:`pump` for many clients.
 * :mod:`.tap` — :class:`Tap` records what crosses the relay's sockets; :func:`write_pcap` turns it
-  into Ethernet/IP/TCP packets in a pcap file.
+  into Ethernet/IP/TCP packets in a pcap file, :func:`write_udp_pcapng` the QUIC relay's UDP
+  datagrams into a pcapng.
 
 Synchronous APIs only for notebook users; asyncio stays inside :class:`Relay`.
 """
@@ -26,4 +27,4 @@ from .relay import (  # noqa: F401
     classify_record,
     decode_ds_message,
 )
-from .tap import Tap, TapEvent, TapKind, pcap_bytes, write_pcap  # noqa: F401
+from .tap import Tap, TapEvent, TapKind, pcap_bytes, write_pcap, write_udp_pcapng  # noqa: F401

@@ -49,7 +49,7 @@ import socket
 import threading
 import time
 from collections import deque
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Union, cast
 
 from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.asyncio.server import QuicServer
@@ -385,6 +385,52 @@ class _MemberConnection(QuicConnectionProtocol):
             self.member.connection_lost(exc)
 
 
+class _TapTransport(asyncio.DatagramTransport):
+    """The relay's UDP socket as the QUIC server sees it, telling the tap every datagram sent."""
+
+    def __init__(self, inner: asyncio.DatagramTransport, tap: Any, sockname: Tuple[str, int]) -> None:
+        super().__init__()
+        self.inner, self.tap, self.sockname = inner, tap, sockname
+
+    def sendto(self, data: Any, addr: Any = None) -> None:
+        if addr is not None:
+            self.tap.datagram(self.sockname, addr, bytes(data), from_client=False)
+        self.inner.sendto(data, addr)
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self.inner.get_extra_info(name, default)
+
+    def is_closing(self) -> bool:
+        return self.inner.is_closing()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def abort(self) -> None:
+        self.inner.abort()
+
+
+class _TappedServer(QuicServer):
+    """aioquic's server, with every UDP datagram its socket receives or sends recorded by the
+    relay's tap (:meth:`gbp_lab.sim.tap.Tap.datagram`): what really crossed the wire."""
+
+    def __init__(self, *, tap: Any, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.tap = tap
+        self.sockname: Tuple[str, int] = ("0.0.0.0", 0)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        name = transport.get_extra_info("sockname")
+        self.sockname = (str(name[0]), int(name[1]))
+        super().connection_made(_TapTransport(cast(asyncio.DatagramTransport, transport), self.tap,
+                                              self.sockname))
+
+    def datagram_received(self, data: Union[bytes, str], addr: Any) -> None:
+        if isinstance(data, bytes):
+            self.tap.datagram(addr, self.sockname, data, from_client=True)
+        super().datagram_received(data, addr)
+
+
 class _Listener:
     """The relay's ``server``: closes the UDP endpoint (every connection) last, in
     ``wait_closed``, after the relay closed each member's stream."""
@@ -431,9 +477,12 @@ class QuicRelay(Relay):
 
         def create(quic: QuicConnection, **kw: Any) -> _MemberConnection:
             return _MemberConnection(quic, self, box[0])
+        def make_server() -> QuicServer:
+            if self.tap is None:
+                return QuicServer(configuration=cfg, create_protocol=create)
+            return _TappedServer(tap=self.tap, configuration=cfg, create_protocol=create)
         transport, server = await loop.create_datagram_endpoint(
-            lambda: QuicServer(configuration=cfg, create_protocol=create),
-            local_addr=(self.host, self.port))
+            make_server, local_addr=(self.host, self.port))
         name = transport.get_extra_info("sockname")
         box.append((str(name[0]), int(name[1])))
         return _Listener(transport, server), int(name[1])

@@ -9,7 +9,10 @@ port, v1, no ALPN, a self-signed certificate made at start, one stream per membe
 appends the connections' TLS secrets there (SSLKEYLOGFILE lines, owner-only file).
 
 Logs joins, leaves and drops (with reasons) to stderr; Ctrl-C stops it. ``--pcap`` records what
-crossed the sockets and writes it as a pcap file when the relay stops.
+crossed the sockets and writes it when the relay stops: a pcap of the TCP connections, or with
+``--transport quic`` a pcapng of every UDP datagram the relay received or sent
+(:func:`gbp_lab.sim.tap.write_udp_pcapng`; decrypt it with the ``--keylog`` file, or embed that
+with ``gbp-lab inject-secrets``).
 """
 from __future__ import annotations
 
@@ -39,7 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-connections", type=int, default=1024,
                         help="connections served at once; one more is refused (default 1024)")
     parser.add_argument("--trace", action="store_true", help="log every forwarded record with its DS order")
-    parser.add_argument("--pcap", metavar="FILE", help="write the traffic to FILE (pcap) on exit")
+    parser.add_argument("--pcap", metavar="FILE", help="write the traffic to FILE on exit (pcap; "
+                                                          "quic: pcapng of the UDP datagrams)")
     parser.add_argument("--transport", choices=("tcp", "quic"), default="tcp",
                         help="tcp (default) or quic (UDP port, reference QUIC layout)")
     parser.add_argument("--keylog", metavar="FILE",
@@ -91,7 +95,11 @@ def run(args: argparse.Namespace) -> int:
         s = relay.stats
         print(f"relay stopped: {s['connections']} connections, {s['records_in']} records in, "
               f"{s['deliveries']} deliveries, {s['drops']} drops", file=sys.stderr)
-        if tap is not None:
+        if tap is not None and args.transport == "quic":
+            from .tap import write_udp_pcapng
+            n = write_udp_pcapng(tap, args.pcap)
+            print(f"wrote {n} packets to {args.pcap}", file=sys.stderr)
+        elif tap is not None:
             n = tap.write_pcap(args.pcap)
             print(f"wrote {n} packets to {args.pcap}", file=sys.stderr)
     return 0

@@ -2,7 +2,7 @@
 
     gbp-lab simulate SCRIPT --out DIR [--seed N] [--timestamps wall|virtual] [--real-ports]
                      [--pace SECONDS] [--host ADDR] [--transport tcp|quic]
-                     [--quic-layout reference|spec]
+                     [--quic-layout reference|spec] [--embed-secrets]
 
 SCRIPT is a built-in name (``demo``, ``classroom``, ``stress``) or a path to a ``.yaml`` / ``.py``
 script (:mod:`gbp_lab.sim.script`). Members are real :mod:`gbp_lab.core` stacks talking through the
@@ -14,8 +14,11 @@ exists, so a live capture (``gbp-lab dissect --live``, :class:`~gbp_lab.capture.
 decrypts while the run goes on; ``--pace SECONDS`` waits that long between two steps.
 ``--transport quic`` runs the members over QUIC (:mod:`gbp_lab.sim.quic`, the reference's
 layout, or with ``--quic-layout spec`` the spec's: control on stream 0, one stream per stream
-class) and adds their TLS secrets (SSLKEYLOGFILE lines) to ``keys.log``; ``capture.pcap`` is
-then the relay's view of the members' streams (the GBP bytes, written as TCP packets).
+class) and adds their TLS secrets (SSLKEYLOGFILE lines) to ``keys.log``; the capture is then
+``capture.pcapng``: every UDP datagram the relay's socket received or sent (Ethernet/IP/UDP, the
+relay's view of the wire). ``--embed-secrets`` (QUIC) puts the run's TLS secrets (the standard
+TLS key-log block, Wireshark reads it) and MLS secrets (GBPK) into that file, so
+``read_capture(capture.pcapng)`` decrypts both layers with no key log.
 """
 from __future__ import annotations
 
@@ -43,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="members reach the relay over tcp (default) or quic")
     parser.add_argument("--quic-layout", choices=("reference", "spec"), default="reference",
                         help="quic: one stream per member (reference, default) or per stream class")
+    parser.add_argument("--embed-secrets", action="store_true",
+                        help="quic: embed the TLS and MLS secrets in capture.pcapng (owner-only)")
     parser.add_argument("--quiet", action="store_true", help="no run log on stderr")
 
 
@@ -53,6 +58,10 @@ def run(args: argparse.Namespace) -> int:
 
     import os
 
+    if args.embed_secrets and args.transport != "quic":
+        print("gbp-lab simulate: --embed-secrets is for --transport quic (a TCP run: use "
+              "gbp-lab inject-secrets)", file=sys.stderr)
+        return 2
     try:
         os.makedirs(args.out, exist_ok=True)
         keys_path = os.path.join(args.out, "keys.log")
@@ -62,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
                         host=args.host, transport=args.transport,
                         quic_layout=args.quic_layout).run()
         pcap, keys = res.write(args.out, canonical_ports=not args.real_ports,
-                               timestamps=args.timestamps)
+                               timestamps=args.timestamps, embed_secrets=args.embed_secrets)
     except (GbpLabError, OSError) as exc:
         print(f"gbp-lab simulate: {exc}", file=sys.stderr)
         return 2

@@ -54,7 +54,7 @@ from gbp_lab.core.gbp.node import GroupNode
 from gbp_lab.core.gbp.registry import TIMEOUTS_MS, ControlOpcode, ErrorCode, NodeState
 from gbp_lab.core.gsp.args import build_args
 from gbp_lab.core.gsp.signal import SignalType
-from gbp_lab.core.keylog import KeyLog
+from gbp_lab.core.keylog import KeyLog, split_tls_lines
 from gbp_lab.core.mls.context import MlsContext
 
 from .client import RelayClient, pump
@@ -65,7 +65,7 @@ from .quic import pump as quic_pump
 from .relay import RelayThread
 from .script import (Advance, Audio, Create, Disconnect, FailCoordinator, Join, Leave, Reconnect,
                      Remove, Script, ScriptError, Signal, Text, Update, load_script)
-from .tap import Tap, TapEvent, TapKind, write_pcap
+from .tap import Tap, TapEvent, TapKind, write_pcap, write_udp_pcapng
 
 __all__ = ["Simulator", "SimResult", "SimulationError", "VirtualClock", "DeterministicRng",
            "SimMember", "RefMember", "Received", "simulate", "EPOCH_BASE", "CANONICAL_SERVER",
@@ -122,21 +122,48 @@ class SimResult:
         if timestamps not in ("wall", "virtual"):
             raise UsageError("timestamps is 'wall' or 'virtual'", vid="SIM-TIMESTAMPS")
         out = []
+        peers: Dict[Tuple[str, int], Tuple[str, int]] = {}  # QUIC: client address → canonical
         for i, ev in enumerate(self.tap_events):
             if canonical_ports and ev.kind is TapKind.OPEN:
                 ev = replace(ev, client=("127.0.0.1", CANONICAL_CLIENT_BASE + ev.conn),
                              server=CANONICAL_SERVER)
+            elif canonical_ports and ev.kind is TapKind.DATAGRAM:
+                a, b = (ev.client, ev.server) if ev.from_client else (ev.server, ev.client)
+                peer = peers.setdefault(a, ("127.0.0.1", CANONICAL_CLIENT_BASE + len(peers) + 1))  # type: ignore[arg-type]
+                ev = replace(ev, client=peer if ev.from_client else CANONICAL_SERVER,
+                             server=CANONICAL_SERVER if ev.from_client else peer)
             if timestamps == "virtual":
                 ev = replace(ev, time=self.virtual_times[i])
             out.append(ev)
         return out
 
-    def write(self, out_dir, *, canonical_ports: bool = True, timestamps: str = "wall") -> Tuple[str, str]:
-        """Write ``capture.pcap`` and ``keys.log`` into *out_dir*; returns their paths."""
+    @property
+    def over_quic(self) -> bool:
+        """True when the tap saw UDP datagrams (a ``transport="quic"`` run)."""
+        return any(e.kind is TapKind.DATAGRAM for e in self.tap_events)
+
+    def write(self, out_dir, *, canonical_ports: bool = True, timestamps: str = "wall",
+              embed_secrets: bool = False) -> Tuple[str, str]:
+        """Write the capture and ``keys.log`` into *out_dir*; returns their paths.
+
+        Over TCP the capture is ``capture.pcap`` (the relay's TCP streams). Over QUIC it is
+        ``capture.pcapng``: every UDP datagram the relay's socket received or sent, as it was
+        (:func:`~gbp_lab.sim.tap.write_udp_pcapng`); with *embed_secrets* the run's TLS secrets
+        (standard TLS key-log block) and MLS secrets (GBPK block) go in first, so that
+        ``read_capture(capture.pcapng)`` decrypts it with no key log (the file is then 0600)."""
         os.makedirs(out_dir, exist_ok=True)
-        pcap = os.path.join(out_dir, "capture.pcap")
         keys = os.path.join(out_dir, "keys.log")
-        write_pcap(self.pcap_events(canonical_ports=canonical_ports, timestamps=timestamps), pcap)
+        events = self.pcap_events(canonical_ports=canonical_ports, timestamps=timestamps)
+        if self.over_quic:
+            pcap = os.path.join(out_dir, "capture.pcapng")
+            mls, tls = split_tls_lines(self.keylog.dump()) if embed_secrets else ("", "")
+            write_udp_pcapng(events, pcap, keylog=mls or None, tls_keylog=tls or None)
+        else:
+            if embed_secrets:
+                raise UsageError("embedded secrets need a QUIC run (a TCP run writes classic pcap: "
+                                 "use gbp-lab inject-secrets)", vid="SIM-EMBED")
+            pcap = os.path.join(out_dir, "capture.pcap")
+            write_pcap(events, pcap)
         if self.keylog_path is not None and os.path.abspath(keys) == \
                 os.path.abspath(self.keylog_path):
             # written live during the run: complete it, never rewrite it (a reader follows it)

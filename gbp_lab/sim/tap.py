@@ -20,6 +20,14 @@ LINKTYPE_ETHERNET) of real-looking packets, built with :mod:`struct`:
 Every packet of one tap event carries that event's timestamp (kept non-decreasing). The same tap
 events always give the same file, byte for byte.
 
+QUIC (:mod:`gbp_lab.sim.quic`): the relay also calls :meth:`Tap.datagram` for every UDP datagram
+its socket received or sent, and :func:`write_udp_pcapng` writes those as they crossed the wire —
+Ethernet II → IPv4/IPv6 → UDP (RFC 768, checksum over the pseudo-header) in a pcapng
+(:class:`~gbp_lab.capture.pcapwriter.PcapngWriter`), optionally with the run's secrets embedded
+up front (the TLS key log as the standard TLS secrets block, the MLS lines as our GBPK block), so
+that :func:`~gbp_lab.capture.model.read_capture` decrypts both layers with no key log argument.
+The TCP writer skips datagram events (it writes the relay's view of the member streams).
+
 Limits: what the tap sees is what the relay handed to its transports; bytes still buffered when a
 connection is aborted are recorded as sent. No retransmissions, window updates or delayed ACKs are
 invented.
@@ -36,11 +44,12 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import BinaryIO, Callable, Dict, List, Optional, Tuple, Union
 
+from gbp_lab.capture.pcapwriter import PcapngWriter, owner_only_output
 from gbp_lab.core.errors import UsageError
 from gbp_lab.core.gbp.framing import RecordReader
 
-__all__ = ["TapKind", "TapEvent", "Tap", "write_pcap", "pcap_bytes", "DEFAULT_MSS",
-           "LINKTYPE_ETHERNET"]
+__all__ = ["TapKind", "TapEvent", "Tap", "write_pcap", "pcap_bytes", "write_udp_pcapng",
+           "DEFAULT_MSS", "LINKTYPE_ETHERNET"]
 
 DEFAULT_MSS = 1460
 LINKTYPE_ETHERNET = 1
@@ -52,16 +61,19 @@ Addr = Tuple[str, int]
 
 
 class TapKind(IntEnum):
-    """What a :class:`TapEvent` is: a connection opened, bytes, or a connection closed."""
+    """What a :class:`TapEvent` is: a connection opened, bytes, a connection closed, or one UDP
+    datagram (QUIC: ``client`` is its source, ``server`` its destination)."""
 
     OPEN = 0
     DATA = 1
     CLOSE = 2
+    DATAGRAM = 3
 
 
 @dataclass(frozen=True)
 class TapEvent:
-    """One thing the tap saw. ``from_client``: direction of DATA, closing side of CLOSE."""
+    """One thing the tap saw. ``from_client``: direction of DATA and DATAGRAM, closing side of
+    CLOSE. A DATAGRAM's ``client`` / ``server`` are its source / destination address."""
 
     time: float
     conn: int
@@ -104,6 +116,18 @@ class Tap:
             raise UsageError(f"tap close on unknown connection {conn}", vid="TAP-USAGE")
         self.events.append(TapEvent(self.clock(), conn, TapKind.CLOSE, bool(by_client),
                                     reset=bool(reset)))
+
+    def datagram(self, src: Addr, dst: Addr, data: bytes, *, from_client: bool) -> None:
+        """One UDP datagram *data* from *src* to *dst* crossed the relay's socket (received from
+        a client, ``from_client``, or sent to one)."""
+        self.events.append(TapEvent(self.clock(), 0, TapKind.DATAGRAM, bool(from_client),
+                                    bytes(data), (str(src[0]), int(src[1])),
+                                    (str(dst[0]), int(dst[1]))))
+
+    @property
+    def datagrams(self) -> List[TapEvent]:
+        """The DATAGRAM events, in order."""
+        return [e for e in list(self.events) if e.kind is TapKind.DATAGRAM]
 
     # -- views -------------------------------------------------------------------------------
     @property
@@ -229,6 +253,8 @@ def pcap_bytes(events, *, mss: int = DEFAULT_MSS, checksums: bool = True,
     conns: Dict[int, Tuple[_Side, _Side, bool]] = {}
     closed: Dict[int, bool] = {}
     for ev in _events(events):
+        if ev.kind is TapKind.DATAGRAM:
+            continue  # the UDP view is write_udp_pcapng's
         ticks = int(round(ev.time * w.units))
         if ev.kind is TapKind.OPEN:
             cip, v6c = _ip_bytes(ev.client[0])  # type: ignore[index]
@@ -298,3 +324,72 @@ def _count(data: bytes) -> int:
         pos += 16 + struct.unpack_from("<I", data, pos + 8)[0]
         n += 1
     return n
+
+
+_udp = struct.Struct("!HHHH")
+
+
+def _udp_frame(src: Tuple[bytes, int], dst: Tuple[bytes, int], v6: bool, ipid: int,
+               payload: bytes, checksums: bool) -> bytes:
+    """Ethernet II + IPv4 (DF, TTL 64) or IPv6 + UDP (RFC 768) carrying *payload*."""
+    (sip, sport), (dip, dport) = src, dst
+    ulen = 8 + len(payload)
+    udp = bytearray(_udp.pack(sport, dport, ulen, 0))
+    udp += payload
+    if v6:
+        if checksums:
+            pseudo = sip + dip + struct.pack("!I3xB", ulen, 17)
+            udp[6:8] = _native.pack(_csum_native(pseudo + bytes(udp)) or 0xFFFF)
+        ip = _ip6.pack(6 << 28, ulen, 17, 64, sip, dip)
+        ethertype = 0x86DD
+    else:
+        if checksums:
+            pseudo = sip + dip + struct.pack("!xBH", 17, ulen)
+            udp[6:8] = _native.pack(_csum_native(pseudo + bytes(udp)) or 0xFFFF)
+        hdr = bytearray(_ip4.pack(0x45, 0, 20 + ulen, ipid & 0xFFFF, 0x4000, 64, 17, 0, sip, dip))
+        hdr[10:12] = _native.pack(_csum_native(bytes(hdr)))
+        ip = bytes(hdr)
+        ethertype = 0x0800
+    return _eth.pack(b"\x02\x00" + dip[-4:], b"\x02\x00" + sip[-4:], ethertype) + ip + bytes(udp)
+
+
+def write_udp_pcapng(events, target: Union[str, os.PathLike, BinaryIO], *,
+                     keylog: Optional[str] = None, tls_keylog: Optional[str] = None,
+                     checksums: bool = True, nanoseconds: bool = False) -> int:
+    """Write the DATAGRAM events of *events* (a :class:`Tap` or a list of :class:`TapEvent`) as
+    Ethernet/IP/UDP packets in a pcapng file (one interface, LINKTYPE_ETHERNET), each with its
+    event's timestamp (kept non-decreasing). *tls_keylog* (SSLKEYLOGFILE lines) and *keylog*
+    (our MLS key-log text) are embedded first as Decryption Secrets Blocks (TLS key log, GBPK).
+    A path target is created owner-only when secrets are embedded. Returns the packet count."""
+    units = 1_000_000_000 if nanoseconds else 1_000_000
+    grams = [e for e in _events(events) if e.kind is TapKind.DATAGRAM]
+    secret = bool(keylog or tls_keylog)
+
+    def write(dst: Union[str, os.PathLike, BinaryIO]) -> None:
+        ipids: Dict[bytes, int] = {}
+        last = 0
+        with PcapngWriter(dst) as w:
+            w.add_interface(LINKTYPE_ETHERNET, snaplen=SNAPLEN, ts_units=units)
+            if tls_keylog:
+                w.add_tls_keylog(tls_keylog)
+            if keylog:
+                w.add_secrets(keylog)
+            for ev in grams:
+                sip, v6s = _ip_bytes(ev.client[0])  # type: ignore[index]
+                dip, v6d = _ip_bytes(ev.server[0])  # type: ignore[index]
+                if v6s != v6d:
+                    raise UsageError("source and destination of a datagram differ in IP version",
+                                     vid="TAP-ADDR")
+                n = ipids.get(sip, 0)
+                ipids[sip] = n + 1
+                frame = _udp_frame((sip, ev.client[1]), (dip, ev.server[1]),  # type: ignore[index]
+                                   v6s, n, ev.data, checksums)
+                last = max(last, int(round(ev.time * units)))
+                w.write_packet(frame, ticks=last, ts_units=units)
+
+    if secret and isinstance(target, (str, os.PathLike)):
+        with owner_only_output(str(target)) as tmp:
+            write(tmp)
+    else:
+        write(target)
+    return len(grams)

@@ -14,6 +14,7 @@ import sys
 import pandas as pd
 import pytest
 
+from gbp_lab.analysis.findings import sort_findings
 from gbp_lab.capture.many import (MissingExtraError, findings_across, keylog_text, plan_parts,
                                   read_captures, require, write_dataset)
 from gbp_lab.capture.model import read_capture
@@ -162,7 +163,7 @@ def test_a_big_file_in_overlapping_slices_equals_the_whole(client, coalesced, ov
     frames, errors, fi = require("dask").compute(*tables, scheduler=client)
     _same(frames, whole.frames)
     _same(errors, whole.errors)
-    _same(fi.sort_values("time", kind="stable").reset_index(drop=True), whole.findings)
+    _same(sort_findings(fi), whole.findings)
     assert (fi["kind"] == "nonce_reuse").sum() == 1000
 
 

@@ -18,17 +18,23 @@ worker keeps no state between tasks):
 3. ``frames`` and ``errors`` — one partition per part, renumbered to the whole (row index,
    ``frame``, ``packet``, ``flow_id``, TCP ``offset``, ``rel_time`` since the first packet of the
    first file) with a ``file`` column;
-4. the derived tables (``messages``, ``audio``, ``signals``, ``control``, ``epochs``,
-   ``findings``) — each part emits its frames as *local facts* (the row, its global frame
-   number, payload and plaintext as Arrow binary columns); dask's own ``groupby.apply``
-   shuffles them by ``group_id`` so that one task sees every frame of a group from every part,
-   in capture order, and builds the tables there (:class:`~.model.Capture` on those frames):
-   the receivers' verdicts (GTP duplicates, SFrame replay windows), the rebuilt trees and every
-   frame finding (nonce reuse, replays, windows, epoch regressions, SFrame nonce reuse, stale
-   keys) are keyed by group, so they come out as on the whole capture. The ``errors``-table
-   findings (capture defects, malformed records) come from each part alone. One group's tables
-   are one task: the groups run in parallel, the frames of one group do not (a finer key, e.g.
-   (group, epoch) for all kinds but epoch regressions and the trees, is left to do).
+4. the derived tables (``messages``, ``audio``, ``signals``, ``control``, ``epochs``) — each
+   part emits its frames as *local facts* (the row, its global frame number, payload and
+   plaintext as Arrow binary columns); dask's own ``groupby.apply`` shuffles them by
+   ``group_id`` so that one task sees every frame of a group from every part, in capture order,
+   and builds the tables there (:class:`~.model.Capture` on those frames): the receivers'
+   verdicts (GTP duplicates, SFrame replay windows) and the rebuilt trees come out as on the
+   whole capture;
+5. ``findings`` — one shuffle of the facts per scope of
+   :func:`~gbp_lab.analysis.findings.find_in` (each kind needs the frames of one key only):
+   ``nonce`` (nonce reuse, modified replays, tag failures) by a hash bucket of (group, epoch,
+   stream type, seq), ``direction`` (replays, receive windows, epoch regressions) by a hash
+   bucket of (flow, source, port, group) — many buckets, so one group's frames are spread over
+   every worker — and ``group`` (SFrame nonce reuse, stale keys, the tree kinds) by group; the
+   ``errors``-table findings (capture defects, malformed records) come from each part alone.
+   Each task renders its rows with the frames' global numbers (``frames`` and ``detail``), and
+   :func:`~gbp_lab.analysis.findings.sort_findings` puts them in :func:`~.model.read_capture`'s
+   order. The ``group`` scope is still one task per group (it opens the group's media in order).
 
 Capture order: rows are sorted by ``packet`` (global: the packets of the earlier files come
 first), then TCP stream ``offset``. :func:`~.model.read_capture` emits a record when it
@@ -56,7 +62,6 @@ from __future__ import annotations
 import math
 import mmap
 import os
-import re
 import struct
 from collections import deque
 from dataclasses import dataclass, field, replace
@@ -563,16 +568,44 @@ def _group_capture(facts: pd.DataFrame, keys: Optional[str], read_kw: Dict[str, 
                    stats=PipelineStats(first_time=t0), payloads=payloads, media=media)
 
 
-_FRAME_REF = re.compile(r"\b(frames? |frame\(s\) \[|frames \()(\d+(?:, \d+)*)")
+def _numbered_findings(facts: pd.DataFrame, scope: str, keys: Optional[str],
+                       read_kw: Dict[str, Any]) -> pd.DataFrame:
+    """The findings of one scope (:data:`~gbp_lab.analysis.findings.SCOPES`) on the frames of
+    one shuffle partition (every frame of each of its keys, from every part), rendered with the
+    frames' global numbers (``frames`` and ``detail``)."""
+    from gbp_lab.analysis.findings import find, find_in
+
+    facts = facts.sort_values("_frame", kind="stable")
+    glob = facts["_frame"].tolist()
+    if scope == "group":  # media, control and trees: the group's Capture
+        return find(_group_capture(facts, keys, read_kw), ("group",), glob)
+    frames = facts.drop(columns=list(_FACT_COLUMNS), errors="ignore").reset_index(drop=True)
+    t0 = _plain(facts["_t0"].iloc[0]) if len(facts) else None
+    fi = find_in(frames, _empty().errors, _blobs(facts["_plaintext"]), _blobs(facts["_payload"]),
+                 scopes=(scope,), numbers=glob)
+    return with_rel_time(fi, math.nan if t0 is None else int(t0))
 
 
-def _global_detail(text: str, glob: List[int]) -> str:
-    """The frame numbers a finding's ``detail`` names, from the group's rows to the whole's."""
-    def sub(m):
-        nums = ", ".join(str(glob[int(x)]) if int(x) < len(glob) else x
-                         for x in m.group(2).split(", "))
-        return m.group(1) + nums
-    return _FRAME_REF.sub(sub, text)
+def _scope_apply(df: pd.DataFrame, scope: str, keys, read_kw) -> pd.DataFrame:
+    """``groupby.apply``'s function for the findings of a scope (module-level: picklable)."""
+    return _numbered_findings(df, scope, keys, read_kw).reset_index(drop=True)
+
+
+#: the shuffle key of each frame scope of the findings (the group scope: ``_group``)
+_SCOPE_KEYS = {"nonce": ["group_id", "epoch", "stream_type", "sequence_no"],
+               "direction": ["flow_id", "src", "sport", "group_id"]}
+
+
+def _with_bucket(df: pd.DataFrame, cols: List[str], buckets: int) -> pd.DataFrame:
+    """``df`` with a ``_bucket`` column: a hash of its ``cols`` (the same in every process:
+    pandas' fixed-key hash) modulo ``buckets``."""
+    df = df.copy()
+    if len(df):
+        h = pd.util.hash_pandas_object(df[cols].astype(object), index=False).to_numpy()
+        df["_bucket"] = (h % np.uint64(buckets)).astype(np.int64)
+    else:
+        df["_bucket"] = pd.Series([], dtype=np.int64)
+    return df
 
 
 def _group_table(facts: pd.DataFrame, table: str, keys: Optional[str],
@@ -583,11 +616,6 @@ def _group_table(facts: pd.DataFrame, table: str, keys: Optional[str],
     cap = _group_capture(facts, keys, read_kw)
     glob = facts["_frame"].tolist()
     df = getattr(cap, table).copy()
-    if table == "findings":
-        df["frames"] = [[glob[k] for k in fr] for fr in df["frames"].tolist()]
-        df["detail"] = [_global_detail(d, glob) if isinstance(d, str) else d
-                        for d in df["detail"].tolist()]
-        return df.reset_index(drop=True)
     local = [None if _plain(v) is None else int(v) for v in df["frame"].tolist()]
     df["frame"] = pd.array([None if v is None else glob[v] for v in local],
                            dtype=df["frame"].dtype)
@@ -608,7 +636,7 @@ def _error_findings(read, lay: Layout, i: int) -> pd.DataFrame:
 
     cap = read[0]
     errors = _renumber(cap.errors, lay, i, _ranks(cap))
-    fi = find_in(_empty().frames, errors.reset_index(drop=True), [], [])
+    fi = find_in(_empty().frames, errors.reset_index(drop=True), [], [], scopes=("errors",))
     fi["errors"] = [[e + lay.error_offsets[i] for e in er] for er in fi["errors"].tolist()]
     return with_rel_time(fi, lay.t0)
 
@@ -670,14 +698,33 @@ def _read_captures(paths: Sequence, keylog, table: str, split_bytes, overlap,
                              for k, (r, p) in enumerate(zip(reads, parts))],
                             meta=fmeta, verify_meta=False)
     meta = _group_meta(table, keys, read_kw)
+    if table == "findings":
+        return _findings_graph(facts, reads, layout, keys, read_kw, meta)
     # frames without a group (raw MLS blobs) are dropped by the groupby: no table uses them
     out = facts.groupby("_group").apply(_apply, table, keys, read_kw, meta=meta)
-    out = out.reset_index(drop=True)
-    if table == "findings":
-        errs = dd.from_delayed([delayed(_error_findings, pure=True)(r, layout, k)
-                                for k, r in enumerate(reads)], meta=meta, verify_meta=False)
-        out = dd.concat([out, errs])
-    return out
+    return out.reset_index(drop=True)
+
+
+def _findings_graph(facts, reads, layout, keys: Optional[str], read_kw: Dict[str, Any], meta):
+    """The findings: one shuffle per scope of :func:`~gbp_lab.analysis.findings.find_in` —
+    ``nonce`` and ``direction`` by a hash bucket of their key (many buckets: one group's frames
+    spread over every worker), ``group`` by group — and each part's ``errors`` findings."""
+    dd = require("dask.dataframe")
+    delayed = require("dask").delayed
+    buckets = max(8, 4 * facts.npartitions)
+    outs = []
+    for scope, cols in _SCOPE_KEYS.items():
+        bf = facts.map_partitions(_with_bucket, cols, buckets,
+                                  meta=_with_bucket(facts._meta, cols, buckets))
+        outs.append(bf.groupby("_bucket").apply(_scope_apply, scope, keys, read_kw, meta=meta)
+                    .reset_index(drop=True))
+    # frames without a group (raw MLS blobs) are dropped by this groupby: no group finding
+    # uses them
+    outs.append(facts.groupby("_group").apply(_scope_apply, "group", keys, read_kw, meta=meta)
+                .reset_index(drop=True))
+    outs.append(dd.from_delayed([delayed(_error_findings, pure=True)(r, layout, k)
+                                 for k, r in enumerate(reads)], meta=meta, verify_meta=False))
+    return dd.concat(outs)
 
 
 def findings_across(paths: Sequence, keylog=None, *, scheduler=None, **read_kw) -> pd.DataFrame:
@@ -686,8 +733,10 @@ def findings_across(paths: Sequence, keylog=None, *, scheduler=None, **read_kw) 
     concatenated, ``frames`` and ``errors`` numbered as in :func:`read_captures`' tables.
     ``scheduler``: dask's (``None``: the default one — a ``dask.distributed`` ``Client`` once
     made — else e.g. ``"threads"``, ``"processes"`` or a ``Client``)."""
+    from gbp_lab.analysis.findings import sort_findings
+
     df = read_captures(paths, keylog, table="findings", **read_kw).compute(scheduler=scheduler)
-    return df.sort_values("time", kind="stable", na_position="last").reset_index(drop=True)
+    return sort_findings(df)
 
 
 def write_dataset(paths: Sequence, out_dir, keylog=None, tables: Sequence[str] = TABLES,

@@ -591,15 +591,39 @@ def _scope_apply(df: pd.DataFrame, scope: str, keys, read_kw) -> pd.DataFrame:
     return _numbered_findings(df, scope, keys, read_kw).reset_index(drop=True)
 
 
+#: dask's shuffle for the findings: task-based (distributed's p2p shuffle costs about a second
+#: of set-up per shuffle, more than the findings of a few hundred thousand frames)
+_SHUFFLE = "tasks"
 #: the shuffle key of each frame scope of the findings (the group scope: ``_group``)
 _SCOPE_KEYS = {"nonce": ["group_id", "epoch", "stream_type", "sequence_no"],
                "direction": ["flow_id", "src", "sport", "group_id"]}
 
 
-def _with_bucket(df: pd.DataFrame, cols: List[str], buckets: int) -> pd.DataFrame:
+def _group_scope_facts(df: pd.DataFrame) -> pd.DataFrame:
+    """A part's facts the ``group`` scope needs: control and audio frames (trees, commits,
+    media), frames sealed with another epoch's key (stale), and one frame per (group, epoch,
+    sender, key epoch) — the newest key each sender used, the group's epochs; text and signal
+    frames otherwise never change a group finding, and are most of the traffic."""
+    from gbp_lab.core.gbp.registry import StreamType
+
+    st = df["stream_type"].to_numpy(dtype="float64", na_value=-1.0)
+    keep = ~np.isin(st, [int(StreamType.TEXT), int(StreamType.SIGNAL)])
+    if "key_epoch" in df.columns:
+        ke = df["key_epoch"].to_numpy(dtype="float64", na_value=-1.0)
+        ep = df["epoch"].to_numpy(dtype="float64", na_value=-1.0)
+        keep |= (ke >= 0) & (ke != ep)
+        keep |= ~df.duplicated(subset=["group_id", "epoch", "sender", "key_epoch"]).to_numpy()
+    return df[keep]
+
+
+def _with_bucket(df: pd.DataFrame, cols: List[str], buckets: int,
+                 plaintexts: bool) -> pd.DataFrame:
     """``df`` with a ``_bucket`` column: a hash of its ``cols`` (the same in every process:
-    pandas' fixed-key hash) modulo ``buckets``."""
+    pandas' fixed-key hash) modulo ``buckets``; without the plaintexts unless ``plaintexts``
+    (only the ``nonce`` scope reads them: less to shuffle)."""
     df = df.copy()
+    if not plaintexts:
+        df["_plaintext"] = _binary([None] * len(df))
     if len(df):
         h = pd.util.hash_pandas_object(df[cols].astype(object), index=False).to_numpy()
         df["_bucket"] = (h % np.uint64(buckets)).astype(np.int64)
@@ -714,13 +738,16 @@ def _findings_graph(facts, reads, layout, keys: Optional[str], read_kw: Dict[str
     buckets = max(8, 4 * facts.npartitions)
     outs = []
     for scope, cols in _SCOPE_KEYS.items():
-        bf = facts.map_partitions(_with_bucket, cols, buckets,
-                                  meta=_with_bucket(facts._meta, cols, buckets))
-        outs.append(bf.groupby("_bucket").apply(_scope_apply, scope, keys, read_kw, meta=meta)
+        bf = facts.map_partitions(_with_bucket, cols, buckets, scope == "nonce",
+                                  meta=_with_bucket(facts._meta, cols, buckets, True))
+        outs.append(bf.groupby("_bucket").apply(_scope_apply, scope, keys, read_kw, meta=meta,
+                                                shuffle_method=_SHUFFLE)
                     .reset_index(drop=True))
-    # frames without a group (raw MLS blobs) are dropped by this groupby: no group finding
-    # uses them
-    outs.append(facts.groupby("_group").apply(_scope_apply, "group", keys, read_kw, meta=meta)
+    # the group scope sees only the frames its kinds use (_group_scope_facts); frames without a
+    # group (raw MLS blobs) are dropped by this groupby: no group finding uses them
+    gf = facts.map_partitions(_group_scope_facts, meta=facts._meta)
+    outs.append(gf.groupby("_group").apply(_scope_apply, "group", keys, read_kw, meta=meta,
+                                           shuffle_method=_SHUFFLE)
                 .reset_index(drop=True))
     outs.append(dd.from_delayed([delayed(_error_findings, pure=True)(r, layout, k)
                                  for k, r in enumerate(reads)], meta=meta, verify_meta=False))

@@ -11,7 +11,7 @@ partitioned by group and epoch. Optional dependencies: ``pip install 'gbp-lab[cl
 The graph (every task function is module-level and picklable; the key log travels as text; a
 worker keeps no state between tasks):
 
-1. *read* — one task per part: a file, or a slice of a big classic pcap (:class:`Part`, below) →
+1. *read* — one task per part: a file, or a slice of a big pcap/pcapng (:class:`Part`, below) →
    a :class:`~.model.Capture` of the packets that part owns;
 2. *layout* — one small task: each part's counts (frames, errors, packets), first packet time,
    flows and TCP offsets → the global numbering (:class:`Layout`);
@@ -48,14 +48,16 @@ TCP across part boundaries — what is chosen:
   straddles it (a record cut in two is lost, ``errors`` says where). A flow continuing from an
   earlier file keeps its ``flow_id`` (same addresses and ports) and its ``offset`` continues
   from the end of its last record there. Flow ids are numbered over the flows that carry rows.
-* a *big classic pcap* (more than ``split_bytes``) is read in slices at packet boundaries that
+* a *big pcap or pcapng* (more than ``split_bytes``) is read in slices at packet boundaries that
   *overlap*: each slice also reads ``overlap`` packets before its first packet (so the
   reassembler has re-synchronised on the mid-stream flows when its own packets start) and after
   its last (so a record that starts in the slice completes), then keeps the rows whose packet is
   its own; a record is owned by the slice of the packet that carried it. The offsets of a
   flow's direction are joined through a record both slices read. Records longer than
-  ``overlap`` packets at a cut are the limit (use a larger ``overlap``). pcapng and compressed
-  files are one part each.
+  ``overlap`` packets at a cut are the limit (use a larger ``overlap``). A pcapng slice is cut
+  between blocks and carries every non-packet block before it (Section Headers, Interface
+  Descriptions, Decryption Secrets …) in front of its packets. Compressed files are one part
+  each.
 """
 from __future__ import annotations
 
@@ -85,12 +87,13 @@ _BY_GROUP = ("messages", "audio", "signals", "control", "epochs", "findings")
 #: the partition directory of rows without a group or an epoch in :func:`write_dataset` (hive
 #: null partitions do not read back everywhere)
 NO_KEY = "none"
-#: a classic pcap bigger than this is read in slices (:func:`plan_parts`)
+#: a pcap or pcapng bigger than this is read in slices (:func:`plan_parts`)
 SPLIT_BYTES = 64 * 1024 * 1024
 #: packets a slice reads beyond each of its ends (see the module docstring)
 OVERLAP = 2000
 #: the classic pcap file header of an empty capture (for the tables' empty shapes)
 _EMPTY_PCAP = bytes.fromhex("d4c3b2a1020004000000000000000000ffff000001000000")
+_PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"  # a Section Header Block first
 _PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1": "<", b"\x4d\x3c\xb2\xa1": "<",
                 b"\xa1\xb2\xc3\xd4": ">", b"\xa1\xb2\x3c\x4d": ">"}
 
@@ -144,7 +147,7 @@ class Part:
 
 def plan_parts(paths: Sequence, split_bytes: Optional[int] = SPLIT_BYTES,
                overlap: int = OVERLAP) -> List[Part]:
-    """The parts of ``paths``: a classic (uncompressed) pcap bigger than ``split_bytes`` in
+    """The parts of ``paths``: an uncompressed pcap or pcapng bigger than ``split_bytes`` in
     ``ceil(size / split_bytes)`` slices, every other file whole. Only the sizes and magics are
     read here; the slices' packet boundaries are found by their own tasks."""
     if split_bytes is not None and split_bytes < 1:
@@ -163,7 +166,7 @@ def plan_parts(paths: Sequence, split_bytes: Optional[int] = SPLIT_BYTES,
                     magic = fh.read(4)
             except OSError:  # not visible here: read whole where the task runs
                 size, magic = 0, b""
-            if magic in _PCAP_MAGICS and size > split_bytes:
+            if (magic in _PCAP_MAGICS or magic == _PCAPNG_MAGIC) and size > split_bytes:
                 n = math.ceil(size / split_bytes)
         out.extend(Part(p, k, n, overlap) for k in range(n))
     return out
@@ -185,6 +188,8 @@ def _slice_bytes(path: str, k: int, n: int, overlap: int,
     before them too (the reassembler's state at the cut is then the whole read's). Walks the
     16-byte record headers from the start (memory-mapped)."""
     with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        if bytes(mm[:4]) == _PCAPNG_MAGIC:
+            return _pcapng_slice(mm, k, n, overlap, from_start)
         size = len(mm)
         endian = _PCAP_MAGICS[bytes(mm[:4])]
         caplen = struct.Struct(endian + "I")
@@ -218,6 +223,40 @@ def _slice_bytes(path: str, k: int, n: int, overlap: int,
             start, skipped = 24, own_lo
         data = bytes(mm[:24]) + bytes(mm[start:end_pos])
     return data, _Slice(own_lo - skipped, (own_lo, own_hi), k == n - 1)
+
+
+def _pcapng_slice(mm, k: int, n: int, overlap: int,
+                  from_start: bool) -> Tuple[bytes, _Slice]:
+    """:func:`_slice_bytes` of a pcapng file: the packets are its packet blocks (EPB, SPB, PB),
+    cut at block boundaries (:func:`~.pcapfile.pcapng_blocks`); every other block before the
+    slice's first byte (Section Headers, Interface Descriptions, Decryption Secrets, name
+    resolution, statistics) is carried in front of it, in file order — the interfaces its
+    packets name, and the secrets the whole read knew there (a DSB's keys apply from where it
+    is). Blocks after a truncated or corrupt one: the last slice reads them (the reader's
+    issue)."""
+    from .pcapfile import BT_EPB, BT_PB, BT_SPB, pcapng_blocks
+
+    size = len(mm)
+    blocks = list(pcapng_blocks(mm))
+    packet_types = (BT_EPB, BT_SPB, BT_PB)
+    first = blocks[0][2] if blocks else size  # the first SHB: the slices' bytes start after it
+    lo_b = first + (size - first) * k // n
+    hi_b = first + (size - first) * (k + 1) // n
+    pk = [pos for pos, bt, _l in blocks if bt in packet_types]
+    own_lo = next((i for i, p in enumerate(pk) if p >= lo_b), len(pk))
+    own_hi = next((i for i, p in enumerate(pk) if p >= hi_b), len(pk))
+    lead = own_lo if from_start else min(overlap, own_lo)
+    start = pk[own_lo - lead] if own_lo - lead < len(pk) else size
+    if from_start:
+        start = 0
+    end_i = own_hi + overlap
+    end_pos = pk[end_i] if end_i < len(pk) else size
+    if k == n - 1:
+        end_pos = size  # the file's tail (a truncated block: the reader's issue) is the last's
+    carried = b"".join(bytes(mm[pos:pos + ln]) for pos, bt, ln in blocks
+                       if pos < start and bt not in packet_types)
+    data = carried + bytes(mm[start:end_pos])
+    return data, _Slice(own_lo - lead, (own_lo, own_hi), k == n - 1)
 
 
 def _read(part: Part, keys: Optional[str], read_kw: Dict[str, Any], from_start: bool = False):
@@ -677,7 +716,7 @@ def read_captures(paths: Sequence, keylog=None, table: str = "frames", *,
                   split_bytes: Optional[int] = SPLIT_BYTES, overlap: int = OVERLAP, **read_kw):
     """One table of many captures as a lazy ``dask.dataframe.DataFrame`` (see the module
     docstring): ``frames`` and ``errors`` have one partition per part (a file, or a slice of a
-    classic pcap bigger than ``split_bytes``: ``None`` never slices), the derived tables
+    pcap or pcapng bigger than ``split_bytes``: ``None`` never slices), the derived tables
     (``messages``, ``audio``, ``signals``, ``control``, ``epochs``, ``findings``) are built per
     group after a shuffle (their ``findings`` with each part's ``errors`` findings). A ``file``
     column (not in ``epochs``/``findings``) says where a row came from; ``frame``, ``packet``,

@@ -674,7 +674,7 @@ def _with_bucket(df: pd.DataFrame, cols: List[str], buckets: int,
 def _group_table(facts: pd.DataFrame, table: str, keys: Optional[str],
                  read_kw: Dict[str, Any]) -> pd.DataFrame:
     """One group's rows of a derived table (a ``groupby.apply`` task), frames numbered
-    globally; ``file`` of each row's frame (not for ``epochs``, ``findings``: they span files)."""
+    globally; ``file`` of each row's frame (not for ``epochs``: they span files)."""
     facts = facts.sort_values("_frame", kind="stable")
     cap = _group_capture(facts, keys, read_kw)
     glob = facts["_frame"].tolist()

@@ -136,6 +136,54 @@ def test_one_sender_with_forwarded_copies_is_not_a_reuse(tmp_path):
     assert (cap.messages["status"] == "new").all() and len(cap.messages) == 9
 
 
+def by_scopes(cap, buckets=2):
+    """The findings of ``cap`` computed apart, as gbp_lab.capture.many does on a cluster: each
+    frame scope on ``buckets`` subsets of the frames (every frame of a key in one subset, keys
+    dealt round-robin), frames numbered as in the whole; the group and errors scopes whole;
+    put back in order by sort_findings."""
+    import pandas as pd
+
+    from gbp_lab.analysis.findings import find, find_in, sort_findings
+
+    f = cap.frames
+    pieces = [find(cap, ("group", "errors"))]
+    for scope, cols in (("nonce", ["group_id", "epoch", "stream_type", "sequence_no"]),
+                        ("direction", ["flow_id", "src", "sport", "group_id"])):
+        deal: dict = {}
+        keys = [deal.setdefault(k, len(deal) % buckets)
+                for k in zip(*[f[c].astype(object).tolist() for c in cols])]
+        for b in range(buckets):
+            rows = [i for i, k in enumerate(keys) if k == b]
+            pieces.append(find_in(f.iloc[rows].reset_index(drop=True), cap.errors.iloc[:0],
+                                  [cap.plaintexts[i] for i in rows],
+                                  [cap.payloads[i] for i in rows], scopes=(scope,),
+                                  numbers=rows))
+    out = pd.concat([p.drop(columns="rel_time", errors="ignore") for p in pieces],
+                    ignore_index=True)
+    return sort_findings(out)
+
+
+def test_scopes_apart_are_the_whole_and_bad_scopes_are_typed():
+    from gbp_lab.analysis.findings import find_in
+    from gbp_lab.core.errors import UsageError
+    from gbp_lab.sim.demo import demo_paths
+
+    pcap, keys = demo_paths()
+    cap = read_capture(pcap, keylog=pathlib.Path(keys).read_text(), progress=False)
+    for b in (1, 3):
+        pd_testing_equal(by_scopes(cap, b), cap.findings.drop(columns="rel_time"))
+    with pytest.raises(UsageError) as e:
+        find_in(cap.frames, cap.errors, [], [], scopes=("nonce", "everything"))
+    assert e.value.vid == "CAP-FIND-SCOPE" and "everything" in str(e.value)
+
+
+def pd_testing_equal(got, want):
+    import pandas as pd
+
+    assert len(want)
+    pd.testing.assert_frame_equal(got, want.reset_index(drop=True))
+
+
 def _tap_capture(path, records_by_conn):
     """A deterministic capture: conn i = client → 7878 carrying ``records_by_conn[i]``."""
     tap = Tap(clock=clock())
@@ -191,6 +239,11 @@ def test_replays_window_modified_and_epoch_regression(tmp_path):
     st = cap.messages.set_index("frame")["status"]
     assert st[0] == "new" and st[2] == "duplicate" and st[1] == "new"
     assert set(fi["kind"]) <= set(KINDS)
+    # each scope on its own subset of the frames, numbered as in the whole: the same rows,
+    # details included ("frame 2 repeats frame 0 …")
+    assert "frame 2 repeats frame 0" in rep["detail"]
+    for b in (2, 3):
+        pd_testing_equal(by_scopes(cap, b), fi.drop(columns="rel_time"))
 
 
 @pytest.mark.interop

@@ -7,6 +7,7 @@ import itertools
 import pathlib
 import sys
 
+import pandas as pd
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))  # pytest runs with importlib mode
@@ -83,10 +84,11 @@ def test_ordinary_audio_with_relay_copies_is_no_sframe_nonce_reuse(tmp_path):
     assert not (cap.findings["kind"].isin(["sframe_nonce_reuse", "decrypt_failure"])).any()
 
 
-def test_removed_member_sending_with_its_old_key_is_stale_epoch_key(tmp_path):
+def stale_flow():
     """alice removes bob (leaf 1); carol readies, alice executes. bob's node follows EXECUTE but
-    his MLS state never leaves the old epoch: his next text is labelled with the new epoch and
-    sealed with the old epoch's key. The reference receivers drop it."""
+    his MLS state never leaves the old epoch: his next texts are labelled with the new epoch and
+    sealed with the old epoch's key. The reference receivers drop them. Returns the wires
+    ``(prepare, ready, execute, [stale, stale], fresh)``, the key log and the old epoch."""
     fl = refpeer.transition_flow()
     grp = fl.group
     try:
@@ -126,6 +128,12 @@ def test_removed_member_sending_with_its_old_key_is_stale_epoch_key(tmp_path):
         assert "payload_received" in verdicts[2]
     finally:
         grp.close()
+    return (prep, ready, execute, stale, fresh), keys, old
+
+
+def test_removed_member_sending_with_its_old_key_is_stale_epoch_key(tmp_path):
+    """bob, removed by a commit the capture shows, keeps sending with the old epoch's key."""
+    (prep, ready, execute, stale, fresh), keys, old = stale_flow()
     conv = [(0, True, prep), (2, True, ready), (0, True, execute),
             (1, True, stale[0]), (1, True, stale[1]), (0, True, fresh)]
     cap = read_capture(capture_of(tmp_path / "stale.pcap", conv), keylog=keys)
@@ -145,3 +153,39 @@ def test_removed_member_sending_with_its_old_key_is_stale_epoch_key(tmp_path):
     assert list(m["status"]) == ["stale_key", "stale_key", "new"]
     e = cap.errors[cap.errors["kind"] == "decrypt"]
     assert list(e["frame"]) == [3, 4] and e["error"].str.contains("stale key").all()
+
+
+def test_stale_keys_are_judged_within_their_own_group(tmp_path):
+    """Two groups: in A the capture shows the commit that removed bob; in B bob is stale too but
+    B's commit is not in the capture. A's commit says nothing about B's members (RFC 9420 §8: a
+    group's epochs, leaves and commits are its own): B's stale frames are ``removed: no``.
+    findings_across (dask, the files cut between the groups' frames) agrees with read_capture."""
+    from gbp_lab.capture.many import findings_across
+
+    (prep, ready, execute, stale, fresh), keys, old = stale_flow()
+    (_p, _r, _e, stale_b, fresh_b), keys_b, old_b = stale_flow()
+    assert old_b == old  # the same epochs: only the group tells A's commit from B's
+    keys.update(keys_b)
+    conv = [(0, True, prep), (2, True, ready), (0, True, execute),
+            (1, True, stale[0]), (1, True, stale[1]), (0, True, fresh),
+            (4, True, stale_b[0]), (4, True, stale_b[1]), (3, True, fresh_b)]
+    path = capture_of(tmp_path / "two.pcap", conv)
+    cap = read_capture(path, keylog=keys)
+    assert cap.frames["group_id"].nunique() == 2
+    fi = cap.findings[cap.findings["kind"] == "stale_epoch_key"]
+    assert [list(f) for f in fi["frames"]] == [[3, 4], [6, 7]]
+    assert [bool(r) for r in fi["removed"]] == [True, False]
+    assert "no commit in the capture removes a member in between" in fi["detail"].iloc[1]
+    assert "removed leaves [1]" in fi["detail"].iloc[0]
+    # the same findings on dask, from two files cut at the middle packet
+    data = path.read_bytes()
+    offs, pos = [], 24
+    while pos < len(data):
+        offs.append(pos)
+        pos += 16 + int.from_bytes(data[pos + 8:pos + 12], "little")
+    cut = offs[len(offs) // 2]
+    files = [tmp_path / "a.pcap", tmp_path / "b.pcap"]
+    files[0].write_bytes(data[:cut])
+    files[1].write_bytes(data[:24] + data[cut:])
+    across = findings_across(files, keys, scheduler="sync")
+    pd.testing.assert_frame_equal(across, cap.findings, check_index_type=False)

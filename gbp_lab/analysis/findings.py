@@ -69,6 +69,24 @@ An SFrame payload whose tag fails under its epoch's key is a ``decrypt_failure``
 Columns: ``kind, epoch, stream_type, sequence_no, frames, detail`` (the brief's contract) then
 ``time`` (first frame/error), ``senders``, ``xor`` (bytes or None), ``errors`` (indexes into
 ``Capture.errors``), ``severity``, ``key_epoch``, ``kid``, ``ctr``, ``removed``.
+
+Scopes (:data:`SCOPES`): each kind needs the frames of one key only, so the findings of a frames
+table split by that key are the findings of the whole (``find_in(..., scopes=…)`` computes one
+scope; :mod:`gbp_lab.capture.many` runs each on its own shuffle):
+
+* ``nonce`` — key (group, epoch, stream type, seq): ``nonce_reuse``, ``replay_modified`` and the
+  per-frame ``decrypt_failure``/``malformed`` of GBP frames;
+* ``direction`` — key (flow, source address, source port, group), in capture order: ``replay``,
+  ``outside_window``, ``epoch_regression``;
+* ``group`` — one group's frames, its media opened in order, its ``control`` rows:
+  ``sframe_nonce_reuse`` and SFrame ``decrypt_failure``, ``stale_epoch_key`` (the commits, SFrame
+  leaves and fresh keys of the same group only) and the four tree kinds (in :func:`find`);
+* ``errors`` — the ``errors`` table: ``capture_defect``, ``malformed`` records.
+
+With ``numbers`` (the frame numbers of the rows of ``frames``; default: their positions) the
+rows' frame lists and ``detail`` texts are rendered with those numbers, so a part of a capture
+reports the numbers of the whole. :func:`sort_findings` puts rows from several scopes or parts back in
+the order :func:`find` gives on the whole.
 """
 from __future__ import annotations
 
@@ -79,7 +97,8 @@ import pandas as pd
 from gbp_lab.capture.columns import frame_of_rows, gc_paused, time_cells, with_rel_time
 from gbp_lab.core.sframe import leaf_from_kid, parse_header
 
-__all__ = ["KINDS", "SEVERITY", "FINDING_COLUMNS", "find", "xor_bytes"]
+__all__ = ["KINDS", "SEVERITY", "FINDING_COLUMNS", "SCOPES", "find", "find_in", "sort_findings",
+           "xor_bytes"]
 
 KINDS = ("nonce_reuse", "replay", "replay_modified", "outside_window", "epoch_regression",
          "decrypt_failure", "malformed", "capture_defect", "sframe_nonce_reuse",
@@ -99,6 +118,12 @@ TAG_LENGTH = 16
 _FINDING_INTS = {"epoch": "UInt64", "stream_type": "Int64", "sequence_no": "Int64",
                  "key_epoch": "UInt64", "kid": "UInt64", "ctr": "UInt64"}
 _DEFECT_KINDS = {"capture", "tcp", "udp"}
+#: the scopes of :func:`find_in` (module docstring)
+SCOPES = ("nonce", "direction", "group", "errors")
+_TREE_KINDS = ("tree_mismatch", "bad_parent_hash", "bad_confirmation_tag", "bad_leaf_signature")
+#: the order of the kinds :func:`find_in` emits for one frame of its loop
+_LOOP_ORDER = {"decrypt_failure": 0, "malformed": 1, "replay": 2, "replay_modified": 3,
+               "outside_window": 4, "epoch_regression": 5}
 
 
 def xor_bytes(a: bytes, b: bytes) -> bytes:
@@ -128,45 +153,94 @@ def _pair_xor(i: int, j: int, plaintexts, payloads) -> tuple:
     return None, None
 
 
-def find(capture) -> pd.DataFrame:
-    """All findings of a :class:`~gbp_lab.capture.model.Capture` (kinds in :data:`KINDS`)."""
+def find(capture, scopes=SCOPES, numbers=None) -> pd.DataFrame:
+    """All findings of a :class:`~gbp_lab.capture.model.Capture` (kinds in :data:`KINDS`), or
+    those of ``scopes``; ``numbers``: the frame numbers of its rows (module docstring)."""
     df = find_in(capture.frames, capture.errors, capture.plaintexts,
                  getattr(capture, "payloads", None) or [], getattr(capture, "media", None),
-                 lambda: capture.control)
-    trees = getattr(capture, "trees", None)
-    if trees is not None and trees.findings:
-        rows: List[tuple] = [(f.kind, f.epoch, None, None, [] if f.frame is None else [f.frame],
-                              f.detail, time_cells([f.time])[0] if f.time is not None else None,
-                              None, None, [], SEVERITY[f.kind], None, None, None, None)
-                             for f in trees.findings]
-        more = _findings_frame(rows)
-        df = pd.concat([df, more], ignore_index=True) if len(df) else more
-        df = df.sort_values("time", kind="stable", na_position="last").reset_index(drop=True)
+                 lambda: capture.control, scopes=scopes, numbers=numbers)
+    if "group" in scopes:
+        if numbers is None:
+            trees = getattr(capture, "trees", None)
+        else:  # the commits' frames renumbered before the trees render them
+            from gbp_lab.capture.trees import trees_of
+            trees = trees_of(capture, numbers)
+        if trees is not None and trees.findings:
+            rows: List[tuple] = [(f.kind, f.epoch, None, None,
+                                  [] if f.frame is None else [f.frame], f.detail,
+                                  time_cells([f.time])[0] if f.time is not None else None,
+                                  None, None, [], SEVERITY[f.kind], None, None, None, None)
+                                 for f in trees.findings]
+            more = _findings_frame(rows)
+            df = pd.concat([df, more], ignore_index=True) if len(df) else more
+            df = df.sort_values("time", kind="stable", na_position="last").reset_index(drop=True)
     return with_rel_time(df, getattr(capture, "t0", None))
 
 
+def sort_findings(df: pd.DataFrame) -> pd.DataFrame:
+    """Findings of several scopes or parts (frames and errors numbered as in the whole) in the
+    order :func:`find` gives on the whole: by time, then as :func:`find_in` emits them (its
+    frame loop, frame by frame; nonce reuses; SFrame failures; SFrame reuses; stale keys; the
+    ``errors`` rows; the tree kinds last)."""
+    phase, key, sub = [], [], []
+    for kind, fr, er, kid in zip(df["kind"].tolist(), df["frames"].tolist(),
+                                 df["errors"].tolist(), df["kid"].tolist()):
+        fr = list(fr) if fr is not None else []
+        if kind in _TREE_KINDS:
+            p, k = 6, (fr[0] if fr else -1)
+        elif not fr:
+            p, k = 5, (list(er)[0] if er is not None and len(er) else -1)
+        elif kind == "nonce_reuse":
+            p, k = 1, min(fr)
+        elif kind == "decrypt_failure" and kid is not None and kid is not pd.NA:
+            p, k = 2, fr[0]
+        elif kind == "sframe_nonce_reuse":
+            p, k = 3, min(fr)
+        elif kind == "stale_epoch_key":
+            p, k = 4, fr[0]
+        else:  # the loop: the frame it was at (an epoch regression's run grows after it)
+            p, k = 0, (fr[0] if kind == "epoch_regression" else fr[-1])
+        phase.append(p)
+        key.append(int(k))
+        sub.append(_LOOP_ORDER.get(kind, 0) if p == 0 else 0)
+    order = pd.DataFrame({"time": df["time"].reset_index(drop=True), "p": phase, "k": key,
+                          "s": sub})
+    idx = order.sort_values(["time", "p", "k", "s"], kind="stable",
+                            na_position="last").index
+    return df.iloc[idx.to_numpy()].reset_index(drop=True)
+
+
 def find_in(frames: pd.DataFrame, errors: pd.DataFrame, plaintexts, payloads, media=None,
-            control=None) -> pd.DataFrame:
-    """The findings of a frames/errors table pair (see the module docstring).
+            control=None, *, scopes=SCOPES, numbers=None) -> pd.DataFrame:
+    """The findings of a frames/errors table pair (see the module docstring), those of
+    ``scopes`` (:data:`SCOPES`), frames numbered by ``numbers`` (default: their positions).
 
     The cyclic garbage collector is paused meanwhile (and restored, whatever happens): the
     indexes built here hold a key tuple per frame, which would trigger full collections over the
     whole heap again and again (a third of the time at a million frames), and they are freed by
     reference counting when this returns — they make no cycles."""
+    bad = set(scopes) - set(SCOPES)
+    if bad:
+        from gbp_lab.core.errors import UsageError
+        raise UsageError(f"unknown finding scope(s) {sorted(bad)}: one of {', '.join(SCOPES)}",
+                         vid="CAP-FIND-SCOPE", where="find_in")
     with gc_paused():
-        return _find_in(frames, errors, plaintexts, payloads, media or {}, control)
+        return _find_in(frames, errors, plaintexts, payloads, media or {}, control,
+                        frozenset(scopes), numbers)
 
 
 def _find_in(frames: pd.DataFrame, errors: pd.DataFrame, plaintexts, payloads, media,
-             control) -> pd.DataFrame:
+             control, scopes: frozenset, numbers) -> pd.DataFrame:
     rows: List[tuple] = []
+    num = (lambda i: i) if numbers is None else numbers.__getitem__
+    by_nonce, by_dir = "nonce" in scopes, "direction" in scopes
 
     def add(kind, epoch, st, seq, fr, detail, time, senders=None, xor=None, errs=None,
             key_epoch=None, kid=None, ctr=None, removed=None):
-        rows.append((kind, epoch, st, seq, list(fr), detail, time, senders, xor,
+        rows.append((kind, epoch, st, seq, [num(i) for i in fr], detail, time, senders, xor,
                      list(errs or []), SEVERITY[kind], key_epoch, kid, ctr, removed))
 
-    n = len(frames)
+    n = len(frames) if by_nonce or by_dir or "group" in scopes else 0
     if n:
         cols = {c: _plain_list(frames[c]) for c in (
             "src", "sport", "flow_id", "group_id", "epoch", "transition_id",
@@ -210,7 +284,7 @@ def _find_in(frames: pd.DataFrame, errors: pd.DataFrame, plaintexts, payloads, m
         dir_epoch: Dict[tuple, int] = {}
         dir_max: Dict[tuple, int] = {}
         open_regr: Dict[tuple, int] = {}
-        for i in range(n):
+        for i in range(n if by_nonce or by_dir else 0):
             if PROTO[i] == "MLS":
                 continue
             err = ERR[i]
@@ -221,53 +295,60 @@ def _find_in(frames: pd.DataFrame, errors: pd.DataFrame, plaintexts, payloads, m
             t = T[i]
             d = (FL[i], SRC[i], SP[i])
             tag_failed = err is not None and "GBP-AEAD-TAG" in err
-            if tag_failed:
-                add("decrypt_failure", ep, st, seq, [i], f"AEAD tag does not verify: {err}", t,
-                    [snd] if snd is not None else None)
-            elif err is not None and "plaintext does not decode" in err:
-                add("malformed", ep, st, seq, [i], f"decrypted payload does not decode: {err}", t,
-                    [snd] if snd is not None else None)
+            if by_nonce:
+                if tag_failed:
+                    add("decrypt_failure", ep, st, seq, [i], f"AEAD tag does not verify: {err}",
+                        t, [snd] if snd is not None else None)
+                elif err is not None and "plaintext does not decode" in err:
+                    add("malformed", ep, st, seq, [i],
+                        f"decrypted payload does not decode: {err}", t,
+                        [snd] if snd is not None else None)
             # replay: identical bytes on the same direction
-            first, _e = first_of(by_dir_seq, (d, gid, ep, st, sid, seq), i)
-            if first is not None:
-                add("replay", ep, st, seq, [first, i],
-                    f"frame {i} repeats frame {first} byte for byte on {d[1]}:{d[2]} "
-                    f"(flow {d[0]}), stream {sid} seq {seq}", t, [snd])
+            if by_dir:
+                first, _e = first_of(by_dir_seq, (d, gid, ep, st, sid, seq), i)
+                if first is not None:
+                    add("replay", ep, st, seq, [first, i],
+                        f"frame {num(i)} repeats frame {num(first)} byte for byte on "
+                        f"{d[1]}:{d[2]} (flow {d[0]}), stream {sid} seq {seq}", t, [snd])
             # same sender stream + seq, different bytes
-            first, ss = first_of(by_stream_seq, (gid, ep, st, sid, seq), i)
-            if ss is not None and first is None and not tag_failed:
-                j = next(iter(ss.values()))
-                x, src = _pair_xor(j, i, plaintexts, payloads)
-                add("replay_modified", ep, st, seq, [j, i],
-                    f"stream {sid} seq {seq} sent again with different bytes (frames "
-                    f"{j}, {i}); same key and nonce"
-                    + (f"; xor from {src}: {x.hex()}" if x else ""), t, [snd], x)
-            # receiver window: per direction and sender stream
-            wk = (d, gid, ep, st, sid)
-            h = highest.get(wk)
-            if h is not None and seq <= h:
-                add("outside_window", ep, st, seq, [i],
-                    f"seq {seq} <= highest {h} already seen for stream {sid} on {d[1]}:{d[2]} "
-                    f"(flow {d[0]}): the reference receiver drops it", t, [snd])
-            else:
-                highest[wk] = seq
-            # epoch regression per direction and group
-            dk = (d, gid)
-            mx = dir_max.get(dk)
-            if mx is not None and ep < mx:
-                r = open_regr.get(dk)
-                if r is not None and dir_epoch.get(dk) == ep:
-                    rows[r][4].append(i)
+            if by_nonce:
+                first, ss = first_of(by_stream_seq, (gid, ep, st, sid, seq), i)
+                if ss is not None and first is None and not tag_failed:
+                    j = next(iter(ss.values()))
+                    x, src = _pair_xor(j, i, plaintexts, payloads)
+                    add("replay_modified", ep, st, seq, [j, i],
+                        f"stream {sid} seq {seq} sent again with different bytes (frames "
+                        f"{num(j)}, {num(i)}); same key and nonce"
+                        + (f"; xor from {src}: {x.hex()}" if x else ""), t, [snd], x)
+            if by_dir:
+                # receiver window: per direction and sender stream
+                wk = (d, gid, ep, st, sid)
+                h = highest.get(wk)
+                if h is not None and seq <= h:
+                    add("outside_window", ep, st, seq, [i],
+                        f"seq {seq} <= highest {h} already seen for stream {sid} on "
+                        f"{d[1]}:{d[2]} (flow {d[0]}): the reference receiver drops it", t,
+                        [snd])
                 else:
-                    add("epoch_regression", ep, st, seq, [i],
-                        f"epoch {ep} after epoch {mx} on {d[1]}:{d[2]} (flow {d[0]})", t, [snd])
-                    open_regr[dk] = len(rows) - 1
-            else:
-                dir_max[dk] = ep
-                open_regr.pop(dk, None)
-            dir_epoch[dk] = ep
+                    highest[wk] = seq
+                # epoch regression per direction and group
+                dk = (d, gid)
+                mx = dir_max.get(dk)
+                if mx is not None and ep < mx:
+                    r = open_regr.get(dk)
+                    if r is not None and dir_epoch.get(dk) == ep:
+                        rows[r][4].append(num(i))
+                    else:
+                        add("epoch_regression", ep, st, seq, [i],
+                            f"epoch {ep} after epoch {mx} on {d[1]}:{d[2]} (flow {d[0]})", t,
+                            [snd])
+                        open_regr[dk] = len(rows) - 1
+                else:
+                    dir_max[dk] = ep
+                    open_regr.pop(dk, None)
+                dir_epoch[dk] = ep
             # nonce reuse candidates (tampered frames do not count)
-            if not tag_failed and snd is not None:
+            if by_nonce and not tag_failed and snd is not None:
                 nk = (gid, ep, st, seq)
                 v = nonce.get(nk)
                 if v is None:
@@ -296,12 +377,12 @@ def _find_in(frames: pd.DataFrame, errors: pd.DataFrame, plaintexts, payloads, m
                 f"nonce (group {gid}, epoch {ep}, stream type {st}, seq {seq}); "
                 f"xor of senders {senders[0]} and {senders[1]} from {src}: "
                 f"{x.hex() if x is not None else '?'}", T[frames_in[0]], senders, x)
-        if media:
+        if media and "group" in scopes:
             _sframe_findings(add, media, GID, EP, SND, T)
-        if "key_epoch" in frames.columns:
-            _stale_findings(add, frames, media, control, GID, EP, SND, T, ST, SEQ)
+        if "key_epoch" in frames.columns and "group" in scopes:
+            _stale_findings(add, frames, media, control, GID, EP, SND, T, ST, SEQ, num)
     # defects from the errors table
-    if len(errors):
+    if len(errors) and "errors" in scopes:
         kinds, vids, texts, times = (errors["kind"].tolist(), errors["vid"].tolist(),
                                      errors["error"].tolist(), time_cells(errors["time"]))
         for k in range(len(errors)):
@@ -316,7 +397,11 @@ def _find_in(frames: pd.DataFrame, errors: pd.DataFrame, plaintexts, payloads, m
 
 
 def _findings_frame(rows: List[tuple]) -> pd.DataFrame:
-    return frame_of_rows(rows, FINDING_COLUMNS[:-1], _FINDING_INTS)
+    df = frame_of_rows(rows, FINDING_COLUMNS[:-1], _FINDING_INTS)
+    if not rows:  # the text columns' dtype as when there are rows (pieces concatenate alike)
+        for c in ("kind", "detail", "severity"):
+            df[c] = df[c].astype("str")
+    return df
 
 
 def _sframe_findings(add, media, GID, EP, SND, T) -> None:
@@ -355,8 +440,10 @@ def _sframe_findings(add, media, GID, EP, SND, T) -> None:
             kid=kid, ctr=ctr)
 
 
-def _stale_findings(add, frames, media, control, GID, EP, SND, T, ST, SEQ) -> None:
-    """``stale_epoch_key``: frames that opened only under an earlier epoch's key."""
+def _stale_findings(add, frames, media, control, GID, EP, SND, T, ST, SEQ, num) -> None:
+    """``stale_epoch_key``: frames that opened only under an earlier epoch's key. The commits,
+    the SFrame leaves and the newest fresh keys considered are those of the frames' group (an
+    MLS group's members, leaves and commits are its own, RFC 9420 §8)."""
     ke = frames["key_epoch"].to_numpy(dtype="float64", na_value=-1.0)
     ep = frames["epoch"].to_numpy(dtype="float64", na_value=-1.0)
     stale = ((ke >= 0) & (ke != ep)).nonzero()[0].tolist()
@@ -365,28 +452,28 @@ def _stale_findings(add, frames, media, control, GID, EP, SND, T, ST, SEQ) -> No
     groups: Dict[tuple, List[int]] = {}
     for i in stale:
         groups.setdefault((GID[i], EP[i], SND[i], int(ke[i])), []).append(i)
-    # commits the capture shows: (MLS epoch, removed leaves, frame)
+    # commits the capture shows: (group, MLS epoch, removed leaves, frame)
     commits = []
     if control is not None:
         c = control()
         for mls_ep, removed, fr in zip(c["mls_epoch"].tolist(), c["removed"].tolist(),
                                         c["frame"].tolist()):
             if removed and mls_ep is not None and mls_ep is not pd.NA:
-                commits.append((int(mls_ep), list(removed), int(fr)))
-    # a sender's leaf, from its SFrame KIDs; the newest key epoch each sender used
+                commits.append((GID[int(fr)], int(mls_ep), list(removed), int(fr)))
+    # a sender's leaf in a group, from its SFrame KIDs; the newest key epoch each sender used
     leaf_of: Dict[Any, int] = {}
     for i, m in (media or {}).items():
         if m.kid is not None and SND[i] is not None:
-            leaf_of.setdefault(SND[i], leaf_from_kid(m.kid, m.profile))
+            leaf_of.setdefault((GID[i], SND[i]), leaf_from_kid(m.kid, m.profile))
     fresh: Dict[Any, int] = {}
     for i in (ke >= 0).nonzero()[0].tolist():
         s = SND[i]
         if ke[i] == ep[i] and s is not None:
-            fresh[s] = max(fresh.get(s, -1), int(ke[i]))
+            fresh[(GID[i], s)] = max(fresh.get((GID[i], s), -1), int(ke[i]))
     for (gid, epoch, snd, kep), fr in groups.items():
-        between = [(e, r, f) for e, r, f in commits if kep <= e < epoch]
+        between = [(e, r, num(f)) for g, e, r, f in commits if g == gid and kep <= e < epoch]
         leaves = sorted({x for _e, r, _f in between for x in r})
-        leaf = leaf_of.get(snd)
+        leaf = leaf_of.get((gid, snd))
         if not between:
             removed, why = False, "no commit in the capture removes a member in between"
         elif leaf is not None:
@@ -395,7 +482,7 @@ def _stale_findings(add, frames, media, control, GID, EP, SND, T, ST, SEQ) -> No
                    f"the leaves {leaves} removed by the commit(s) in frame(s) "
                    f"{[f for *_x, f in between]}")
         else:
-            removed = fresh.get(snd, -1) <= kep
+            removed = fresh.get((gid, snd), -1) <= kep
             why = (f"the commit(s) in frame(s) {[f for *_x, f in between]} removed leaves "
                    f"{leaves} and member {snd} {'never' if removed else 'did'} sent under a "
                    f"newer key")

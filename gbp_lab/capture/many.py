@@ -11,24 +11,30 @@ partitioned by group and epoch. Optional dependencies: ``pip install 'gbp-lab[cl
 The graph (every task function is module-level and picklable; the key log travels as text; a
 worker keeps no state between tasks):
 
-1. *read* — one task per part: a file, or a slice of a big classic pcap (:class:`Part`, below) →
+1. *read* — one task per part: a file, or a slice of a big pcap/pcapng (:class:`Part`, below) →
    a :class:`~.model.Capture` of the packets that part owns;
 2. *layout* — one small task: each part's counts (frames, errors, packets), first packet time,
    flows and TCP offsets → the global numbering (:class:`Layout`);
 3. ``frames`` and ``errors`` — one partition per part, renumbered to the whole (row index,
    ``frame``, ``packet``, ``flow_id``, TCP ``offset``, ``rel_time`` since the first packet of the
    first file) with a ``file`` column;
-4. the derived tables (``messages``, ``audio``, ``signals``, ``control``, ``epochs``,
-   ``findings``) — each part emits its frames as *local facts* (the row, its global frame
-   number, payload and plaintext as Arrow binary columns); dask's own ``groupby.apply``
-   shuffles them by ``group_id`` so that one task sees every frame of a group from every part,
-   in capture order, and builds the tables there (:class:`~.model.Capture` on those frames):
-   the receivers' verdicts (GTP duplicates, SFrame replay windows), the rebuilt trees and every
-   frame finding (nonce reuse, replays, windows, epoch regressions, SFrame nonce reuse, stale
-   keys) are keyed by group, so they come out as on the whole capture. The ``errors``-table
-   findings (capture defects, malformed records) come from each part alone. One group's tables
-   are one task: the groups run in parallel, the frames of one group do not (a finer key, e.g.
-   (group, epoch) for all kinds but epoch regressions and the trees, is left to do).
+4. the derived tables (``messages``, ``audio``, ``signals``, ``control``, ``epochs``) — each
+   part emits its frames as *local facts* (the row, its global frame number, payload and
+   plaintext as Arrow binary columns); dask's own ``groupby.apply`` shuffles them by
+   ``group_id`` so that one task sees every frame of a group from every part, in capture order,
+   and builds the tables there (:class:`~.model.Capture` on those frames): the receivers'
+   verdicts (GTP duplicates, SFrame replay windows) and the rebuilt trees come out as on the
+   whole capture;
+5. ``findings`` — one shuffle of the facts per scope of
+   :func:`~gbp_lab.analysis.findings.find_in` (each kind needs the frames of one key only):
+   ``nonce`` (nonce reuse, modified replays, tag failures) by a hash bucket of (group, epoch,
+   stream type, seq), ``direction`` (replays, receive windows, epoch regressions) by a hash
+   bucket of (flow, source, port, group) — many buckets, so one group's frames are spread over
+   every worker — and ``group`` (SFrame nonce reuse, stale keys, the tree kinds) by group; the
+   ``errors``-table findings (capture defects, malformed records) come from each part alone.
+   Each task renders its rows with the frames' global numbers (``frames`` and ``detail``), and
+   :func:`~gbp_lab.analysis.findings.sort_findings` puts them in :func:`~.model.read_capture`'s
+   order. The ``group`` scope is still one task per group (it opens the group's media in order).
 
 Capture order: rows are sorted by ``packet`` (global: the packets of the earlier files come
 first), then TCP stream ``offset``. :func:`~.model.read_capture` emits a record when it
@@ -42,21 +48,22 @@ TCP across part boundaries — what is chosen:
   straddles it (a record cut in two is lost, ``errors`` says where). A flow continuing from an
   earlier file keeps its ``flow_id`` (same addresses and ports) and its ``offset`` continues
   from the end of its last record there. Flow ids are numbered over the flows that carry rows.
-* a *big classic pcap* (more than ``split_bytes``) is read in slices at packet boundaries that
+* a *big pcap or pcapng* (more than ``split_bytes``) is read in slices at packet boundaries that
   *overlap*: each slice also reads ``overlap`` packets before its first packet (so the
   reassembler has re-synchronised on the mid-stream flows when its own packets start) and after
   its last (so a record that starts in the slice completes), then keeps the rows whose packet is
   its own; a record is owned by the slice of the packet that carried it. The offsets of a
   flow's direction are joined through a record both slices read. Records longer than
-  ``overlap`` packets at a cut are the limit (use a larger ``overlap``). pcapng and compressed
-  files are one part each.
+  ``overlap`` packets at a cut are the limit (use a larger ``overlap``). A pcapng slice is cut
+  between blocks and carries every non-packet block before it (Section Headers, Interface
+  Descriptions, Decryption Secrets …) in front of its packets. Compressed files are one part
+  each.
 """
 from __future__ import annotations
 
 import math
 import mmap
 import os
-import re
 import struct
 from collections import deque
 from dataclasses import dataclass, field, replace
@@ -80,12 +87,13 @@ _BY_GROUP = ("messages", "audio", "signals", "control", "epochs", "findings")
 #: the partition directory of rows without a group or an epoch in :func:`write_dataset` (hive
 #: null partitions do not read back everywhere)
 NO_KEY = "none"
-#: a classic pcap bigger than this is read in slices (:func:`plan_parts`)
+#: a pcap or pcapng bigger than this is read in slices (:func:`plan_parts`)
 SPLIT_BYTES = 64 * 1024 * 1024
 #: packets a slice reads beyond each of its ends (see the module docstring)
 OVERLAP = 2000
 #: the classic pcap file header of an empty capture (for the tables' empty shapes)
 _EMPTY_PCAP = bytes.fromhex("d4c3b2a1020004000000000000000000ffff000001000000")
+_PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"  # a Section Header Block first
 _PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1": "<", b"\x4d\x3c\xb2\xa1": "<",
                 b"\xa1\xb2\xc3\xd4": ">", b"\xa1\xb2\x3c\x4d": ">"}
 
@@ -139,7 +147,7 @@ class Part:
 
 def plan_parts(paths: Sequence, split_bytes: Optional[int] = SPLIT_BYTES,
                overlap: int = OVERLAP) -> List[Part]:
-    """The parts of ``paths``: a classic (uncompressed) pcap bigger than ``split_bytes`` in
+    """The parts of ``paths``: an uncompressed pcap or pcapng bigger than ``split_bytes`` in
     ``ceil(size / split_bytes)`` slices, every other file whole. Only the sizes and magics are
     read here; the slices' packet boundaries are found by their own tasks."""
     if split_bytes is not None and split_bytes < 1:
@@ -158,7 +166,7 @@ def plan_parts(paths: Sequence, split_bytes: Optional[int] = SPLIT_BYTES,
                     magic = fh.read(4)
             except OSError:  # not visible here: read whole where the task runs
                 size, magic = 0, b""
-            if magic in _PCAP_MAGICS and size > split_bytes:
+            if (magic in _PCAP_MAGICS or magic == _PCAPNG_MAGIC) and size > split_bytes:
                 n = math.ceil(size / split_bytes)
         out.extend(Part(p, k, n, overlap) for k in range(n))
     return out
@@ -180,6 +188,8 @@ def _slice_bytes(path: str, k: int, n: int, overlap: int,
     before them too (the reassembler's state at the cut is then the whole read's). Walks the
     16-byte record headers from the start (memory-mapped)."""
     with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        if bytes(mm[:4]) == _PCAPNG_MAGIC:
+            return _pcapng_slice(mm, k, n, overlap, from_start)
         size = len(mm)
         endian = _PCAP_MAGICS[bytes(mm[:4])]
         caplen = struct.Struct(endian + "I")
@@ -213,6 +223,40 @@ def _slice_bytes(path: str, k: int, n: int, overlap: int,
             start, skipped = 24, own_lo
         data = bytes(mm[:24]) + bytes(mm[start:end_pos])
     return data, _Slice(own_lo - skipped, (own_lo, own_hi), k == n - 1)
+
+
+def _pcapng_slice(mm, k: int, n: int, overlap: int,
+                  from_start: bool) -> Tuple[bytes, _Slice]:
+    """:func:`_slice_bytes` of a pcapng file: the packets are its packet blocks (EPB, SPB, PB),
+    cut at block boundaries (:func:`~.pcapfile.pcapng_blocks`); every other block before the
+    slice's first byte (Section Headers, Interface Descriptions, Decryption Secrets, name
+    resolution, statistics) is carried in front of it, in file order — the interfaces its
+    packets name, and the secrets the whole read knew there (a DSB's keys apply from where it
+    is). Blocks after a truncated or corrupt one: the last slice reads them (the reader's
+    issue)."""
+    from .pcapfile import BT_EPB, BT_PB, BT_SPB, pcapng_blocks
+
+    size = len(mm)
+    blocks = list(pcapng_blocks(mm))
+    packet_types = (BT_EPB, BT_SPB, BT_PB)
+    first = blocks[0][2] if blocks else size  # the first SHB: the slices' bytes start after it
+    lo_b = first + (size - first) * k // n
+    hi_b = first + (size - first) * (k + 1) // n
+    pk = [pos for pos, bt, _l in blocks if bt in packet_types]
+    own_lo = next((i for i, p in enumerate(pk) if p >= lo_b), len(pk))
+    own_hi = next((i for i, p in enumerate(pk) if p >= hi_b), len(pk))
+    lead = own_lo if from_start else min(overlap, own_lo)
+    start = pk[own_lo - lead] if own_lo - lead < len(pk) else size
+    if from_start:
+        start = 0
+    end_i = own_hi + overlap
+    end_pos = pk[end_i] if end_i < len(pk) else size
+    if k == n - 1:
+        end_pos = size  # the file's tail (a truncated block: the reader's issue) is the last's
+    carried = b"".join(bytes(mm[pos:pos + ln]) for pos, bt, ln in blocks
+                       if pos < start and bt not in packet_types)
+    data = carried + bytes(mm[start:end_pos])
+    return data, _Slice(own_lo - lead, (own_lo, own_hi), k == n - 1)
 
 
 def _read(part: Part, keys: Optional[str], read_kw: Dict[str, Any], from_start: bool = False):
@@ -563,31 +607,78 @@ def _group_capture(facts: pd.DataFrame, keys: Optional[str], read_kw: Dict[str, 
                    stats=PipelineStats(first_time=t0), payloads=payloads, media=media)
 
 
-_FRAME_REF = re.compile(r"\b(frames? |frame\(s\) \[|frames \()(\d+(?:, \d+)*)")
+def _numbered_findings(facts: pd.DataFrame, scope: str, keys: Optional[str],
+                       read_kw: Dict[str, Any]) -> pd.DataFrame:
+    """The findings of one scope (:data:`~gbp_lab.analysis.findings.SCOPES`) on the frames of
+    one shuffle partition (every frame of each of its keys, from every part), rendered with the
+    frames' global numbers (``frames`` and ``detail``)."""
+    from gbp_lab.analysis.findings import find, find_in
+
+    facts = facts.sort_values("_frame", kind="stable")
+    glob = facts["_frame"].tolist()
+    if scope == "group":  # media, control and trees: the group's Capture
+        return find(_group_capture(facts, keys, read_kw), ("group",), glob)
+    frames = facts.drop(columns=list(_FACT_COLUMNS), errors="ignore").reset_index(drop=True)
+    t0 = _plain(facts["_t0"].iloc[0]) if len(facts) else None
+    fi = find_in(frames, _empty().errors, _blobs(facts["_plaintext"]), _blobs(facts["_payload"]),
+                 scopes=(scope,), numbers=glob)
+    return with_rel_time(fi, math.nan if t0 is None else int(t0))
 
 
-def _global_detail(text: str, glob: List[int]) -> str:
-    """The frame numbers a finding's ``detail`` names, from the group's rows to the whole's."""
-    def sub(m):
-        nums = ", ".join(str(glob[int(x)]) if int(x) < len(glob) else x
-                         for x in m.group(2).split(", "))
-        return m.group(1) + nums
-    return _FRAME_REF.sub(sub, text)
+def _scope_apply(df: pd.DataFrame, scope: str, keys, read_kw) -> pd.DataFrame:
+    """``groupby.apply``'s function for the findings of a scope (module-level: picklable)."""
+    return _numbered_findings(df, scope, keys, read_kw).reset_index(drop=True)
+
+
+#: dask's shuffle for the findings: task-based (distributed's p2p shuffle costs about a second
+#: of set-up per shuffle, more than the findings of a few hundred thousand frames)
+_SHUFFLE = "tasks"
+#: the shuffle key of each frame scope of the findings (the group scope: ``_group``)
+_SCOPE_KEYS = {"nonce": ["group_id", "epoch", "stream_type", "sequence_no"],
+               "direction": ["flow_id", "src", "sport", "group_id"]}
+
+
+def _group_scope_facts(df: pd.DataFrame) -> pd.DataFrame:
+    """A part's facts the ``group`` scope needs: control and audio frames (trees, commits,
+    media), frames sealed with another epoch's key (stale), and one frame per (group, epoch,
+    sender, key epoch) — the newest key each sender used, the group's epochs; text and signal
+    frames otherwise never change a group finding, and are most of the traffic."""
+    from gbp_lab.core.gbp.registry import StreamType
+
+    st = df["stream_type"].to_numpy(dtype="float64", na_value=-1.0)
+    keep = ~np.isin(st, [int(StreamType.TEXT), int(StreamType.SIGNAL)])
+    if "key_epoch" in df.columns:
+        ke = df["key_epoch"].to_numpy(dtype="float64", na_value=-1.0)
+        ep = df["epoch"].to_numpy(dtype="float64", na_value=-1.0)
+        keep |= (ke >= 0) & (ke != ep)
+        keep |= ~df.duplicated(subset=["group_id", "epoch", "sender", "key_epoch"]).to_numpy()
+    return df[keep]
+
+
+def _with_bucket(df: pd.DataFrame, cols: List[str], buckets: int,
+                 plaintexts: bool) -> pd.DataFrame:
+    """``df`` with a ``_bucket`` column: a hash of its ``cols`` (the same in every process:
+    pandas' fixed-key hash) modulo ``buckets``; without the plaintexts unless ``plaintexts``
+    (only the ``nonce`` scope reads them: less to shuffle)."""
+    df = df.copy()
+    if not plaintexts:
+        df["_plaintext"] = _binary([None] * len(df))
+    if len(df):
+        h = pd.util.hash_pandas_object(df[cols].astype(object), index=False).to_numpy()
+        df["_bucket"] = (h % np.uint64(buckets)).astype(np.int64)
+    else:
+        df["_bucket"] = pd.Series([], dtype=np.int64)
+    return df
 
 
 def _group_table(facts: pd.DataFrame, table: str, keys: Optional[str],
                  read_kw: Dict[str, Any]) -> pd.DataFrame:
     """One group's rows of a derived table (a ``groupby.apply`` task), frames numbered
-    globally; ``file`` of each row's frame (not for ``epochs``, ``findings``: they span files)."""
+    globally; ``file`` of each row's frame (not for ``epochs``: they span files)."""
     facts = facts.sort_values("_frame", kind="stable")
     cap = _group_capture(facts, keys, read_kw)
     glob = facts["_frame"].tolist()
     df = getattr(cap, table).copy()
-    if table == "findings":
-        df["frames"] = [[glob[k] for k in fr] for fr in df["frames"].tolist()]
-        df["detail"] = [_global_detail(d, glob) if isinstance(d, str) else d
-                        for d in df["detail"].tolist()]
-        return df.reset_index(drop=True)
     local = [None if _plain(v) is None else int(v) for v in df["frame"].tolist()]
     df["frame"] = pd.array([None if v is None else glob[v] for v in local],
                            dtype=df["frame"].dtype)
@@ -608,7 +699,7 @@ def _error_findings(read, lay: Layout, i: int) -> pd.DataFrame:
 
     cap = read[0]
     errors = _renumber(cap.errors, lay, i, _ranks(cap))
-    fi = find_in(_empty().frames, errors.reset_index(drop=True), [], [])
+    fi = find_in(_empty().frames, errors.reset_index(drop=True), [], [], scopes=("errors",))
     fi["errors"] = [[e + lay.error_offsets[i] for e in er] for er in fi["errors"].tolist()]
     return with_rel_time(fi, lay.t0)
 
@@ -625,7 +716,7 @@ def read_captures(paths: Sequence, keylog=None, table: str = "frames", *,
                   split_bytes: Optional[int] = SPLIT_BYTES, overlap: int = OVERLAP, **read_kw):
     """One table of many captures as a lazy ``dask.dataframe.DataFrame`` (see the module
     docstring): ``frames`` and ``errors`` have one partition per part (a file, or a slice of a
-    classic pcap bigger than ``split_bytes``: ``None`` never slices), the derived tables
+    pcap or pcapng bigger than ``split_bytes``: ``None`` never slices), the derived tables
     (``messages``, ``audio``, ``signals``, ``control``, ``epochs``, ``findings``) are built per
     group after a shuffle (their ``findings`` with each part's ``errors`` findings). A ``file``
     column (not in ``epochs``/``findings``) says where a row came from; ``frame``, ``packet``,
@@ -670,14 +761,36 @@ def _read_captures(paths: Sequence, keylog, table: str, split_bytes, overlap,
                              for k, (r, p) in enumerate(zip(reads, parts))],
                             meta=fmeta, verify_meta=False)
     meta = _group_meta(table, keys, read_kw)
+    if table == "findings":
+        return _findings_graph(facts, reads, layout, keys, read_kw, meta)
     # frames without a group (raw MLS blobs) are dropped by the groupby: no table uses them
     out = facts.groupby("_group").apply(_apply, table, keys, read_kw, meta=meta)
-    out = out.reset_index(drop=True)
-    if table == "findings":
-        errs = dd.from_delayed([delayed(_error_findings, pure=True)(r, layout, k)
-                                for k, r in enumerate(reads)], meta=meta, verify_meta=False)
-        out = dd.concat([out, errs])
-    return out
+    return out.reset_index(drop=True)
+
+
+def _findings_graph(facts, reads, layout, keys: Optional[str], read_kw: Dict[str, Any], meta):
+    """The findings: one shuffle per scope of :func:`~gbp_lab.analysis.findings.find_in` —
+    ``nonce`` and ``direction`` by a hash bucket of their key (many buckets: one group's frames
+    spread over every worker), ``group`` by group — and each part's ``errors`` findings."""
+    dd = require("dask.dataframe")
+    delayed = require("dask").delayed
+    buckets = max(8, 4 * facts.npartitions)
+    outs = []
+    for scope, cols in _SCOPE_KEYS.items():
+        bf = facts.map_partitions(_with_bucket, cols, buckets, scope == "nonce",
+                                  meta=_with_bucket(facts._meta, cols, buckets, True))
+        outs.append(bf.groupby("_bucket").apply(_scope_apply, scope, keys, read_kw, meta=meta,
+                                                shuffle_method=_SHUFFLE)
+                    .reset_index(drop=True))
+    # the group scope sees only the frames its kinds use (_group_scope_facts); frames without a
+    # group (raw MLS blobs) are dropped by this groupby: no group finding uses them
+    gf = facts.map_partitions(_group_scope_facts, meta=facts._meta)
+    outs.append(gf.groupby("_group").apply(_scope_apply, "group", keys, read_kw, meta=meta,
+                                           shuffle_method=_SHUFFLE)
+                .reset_index(drop=True))
+    outs.append(dd.from_delayed([delayed(_error_findings, pure=True)(r, layout, k)
+                                 for k, r in enumerate(reads)], meta=meta, verify_meta=False))
+    return dd.concat(outs)
 
 
 def findings_across(paths: Sequence, keylog=None, *, scheduler=None, **read_kw) -> pd.DataFrame:
@@ -686,8 +799,10 @@ def findings_across(paths: Sequence, keylog=None, *, scheduler=None, **read_kw) 
     concatenated, ``frames`` and ``errors`` numbered as in :func:`read_captures`' tables.
     ``scheduler``: dask's (``None``: the default one — a ``dask.distributed`` ``Client`` once
     made — else e.g. ``"threads"``, ``"processes"`` or a ``Client``)."""
+    from gbp_lab.analysis.findings import sort_findings
+
     df = read_captures(paths, keylog, table="findings", **read_kw).compute(scheduler=scheduler)
-    return df.sort_values("time", kind="stable", na_position="last").reset_index(drop=True)
+    return sort_findings(df)
 
 
 def write_dataset(paths: Sequence, out_dir, keylog=None, tables: Sequence[str] = TABLES,

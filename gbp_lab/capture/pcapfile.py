@@ -58,6 +58,7 @@ __all__ = [
     "CaptureReader",
     "CaptureStream",
     "read_packets",
+    "pcapng_blocks",
 ]
 
 Source = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO]
@@ -694,3 +695,29 @@ def read_packets(source: Source) -> Tuple[List[Packet], CaptureReader]:
     finally:
         reader.close()
     return packets, reader
+
+
+def pcapng_blocks(buf) -> Iterator[Tuple[int, int, int]]:
+    """``(offset, block type, total length)`` of each block of a pcapng buffer, in file order
+    (draft-ietf-opsawg-pcapng §3.1: each section's byte order from its SHB). Stops before the
+    first block that is truncated or whose lengths are invalid (:class:`CaptureReader` reports
+    it as an issue): a splitter cuts only between blocks it saw whole."""
+    size = len(buf)
+    pos, endian = 0, "<"
+    while pos + 12 <= size:
+        (btype_le,) = struct.unpack_from("<I", buf, pos)
+        if btype_le == BT_SHB:
+            (bom,) = struct.unpack_from("<I", buf, pos + 8)
+            if bom == BYTE_ORDER_MAGIC:
+                endian = "<"
+            elif bom == 0x4D3C2B1A:
+                endian = ">"
+            else:
+                return
+        btype, blen = struct.unpack_from(endian + "II", buf, pos)
+        if blen < 12 or blen % 4 or pos + blen > size:
+            return
+        if struct.unpack_from(endian + "I", buf, pos + blen - 4)[0] != blen:
+            return
+        yield pos, btype, blen
+        pos += blen

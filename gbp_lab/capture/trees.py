@@ -36,8 +36,9 @@ logs have no ``MLS_EPOCH_SECRET`` (its state blob never holds the epoch secret).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import pandas as pd
 
@@ -460,9 +461,10 @@ def commits_of(capture) -> List[CommitSeen]:
     return out
 
 
-def trees_of(capture) -> CaptureTrees:
+def trees_of(capture, numbers: Optional[Sequence[int]] = None) -> CaptureTrees:
     """:func:`replay_commits` over a capture's commits, with an entry for every (group, epoch)
-    its frames show."""
+    its frames show; ``numbers``: the frame numbers of the capture's rows (a part of a bigger
+    capture: its trees and findings name the frames of the whole)."""
     f = capture.frames
     eps: set = set()
     if len(f):  # each distinct (group, epoch) pair once (not once per frame)
@@ -470,7 +472,10 @@ def trees_of(capture) -> CaptureTrees:
             gb = _gid_bytes(g)
             if gb is not None and e is not None and e is not pd.NA and e == e:
                 eps.add((gb, int(e)))
-    return replay_commits(commits_of(capture), capture.keylog, epochs=sorted(eps))
+    commits = commits_of(capture)
+    if numbers is not None:
+        commits = [dataclasses.replace(c, frame=int(numbers[c.frame])) for c in commits]
+    return replay_commits(commits, capture.keylog, epochs=sorted(eps))
 
 
 def with_tree_columns(epochs: pd.DataFrame, trees: CaptureTrees) -> pd.DataFrame:

@@ -23,7 +23,7 @@ A failed tag is reported twice, as the GBP layer's are: in the frame's :class:`M
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import pandas as pd
 
@@ -41,6 +41,8 @@ __all__ = ["MediaOpen", "MediaState", "open_media", "sframe_header"]
 
 _CODECS = {c.name: int(c) for c in PayloadCodec}
 _SUITES = (AES_128_GCM, AES_256_GCM)
+#: the GAP payload's attribute names in schema order (the order of the read loop's values)
+_GAP_ATTRS = tuple(f.attr for f in GapPayload.SCHEMA.fields)
 #: the ``errors`` row's place columns, taken from the frame's row
 _PLACE = ERROR_ROW.names[:9]
 
@@ -131,14 +133,17 @@ class MediaState:
 
 
 def open_media(frames: pd.DataFrame, plaintexts, keylog, label: str = DEFAULT_LABEL,
-               state: Optional[MediaState] = None, first_row: int = 0
+               state: Optional[MediaState] = None, first_row: int = 0,
+               values: Optional[Sequence[Optional[tuple]]] = None
                ) -> Tuple[Dict[int, MediaOpen], List[tuple]]:
     """Open the ``opus`` field of every decrypted GAP frame of a ``frames`` table (see the
     module docstring). Returns ``({frames row: MediaOpen}, errors rows)`` — the rows in
     :data:`~.readpath.ERROR_ROW` order. Frames whose GAP payload does not decode are left out
     (their ``error`` column says why). A chunk of a bigger read passes its :class:`MediaState`
     (then ``keylog`` and ``label`` are the state's: see :meth:`MediaState.use`) and
-    ``first_row``, the capture row of its first frame (the frame numbers errors name)."""
+    ``first_row``, the capture row of its first frame (the frame numbers errors name).
+    ``values``: the read loop's decoded payload values per frame row
+    (:attr:`~.readpath.ReadChunk.values`): a GAP payload it decoded is not decoded again."""
     out: Dict[int, MediaOpen] = {}
     errors: List[tuple] = []
     if not len(frames):
@@ -154,11 +159,16 @@ def open_media(frames: pd.DataFrame, plaintexts, keylog, label: str = DEFAULT_LA
     if state is None:
         state = MediaState(keylog, label)
     keys, windows = state.keys, state.windows
+    pre = values if values else None
     for k, i in enumerate(idx):
-        try:
-            gap = payload_fields(GapPayload, plaintexts[i], _CODECS.get(cols["codec"][k], 0))
-        except GbpLabError:
-            continue
+        v = None if pre is None else pre[i]
+        if v is not None:
+            gap = dict(zip(_GAP_ATTRS, v))
+        else:
+            try:
+                gap = payload_fields(GapPayload, plaintexts[i], _CODECS.get(cols["codec"][k], 0))
+            except GbpLabError:
+                continue
         opus = bytes(gap["opus_frame"])
         ep = cols["epoch"][k]
         ep = None if ep is None or ep is pd.NA else int(ep)

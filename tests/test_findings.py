@@ -285,3 +285,41 @@ def test_find_leaves_the_garbage_collector_as_it_found_it():
             assert gc.isenabled() is state
     finally:
         (gc.enable if was else gc.disable)()
+
+
+def test_bulk_checks_on_a_doubled_and_regressed_frames_table():
+    """The per-frame checks run in bulk (key codes, group operations): on the demo capture's
+    frames with every GBP frame sent twice in a row, each copy is one ``replay`` of the frame
+    before it and ``outside_window`` (its seq is the highest already seen), nothing is
+    ``replay_modified``; then the first epoch again at the end is one ``epoch_regression`` run
+    per direction, its frames the run."""
+    import gbp_lab
+    from gbp_lab.analysis.findings import find_in
+
+    cap = gbp_lab.demo_capture()
+    f = cap.frames
+    gbp = f.index[f["protocol"] != "MLS"].tolist()
+    rows = [i for i in gbp for _ in range(2)]
+    g2 = f.iloc[rows].reset_index(drop=True)
+    pls = [cap.payloads[i] for i in rows]
+    pts = [cap.plaintexts[i] for i in rows]
+    fi = find_in(g2, cap.errors.iloc[:0], pts, pls)
+    rep = fi[fi["kind"] == "replay"]
+    assert sorted(map(list, rep["frames"])) == [[2 * k, 2 * k + 1] for k in range(len(gbp))]
+    ow = fi[fi["kind"] == "outside_window"]
+    assert sorted(x for fr in ow["frames"] for x in fr) == [2 * k + 1 for k in range(len(gbp))]
+    assert not (fi["kind"] == "replay_modified").any()
+    # the first epoch's frames of one direction again after the last epoch: one run, one row
+    e0 = int(f.loc[gbp, "epoch"].min())
+    d = f.loc[gbp[-1], ["flow_id", "src", "sport", "group_id"]]
+    same_dir = f.index[(f["protocol"] != "MLS") & (f["flow_id"] == d["flow_id"])
+                       & (f["src"] == d["src"]) & (f["sport"] == d["sport"])].tolist()
+    tail = [i for i in same_dir if f.at[i, "epoch"] == e0][:3]
+    assert f.loc[same_dir, "epoch"].max() > e0 and len(tail) >= 2
+    g3 = f.iloc[gbp + tail].reset_index(drop=True)
+    fi3 = find_in(g3, cap.errors.iloc[:0], [cap.plaintexts[i] for i in gbp + tail],
+                  [cap.payloads[i] for i in gbp + tail])
+    reg = fi3[fi3["kind"] == "epoch_regression"]
+    assert len(reg) == 1
+    assert list(reg["frames"].iloc[0]) == list(range(len(gbp), len(gbp) + len(tail)))
+    assert reg["epoch"].iloc[0] == e0

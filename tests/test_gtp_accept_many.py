@@ -11,6 +11,7 @@ import sys
 from typing import Dict, List
 
 import cbor2
+import pandas as pd
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))  # pytest runs with importlib mode
@@ -25,10 +26,12 @@ from gbp_lab.core.gbp.framing import encode_record  # noqa: E402
 from gbp_lab.core.gbp.registry import PayloadCodec  # noqa: E402
 from gbp_lab.core.gtp.client import GTP_FIELDS, GtpClient  # noqa: E402
 from gbp_lab.core.gtp.message import GtpMessage  # noqa: E402
-from gbp_lab.core.payload_codec import encode  # noqa: E402
+from gbp_lab.core.payload_codec import cbor_values_matcher, encode  # noqa: E402
 from gbp_lab.sim import Tap  # noqa: E402
 
 CAPTURES = pathlib.Path(__file__).parent / "captures"
+#: the canonical-CBOR matcher of GtpMessage (the one accept_many and the read loop use)
+GTP_VALUES = cbor_values_matcher(GtpMessage.SCHEMA)
 
 
 def one_by_one(items, client=None) -> List[tuple]:
@@ -100,6 +103,50 @@ def test_accept_many_is_accept_item_by_item(seed):
     one_by_one(items, ref)
     probe = [(encode(GtpMessage.plain(s, mid, "p")), 2, 0) for s in (1, 2, 3) for mid in (0, 5)]
     assert c.accept_many(*zip(*probe)) == one_by_one(probe, ref)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_accept_many_with_values_of_a_reader_that_decoded_once(seed):
+    """``values`` (what the canonical matcher answered, as the capture's read loop keeps it)
+    give the same verdicts: given for some items, ``None`` for others, and ignored where the
+    matcher would not run (another codec, not ``bytes``, a closed client)."""
+    items = crafted(seed)
+    want = one_by_one(items)
+    rnd = random.Random(seed)
+    values = []
+    for pt, _ep, codec in items:
+        v = GTP_VALUES(bytes(pt)) if rnd.random() < 0.8 else None
+        values.append(v)
+    given = sum(v is not None for (pt, _e, codec), v in zip(items, values)
+                if type(pt) is bytes and codec in (0, PayloadCodec.CBOR))
+    ignored = sum(v is not None for (pt, _e, codec), v in zip(items, values)
+                  if not (type(pt) is bytes and codec in (0, PayloadCodec.CBOR)))
+    assert given > 100 and ignored > 5  # both cases are exercised
+    assert GtpClient().accept_many(*zip(*items), values) == want
+    c = GtpClient()
+    c.close()
+    assert c.accept_many([items[0][0]], [1], [0], [values[0] or ("x",)]) == [
+        ("error", None, "client closed")]
+
+
+def test_read_loop_values_are_the_matchers_and_messages_agree():
+    """The read loop's per-frame values (``Capture.values``) are the canonical matcher's answer
+    for every text frame, and the ``messages`` table built from them equals the one built by
+    decoding again (demo capture: every codec the simulator sends)."""
+    cap = gbp_lab.demo_capture()
+    vals = list(cap.values)
+    assert len(vals) == len(cap.frames)
+    text = cap.frames.index[cap.frames["stream_type"] == 2].tolist()
+    assert any(vals[i] is not None for i in text)
+    for i in text:
+        pt = cap.plaintexts[i]
+        if vals[i] is not None:
+            assert vals[i] == GTP_VALUES(pt)
+    from gbp_lab.capture.tables import build_messages
+    again = build_messages(cap.frames, cap.plaintexts)
+    got = cap.messages
+    assert cap.values == []  # the decoded bodies are released once the table exists
+    pd.testing.assert_frame_equal(got.drop(columns="rel_time"), again)
 
 
 def test_accept_many_capacity_and_closed_client():

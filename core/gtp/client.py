@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 from collections import deque
+from itertools import repeat
 from dataclasses import dataclass
 from typing import Any, Deque, Dict, Hashable, Iterable, List, Optional, Set, Tuple
 
@@ -220,7 +221,8 @@ class GtpClient(EpochScopedDedup):
         return res
 
     def accept_many(self, plaintexts: Iterable[bytes], epochs: Iterable[Optional[int]],
-                    codecs: Iterable[Any]) -> List[Verdict]:
+                    codecs: Iterable[Any],
+                    values: Optional[Iterable[Optional[tuple]]] = None) -> List[Verdict]:
         """:meth:`accept` over a run of delivered payloads, in order (the capture's batch path):
         item *k* gets the verdict ``accept(plaintexts[k], epochs[k], codecs[k])`` would give
         after the items before it — same seen-set, same epoch reset, same decoder. Returns
@@ -230,17 +232,27 @@ class GtpClient(EpochScopedDedup):
         The canonical CBOR form (what every sender writes) is read by the very matcher
         :func:`~gbp_lab.core.payload_codec.decode` tries first and judged by the same
         seen-set insert; anything else (other codecs and forms, bad bytes, a closed client)
-        goes through :meth:`accept` itself."""
+        goes through :meth:`accept` itself.
+
+        ``values`` (optional, one entry per item): what that matcher already answered for the
+        plaintext — :data:`GTP_FIELDS`-ordered values, or ``None`` (then the item is matched
+        here as without ``values``): a reader that decoded the payload once (the capture's read
+        loop, :attr:`gbp_lab.capture.readpath.ReadChunk.values`) hands the values on instead of
+        matching twice. They are used only where the matcher would run (open client, ``bytes``,
+        CBOR codec)."""
         out: List[Verdict] = []
         append = out.append
         match = _GTP_VALUES
         cbor = PayloadCodec.CBOR
         seen = self._seen
-        for pt, ep, codec in zip(plaintexts, epochs, codecs):
-            vals = None
+        for pt, ep, codec, vals in zip(plaintexts, epochs, codecs,
+                                       repeat(None) if values is None else values):
             if not self._closed and type(pt) is bytes and (
                     codec is cbor or (type(codec) is int and codec == 0)):
-                vals = match(pt)
+                if vals is None:
+                    vals = match(pt)
+            else:
+                vals = None
             if vals is None:
                 r = self.accept(pt, ep, codec)  # the one full path
                 m = r.message

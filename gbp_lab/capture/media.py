@@ -23,7 +23,7 @@ A failed tag is reported twice, as the GBP layer's are: in the frame's :class:`M
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import pandas as pd
 
@@ -41,6 +41,10 @@ __all__ = ["MediaOpen", "MediaState", "open_media", "sframe_header"]
 
 _CODECS = {c.name: int(c) for c in PayloadCodec}
 _SUITES = (AES_128_GCM, AES_256_GCM)
+#: the GAP payload's attribute names in schema order (the order of the read loop's values)
+_GAP_ATTRS = tuple(f.attr for f in GapPayload.SCHEMA.fields)
+#: a profile's name as the ``audio`` table shows it
+_PROFILE_NAMES = {p: str(p) for p in SFrameProfile}
 #: the ``errors`` row's place columns, taken from the frame's row
 _PLACE = ERROR_ROW.names[:9]
 
@@ -131,14 +135,17 @@ class MediaState:
 
 
 def open_media(frames: pd.DataFrame, plaintexts, keylog, label: str = DEFAULT_LABEL,
-               state: Optional[MediaState] = None, first_row: int = 0
+               state: Optional[MediaState] = None, first_row: int = 0,
+               values: Optional[Sequence[Optional[tuple]]] = None
                ) -> Tuple[Dict[int, MediaOpen], List[tuple]]:
     """Open the ``opus`` field of every decrypted GAP frame of a ``frames`` table (see the
     module docstring). Returns ``({frames row: MediaOpen}, errors rows)`` — the rows in
     :data:`~.readpath.ERROR_ROW` order. Frames whose GAP payload does not decode are left out
     (their ``error`` column says why). A chunk of a bigger read passes its :class:`MediaState`
     (then ``keylog`` and ``label`` are the state's: see :meth:`MediaState.use`) and
-    ``first_row``, the capture row of its first frame (the frame numbers errors name)."""
+    ``first_row``, the capture row of its first frame (the frame numbers errors name).
+    ``values``: the read loop's decoded payload values per frame row
+    (:attr:`~.readpath.ReadChunk.values`): a GAP payload it decoded is not decoded again."""
     out: Dict[int, MediaOpen] = {}
     errors: List[tuple] = []
     if not len(frames):
@@ -149,16 +156,30 @@ def open_media(frames: pd.DataFrame, plaintexts, keylog, label: str = DEFAULT_LA
     if not idx:
         return out, errors
     sub = frames.iloc[idx]
-    cols = {c: sub[c].tolist() if c != "time" else time_cells(sub[c])  # integer ns
-            for c in ("group_id", "epoch", "codec", "dst", "dport") + _PLACE}
+    cols = {c: sub[c].tolist() for c in ("group_id", "epoch", "codec", "dst", "dport")}
+    place_cols: Dict[str, list] = {}
+
+    def place(k: int) -> tuple:
+        """The ``errors`` row's place cells of audio row ``k`` (columns read on first use)."""
+        if not place_cols:
+            place_cols.update({c: sub[c].tolist() if c != "time" else time_cells(sub[c])
+                               for c in _PLACE})  # time: integer ns
+        return tuple(place_cols[c][k] for c in _PLACE)
+
+    gids: Dict[Any, bytes] = {}  # group id hex -> bytes
     if state is None:
         state = MediaState(keylog, label)
     keys, windows = state.keys, state.windows
+    pre = values if values else None
     for k, i in enumerate(idx):
-        try:
-            gap = payload_fields(GapPayload, plaintexts[i], _CODECS.get(cols["codec"][k], 0))
-        except GbpLabError:
-            continue
+        v = None if pre is None else pre[i]
+        if v is not None:
+            gap = dict(zip(_GAP_ATTRS, v))
+        else:
+            try:
+                gap = payload_fields(GapPayload, plaintexts[i], _CODECS.get(cols["codec"][k], 0))
+            except GbpLabError:
+                continue
         opus = bytes(gap["opus_frame"])
         ep = cols["epoch"][k]
         ep = None if ep is None or ep is pd.NA else int(ep)
@@ -167,10 +188,14 @@ def open_media(frames: pd.DataFrame, plaintexts, keylog, label: str = DEFAULT_LA
             out[i] = MediaOpen(gap, None, None, None, None, opus, False, None)
             continue
         assert ep is not None and hdr is not None
-        gid = bytes.fromhex(cols["group_id"][k] or "")
+        gh = cols["group_id"][k]
+        gid = gids.get(gh)
+        if gid is None:
+            gid = gids[gh] = bytes.fromhex(gh or "")
         base = keys.base_key(gid, ep, prof)
         if isinstance(base, str):
-            out[i] = MediaOpen(gap, str(prof), hdr.kid, hdr.ctr, None, None, False, base)
+            out[i] = MediaOpen(gap, _PROFILE_NAMES[prof], hdr.kid, hdr.ctr, None, None, False,
+                               base)
             continue
         pt = None
         last: Optional[DecryptError] = None
@@ -187,8 +212,9 @@ def open_media(frames: pd.DataFrame, plaintexts, keylog, label: str = DEFAULT_LA
             assert last is not None
             text = (f"SFrame of frame {i + first_row} (KID {hdr.kid:#x}, CTR {hdr.ctr}, epoch {ep}) does "
                     f"not open: {last.message}")
-            errors.append(tuple(cols[c][k] for c in _PLACE) + ("decrypt", last.vid, text, i + first_row))
-            out[i] = MediaOpen(gap, str(prof), hdr.kid, hdr.ctr, None, None, False, _err(last))
+            errors.append(place(k) + ("decrypt", last.vid, text, i + first_row))
+            out[i] = MediaOpen(gap, _PROFILE_NAMES[prof], hdr.kid, hdr.ctr, None, None, False,
+                               _err(last))
             continue
         slot = hdr.kid if prof is SFrameProfile.RFC9605 else hdr.leaf
         wk = (cols["dst"][k], cols["dport"][k], gid, ep, prof, slot)
@@ -201,5 +227,5 @@ def open_media(frames: pd.DataFrame, plaintexts, keylog, label: str = DEFAULT_LA
             win.record(hdr.ctr)
         except ReplayError as exc:
             err = f"[{exc.vid}] {exc.message} at {cols['dst'][k]}:{cols['dport'][k]}: a receiver drops it"
-        out[i] = MediaOpen(gap, str(prof), hdr.kid, hdr.ctr, ep, pt, True, err)
+        out[i] = MediaOpen(gap, _PROFILE_NAMES[prof], hdr.kid, hdr.ctr, ep, pt, True, err)
     return out, errors

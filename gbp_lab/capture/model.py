@@ -93,6 +93,9 @@ class Capture:
     records: List[bytes] = field(default_factory=list, repr=False)
     #: each decrypted GAP frame's opened media by ``frames`` row (:func:`.media.open_media`)
     media: Dict[int, MediaOpen] = field(default_factory=dict, repr=False)
+    #: the read loop's decoded payload values per row (:attr:`.readpath.ReadChunk.values`),
+    #: kept until the ``messages`` table is built from them (then emptied)
+    values: List[Optional[tuple]] = field(default_factory=list, repr=False, compare=False)
     _cache: Dict[str, pd.DataFrame] = field(default_factory=dict, repr=False, compare=False)
 
     def __repr__(self) -> str:
@@ -137,7 +140,10 @@ class Capture:
     def messages(self) -> pd.DataFrame:
         """GTP text messages (see :func:`.tables.build_messages`)."""
         from . import tables
-        return self._get("messages", lambda: tables.build_messages(self.frames, self.plaintexts))
+        df = self._get("messages", lambda: tables.build_messages(self.frames, self.plaintexts,
+                                                                 self.values))
+        self.values = []  # used: the decoded bodies need not stay in memory
+        return df
 
     @property
     def audio(self) -> pd.DataFrame:
@@ -355,8 +361,8 @@ def read_capture(path, keylog=None, *, ports=(GBP_PORT,), heuristic: bool = True
     t0 = state.stats.first_time if state.stats is not None else None
     frames = frames_table(chunk.frame_cells, chunk.key_epochs, t0, chunk.quic_flows)
     media, media_errors = open_media(frames, chunk.plaintexts, state.keys if decrypt else None,
-                                     sframe_label)
+                                     sframe_label, values=chunk.values)
     return Capture(frames, errors_table(chunk.error_rows + media_errors, t0),
                    chunk.plaintexts, state.keys, state.secrets, state.interfaces, state.stats,
                    str(path) if isinstance(path, (str, os.PathLike)) else None, chunk.payloads,
-                   chunk.records, media)
+                   chunk.records, media, chunk.values or [])

@@ -129,13 +129,27 @@ _CONTROL, _AUDIO, _TEXT, _SIGNAL = (int(StreamType.CONTROL), int(StreamType.AUDI
                                     int(StreamType.TEXT), int(StreamType.SIGNAL))
 
 
-#: what the GTP Info line shows; the matcher checks the whole message but converts only these
-_GTP_INFO = ("message_id", "sender_id", "content_type", "content")
-_GTP_FAST = cbor_values_matcher(GtpMessage.SCHEMA, _GTP_INFO)
+#: the canonical-CBOR matchers of the two commonest payloads: all fields in schema order — the
+#: very matchers :func:`~gbp_lab.core.payload_codec.decode` and
+#: :meth:`~gbp_lab.core.gtp.client.GtpClient.accept_many` use (compiled once per schema), so the
+#: values the read loop keeps (:attr:`ReadChunk.values`) are what they would compute again
+_GTP_FAST = cbor_values_matcher(GtpMessage.SCHEMA)
+_GAP_FAST = cbor_values_matcher(GapPayload.SCHEMA)
+#: what the GTP Info line shows: positions in the values tuple
+_GTP_INFO = itemgetter(*(_attrs(GtpMessage).index(a)
+                         for a in ("message_id", "sender_id", "content_type", "content")))
+_GAP_INFO = itemgetter(*(_attrs(GapPayload).index(a) for a in (
+    "media_source_id", "rtp_sequence", "rtp_timestamp", "key_phase", "opus_frame")))
+
+
+def _gap_line(vals) -> str:
+    """The Info line of a GAP payload from its values (:data:`_GAP_INFO` order)."""
+    msid, seq, ts, kp, opus = vals
+    return f"GAP msid={msid} seq={seq} ts={ts} kp={kp} opus={len(opus)}B"
 
 
 def _gtp_line(vals) -> str:
-    """The Info line of a GTP message from its :data:`_GTP_INFO` values."""
+    """The Info line of a GTP message from its values (:data:`_GTP_INFO` order)."""
     mid, sender, ct, content = vals
     try:
         body = repr(content[:200].decode("utf-8")[:60])
@@ -150,8 +164,8 @@ def summary(st: int, pt: bytes, codec: int) -> str:
         vals = _GTP_FAST(pt) if codec != 1 and codec != 2 and type(pt) is bytes else None
         if vals is None:
             g = payload_fields(GtpMessage, pt, codec)
-            vals = [g[a] for a in _GTP_INFO]
-        return _gtp_line(vals)
+            return _gtp_line((g["message_id"], g["sender_id"], g["content_type"], g["content"]))
+        return _gtp_line(_GTP_INFO(vals))
     if st == _CONTROL:
         m = decode_control(pt)
         try:
@@ -161,8 +175,8 @@ def summary(st: int, pt: bytes, codec: int) -> str:
         return f"{name} tid={m.transition_id} rid={m.request_id} from={m.sender_id} args={m.args_length}B"
     if st == _AUDIO:
         a = payload_fields(GapPayload, pt, codec)
-        return (f"GAP msid={a['media_source_id']} seq={a['rtp_sequence']} ts={a['rtp_timestamp']} "
-                f"kp={a['key_phase']} opus={len(a['opus_frame'])}B")
+        return _gap_line((a["media_source_id"], a["rtp_sequence"], a["rtp_timestamp"],
+                          a["key_phase"], a["opus_frame"]))
     if st == _SIGNAL:
         s = payload_fields(GspSignal, pt, codec)
         try:
@@ -281,8 +295,8 @@ class ReadChunk(NamedTuple):
     """One chunk of :func:`read_chunks`: ``frame_cells`` holds the frame rows' cells one after
     the other (:data:`FRAME_ROW` order, see :func:`frames_table`), ``error_rows`` the
     :data:`ERROR_ROW` tuples; ``plaintexts`` (decrypted payload or None), ``payloads`` (the
-    frame's ``pl``) and ``records`` (the record bytes: the body after the length prefix) have one
-    entry per frame row; ``key_epochs``: the chunk's rows (from 0) that opened only under an
+    frame's ``pl``), ``records`` (the record bytes: the body after the length prefix) and
+    ``values`` (decoded payload fields) have one entry per frame row; ``key_epochs``: the chunk's rows (from 0) that opened only under an
     earlier epoch's key → that epoch (:func:`frames_table`'s ``key_epoch``); ``quic_flows``:
     :attr:`~.records.RecordPipeline.quic_flows` (:func:`frames_table`'s QUIC columns)."""
 
@@ -294,6 +308,11 @@ class ReadChunk(NamedTuple):
     key_epochs: Dict[int, int]
     #: flow id → (QUIC connection, stream id) of the read's QUIC stream flows (grows; shared)
     quic_flows: Optional[Dict[int, tuple]] = None
+    #: per frame row: the decrypted payload's field values (schema order) when the read loop
+    #: decoded them by the canonical-CBOR matcher (GTP text and GAP audio frames with ``pf`` 0),
+    #: else ``None`` — what the ``messages`` table (:meth:`~gbp_lab.core.gtp.client.GtpClient.
+    #: accept_many`'s ``values``) and :func:`~.media.open_media` take instead of decoding again
+    values: Optional[List[Optional[tuple]]] = None
 
 
 class ReadState:
@@ -338,7 +357,7 @@ def read_chunks(path, keylog, state: ReadState, *, ports=(GBP_PORT,), heuristic:
     holder: list = []
     # the frame rows' cells in one flat list (``extend`` with each row): no tracked tuple per
     # row for the cyclic collector to walk, and one C call turns it into a 2-D array at the end
-    frame_rows, plaintexts, payloads, records = _long_lived_lists(4)
+    frame_rows, plaintexts, payloads, records, values = _long_lived_lists(5)
     error_rows: List[tuple] = []
     key_epochs: Dict[int, int] = {}
     seen_secrets = 0
@@ -380,9 +399,10 @@ def read_chunks(path, keylog, state: ReadState, *, ports=(GBP_PORT,), heuristic:
 
     # the hot loop: item tuples (RecordItem field order), bound methods and tables in locals
     frames_extend, pts_append, pls_append = frame_rows.extend, plaintexts.append, payloads.append
-    recs_append = records.append
+    recs_append, vals_append = records.append, values.append
     name_of = stream_name
-    gtp_fast, gtp_line = _GTP_FAST, _gtp_line
+    gtp_fast, gtp_line, gtp_info = _GTP_FAST, _gtp_line, _GTP_INFO
+    gap_fast, gap_line, gap_info = _GAP_FAST, _gap_line, _GAP_INFO
     ctx_get = ctx.get
     summarize_pt, decode, classify = summary, decode_frame, classify_record
     matcher_for = FRAME_MATCHERS.get
@@ -438,12 +458,17 @@ def read_chunks(path, keylog, state: ReadState, *, ports=(GBP_PORT,), heuristic:
                                          done + len(frame_rows) // width)
                 if ke is not None:
                     key_epochs[len(frame_rows) // width] = ke
+            pv = None  # the payload's values, by the canonical matcher of the commonest payloads
             if pt is None:
                 info = f"{name_of(st)} seq={seq} {psz}B encrypted"
             elif summarize:
-                gtp = gtp_fast(pt) if st == 2 and pf == 0 else None  # the commonest payload
-                if gtp is not None:
-                    info = gtp_line(gtp)
+                if pf == 0:
+                    if st == 2:
+                        pv = gtp_fast(pt)
+                    elif st == 1:
+                        pv = gap_fast(pt)
+                if pv is not None:
+                    info = gtp_line(gtp_info(pv)) if st == 2 else gap_line(gap_info(pv))
                 else:
                     try:
                         info = summarize_pt(st, pt, pf)
@@ -459,6 +484,7 @@ def read_chunks(path, keylog, state: ReadState, *, ports=(GBP_PORT,), heuristic:
             pts_append(pt)
             pls_append(payload)
             recs_append(data)
+            vals_append(pv)
         elif (rc := classify(data)).kind.is_mls:  # which MLS structure: by parsing
             frames_extend((time, src, sport, dst, dport, None, None, None, None, None, None,
                            None, len(data), None, False, mls_info(rc, len(data)), None,
@@ -466,6 +492,7 @@ def read_chunks(path, keylog, state: ReadState, *, ports=(GBP_PORT,), heuristic:
             pts_append(None)
             pls_append(None)
             recs_append(data)
+            vals_append(None)
         else:
             add_error(it, "decode", "REC-UNKNOWN",
                       f"record of {len(data)} bytes is neither a GBP frame nor an MLS message "
@@ -473,13 +500,14 @@ def read_chunks(path, keylog, state: ReadState, *, ports=(GBP_PORT,), heuristic:
             continue
         if len(frame_rows) == limit:
             yield ReadChunk(frame_rows, error_rows, plaintexts, payloads, records, key_epochs,
-                            quic_flows)
+                            quic_flows, values)
             done += len(frame_rows) // width
-            frame_rows, plaintexts, payloads, records = _long_lived_lists(4)
+            frame_rows, plaintexts, payloads, records, values = _long_lived_lists(5)
             error_rows = []
             key_epochs = {}
             frames_extend, pts_append = frame_rows.extend, plaintexts.append
             pls_append, recs_append = payloads.append, records.append
+            vals_append = values.append
 
     reader = holder[0] if holder else None
     if reader is not None and len(reader.secrets) != seen_secrets:
@@ -490,7 +518,7 @@ def read_chunks(path, keylog, state: ReadState, *, ports=(GBP_PORT,), heuristic:
     state.keys = keys
     if frame_rows or error_rows or chunksize is None:
         yield ReadChunk(frame_rows, error_rows, plaintexts, payloads, records, key_epochs,
-                            quic_flows)
+                        quic_flows, values)
 
 
 

@@ -67,7 +67,8 @@ def iter_capture(path, keylog=None, chunksize: int = 100_000, *, progress: bool 
                 if media_state is not None:
                     media_state.use(state.keys if read_kw.get("decrypt", True) else None)
                     media, media_errors = open_media(df, chunk.plaintexts, None,
-                                                     state=media_state, first_row=start)
+                                                     state=media_state, first_row=start,
+                                                     values=chunk.values)
                     au = build_audio(df, chunk.plaintexts, media)
                     au["frame"] += start
                     audio.append(with_rel_time(au, t0))  # type: ignore[union-attr]

@@ -132,11 +132,15 @@ STALE_KEY = "stale_key"
 
 
 # ------------------------------------------------------------------------------------------------
-def build_messages(frames: pd.DataFrame, plaintexts: Sequence[Optional[bytes]]) -> pd.DataFrame:
+def build_messages(frames: pd.DataFrame, plaintexts: Sequence[Optional[bytes]],
+                   values: Optional[Sequence[Optional[tuple]]] = None) -> pd.DataFrame:
     """GTP messages (decrypted text frames), with the receiver's ``new``/``duplicate`` verdict:
     one :class:`GtpClient` per receiving endpoint judges that endpoint's frames in capture order
-    (:meth:`GtpClient.accept_many`, the client's batch path — the verdicts of ``accept``)."""
+    (:meth:`GtpClient.accept_many`, the client's batch path — the verdicts of ``accept``).
+    ``values``: the read loop's decoded payload values per frame row
+    (:attr:`~.readpath.ReadChunk.values`), handed to ``accept_many`` (no second decode)."""
     rows_in = _rows_of(frames, plaintexts, StreamType.TEXT)
+    pre = values if values else None
     stale = _stale_rows(frames)
     by_recv: Dict[tuple, List[int]] = {}
     for k, r in enumerate(rows_in):
@@ -145,7 +149,8 @@ def build_messages(frames: pd.DataFrame, plaintexts: Sequence[Optional[bytes]]) 
     verdicts: List[Any] = [None] * len(rows_in)
     for ks in by_recv.values():
         got = GtpClient().accept_many([rows_in[k][7] for k in ks], [rows_in[k][3] for k in ks],
-                                      [codec_wire(rows_in[k][4]) for k in ks])
+                                      [codec_wire(rows_in[k][4]) for k in ks],
+                                      None if pre is None else [pre[rows_in[k][0]] for k in ks])
         for k, v in zip(ks, got):
             verdicts[k] = v
     rows: List[tuple] = []

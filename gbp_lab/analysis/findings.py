@@ -92,6 +92,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List
 
+import numpy as np
 import pandas as pd
 
 from gbp_lab.capture.columns import frame_of_rows, gc_paused, time_cells, with_rel_time
@@ -121,7 +122,8 @@ _DEFECT_KINDS = {"capture", "tcp", "udp"}
 #: the scopes of :func:`find_in` (module docstring)
 SCOPES = ("nonce", "direction", "group", "errors")
 _TREE_KINDS = ("tree_mismatch", "bad_parent_hash", "bad_confirmation_tag", "bad_leaf_signature")
-#: the order of the kinds :func:`find_in` emits for one frame of its loop
+#: the order of the kinds :func:`find_in` emits for one frame (:func:`_frame_findings`: as a
+#: frame-by-frame scan)
 _LOOP_ORDER = {"decrypt_failure": 0, "malformed": 1, "replay": 2, "replay_modified": 3,
                "outside_window": 4, "epoch_regression": 5}
 
@@ -243,140 +245,15 @@ def _find_in(frames: pd.DataFrame, errors: pd.DataFrame, plaintexts, payloads, m
     n = len(frames) if by_nonce or by_dir or "group" in scopes else 0
     if n:
         cols = {c: _plain_list(frames[c]) for c in (
-            "src", "sport", "flow_id", "group_id", "epoch", "transition_id",
-            "stream_type", "stream_id", "sender", "flags", "sequence_no", "codec", "error",
-            "protocol")}
-        cols["time"] = time_cells(frames["time"])
-        T, SRC, SP, FL = cols["time"], cols["src"], cols["sport"], cols["flow_id"]
-        GID, EP, TID, ST = cols["group_id"], cols["epoch"], cols["transition_id"], cols["stream_type"]
-        SID, SND, FLG, SEQ = cols["stream_id"], cols["sender"], cols["flags"], cols["sequence_no"]
-        COD, ERR, PROTO = cols["codec"], cols["error"], cols["protocol"]
-        npl = len(payloads)
-
-        def ident_of(i: int) -> tuple:
-            """A frame's identity: every header field and the payload bytes."""
-            return (GID[i], EP[i], TID[i], ST[i], SID[i], FLG[i], SEQ[i], COD[i],
-                    payloads[i] if i < npl else None)
-
-        def first_of(table: Dict[tuple, Any], key: tuple, i: int) -> tuple:
-            """``(first frame with frame i's identity under key, the key's entry)``, recording
-            ``i`` if it is the first. An entry is one frame number until a second frame comes
-            under its key; then ``{identity: first frame}`` (identities are built only then)."""
-            e = table.get(key)
-            if e is None:
-                table[key] = i
-                return None, None
-            if type(e) is int:
-                e = table[key] = {ident_of(e): e}
-            ident = ident_of(i)
-            first = e.get(ident)
-            if first is None:
-                e[ident] = i
-            return first, e
-
-        # a key seen once keeps a plain frame number, not a container (a million frames would
-        # otherwise leave a million small dicts and lists, and their identity tuples, behind)
-        nonce: Dict[tuple, Any] = {}          # (gid, ep, st, seq) -> first frame | [frames]
-        by_dir_seq: Dict[tuple, Any] = {}     # (dir, gid, ep, st, sid, seq) -> frame | {identity:
-        #                                       first frame}: replays (same bytes, same direction)
-        by_stream_seq: Dict[tuple, Any] = {}  # (gid, ep, st, sid, seq) -> the same, any direction
-        highest: Dict[tuple, int] = {}
-        dir_epoch: Dict[tuple, int] = {}
-        dir_max: Dict[tuple, int] = {}
-        open_regr: Dict[tuple, int] = {}
-        for i in range(n if by_nonce or by_dir else 0):
-            if PROTO[i] == "MLS":
-                continue
-            err = ERR[i]
-            gid, ep, st, sid, seq = GID[i], EP[i], ST[i], SID[i], SEQ[i]
-            if ep is None or st is None or seq is None:
-                continue
-            snd = SND[i]
-            t = T[i]
-            d = (FL[i], SRC[i], SP[i])
-            tag_failed = err is not None and "GBP-AEAD-TAG" in err
-            if by_nonce:
-                if tag_failed:
-                    add("decrypt_failure", ep, st, seq, [i], f"AEAD tag does not verify: {err}",
-                        t, [snd] if snd is not None else None)
-                elif err is not None and "plaintext does not decode" in err:
-                    add("malformed", ep, st, seq, [i],
-                        f"decrypted payload does not decode: {err}", t,
-                        [snd] if snd is not None else None)
-            # replay: identical bytes on the same direction
-            if by_dir:
-                first, _e = first_of(by_dir_seq, (d, gid, ep, st, sid, seq), i)
-                if first is not None:
-                    add("replay", ep, st, seq, [first, i],
-                        f"frame {num(i)} repeats frame {num(first)} byte for byte on "
-                        f"{d[1]}:{d[2]} (flow {d[0]}), stream {sid} seq {seq}", t, [snd])
-            # same sender stream + seq, different bytes
-            if by_nonce:
-                first, ss = first_of(by_stream_seq, (gid, ep, st, sid, seq), i)
-                if ss is not None and first is None and not tag_failed:
-                    j = next(iter(ss.values()))
-                    x, src = _pair_xor(j, i, plaintexts, payloads)
-                    add("replay_modified", ep, st, seq, [j, i],
-                        f"stream {sid} seq {seq} sent again with different bytes (frames "
-                        f"{num(j)}, {num(i)}); same key and nonce"
-                        + (f"; xor from {src}: {x.hex()}" if x else ""), t, [snd], x)
-            if by_dir:
-                # receiver window: per direction and sender stream
-                wk = (d, gid, ep, st, sid)
-                h = highest.get(wk)
-                if h is not None and seq <= h:
-                    add("outside_window", ep, st, seq, [i],
-                        f"seq {seq} <= highest {h} already seen for stream {sid} on "
-                        f"{d[1]}:{d[2]} (flow {d[0]}): the reference receiver drops it", t,
-                        [snd])
-                else:
-                    highest[wk] = seq
-                # epoch regression per direction and group
-                dk = (d, gid)
-                mx = dir_max.get(dk)
-                if mx is not None and ep < mx:
-                    r = open_regr.get(dk)
-                    if r is not None and dir_epoch.get(dk) == ep:
-                        rows[r][4].append(num(i))
-                    else:
-                        add("epoch_regression", ep, st, seq, [i],
-                            f"epoch {ep} after epoch {mx} on {d[1]}:{d[2]} (flow {d[0]})", t,
-                            [snd])
-                        open_regr[dk] = len(rows) - 1
-                else:
-                    dir_max[dk] = ep
-                    open_regr.pop(dk, None)
-                dir_epoch[dk] = ep
-            # nonce reuse candidates (tampered frames do not count)
-            if by_nonce and not tag_failed and snd is not None:
-                nk = (gid, ep, st, seq)
-                v = nonce.get(nk)
-                if v is None:
-                    nonce[nk] = i
-                elif type(v) is int:
-                    nonce[nk] = [v, i]
-                else:
-                    v.append(i)
-        for (gid, ep, st, seq), v in nonce.items():
-            if type(v) is int:
-                continue
-            by_sender: Dict[int, List[int]] = {}
-            for i in v:
-                by_sender.setdefault(SND[i], []).append(i)
-            if len(by_sender) < 2:
-                continue
-            senders = sorted(by_sender)
-            frames_in = sorted(v)
-            a, b = by_sender[senders[0]][0], by_sender[senders[1]][0]
-            x, src = _pair_xor(a, b, plaintexts, payloads)
-            # identities differ only in the fields the nonce key (gid, ep, st, seq) leaves out
-            distinct = len({(SID[i], TID[i], FLG[i], COD[i], payloads[i] if i < npl else None)
-                            for i in v})
-            add("nonce_reuse", ep, st, seq, frames_in,
-                f"senders {senders} sealed {distinct} distinct frames under the same key and "
-                f"nonce (group {gid}, epoch {ep}, stream type {st}, seq {seq}); "
-                f"xor of senders {senders[0]} and {senders[1]} from {src}: "
-                f"{x.hex() if x is not None else '?'}", T[frames_in[0]], senders, x)
+            "src", "sport", "flow_id", "group_id", "epoch", "stream_type", "stream_id",
+            "sender", "sequence_no", "error")}
+        T = time_cells(frames["time"])
+        SRC, SP, FL = cols["src"], cols["sport"], cols["flow_id"]
+        GID, EP, ST = cols["group_id"], cols["epoch"], cols["stream_type"]
+        SID, SND, SEQ, ERR = cols["stream_id"], cols["sender"], cols["sequence_no"], cols["error"]
+        if by_nonce or by_dir:
+            rows.extend(_frame_findings(frames, payloads, plaintexts, T, SRC, SP, FL, GID, EP,
+                                        ST, SID, SND, SEQ, ERR, by_nonce, by_dir, num))
         if media and "group" in scopes:
             _sframe_findings(add, media, GID, EP, SND, T)
         if "key_epoch" in frames.columns and "group" in scopes:
@@ -394,6 +271,173 @@ def _find_in(frames: pd.DataFrame, errors: pd.DataFrame, plaintexts, payloads, m
             add(kind, None, None, None, [], f"[{vids[k]}] {texts[k]}", times[k], errs=[k])
     rows.sort(key=lambda r: (r[6] if r[6] == r[6] and r[6] is not None else float("inf")))
     return _findings_frame(rows)
+
+
+def _codes(columns: List[Any]) -> np.ndarray:
+    """One integer per row naming the tuple of the rows' values in *columns* (equal tuples,
+    equal codes; a missing value equals another missing value, as ``None`` does in a key
+    tuple). Codes count from 0 in the order the tuples first appear."""
+    out: Any = None
+    for c in columns:
+        codes, uniq = pd.factorize(c, use_na_sentinel=False)
+        codes = np.asarray(codes, dtype=np.int64)
+        out = codes if out is None else np.asarray(
+            pd.factorize(out * (len(uniq) + 1) + codes)[0], dtype=np.int64)
+    return out
+
+
+def _first_pos(codes: np.ndarray) -> np.ndarray:
+    """Per row: the position of the first row with the same code."""
+    _u, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+    return first[inverse.reshape(-1)]
+
+
+def _frame_findings(frames: pd.DataFrame, payloads, plaintexts, T, SRC, SP, FL, GID, EP, ST,
+                    SID, SND, SEQ, ERR, by_nonce: bool, by_dir: bool, num) -> List[tuple]:
+    """The findings of the frames themselves, in bulk: ``decrypt_failure`` / ``malformed`` (the
+    frame's ``error``), ``replay``, ``replay_modified``, ``outside_window``,
+    ``epoch_regression`` and ``nonce_reuse`` — those of the ``nonce`` scope if ``by_nonce``,
+    of the ``direction`` scope if ``by_dir`` (module docstring); frames numbered by ``num``
+    in the rows' frame lists and details. Every key (direction, group, epoch, stream …) is
+    an integer code per frame (:func:`_codes`); "the first frame with this key" and "the highest
+    seq / epoch before this frame" are column operations, and Python runs only per finding.
+    The rows come in the order a frame-by-frame scan would add them (frame order, per frame
+    the kinds in the order above; ``nonce_reuse`` rows after, by first frame)."""
+    n = len(frames)
+    proto = frames["protocol"].to_numpy(dtype=object, na_value=None)
+    ok = ~((proto == "MLS") | frames["epoch"].isna().to_numpy()
+           | frames["stream_type"].isna().to_numpy() | frames["sequence_no"].isna().to_numpy())
+    idx = np.flatnonzero(ok)
+    m = len(idx)
+    if not m:
+        return []
+    per: List[tuple] = []  # (frame, rank, row)
+
+    def row(kind, epoch, st, seq, fr, detail, time, senders=None, xor=None):
+        return (kind, epoch, st, seq, [num(i) for i in fr], detail, time, senders, xor, [],
+                SEVERITY[kind], None, None, None, None)
+
+    def sub(c: str):
+        return frames[c].array[idx]
+
+    # a direction of a flow (the direction scope's key, with the group)
+    d = _codes([sub("flow_id"), sub("src"), sub("sport")]) if by_dir else None
+    pos = np.arange(m)
+    tag_failed = np.zeros(m, dtype=bool)
+    pl = np.full(n, None, dtype=object)
+    k = min(n, len(payloads))
+    pl[:k] = list(payloads[:k])
+    skey = _codes([sub("group_id"), sub("epoch"), sub("stream_type"), sub("stream_id"),
+                   sub("sequence_no")])  # a sender stream's seq
+    rest = _codes([sub("transition_id"), sub("flags"), sub("codec"), pl[idx]])  # the rest of
+    #                                       a frame's identity (header fields and payload bytes)
+    ident = _codes([skey, rest])
+    if by_nonce:
+        # the frame's own error: tag failure (the tampered frame counts for nothing else) or
+        # an undecodable plaintext
+        for p in np.flatnonzero(frames["error"].notna().to_numpy()[idx]).tolist():
+            i = int(idx[p])
+            err = ERR[i]
+            snd = [SND[i]] if SND[i] is not None else None
+            if "GBP-AEAD-TAG" in err:
+                tag_failed[p] = True
+                per.append((i, 0, row("decrypt_failure", EP[i], ST[i], SEQ[i], [i],
+                                      f"AEAD tag does not verify: {err}", T[i], snd)))
+            elif "plaintext does not decode" in err:
+                per.append((i, 0, row("malformed", EP[i], ST[i], SEQ[i], [i],
+                                      f"decrypted payload does not decode: {err}", T[i], snd)))
+    if by_dir:
+        # replay: identical bytes again on the same direction
+        first = _first_pos(_codes([d, ident]))
+        for p in np.flatnonzero(first != pos).tolist():
+            i, j = int(idx[p]), int(idx[first[p]])
+            per.append((i, 1, row("replay", EP[i], ST[i], SEQ[i], [j, i],
+                                  f"frame {num(i)} repeats frame {num(j)} byte for byte on "
+                                  f"{SRC[i]}:{SP[i]} (flow {FL[i]}), stream {SID[i]} seq "
+                                  f"{SEQ[i]}", T[i], [SND[i]])))
+    if by_nonce:
+        # the same sender stream + seq with different bytes (a new identity under a known key)
+        kfirst = _first_pos(skey)
+        for p in np.flatnonzero((kfirst != pos) & (_first_pos(ident) == pos)
+                                & ~tag_failed).tolist():
+            i, j = int(idx[p]), int(idx[kfirst[p]])
+            x, src = _pair_xor(j, i, plaintexts, payloads)
+            per.append((i, 2, row("replay_modified", EP[i], ST[i], SEQ[i], [j, i],
+                                  f"stream {SID[i]} seq {SEQ[i]} sent again with different "
+                                  f"bytes (frames {num(j)}, {num(i)}); same key and nonce"
+                                  + (f"; xor from {src}: {x.hex()}" if x else ""), T[i],
+                                  [SND[i]], x)))
+    if by_dir:
+        # receiver window per direction and sender stream: seq <= the highest seq before
+        wk = _codes([d, sub("group_id"), sub("epoch"), sub("stream_type"), sub("stream_id")])
+        seq = pd.Series(np.asarray(sub("sequence_no"), dtype=np.int64))
+        low = np.iinfo(np.int64).min
+        high = seq.groupby(wk).cummax().groupby(wk).shift(1, fill_value=low).to_numpy()
+        for p in np.flatnonzero((high != low) & (seq.to_numpy() <= high)).tolist():
+            i = int(idx[p])
+            per.append((i, 3, row("outside_window", EP[i], ST[i], SEQ[i], [i],
+                                  f"seq {SEQ[i]} <= highest {int(high[p])} already seen for "
+                                  f"stream {SID[i]} on {SRC[i]}:{SP[i]} (flow {FL[i]}): the "
+                                  f"reference receiver drops it", T[i], [SND[i]])))
+        # epoch regression per direction and group: a lower epoch than the highest before; a
+        # run of frames of one lower epoch is one row
+        dk = _codes([d, sub("group_id")])
+        ep = pd.Series(np.asarray(sub("epoch"), dtype=np.uint64))
+        later = pd.Series(dk).groupby(dk).cumcount().to_numpy() > 0
+        mx = ep.groupby(dk).cummax().groupby(dk).shift(1, fill_value=0).to_numpy()
+        regr = later & (ep.to_numpy() < mx)
+        if regr.any():
+            prev_ep = ep.groupby(dk).shift(1, fill_value=0).to_numpy()
+            prev_regr = pd.Series(regr).groupby(dk).shift(1, fill_value=False).to_numpy(
+                dtype=bool)
+            open_run: Dict[int, list] = {}
+            for p in np.flatnonzero(regr).tolist():
+                i = int(idx[p])
+                run = open_run.get(int(dk[p]))
+                if run is not None and prev_regr[p] and prev_ep[p] == ep.iat[p]:
+                    run.append(num(i))
+                    continue
+                r = row("epoch_regression", EP[i], ST[i], SEQ[i], [i],
+                        f"epoch {EP[i]} after epoch {int(mx[p])} on {SRC[i]}:{SP[i]} "
+                        f"(flow {FL[i]})", T[i], [SND[i]])
+                open_run[int(dk[p])] = r[4]
+                per.append((i, 4, r))
+    per.sort(key=lambda e: (e[0], e[1]))
+    out = [r for _i, _k, r in per]
+    if not by_nonce:
+        return out
+    # nonce reuse: DIFFERENT senders under one (group, epoch, stream type, seq) — tampered
+    # frames do not count
+    cand = np.flatnonzero(~tag_failed & frames["sender"].notna().to_numpy()[idx])
+    if len(cand):
+        nk = _codes([sub("group_id")[cand], sub("epoch")[cand], sub("stream_type")[cand],
+                     sub("sequence_no")[cand]])
+        sc = pd.factorize(sub("sender")[cand])[0]
+        pair_first = np.unique(_codes([nk, sc]), return_index=True)[1]
+        senders_of = np.bincount(nk[pair_first], minlength=int(nk.max()) + 1)
+        multi = np.flatnonzero(senders_of[nk] >= 2)
+        if len(multi):
+            multi = multi[np.argsort(nk[multi], kind="stable")]  # by key, then frame order
+            distinct_of = _codes([sub("stream_id")[cand], rest[cand]])
+            cuts = np.flatnonzero(np.diff(nk[multi])) + 1
+            for grp in np.split(multi, cuts):
+                v = idx[cand[grp]].tolist()
+                by_sender: Dict[int, List[int]] = {}
+                for i in v:
+                    by_sender.setdefault(SND[i], []).append(i)
+                senders = sorted(by_sender)
+                a, b = by_sender[senders[0]][0], by_sender[senders[1]][0]
+                x, src = _pair_xor(a, b, plaintexts, payloads)
+                distinct = len(set(distinct_of[grp].tolist()))
+                i0 = v[0]
+                gid, e, st, sq = GID[i0], EP[i0], ST[i0], SEQ[i0]
+                out.append(row("nonce_reuse", e, st, sq, v,
+                               f"senders {senders} sealed {distinct} distinct frames under the "
+                               f"same key and nonce (group {gid}, epoch {e}, stream type {st}, "
+                               f"seq {sq}); xor of senders {senders[0]} and {senders[1]} from "
+                               f"{src}: {x.hex() if x is not None else '?'}", T[v[0]], senders,
+                               x))
+    return out
 
 
 def _findings_frame(rows: List[tuple]) -> pd.DataFrame:

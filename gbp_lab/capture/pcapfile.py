@@ -59,6 +59,7 @@ __all__ = [
     "CaptureStream",
     "read_packets",
     "pcapng_blocks",
+    "section_byte_order",
 ]
 
 Source = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO]
@@ -479,15 +480,13 @@ class CaptureReader:
                 break
             (btype_le,) = struct.unpack_from("<I", buf, pos)
             if btype_le == BT_SHB:
-                (bom,) = struct.unpack_from("<I", buf, pos + 8)
-                if bom == BYTE_ORDER_MAGIC:
-                    endian = "<"
-                elif bom == 0x4D3C2B1A:
-                    endian = ">"
-                else:
+                order = section_byte_order(buf, pos)
+                if order is None:
                     self._halted = True
+                    (bom,) = struct.unpack_from("<I", buf, pos + 8)
                     self._issue(pos, "CAP-CORRUPT-BLOCK", f"bad byte-order magic 0x{bom:08x} in SHB")
                     break
+                endian = order
                 section_ifaces = []
             btype, blen = struct.unpack_from(endian + "II", buf, pos)
             if blen < 12 or blen % 4:
@@ -697,6 +696,18 @@ def read_packets(source: Source) -> Tuple[List[Packet], CaptureReader]:
     return packets, reader
 
 
+def section_byte_order(buf, pos: int) -> Optional[str]:
+    """The byte order (``"<"`` or ``">"``, for :mod:`struct`) of the section whose SHB starts at
+    ``buf[pos]``, from its byte-order magic (draft-ietf-opsawg-pcapng §4.1); ``None`` when the
+    magic is neither (a corrupt block). Needs 12 bytes at ``pos``."""
+    (bom,) = struct.unpack_from("<I", buf, pos + 8)
+    if bom == BYTE_ORDER_MAGIC:
+        return "<"
+    if bom == 0x4D3C2B1A:  # the magic written in the other byte order
+        return ">"
+    return None
+
+
 def pcapng_blocks(buf) -> Iterator[Tuple[int, int, int]]:
     """``(offset, block type, total length)`` of each block of a pcapng buffer, in file order
     (draft-ietf-opsawg-pcapng §3.1: each section's byte order from its SHB). Stops before the
@@ -707,13 +718,10 @@ def pcapng_blocks(buf) -> Iterator[Tuple[int, int, int]]:
     while pos + 12 <= size:
         (btype_le,) = struct.unpack_from("<I", buf, pos)
         if btype_le == BT_SHB:
-            (bom,) = struct.unpack_from("<I", buf, pos + 8)
-            if bom == BYTE_ORDER_MAGIC:
-                endian = "<"
-            elif bom == 0x4D3C2B1A:
-                endian = ">"
-            else:
+            order = section_byte_order(buf, pos)
+            if order is None:
                 return
+            endian = order
         btype, blen = struct.unpack_from(endian + "II", buf, pos)
         if blen < 12 or blen % 4 or pos + blen > size:
             return

@@ -156,10 +156,15 @@ def test_a_big_file_in_overlapping_slices_equals_the_whole(client, coalesced, ov
     # not verify (overlap too short for the reassembler to catch up) is read from the start
     facts = [_facts_of(_read(p, keylog, {})) for p in parts]
     assert (_unverified(facts, parts, 16) == []) == joins_verify
+    _slices_equal_whole(client, path, keylog, whole, overlap)
+
+
+def _slices_equal_whole(client, path, keylog, whole, overlap):
+    """The coalesced capture read in 5 slices of 300 kB: frames, errors and findings (its 1000
+    nonce reuses) equal the whole file's; one compute, the three tables share the read tasks."""
     kw = dict(split_bytes=300_000, overlap=overlap)
     tables = [read_captures([path], keylog, t, **kw) for t in ("frames", "errors", "findings")]
     assert tables[0].npartitions == 5
-    # one compute: the three tables share the read tasks
     frames, errors, fi = require("dask").compute(*tables, scheduler=client)
     _same(frames, whole.frames)
     _same(errors, whole.errors)
@@ -185,14 +190,7 @@ def test_a_big_pcapng_in_overlapping_slices_equals_the_whole(client, coalesced, 
     types = [bt for _pos, bt, _ln in pcapng_blocks(data)]
     assert types[:3] == [BT_SHB, BT_IDB, BT_DSB] and BT_DSB not in types[3:]
     assert sl.own[0] - sl.first == 150 and sum(1 for t in types if t == 6) > 150
-    kw = dict(split_bytes=300_000, overlap=150)
-    tables = [read_captures([ng], None, t, **kw) for t in ("frames", "errors", "findings")]
-    assert tables[0].npartitions == 5
-    frames, errors, fi = require("dask").compute(*tables, scheduler=client)
-    _same(frames, whole.frames)
-    _same(errors, whole.errors)
-    _same(sort_findings(fi), whole.findings)
-    assert (fi["kind"] == "nonce_reuse").sum() == 1000
+    _slices_equal_whole(client, ng, None, whole, 150)
 
 
 def test_write_dataset_is_partitioned_by_group_and_epoch(client, demo_split, tmp_path):

@@ -108,17 +108,23 @@ def test_without_the_sframe_key_or_with_another_label(sframe_run):
     assert len(cap.audio) == 0 and cap.opus(0) is None
 
 
-def test_replayed_ctr_towards_one_receiver_opens_but_is_flagged(tmp_path):
+def _replayed_ctr_capture(tmp_path):
+    """``(capture path, key log)``: bob's encryptor (the reference's) seals two Opus packets and
+    the first SFrame payload is sent again inside a third GAP frame (a new GBP sequence number)."""
     with refpeer.two_member_group() as grp:
         bob = grp.mls["bob"]
         with g.SFrameSession.create(bob) as session:
             enc = session.create_encryptor(bob, 1)
             sealed = [enc.encrypt(x) for x in OPUS[:2]]
             enc.close()
-        # the same SFrame payload inside two GAP frames (two GBP sequence numbers)
         wires = refpeer.gap_wires(grp, [sealed[0], sealed[1], sealed[0]])
         keys = grp.keylog("alice")
-    cap = read_capture(relay_capture(tmp_path / "r.pcap", wires), keylog=keys)
+    return relay_capture(tmp_path / "r.pcap", wires), keys
+
+
+def test_replayed_ctr_towards_one_receiver_opens_but_is_flagged(tmp_path):
+    path, keys = _replayed_ctr_capture(tmp_path)
+    cap = read_capture(path, keylog=keys)
     a = cap.audio
     assert a["sframe_decrypted"].all() and list(a["opus"]) == [OPUS[0], OPUS[1], OPUS[0]]
     assert a["sframe_error"].iloc[:2].isna().all()
@@ -172,15 +178,7 @@ def test_iter_capture_chunks_carry_the_opened_media(sframe_run, tmp_path, chunks
 
 def test_iter_capture_replay_window_spans_chunks(tmp_path):
     """A CTR replayed two chunks later is flagged as in one whole read."""
-    with refpeer.two_member_group() as grp:
-        bob = grp.mls["bob"]
-        with g.SFrameSession.create(bob) as session:
-            enc = session.create_encryptor(bob, 1)
-            sealed = [enc.encrypt(x) for x in OPUS[:2]]
-            enc.close()
-        wires = refpeer.gap_wires(grp, [sealed[0], sealed[1], sealed[0]])
-        keys = grp.keylog("alice")
-    path = relay_capture(tmp_path / "r.pcap", wires)
+    path, keys = _replayed_ctr_capture(tmp_path)
     audio, _errors, _frames = _chunked_audio(path, keys, 1)
     want = read_capture(path, keylog=keys, progress=False).audio
     got = pd.concat(audio, ignore_index=True).astype(want.dtypes.to_dict())

@@ -6,9 +6,12 @@ from functools import lru_cache
 from typing import Tuple
 
 from gbp_lab.core.mls.context import MlsContext
+from gbp_lab.core.mls.credentials import Credential
 from gbp_lab.core.mls.framing import MLSMessage
 from gbp_lab.core.mls.group_info import GroupInfo
 from gbp_lab.core.mls.key_package import KeyPackage
+from gbp_lab.core.mls.leaf_node import Capabilities, LeafNode, Lifetime
+from gbp_lab.core.mls.registries import LeafNodeSource
 from gbp_lab.core.mls.welcome import Welcome
 
 SUITES = range(1, 8)
@@ -37,3 +40,14 @@ def raw_structs(suite: int) -> Tuple[bytes, bytes, bytes]:
     KeyPackages and Welcomes."""
     kp, w, gi = structs(suite)
     return kp.to_bytes(), w.to_bytes(), gi.to_bytes()
+
+
+def signed_leaf(suite, name):
+    """``(LeafNode, HPKE private key, signature private key)``: a fresh KeyPackage-sourced leaf of
+    *suite* for member *name*, signed (RFC 9420 §7.2), for hand-built ratchet trees."""
+    sig_priv, sig_pub = suite.generate_signature_key_pair()
+    enc_priv, enc_pub = suite.generate_key_pair()
+    leaf = LeafNode(enc_pub, sig_pub, Credential.basic(name), Capabilities(cipher_suites=(int(suite.id),)),
+                    LeafNodeSource.KEY_PACKAGE, lifetime=Lifetime(0, 2**64 - 1)).signed(suite, sig_priv)
+    return leaf, enc_priv, sig_priv
+

@@ -10,7 +10,9 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import pathlib
 import struct
+import sys
 from dataclasses import replace
 
 import pytest
@@ -33,6 +35,9 @@ from gbp_lab.core.mls.treekem import (PrivateTree, apply_update_path, create_upd
 from gbp_lab.core.mls.update_path import HPKECiphertext, UpdatePath, UpdatePathNode
 from gbp_lab.core.mls.vectors import tree_operations, tree_validation
 from gbp_lab.core.mls.vectors import treekem as treekem_checker
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))  # pytest runs with importlib mode
+import mls_structs  # noqa: E402
 
 VEC = os.path.join(os.path.dirname(__file__), "vectors", "mls")
 
@@ -277,7 +282,7 @@ def test_unmerged_leaf_outside_subtree_is_rejected():
 def test_unmerged_chain_must_list_leaf_at_every_level():
     # a 4-leaf tree: root 3 lists leaf 0 as unmerged but node 1 (non-blank, between) does not
     suite = CipherSuite.get(1)
-    leaves = [_make_leaf(suite, f"m{i}".encode())[0] for i in range(4)]
+    leaves = [mls_structs.signed_leaf(suite, f"m{i}".encode())[0] for i in range(4)]
     keys = [suite.generate_key_pair()[1] for _ in range(3)]
     nodes = [leaves[0], ParentNode(keys[0]), leaves[1], ParentNode(keys[1], unmerged_leaves=(0,)),
              leaves[2], ParentNode(keys[2]), leaves[3]]
@@ -374,12 +379,6 @@ def test_fuzz_random_tree_bytes_only_raise_typed_errors(blob):
 # ------------------------------------------------------------------------------------------
 # TreeKEM: our own groups, end to end
 # ------------------------------------------------------------------------------------------
-def _make_leaf(suite, name):
-    sig_priv, sig_pub = suite.generate_signature_key_pair()
-    enc_priv, enc_pub = suite.generate_key_pair()
-    leaf = LeafNode(enc_pub, sig_pub, Credential.basic(name), Capabilities(cipher_suites=(int(suite.id),)),
-                    LeafNodeSource.KEY_PACKAGE, lifetime=Lifetime(0, 2**64 - 1)).signed(suite, sig_priv)
-    return leaf, enc_priv, sig_priv
 
 
 class _Group:
@@ -395,7 +394,7 @@ class _Group:
             self.add(name)
 
     def add(self, name):
-        leaf, enc_priv, sig_priv = _make_leaf(self.suite, name)
+        leaf, enc_priv, sig_priv = mls_structs.signed_leaf(self.suite, name)
         if self.tree is None:
             self.tree, li = RatchetTree.create(self.suite, leaf), 0
         else:

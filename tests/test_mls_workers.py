@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pathlib
+import sys
 import threading
 from dataclasses import replace
 
@@ -17,29 +19,23 @@ from hypothesis import strategies as st
 from gbp_lab.core.errors import GbpLabError, SignatureError, UsageError
 from gbp_lab.core.mls import signatures as sig
 from gbp_lab.core.mls import workers
-from gbp_lab.core.mls.credentials import Credential
-from gbp_lab.core.mls.leaf_node import Capabilities, LeafNode, Lifetime
-from gbp_lab.core.mls.registries import LeafNodeSource
 from gbp_lab.core.mls.suites import CipherSuite
 from gbp_lab.core.mls.schedule import GroupContext
 from gbp_lab.core.mls.tree import RatchetTree
 from gbp_lab.core.mls.treekem import PrivateTree, create_update_path, process_update_path
 from gbp_lab.core.mls.update_path import UpdatePath
 
+sys.path.insert(0, str(pathlib.Path(__file__).parent))  # pytest runs with importlib mode
+import mls_structs  # noqa: E402
+
 N_LEAVES = 40
 GROUP_ID = b"batch-test-group"
 
 
-def _leaf_and_keys(suite, name):
-    sig_priv, sig_pub = suite.generate_signature_key_pair()
-    enc_priv, enc_pub = suite.generate_key_pair()
-    leaf = LeafNode(enc_pub, sig_pub, Credential.basic(name), Capabilities(cipher_suites=(int(suite.id),)),
-                    LeafNodeSource.KEY_PACKAGE, lifetime=Lifetime(0, 2**64 - 1)).signed(suite, sig_priv)
-    return leaf, enc_priv, sig_priv
 
 
 def _leaf(suite, name):
-    return _leaf_and_keys(suite, name)[0]
+    return mls_structs.signed_leaf(suite, name)[0]
 
 
 @pytest.fixture(scope="module")
@@ -230,7 +226,7 @@ def test_pool_map_keeps_order_and_raises_the_lowest_failure(pool):
 
 def test_update_path_seals_run_on_the_pool_and_every_member_opens_them(pool):
     suite = CipherSuite.get(1)
-    made = [_leaf_and_keys(suite, b"u%d" % i) for i in range(20)]
+    made = [mls_structs.signed_leaf(suite, b"u%d" % i) for i in range(20)]
     tree = RatchetTree.create(suite, made[0][0])
     for leaf, _, _ in made[1:]:
         tree.add_leaf(leaf)

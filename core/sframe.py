@@ -107,6 +107,9 @@ class SFrameProfile(str, enum.Enum):
 
 PROFILE_RFC9605 = SFrameProfile.RFC9605
 PROFILE_DRAFT_1_5 = SFrameProfile.DRAFT_1_5
+# the members as plain module globals for the per-frame paths (an enum member read off its class
+# goes through the enum metaclass: ~5x the cost of a global)
+_RFC, _DRAFT = SFrameProfile.RFC9605, SFrameProfile.DRAFT_1_5
 
 ProfileLike = Union[SFrameProfile, str]
 
@@ -192,7 +195,7 @@ def epoch_from_kid(kid: int, profile: ProfileLike = PROFILE_RFC9605) -> int:
 def epoch_matches(kid: int, epoch: int, profile: SFrameProfile) -> bool:
     """True when the epoch bits of *kid* name *epoch* under *profile* (RFC 9605 §5.2 /
     draft-1.5: the low 16 bits, resp. everything above them)."""
-    if profile is SFrameProfile.RFC9605:
+    if profile is _RFC:
         return (kid & 0xFFFF) == (epoch & 0xFFFF)
     return (kid >> 16) == epoch
 
@@ -292,14 +295,18 @@ def parse_header(data: bytes, profile: ProfileLike = PROFILE_RFC9605) -> Tuple[S
 
     ``profile="auto"`` picks the profile with :func:`detect_profile` first.
     """
-    data = bytes(data)
-    if profile == "auto":
-        profile = detect_profile(data)
-    p = as_profile(profile)
+    if type(data) is not bytes:
+        data = bytes(data)
+    if type(profile) is SFrameProfile:  # the per-frame callers pass the enum
+        p = profile
+    else:
+        if profile == "auto":
+            profile = detect_profile(data)
+        p = as_profile(profile)
     if not data:
         raise TruncatedError("empty SFrame payload", vid="SFRAME-HDR-EMPTY", where=0)
     first = data[0]
-    if p is SFrameProfile.RFC9605:
+    if p is _RFC:
         k = ((first >> 4) & 0x07) + 1 if first & 0x80 else 0
         c = (first & 0x07) + 1 if first & 0x08 else 0
     else:
@@ -316,7 +323,7 @@ def parse_header(data: bytes, profile: ProfileLike = PROFILE_RFC9605) -> Tuple[S
     ctr = int.from_bytes(data[1 + k:total], "big") if c else first & 0x07
     if ctr > _U64:
         raise DecodeError(f"SFrame CTR of {c} bytes exceeds 64 bits", vid="SFRAME-HDR-CTR-RANGE", where=1 + k)
-    if p is SFrameProfile.RFC9605:  # the minimal lengths (SFrameHeader._lengths of None, None)
+    if p is _RFC:  # the minimal lengths (SFrameHeader._lengths of None, None)
         kid_len = 0 if kid < 8 else (kid.bit_length() + 7) >> 3
         ctr_len = 0 if ctr < 8 else (ctr.bit_length() + 7) >> 3
     else:
@@ -357,8 +364,7 @@ def detect_profile(payload: bytes, epoch: Optional[int] = None) -> SFrameProfile
     return detect_header(payload, epoch)[0]
 
 
-_RFC_ONLY = (SFrameProfile.RFC9605,)
-_BOTH = (SFrameProfile.RFC9605, SFrameProfile.DRAFT_1_5)
+_BOTH = (_RFC, _DRAFT)
 
 
 def detect_header(payload: bytes, epoch: Optional[int] = None
@@ -366,10 +372,19 @@ def detect_header(payload: bytes, epoch: Optional[int] = None
     """:func:`detect_profile` and that profile's :func:`parse_header` in one pass:
     ``(profile, header, header length)`` — each profile's header is parsed once (the capture's
     per-frame path). Same heuristic and errors as :func:`detect_profile`."""
-    payload = bytes(payload)
+    if type(payload) is not bytes:
+        payload = bytes(payload)
+    if payload and payload[0] & 0x80:
+        # a set top bit (X / V) is only legal in rfc9605: the one candidate wins whatever its
+        # score (the loop below would rank it alone)
+        try:
+            h, n = parse_header(payload, _RFC)
+        except DecodeError:
+            raise DecodeError("no SFrame profile can parse this header", vid="SFRAME-DETECT",
+                              where=0) from None
+        return _RFC, h, n
     best: Optional[Tuple[int, bool, SFrameProfile, SFrameHeader, int]] = None
-    # a set top bit (X / V) is only legal in rfc9605: the draft parse would refuse it
-    for p in _RFC_ONLY if payload and payload[0] & 0x80 else _BOTH:
+    for p in _BOTH:  # (a set top bit: rfc9605 alone, above)
         try:
             h, n = parse_header(payload, p)
         except DecodeError:
@@ -379,7 +394,7 @@ def detect_header(payload: bytes, epoch: Optional[int] = None
             score += 4
         if h.kid_len is None and h.ctr_len is None:
             score += 2
-        if p is SFrameProfile.RFC9605 and h.kid >> 32:
+        if p is _RFC and h.kid >> 32:
             score -= 2
         if epoch is not None:
             if not epoch_matches(h.kid, epoch, p):
@@ -387,11 +402,11 @@ def detect_header(payload: bytes, epoch: Optional[int] = None
             else:
                 # How much of the epoch check rests on bytes after the config byte (which, were
                 # the guess wrong, would be ciphertext matching only by chance)?
-                kid_bytes = 0 if (p is SFrameProfile.RFC9605 and not payload[0] & 0x80) \
+                kid_bytes = 0 if (p is _RFC and not payload[0] & 0x80) \
                     else ((payload[0] >> 4) & 0x07) + 1
-                strong = kid_bytes >= 1 if p is SFrameProfile.RFC9605 else kid_bytes > 2
+                strong = kid_bytes >= 1 if p is _RFC else kid_bytes > 2
                 score += 8 if strong else 1
-        rank = (score, p is SFrameProfile.RFC9605)  # a tie goes to rfc9605
+        rank = (score, p is _RFC)  # a tie goes to rfc9605
         if best is None or rank > best[:2]:
             best = (score, rank[1], p, h, n)
     if best is None:
@@ -469,7 +484,7 @@ def frame_nonce(salt: bytes, ctr: int, profile: ProfileLike = PROFILE_RFC9605) -
     """Per-frame nonce: ``salt XOR CTR`` (big-endian, right-aligned, rfc9605) or
     ``salt XOR (CTR u64 little-endian ‖ 4 zero bytes)`` (draft-1.5)."""
     _u(ctr, 64, "ctr")
-    if profile is not SFrameProfile.RFC9605 and as_profile(profile) is not SFrameProfile.RFC9605:
+    if profile is not _RFC and as_profile(profile) is not _RFC:
         ctr = int.from_bytes(ctr.to_bytes(8, "little") + bytes(4), "big")
     n = len(salt)  # salt XOR mask, right-aligned to the salt's length as zip() over the two
     if n < NONCE_LENGTH:
@@ -484,7 +499,7 @@ def _nonce_mask(mask: int) -> bytes:
 def build_aad(header_bytes: bytes, extra_aad: bytes, profile: ProfileLike = PROFILE_RFC9605) -> bytes:
     """AEAD associated data: ``extra_aad ‖ header`` (rfc9605 as the reference sends it) or
     ``header ‖ extra_aad`` (draft-1.5, and RFC 9605 §4.4.3 proper)."""
-    if as_profile(profile) is SFrameProfile.RFC9605:
+    if profile is _RFC or as_profile(profile) is _RFC:
         return bytes(extra_aad) + bytes(header_bytes)
     return bytes(header_bytes) + bytes(extra_aad)
 
@@ -503,7 +518,8 @@ def sframe_open(key: bytes, salt: bytes, payload: bytes, extra_aad: bytes = b"",
     """Decrypt one frame under explicit key material (no replay state); returns
     ``(header, plaintext)``. ``parsed``: the ``(header, length)`` :func:`parse_header` /
     :func:`detect_header` already read from this very payload (not parsed again)."""
-    payload = bytes(payload)
+    if type(payload) is not bytes:
+        payload = bytes(payload)
     header, n = parse_header(payload, profile) if parsed is None else parsed
     return header, _open(key, salt, header, payload, n, extra_aad)
 
@@ -527,7 +543,7 @@ def _open(key: bytes, salt: bytes, header: SFrameHeader, payload: bytes, n: int,
                              f"the tag alone needs {TAG_LENGTH}", vid="SFRAME-SHORT", where=len(payload))
     nonce = frame_nonce(salt, header.ctr, header.profile)
     try:
-        return _aead(bytes(key)).decrypt(nonce, payload[n:],
+        return _aead(key if type(key) is bytes else bytes(key)).decrypt(nonce, payload[n:],
                                          build_aad(payload[:n], extra_aad, header.profile))
     except InvalidTag:
         raise DecryptError(f"SFrame AEAD tag check failed (KID {header.kid}, CTR {header.ctr})",

@@ -27,7 +27,7 @@ from gbp_lab.core.errors import (DecodeError, DecryptError, GbpLabError, Missing
 from gbp_lab.core.mls.suites import CipherSuite
 from gbp_lab.core.sframe import (AES_128_GCM, AES_256_GCM, PROFILE_DRAFT_1_5, PROFILE_RFC9605,
                                  ReplayWindow, SFrameDecryptResult, SFrameHeader, SFrameProfile,
-                                 SFrameSession, build_aad, derive_key_salt, detect_profile,
+                                 SFrameSession, build_aad, derive_key_salt, detect_header, detect_profile,
                                  detect_profile_with_key, frame_nonce, kid_for, parse_header,
                                  rfc9605_labels, sframe_open, sframe_seal)
 
@@ -561,6 +561,31 @@ def test_detect_profile_fuzz(data, epoch):
         return
     h, n = parse_header(data, p)       # whatever it picks parses
     assert h.encode() == data[:n]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(min_size=1, max_size=40), st.one_of(st.none(), st.integers(0, (1 << 48) - 1)),
+       st.sampled_from([bytes, bytearray]))
+def test_detect_header_x_bit_fast_path(data, epoch, kind):
+    """A set top bit is legal in rfc9605 only: detect_header answers rfc9605's own parse of the
+    header (or SFRAME-DETECT where that parse fails) without ranking, for bytes and views
+    alike; a clear top bit still ranks both profiles (the answer parses under its profile)."""
+    payload = kind(data)
+    if data[0] & 0x80:
+        try:
+            want = (PROFILE_RFC9605,) + parse_header(data, PROFILE_RFC9605)
+        except DecodeError:
+            with pytest.raises(DecodeError) as ei:
+                detect_header(payload, epoch)
+            assert ei.value.vid == "SFRAME-DETECT"
+            return
+        assert detect_header(payload, epoch) == want
+        return
+    try:
+        p, h, n = detect_header(payload, epoch)
+    except DecodeError:
+        return
+    assert parse_header(data, p) == (h, n) and detect_profile(data, epoch) is p
 
 
 def test_sessions_share_a_counter_per_leaf():

@@ -12,6 +12,7 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))  # pytest runs with importlib mode
 import refpeer  # noqa: E402
+from test_gtp_accept_many import assert_messages_row_by_row  # noqa: E402
 
 import gbp_stack as g  # noqa: E402
 from gbp_stack import ControlOpcode  # noqa: E402
@@ -151,6 +152,7 @@ def test_removed_member_sending_with_its_old_key_is_stale_epoch_key(tmp_path):
     m = cap.messages
     assert list(m["text"]) == ["still here 0", "still here 1", "bob is gone"]
     assert list(m["status"]) == ["stale_key", "stale_key", "new"]
+    assert_messages_row_by_row(cap)  # the column-wise build, stale rows included
     e = cap.errors[cap.errors["kind"] == "decrypt"]
     assert list(e["frame"]) == [3, 4] and e["error"].str.contains("stale key").all()
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+import numpy as np
 import pandas as pd
 
 from gbp_lab.core.errors import GbpLabError
@@ -46,7 +47,7 @@ from gbp_lab.core.gsp.args import parse_args
 from gbp_lab.core.gsp.signal import GspSignal, SignalType
 from gbp_lab.core.gtp.client import GTP_FIELDS, GtpClient
 from gbp_lab.core.gtp.message import GtpMessage
-from .columns import frame_of_rows, time_cells
+from .columns import frame_of_rows, time_cells, typed_columns
 from .media import open_media
 from .readpath import payload_fields  # the read path's CBOR fast path + strict fallback
 
@@ -94,27 +95,32 @@ def _table(rows: List[tuple], columns: Sequence[str], bools=()) -> pd.DataFrame:
     return frame_of_rows(rows, columns, _INT, _FLOAT, bools)
 
 
+def _row_columns(frames: pd.DataFrame, plaintexts: Sequence[Optional[bytes]], stream_type: int,
+                 decrypted_only: bool = True):
+    """The frames of one stream type as columns: ``(rows, times, senders, epochs, codec names,
+    dsts, dports, plaintexts)`` — lists, one entry per frame row (decrypted ones only, unless
+    ``decrypted_only`` is false). Each column is taken from ``frames`` alone (not the whole
+    table's rows)."""
+    st = frames["stream_type"].to_numpy(dtype="float64", na_value=-1.0)
+    idx = (st == stream_type).nonzero()[0]
+    if decrypted_only and len(idx):
+        keep = [k for k, i in enumerate(idx.tolist()) if plaintexts[i] is not None]
+        if len(keep) != len(idx):
+            idx = idx[keep]
+    if not len(idx):
+        return None
+    def col(c):
+        return frames[c].iloc[idx]
+    return (idx.tolist(), time_cells(col("time")), col("sender").tolist(), col("epoch").tolist(),
+            col("codec").tolist(), col("dst").tolist(), col("dport").tolist(),
+            [plaintexts[i] for i in idx.tolist()])
+
+
 def _rows_of(frames: pd.DataFrame, plaintexts: Sequence[Optional[bytes]], stream_type: int,
              decrypted_only: bool = True):
     """(row index, time, sender, epoch, codec name, dst, dport, plaintext) of one stream type."""
-    st = frames["stream_type"].to_numpy(dtype="float64", na_value=-1.0)
-    idx = (st == stream_type).nonzero()[0].tolist()
-    if not idx:
-        return []
-    sub = frames.iloc[idx]
-    times = time_cells(sub["time"])
-    senders = sub["sender"].tolist()
-    epochs = sub["epoch"].tolist()
-    codecs = sub["codec"].tolist()
-    dsts = sub["dst"].tolist()
-    dports = sub["dport"].tolist()
-    out = []
-    for k, i in enumerate(idx):
-        pt = plaintexts[i]
-        if pt is None and decrypted_only:
-            continue
-        out.append((i, times[k], senders[k], epochs[k], codecs[k], dsts[k], dports[k], pt))
-    return out
+    cols = _row_columns(frames, plaintexts, stream_type, decrypted_only)
+    return [] if cols is None else list(zip(*cols))
 
 
 def _stale_rows(frames: pd.DataFrame) -> set:
@@ -138,43 +144,53 @@ def build_messages(frames: pd.DataFrame, plaintexts: Sequence[Optional[bytes]],
     one :class:`GtpClient` per receiving endpoint judges that endpoint's frames in capture order
     (:meth:`GtpClient.accept_many`, the client's batch path — the verdicts of ``accept``).
     ``values``: the read loop's decoded payload values per frame row
-    (:attr:`~.readpath.ReadChunk.values`), handed to ``accept_many`` (no second decode)."""
-    rows_in = _rows_of(frames, plaintexts, StreamType.TEXT)
+    (:attr:`~.readpath.ReadChunk.values`), handed to ``accept_many`` (no second decode).
+    Built column by column (no tuple per row)."""
+    cols = _row_columns(frames, plaintexts, StreamType.TEXT)
+    if cols is None:
+        return _table([], MESSAGE_COLUMNS)
+    rows_i, times, snds, eps, cnames, dsts, dports, pts = cols
+    n = len(rows_i)
     pre = values if values else None
     stale = _stale_rows(frames)
+    wires = [codec_wire(c) for c in cnames]
     by_recv: Dict[tuple, List[int]] = {}
-    for k, r in enumerate(rows_in):
-        if r[0] not in stale:  # sealed with an earlier epoch's key: the node drops it before GTP
-            by_recv.setdefault((r[5], r[6]), []).append(k)
-    verdicts: List[Any] = [None] * len(rows_in)
+    for k, key in enumerate(zip(dsts, dports)):
+        if not stale or rows_i[k] not in stale:  # sealed with an earlier epoch's key: the
+            by_recv.setdefault(key, []).append(k)  # node drops it before GTP
+    statuses: List[Any] = [STALE_KEY] * n
+    vals: List[Any] = [None] * n
     for ks in by_recv.values():
-        got = GtpClient().accept_many([rows_in[k][7] for k in ks], [rows_in[k][3] for k in ks],
-                                      [codec_wire(rows_in[k][4]) for k in ks],
-                                      None if pre is None else [pre[rows_in[k][0]] for k in ks])
-        for k, v in zip(ks, got):
-            verdicts[k] = v
-    rows: List[tuple] = []
-    append = rows.append
-    for k, (i, t, snd, ep, cname, dst, dport, pt) in enumerate(rows_in):
-        v = verdicts[k]
-        if v is None:  # stale key: the message as decoded, status stale_key
-            status = STALE_KEY
+        got = GtpClient().accept_many([pts[k] for k in ks], [eps[k] for k in ks],
+                                      [wires[k] for k in ks],
+                                      None if pre is None else [pre[rows_i[k]] for k in ks])
+        for k, (status, v, _reason) in zip(ks, got):
+            statuses[k] = status
+            vals[k] = v
+    for k in range(n):
+        if statuses[k] is STALE_KEY:  # stale key: the message as decoded, status stale_key
             try:
-                g = payload_fields(GtpMessage, pt, codec_wire(cname))
-                vals: Optional[tuple] = tuple(g[a] for a in GTP_FIELDS)
+                g = payload_fields(GtpMessage, pts[k], wires[k])
+                vals[k] = tuple(g[a] for a in GTP_FIELDS)
             except GbpLabError:
-                vals = None
-        else:
-            status, vals, _reason = v
-        if vals is None:
-            append((t, i, snd, None, None, None, None, None, "error", cname, ep, None, None,
-                    None, f"{dst}:{dport}"))
-            continue
-        mid, sid, ts, rid, fl, ct, ln, body = vals
-        text = body.decode("utf-8", "replace") if ct == 0 or ct == 1 else None
-        append((t, i, snd, sid, mid, text, ct, fl, status, cname, ep, rid, ts, ln,
-                f"{dst}:{dport}"))
-    return _table(rows, MESSAGE_COLUMNS)
+                pass
+        if vals[k] is None:
+            statuses[k] = "error"
+            vals[k] = _NO_VALUES
+    mid, sid, ts, rid, fl, ct, ln, body = zip(*vals)
+    text = [b.decode("utf-8", "replace") if c == 0 or c == 1 else None
+            for b, c in zip(body, ct)]
+    table = np.empty((n, len(MESSAGE_COLUMNS)), dtype=object)
+    for j, column in enumerate((
+            times, rows_i, snds, sid, mid, text, ct, fl, statuses, cnames, eps, rid, ts, ln,
+            [f"{d}:{p}" for d, p in zip(dsts, dports)])):
+        table[:, j] = column
+    return pd.DataFrame(typed_columns(table, MESSAGE_COLUMNS, _INT, _FLOAT),
+                        columns=MESSAGE_COLUMNS)
+
+
+#: a message that does not decode: no field values (the ``error`` row)
+_NO_VALUES = (None,) * len(GTP_FIELDS)
 
 
 def build_audio(frames: pd.DataFrame, plaintexts: Sequence[Optional[bytes]],

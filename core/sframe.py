@@ -59,6 +59,7 @@ __all__ = [
     "REPLAY_WINDOW",
     "TAG_LENGTH",
     "ReplayWindow",
+    "SFrameOpener",
     "SFrameCipherSuite",
     "SFrameDecryptResult",
     "SFrameEncryptor",
@@ -548,6 +549,40 @@ def _open(key: bytes, salt: bytes, header: SFrameHeader, payload: bytes, n: int,
     except InvalidTag:
         raise DecryptError(f"SFrame AEAD tag check failed (KID {header.kid}, CTR {header.ctr})",
                            vid="SFRAME-DECRYPT") from None
+
+
+class SFrameOpener:
+    """One sender's ``(key, salt)`` (RFC 9605 §4.4.2) ready to open many payloads: the AEAD
+    object and the salt as an integer are made once (the capture's per-frame path,
+    ``gbp_lab.capture.media``). :meth:`open` gives what ``sframe_open(key, salt, payload,
+    extra_aad, parsed=(header, n))`` gives — the same plaintext, the same errors — for either
+    profile (the header's); an rfc9605 header takes the short path (nonce = salt XOR CTR,
+    AAD = extra AAD ‖ header, RFC 9605 §4.4.3), anything else :func:`sframe_open`'s own."""
+
+    __slots__ = ("key", "salt", "_decrypt", "_salt")
+
+    def __init__(self, key: bytes, salt: bytes) -> None:
+        self.key, self.salt = bytes(key), bytes(salt)
+        self._decrypt = _aead(self.key).decrypt
+        self._salt = (int.from_bytes(self.salt[:NONCE_LENGTH], "big")
+                      if len(self.salt) >= NONCE_LENGTH else None)
+
+    def open(self, payload: bytes, header: SFrameHeader, n: int, extra_aad: bytes = b"") -> bytes:
+        """The plaintext of ``payload`` whose header (``n`` bytes) was read as ``header``."""
+        ctr = header.ctr
+        if (header.profile is not _RFC or self._salt is None or type(payload) is not bytes
+                or type(extra_aad) is not bytes or not 0 <= ctr <= _U64):
+            return _open(self.key, self.salt, header, bytes(payload), n, extra_aad)
+        if len(payload) - n < TAG_LENGTH:
+            raise TruncatedError(f"SFrame payload has {len(payload) - n} bytes after the header, "
+                                 f"the tag alone needs {TAG_LENGTH}", vid="SFRAME-SHORT",
+                                 where=len(payload))
+        try:
+            return self._decrypt((self._salt ^ ctr).to_bytes(NONCE_LENGTH, "big"), payload[n:],
+                                 extra_aad + payload[:n])
+        except InvalidTag:
+            raise DecryptError(f"SFrame AEAD tag check failed (KID {header.kid}, CTR {ctr})",
+                               vid="SFRAME-DECRYPT") from None
 
 
 # ---------------------------------------------------------------------------------------------

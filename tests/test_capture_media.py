@@ -69,9 +69,39 @@ def sframe_run(tmp_path_factory):
     return path, keys, epoch, sealed
 
 
+def audio_row_by_row(cap) -> pd.DataFrame:
+    """The ``audio`` table computed one frame at a time from ``Capture.media`` (the oracle of
+    the column-wise build), dtypes as the table's."""
+    from gbp_lab.capture.tables import AUDIO_COLUMNS
+
+    got = cap.audio.drop(columns="rel_time")
+    f = cap.frames
+    rows = []
+    for i in range(len(f)):
+        m = cap.media.get(i)
+        if f["stream_type"].iloc[i] is pd.NA or f["stream_type"].iloc[i] != 1 \
+                or cap.plaintexts[i] is None or m is None:
+            continue
+        a = m.gap
+        rows.append((f["time"].iloc[i], i, f["sender"].iloc[i], a["media_source_id"],
+                     a["rtp_sequence"], a["rtp_timestamp"], a["key_phase"],
+                     len(a["opus_frame"]), m.profile, m.kid, m.ctr, f["codec"].iloc[i],
+                     f["epoch"].iloc[i], m.decrypted, None if m.opus is None else len(m.opus),
+                     m.error, m.key_epoch, m.opus))
+    want = pd.DataFrame(rows, columns=AUDIO_COLUMNS, dtype=object)
+    want["time"] = f["time"].iloc[[r[1] for r in rows]].reset_index(drop=True)
+    return want.astype(got.dtypes.to_dict())
+
+
+def assert_audio_row_by_row(cap) -> None:
+    pd.testing.assert_frame_equal(cap.audio.drop(columns="rel_time").reset_index(drop=True),
+                                  audio_row_by_row(cap), check_exact=True)
+
+
 def test_reference_sframe_opens_to_the_opus_it_encrypted(sframe_run):
     path, keys, epoch, sealed = sframe_run
     cap = read_capture(path, keylog=keys)
+    assert_audio_row_by_row(cap)  # the column-wise build (tables.build_audio)
     a = cap.audio
     assert len(a) == 7  # 4 sent + 3 forwarded
     ok = a[a["sframe_decrypted"]]
@@ -87,6 +117,7 @@ def test_reference_sframe_opens_to_the_opus_it_encrypted(sframe_run):
 def test_sframe_tag_failure_is_an_error_row(sframe_run):
     path, keys, _epoch, _sealed = sframe_run
     cap = read_capture(path, keylog=keys)
+    assert_audio_row_by_row(cap)
     a = cap.audio
     bad = a[~a["sframe_decrypted"]]
     assert len(bad) == 1 and int(bad["ctr"].iloc[0]) == 3
@@ -101,11 +132,13 @@ def test_sframe_tag_failure_is_an_error_row(sframe_run):
 def test_without_the_sframe_key_or_with_another_label(sframe_run):
     path, keys, epoch, _sealed = sframe_run
     cap = read_capture(path, keylog=keys, sframe_label="gbp/sframe v2")
+    assert_audio_row_by_row(cap)
     a = cap.audio
     assert not a["sframe_decrypted"].any()  # the other label's key fails every tag
     assert a["sframe_error"].str.contains("SFRAME-DECRYPT").all()
     cap = read_capture(path)  # no key log at all: nothing is decrypted, no audio rows
     assert len(cap.audio) == 0 and cap.opus(0) is None
+    assert_audio_row_by_row(cap)
 
 
 def _replayed_ctr_capture(tmp_path):
@@ -125,6 +158,7 @@ def _replayed_ctr_capture(tmp_path):
 def test_replayed_ctr_towards_one_receiver_opens_but_is_flagged(tmp_path):
     path, keys = _replayed_ctr_capture(tmp_path)
     cap = read_capture(path, keylog=keys)
+    assert_audio_row_by_row(cap)
     a = cap.audio
     assert a["sframe_decrypted"].all() and list(a["opus"]) == [OPUS[0], OPUS[1], OPUS[0]]
     assert a["sframe_error"].iloc[:2].isna().all()
@@ -140,6 +174,7 @@ def test_draft_profile_and_raw_opus_in_one_capture(tmp_path):
         draft = [enc.encrypt(x) for x in OPUS[:2]]
         wires = refpeer.gap_wires(grp, draft + [b"\xfc\x01\x02"])
     cap = read_capture(relay_capture(tmp_path / "d.pcap", wires), keylog=keys)
+    assert_audio_row_by_row(cap)
     a = cap.audio
     assert list(a["profile"].iloc[:2]) == ["draft-1.5"] * 2
     assert list(a["opus"]) == OPUS[:2] + [b"\xfc\x01\x02"]

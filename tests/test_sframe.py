@@ -27,7 +27,7 @@ from gbp_lab.core.errors import (DecodeError, DecryptError, GbpLabError, Missing
 from gbp_lab.core.mls.suites import CipherSuite
 from gbp_lab.core.sframe import (AES_128_GCM, AES_256_GCM, PROFILE_DRAFT_1_5, PROFILE_RFC9605,
                                  ReplayWindow, SFrameDecryptResult, SFrameHeader, SFrameProfile,
-                                 SFrameSession, build_aad, derive_key_salt, detect_header, detect_profile,
+                                 SFrameOpener, SFrameSession, build_aad, derive_key_salt, detect_header, detect_profile,
                                  detect_profile_with_key, frame_nonce, kid_for, parse_header,
                                  rfc9605_labels, sframe_open, sframe_seal)
 
@@ -586,6 +586,43 @@ def test_detect_header_x_bit_fast_path(data, epoch, kind):
     except DecodeError:
         return
     assert parse_header(data, p) == (h, n) and detect_profile(data, epoch) is p
+
+
+def _outcome(fn):
+    try:
+        return ("ok", fn())
+    except GbpLabError as exc:
+        return (type(exc).__name__, exc.vid, exc.message)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(PROFILES), st.sampled_from([AES_128_GCM, AES_256_GCM]),
+       st.integers(0, (1 << 40) - 1), st.one_of(st.integers(0, 300), st.integers(0, (1 << 64) - 1)),
+       st.binary(max_size=30), st.binary(max_size=4), st.integers(-1, 40), st.integers(0, 255),
+       st.booleans())
+def test_opener_is_sframe_open(profile, suite, kid, ctr, pt, aad, flip, xor, other_key):
+    """SFrameOpener (the capture's per-key opener) answers what sframe_open answers for the
+    same parsed header: the plaintext, or the same error (tag, short payload) — sealed payloads,
+    flipped bytes, cut payloads and a wrong key, both profiles and suites."""
+    base = bytes(range(32))
+    key, salt = derive_key_salt(base, kid, suite, profile)
+    header = SFrameHeader(kid, ctr, profile)
+    payload = bytearray(sframe_seal(key, salt, header, pt, aad))
+    if 0 <= flip < len(payload) and xor:
+        payload[flip] ^= xor
+    elif flip > len(payload):
+        del payload[len(payload) // 2:]
+    payload = bytes(payload)
+    try:
+        parsed = parse_header(payload, profile)
+    except DecodeError:
+        return
+    if other_key:
+        key, salt = derive_key_salt(bytes(32), kid, suite, profile)
+    want = _outcome(lambda: sframe_open(key, salt, payload, aad, profile, parsed=parsed)[1])
+    assert _outcome(lambda: SFrameOpener(key, salt).open(payload, *parsed, aad)) == want
+    assert _outcome(lambda: SFrameOpener(key, salt).open(bytearray(payload), *parsed,
+                                                         aad)) == want
 
 
 def test_sessions_share_a_counter_per_leaf():

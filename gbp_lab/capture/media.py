@@ -12,7 +12,8 @@ audio frame of a capture once, in bulk (``read_capture`` calls it after the read
   exporter secret (:meth:`~gbp_lab.core.sframe.SFrameSession.from_keylog`; label
   ``"gbp/sframe v1"`` unless told otherwise), the per-KID key and salt RFC 9605 §4.4.2
   (:func:`~gbp_lab.core.sframe.derive_key_salt`), the AEAD RFC 9605 §4.4.3
-  (:func:`~gbp_lab.core.sframe.sframe_open`) — AES-128-GCM first, AES-256-GCM when that fails;
+  (:class:`~gbp_lab.core.sframe.SFrameOpener`, :func:`~gbp_lab.core.sframe.sframe_open`'s per-key
+  form) — AES-128-GCM first, AES-256-GCM when that fails;
 * a receiver's replay window (RFC 9605 §9.3, :class:`~gbp_lab.core.sframe.ReplayWindow`) per
   receiving endpoint (``dst:dport``, as the ``messages`` table judges GTP): a relay's copy of a
   payload is not a replay, a second payload with the same (KID, CTR) towards the same receiver
@@ -31,8 +32,8 @@ from gbp_lab.core.errors import DecryptError, GbpLabError, ReplayError
 from gbp_lab.core.gap.payload import GapPayload
 from gbp_lab.core.gbp.registry import PayloadCodec, StreamType
 from gbp_lab.core.sframe import (AES_128_GCM, AES_256_GCM, DEFAULT_LABEL, TAG_LENGTH,
-                                 ReplayWindow, SFrameProfile, SFrameSession, derive_key_salt,
-                                 detect_header, epoch_matches, sframe_open)
+                                 ReplayWindow, SFrameOpener, SFrameProfile, SFrameSession,
+                                 derive_key_salt, detect_header, epoch_matches)
 
 from .columns import time_cells
 from .readpath import ERROR_ROW, payload_fields
@@ -47,6 +48,7 @@ _GAP_ATTRS = tuple(f.attr for f in GapPayload.SCHEMA.fields)
 _PROFILE_NAMES = {p: str(p) for p in SFrameProfile}
 #: the ``errors`` row's place columns, taken from the frame's row
 _PLACE = ERROR_ROW.names[:9]
+_RFC, _NA = SFrameProfile.RFC9605, pd.NA  # read per frame: globals, not class attributes
 
 
 class MediaOpen(NamedTuple):
@@ -90,7 +92,7 @@ class _Keys:
         self.keylog = keylog
         self.label = label
         self.base: Dict[tuple, Any] = {}
-        self.kid: Dict[tuple, List[Tuple[bytes, bytes, int]]] = {}
+        self.kid: Dict[tuple, List[SFrameOpener]] = {}
 
     def base_key(self, gid: bytes, epoch: int, profile: SFrameProfile):
         """The base key, or the error text saying why there is none."""
@@ -112,7 +114,8 @@ class _Keys:
         k = (gid, epoch, profile, kid)
         v = self.kid.get(k)
         if v is None:
-            v = self.kid[k] = [derive_key_salt(base, kid, s, profile) + (s,) for s in _SUITES]
+            v = self.kid[k] = [SFrameOpener(*derive_key_salt(base, kid, s, profile))
+                               for s in _SUITES]
         return v
 
 
@@ -166,7 +169,8 @@ def open_media(frames: pd.DataFrame, plaintexts, keylog, label: str = DEFAULT_LA
                                for c in _PLACE})  # time: integer ns
         return tuple(place_cols[c][k] for c in _PLACE)
 
-    gids: Dict[Any, bytes] = {}  # group id hex -> bytes
+    # (group id hex, epoch, profile, KID) -> (group id, key materials, or why there are none)
+    mats: Dict[tuple, Tuple[bytes, Any]] = {}
     if state is None:
         state = MediaState(keylog, label)
     keys, windows = state.keys, state.windows
@@ -180,28 +184,34 @@ def open_media(frames: pd.DataFrame, plaintexts, keylog, label: str = DEFAULT_LA
                 gap = payload_fields(GapPayload, plaintexts[i], _CODECS.get(cols["codec"][k], 0))
             except GbpLabError:
                 continue
-        opus = bytes(gap["opus_frame"])
+        opus = gap["opus_frame"]
+        if type(opus) is not bytes:
+            opus = bytes(opus)
         ep = cols["epoch"][k]
-        ep = None if ep is None or ep is pd.NA else int(ep)
+        ep = None if ep is None or ep is _NA else int(ep)
         prof, hdr, hlen = sframe_header(opus, ep)
         if prof is None:
             out[i] = MediaOpen(gap, None, None, None, None, opus, False, None)
             continue
         assert ep is not None and hdr is not None
+        kid, ctr = hdr.kid, hdr.ctr
         gh = cols["group_id"][k]
-        gid = gids.get(gh)
-        if gid is None:
-            gid = gids[gh] = bytes.fromhex(gh or "")
-        base = keys.base_key(gid, ep, prof)
-        if isinstance(base, str):
-            out[i] = MediaOpen(gap, _PROFILE_NAMES[prof], hdr.kid, hdr.ctr, None, None, False,
-                               base)
+        mk = (gh, ep, prof, kid)
+        got = mats.get(mk)  # this call's (group id, key materials) or why there are none
+        if got is None:
+            gid = bytes.fromhex(gh or "")
+            base = keys.base_key(gid, ep, prof)
+            got = mats[mk] = (gid, base if isinstance(base, str) else
+                              keys.materials(base, gid, ep, prof, kid))
+        gid, materials = got
+        if type(materials) is str:
+            out[i] = MediaOpen(gap, _PROFILE_NAMES[prof], kid, ctr, None, None, False, materials)
             continue
         pt = None
         last: Optional[DecryptError] = None
-        for key, salt, _suite in keys.materials(base, gid, ep, prof, hdr.kid):
+        for opener in materials:  # AES-128-GCM first, then AES-256-GCM
             try:
-                pt = sframe_open(key, salt, opus, b"", prof, parsed=(hdr, hlen))[1]
+                pt = opener.open(opus, hdr, hlen)
                 break
             except DecryptError as exc:
                 last = exc
@@ -210,22 +220,22 @@ def open_media(frames: pd.DataFrame, plaintexts, keylog, label: str = DEFAULT_LA
                 break
         if pt is None:
             assert last is not None
-            text = (f"SFrame of frame {i + first_row} (KID {hdr.kid:#x}, CTR {hdr.ctr}, epoch {ep}) does "
+            text = (f"SFrame of frame {i + first_row} (KID {kid:#x}, CTR {ctr}, epoch {ep}) does "
                     f"not open: {last.message}")
             errors.append(place(k) + ("decrypt", last.vid, text, i + first_row))
-            out[i] = MediaOpen(gap, _PROFILE_NAMES[prof], hdr.kid, hdr.ctr, None, None, False,
+            out[i] = MediaOpen(gap, _PROFILE_NAMES[prof], kid, ctr, None, None, False,
                                _err(last))
             continue
-        slot = hdr.kid if prof is SFrameProfile.RFC9605 else hdr.leaf
+        slot = kid if prof is _RFC else hdr.leaf
         wk = (cols["dst"][k], cols["dport"][k], gid, ep, prof, slot)
         win = windows.get(wk)
         if win is None:
             win = windows[wk] = ReplayWindow()
         err = None
         try:
-            win.check(hdr.ctr)
-            win.record(hdr.ctr)
+            win.check(ctr)
+            win.record(ctr)
         except ReplayError as exc:
             err = f"[{exc.vid}] {exc.message} at {cols['dst'][k]}:{cols['dport'][k]}: a receiver drops it"
-        out[i] = MediaOpen(gap, _PROFILE_NAMES[prof], hdr.kid, hdr.ctr, ep, pt, True, err)
+        out[i] = MediaOpen(gap, _PROFILE_NAMES[prof], kid, ctr, ep, pt, True, err)
     return out, errors

@@ -180,13 +180,9 @@ def build_messages(frames: pd.DataFrame, plaintexts: Sequence[Optional[bytes]],
     mid, sid, ts, rid, fl, ct, ln, body = zip(*vals)
     text = [b.decode("utf-8", "replace") if c == 0 or c == 1 else None
             for b, c in zip(body, ct)]
-    table = np.empty((n, len(MESSAGE_COLUMNS)), dtype=object)
-    for j, column in enumerate((
-            times, rows_i, snds, sid, mid, text, ct, fl, statuses, cnames, eps, rid, ts, ln,
-            [f"{d}:{p}" for d, p in zip(dsts, dports)])):
-        table[:, j] = column
-    return pd.DataFrame(typed_columns(table, MESSAGE_COLUMNS, _INT, _FLOAT),
-                        columns=MESSAGE_COLUMNS)
+    return _columns_table((times, rows_i, snds, sid, mid, text, ct, fl, statuses, cnames, eps,
+                           rid, ts, ln, [f"{d}:{p}" for d, p in zip(dsts, dports)]),
+                          MESSAGE_COLUMNS)
 
 
 #: a message that does not decode: no field values (the ``error`` row)
@@ -196,21 +192,37 @@ _NO_VALUES = (None,) * len(GTP_FIELDS)
 def build_audio(frames: pd.DataFrame, plaintexts: Sequence[Optional[bytes]],
                 media: Optional[Mapping[int, Any]] = None) -> pd.DataFrame:
     """GAP audio payloads (decrypted audio frames) with the SFrame header fields and the opened
-    media (:func:`~.media.open_media`'s results by frame row; computed here when not given)."""
+    media (:func:`~.media.open_media`'s results by frame row; computed here when not given).
+    Built column by column, as :func:`build_messages`."""
     if media is None:
         media = open_media(frames, plaintexts, None)[0]
-    rows: List[tuple] = []
-    for i, t, snd, ep, cname, _d, _p, _pt in _rows_of(frames, plaintexts, StreamType.AUDIO):
-        m = media.get(i)
-        if m is None:
-            continue  # the GAP payload does not decode: the frame's error column says why
-        a = m.gap
-        opus = a["opus_frame"]
-        rows.append((t, i, snd, a["media_source_id"], a["rtp_sequence"], a["rtp_timestamp"],
-                     a["key_phase"], len(opus), m.profile, m.kid, m.ctr, cname, ep,
-                     m.decrypted, len(m.opus) if m.opus is not None else None, m.error,
-                     m.key_epoch, m.opus))
-    return _table(rows, AUDIO_COLUMNS, bools={"sframe_decrypted"})
+    cols = _row_columns(frames, plaintexts, StreamType.AUDIO)
+    if cols is not None:
+        rows_i, times, snds, eps, cnames = cols[:5]
+        # a frame without a MediaOpen: its GAP payload does not decode (its error column says why)
+        keep = [k for k, i in enumerate(rows_i) if media.get(i) is not None]
+        if len(keep) != len(rows_i):
+            rows_i, times, snds, eps, cnames = ([c[k] for k in keep]
+                                                for c in (rows_i, times, snds, eps, cnames))
+    if cols is None or not rows_i:
+        return _table([], AUDIO_COLUMNS, bools={"sframe_decrypted"})
+    gap, profile, kid, ctr, key_epoch, opus, decrypted, error = zip(*[media[i] for i in rows_i])
+    return _columns_table((
+        times, rows_i, snds, [a["media_source_id"] for a in gap],
+        [a["rtp_sequence"] for a in gap], [a["rtp_timestamp"] for a in gap],
+        [a["key_phase"] for a in gap], [len(a["opus_frame"]) for a in gap], profile, kid, ctr,
+        cnames, eps, decrypted, [None if o is None else len(o) for o in opus], error, key_epoch,
+        opus), AUDIO_COLUMNS, bools={"sframe_decrypted"})
+
+
+def _columns_table(columns: Sequence[Sequence[Any]], names: Sequence[str],
+                   bools=()) -> pd.DataFrame:
+    """A table from its columns (equal-length sequences of cells, in ``names`` order): one 2-D
+    object array filled column by column, typed as :func:`_table` types row tuples."""
+    table = np.empty((len(columns[0]), len(names)), dtype=object)
+    for j, column in enumerate(columns):
+        table[:, j] = column
+    return pd.DataFrame(typed_columns(table, names, _INT, _FLOAT, bools), columns=list(names))
 
 
 def build_signals(frames: pd.DataFrame, plaintexts: Sequence[Optional[bytes]]) -> pd.DataFrame:

@@ -359,10 +359,12 @@ def read_capture(path, keylog=None, *, ports=(GBP_PORT,), heuristic: bool = True
         bar.close()
     assert chunk is not None
     t0 = state.stats.first_time if state.stats is not None else None
-    frames = frames_table(chunk.frame_cells, chunk.key_epochs, t0, chunk.quic_flows)
-    media, media_errors = open_media(frames, chunk.plaintexts, state.keys if decrypt else None,
-                                     sframe_label, values=chunk.values)
-    return Capture(frames, errors_table(chunk.error_rows + media_errors, t0),
-                   chunk.plaintexts, state.keys, state.secrets, state.interfaces, state.stats,
-                   str(path) if isinstance(path, (str, os.PathLike)) else None, chunk.payloads,
-                   chunk.records, media, chunk.values or [])
+    with gc_paused():  # tables in bulk (as Capture._get builds the derived ones): no collections
+        frames = frames_table(chunk.frame_cells, chunk.key_epochs, t0, chunk.quic_flows)
+        media, media_errors = open_media(frames, chunk.plaintexts,
+                                         state.keys if decrypt else None, sframe_label,
+                                         values=chunk.values)
+        errors = errors_table(chunk.error_rows + media_errors, t0)
+    return Capture(frames, errors, chunk.plaintexts, state.keys, state.secrets, state.interfaces,
+                   state.stats, str(path) if isinstance(path, (str, os.PathLike)) else None,
+                   chunk.payloads, chunk.records, media, chunk.values or [])

@@ -109,11 +109,11 @@ def _row_columns(frames: pd.DataFrame, plaintexts: Sequence[Optional[bytes]], st
             idx = idx[keep]
     if not len(idx):
         return None
-    def col(c):
-        return frames[c].iloc[idx]
-    return (idx.tolist(), time_cells(col("time")), col("sender").tolist(), col("epoch").tolist(),
-            col("codec").tolist(), col("dst").tolist(), col("dport").tolist(),
-            [plaintexts[i] for i in idx.tolist()])
+    rows = idx.tolist()
+    col = {c: frames[c].iloc[idx] for c in ("time", "sender", "epoch", "codec", "dst", "dport")}
+    return (rows, time_cells(col["time"]), col["sender"].tolist(), col["epoch"].tolist(),
+            col["codec"].tolist(), col["dst"].tolist(), col["dport"].tolist(),
+            [plaintexts[i] for i in rows])
 
 
 def _rows_of(frames: pd.DataFrame, plaintexts: Sequence[Optional[bytes]], stream_type: int,

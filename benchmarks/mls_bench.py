@@ -246,6 +246,53 @@ def main(argv: Optional[List[str]] = None) -> None:
             sz = "  ".join(f"{i}: commit {int(table[n][i]['commit_bytes'])} B, welcome "
                            f"{int(table[n][i]['welcome_bytes'])} B" for i in names)
             print(f"{'':>5} {'sizes':<8} {sz}")
+        if "openmls" in names:
+            _print_floor(table, sizes)
+
+
+def primitive_costs(n: int = 400) -> Dict[str, float]:
+    """What the primitives cost here, now: one Ed25519 verification through ``cryptography``
+    (seconds, median of ``n``) and the throughput of ``workers.pool``'s threads on a batch of
+    ``n`` of them relative to one thread (what the second core gives at this moment)."""
+    from gbp_lab.core.mls import signatures as sig
+
+    ed = sig.SignatureScheme.ED25519
+    priv, pub = sig.generate_key_pair(ed)
+    msgs = [b"LeafNodeTBS %d" % i * 8 for i in range(n)]
+    sigs = [sig.sign(ed, priv, m) for m in msgs]
+    key = sig.load_public_key(ed, pub)
+    one = []
+    for m, s in zip(msgs, sigs):
+        t0 = time.perf_counter()
+        key.verify(s, m)
+        one.append(time.perf_counter() - t0)
+    memo, verified_signatures.enabled = verified_signatures.enabled, False
+    try:
+        checks = [(int(ed), pub, m, s) for m, s in zip(msgs, sigs)]
+        t0 = time.perf_counter()
+        assert sig.verify_all(checks, parallel=False) is None
+        serial = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        assert sig.verify_all(checks, parallel=True) is None
+        pooled = time.perf_counter() - t0
+    finally:
+        verified_signatures.enabled = memo
+    return {"verify": statistics.median(one), "pool_speedup": serial / pooled}
+
+
+def _print_floor(table: Dict[int, Dict[str, Dict[str, float]]], sizes: List[int]) -> None:
+    """The Welcome's floor: its N+1 leaf signatures and the GroupInfo signature (RFC 9420
+    §12.4.3.1), each one Ed25519 verification of ``cryptography`` (OpenSSL) — one thread, and
+    spread over the pool at the speed-up its threads give now — against openmls' whole Welcome."""
+    cost = primitive_costs()
+    print(f"\nprimitive floor: one Ed25519 verify = {cost['verify'] * 1e6:.0f} µs (cryptography/OpenSSL); "
+          f"the pool's threads verify {cost['pool_speedup']:.2f}x as fast as one thread right now")
+    for n in sizes:
+        ref = table[n]["openmls"]["welcome"]
+        floor = (n + 2) * cost["verify"]
+        print(f"{n:>5} welcome: {n + 2} signature checks alone = {floor * 1000:.2f} ms one thread "
+              f"({floor / ref:.2f}x openmls' whole Welcome), {floor / cost['pool_speedup'] * 1000:.2f} ms "
+              f"on the pool ({floor / cost['pool_speedup'] / ref:.2f}x)")
 
 
 if __name__ == "__main__":

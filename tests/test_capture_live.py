@@ -172,7 +172,9 @@ def test_bad_arguments_are_typed_errors():
 
 # --- a real interface: loopback sniffing while `gbp-lab simulate` runs over real sockets -------
 GBP_LAB = os.path.join(os.path.dirname(__import__("sys").executable), "gbp-lab")  # the venv's
-SIM_HOST = "127.0.0.77"  # the run's own loopback address: other traffic on lo is filtered out
+# this process's own loopback addresses: other traffic on lo — another test run on the same machine
+# included — is filtered out
+SIM_HOST = f"127.{50 + os.getpid() % 150}.1.77"
 
 
 def _gbp_rows(frames):
@@ -244,7 +246,7 @@ def test_cli_dissect_live_from_a_pipe_prints_what_dissect_prints():
 
 
 # --- dumpcap (Wireshark's capture engine, `make tshark`) writing a file and a pipe --------------
-DUMPCAP_HOST = "127.0.0.79"
+DUMPCAP_HOST = f"127.{50 + os.getpid() % 150}.1.79"
 
 
 def _dumpcap(*args):

@@ -112,7 +112,18 @@ def join_welcome(welcome: Welcome, key_package: KeyPackage, init_priv: bytes, le
     joined = process_welcome(welcome, key_package, init_priv,
                              psks=store if callable(store) else
                              lambda pid: store.get(pid.psk_id) if pid.psktype == PSKType.EXTERNAL else None,
-                             ratchet_tree=ratchet_tree)
+                             ratchet_tree=ratchet_tree, defer_signatures=True)
+    try:  # the signatures are checked on the pool's threads meanwhile
+        state = _joined_state(joined, leaf_priv, signature_priv, config)
+    except BaseException:
+        joined.settle()  # a signature error comes first, as when checked before
+        raise
+    joined.settle()
+    return state, joined
+
+
+def _joined_state(joined: JoinedWelcome, leaf_priv: bytes, signature_priv: bytes,
+                  config: GroupConfig) -> GroupState:
     if joined.tree is None:  # pragma: no cover - process_welcome needs a tree or a signer key
         raise MissingKeyError("no ratchet tree for the Welcome", vid="MLS-GROUP-NO-TREE")
     suite = joined.epoch_secrets.cipher_suite
@@ -129,7 +140,7 @@ def join_welcome(welcome: Welcome, key_package: KeyPackage, init_priv: bytes, le
                       secrets=joined.epoch_secrets,
                       interim_transcript_hash=interim_transcript_hash(
                           suite, gc.confirmed_transcript_hash, gi.confirmation_tag),
-                      confirmation_tag=gi.confirmation_tag, config=config), joined
+                      confirmation_tag=gi.confirmation_tag, config=config)
 
 
 # --- framing helpers -------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Tuple
 
-from ..errors import DecodeError, SignatureError, UsageError
+from ..errors import DecodeError, GbpLabError, SignatureError, UsageError
 from ..tls import Reader, Writer
 from .extensions import Extension, decode_extensions, encode_extensions, find_extension
 from .registries import ExtensionType, Struct
@@ -86,9 +86,24 @@ class GroupInfo(Struct):
     def verify(self, signer_pub: bytes) -> None:
         """Check the signature with the signer's public key; :class:`SignatureError` if bad."""
         try:
-            self.cipher_suite.verify_with_label(signer_pub, GROUP_INFO_LABEL, self.tbs(), self.signature)
+            self.cipher_suite.verify_with_label(*self.signature_check(signer_pub))
         except SignatureError as exc:
-            raise SignatureError("GroupInfo signature does not verify", vid="MLS-GI-SIGNATURE") from exc
+            raise self.signature_failed(exc) from exc
+
+    def signature_check(self, signer_pub: bytes) -> Tuple[bytes, str, bytes, bytes]:
+        """The ``VerifyWithLabel`` check :meth:`verify` makes, ``(pub, label, content, signature)``,
+        for a batch (``CipherSuite.start_verify_all_with_label``, §12.4.3.1)."""
+        return bytes(signer_pub), GROUP_INFO_LABEL, self.tbs(), self.signature
+
+    @staticmethod
+    def signature_failed(cause: GbpLabError) -> GbpLabError:
+        """The error :meth:`verify` raises when :meth:`signature_check` failed with ``cause``
+        (a malformed key stays what it is)."""
+        if not isinstance(cause, SignatureError):
+            return cause
+        exc = SignatureError("GroupInfo signature does not verify", vid="MLS-GI-SIGNATURE")
+        exc.__cause__ = cause
+        return exc
 
     def ratchet_tree(self):
         """The :class:`~gbp_lab.core.mls.nodes.RatchetTree` of the ``ratchet_tree`` extension, or ``None``."""

@@ -34,7 +34,7 @@ from .nodes import Node as NodeStruct
 from .nodes import ParentNode
 from .nodes import RatchetTree as RatchetTreeExtension
 from .registries import NodeType
-from .signatures import PendingChecks
+from .signatures import Failure, PendingChecks
 from .suites import CipherSuite
 
 Node = Union[LeafNode, ParentNode]
@@ -584,17 +584,24 @@ class RatchetTree:
         lowest failing leaf, as checking leaf by leaf would."""
         self._leaf_signatures_checked(*self._start_leaf_signatures(group_id, parallel))
 
-    def _start_leaf_signatures(self, group_id: bytes, parallel: Optional[bool]) -> Tuple[PendingChecks, List[int]]:
+    def _start_leaf_signatures(self, group_id: bytes, parallel: Optional[bool],
+                               extra: Sequence[Tuple[bytes, bytes | str, bytes, bytes]] = ()
+                               ) -> Tuple[PendingChecks, List[int]]:
         leaves = list(self.leaves())
-        pending = self.suite.start_verify_all_with_label(
-            (leaf.signature_check(group_id, li) for li, leaf in leaves), parallel=parallel)
+        checks = [leaf.signature_check(group_id, li) for li, leaf in leaves]
+        checks.extend(extra)
+        pending = self.suite.start_verify_all_with_label(checks, parallel=parallel)
         return pending, [li for li, _ in leaves]
 
     @staticmethod
-    def _leaf_signatures_checked(pending: PendingChecks, leaf_indices: List[int]) -> None:
+    def _leaf_signatures_checked(pending: PendingChecks, leaf_indices: List[int]) -> Optional[Failure]:
+        """Raise for the lowest failing leaf; a failure among the checks added after the leaves
+        is returned as ``(index among them, error)``."""
         found = pending.result()
         if found is None:
-            return
+            return None
+        if found[0] >= len(leaf_indices):
+            return found[0] - len(leaf_indices), found[1]
         li, exc = leaf_indices[found[0]], found[1]
         if isinstance(exc, SignatureError):  # what LeafNode.verify raises, chained the same way
             leaf_exc: GbpLabError = SignatureError("LeafNode signature does not verify", vid="MLS-LEAF-SIGNATURE")
@@ -688,15 +695,28 @@ class RatchetTree:
 
     def validate(self, group_id: bytes, *, tree_hash: Optional[bytes] = None,
                  check_signatures: bool = True, now: Optional[int] = None,
-                 required_capabilities=None) -> None:
+                 required_capabilities=None, defer_signatures: bool = False,
+                 extra_checks: Sequence[Tuple[bytes, bytes | str, bytes, bytes]] = ()
+                 ) -> Optional["LeafSignatures"]:
         """All of §12.4.3.1 that needs only the tree: optional tree-hash match (e.g. against
         ``GroupInfo.group_context.tree_hash``), unique keys, unmerged-leaf consistency,
         parent-hash validity, the §7.3 leaf checks and leaf signatures (``group_id`` binds the
-        update/commit leaves). Raises on the first violation."""
+        update/commit leaves). Raises on the first violation.
+
+        ``defer_signatures=True`` returns as soon as everything but the leaf signatures is
+        checked, with the signature batch still running on the pool's threads: the caller does
+        more work meanwhile and must then call :meth:`LeafSignatures.wait` (which raises as this
+        method would) or :meth:`LeafSignatures.cancel`. ``extra_checks`` (only with it): more
+        ``VerifyWithLabel`` checks ``(pub, label, content, signature)`` for the same batch,
+        behind the leaves — e.g. the GroupInfo signature (§12.4.3.1) — whose failure ``wait``
+        returns instead of raising."""
+        if extra_checks and not defer_signatures:
+            raise UsageError("extra_checks need defer_signatures=True", vid="MLS-TREE-EXTRA-CHECKS")
         self.verify_structure()
         # the leaf signatures go to the verify pool first and are checked while this thread does
         # the hashing; the errors keep their order (a signature failure is reported last)
-        started = self._start_leaf_signatures(group_id, None) if check_signatures else None
+        started = (self._start_leaf_signatures(group_id, None, extra_checks)
+                   if check_signatures else None)
         try:
             if tree_hash is not None and self.tree_hash() != bytes(tree_hash):
                 raise TreeValidationError("tree hash does not match", vid="MLS-TREE-HASH")
@@ -708,8 +728,40 @@ class RatchetTree:
             if started is not None:
                 started[0].cancel()
             raise
-        if started is not None:
-            self._leaf_signatures_checked(*started)
+        if started is None:
+            return None
+        deferred = LeafSignatures(*started)
+        if defer_signatures:
+            return deferred
+        deferred.wait()
+        return None
+
+
+class LeafSignatures:
+    """The leaf-signature batch of :meth:`RatchetTree.validate` (``defer_signatures=True``)
+    still under way on the pool's threads."""
+
+    def __init__(self, pending: PendingChecks, leaf_indices: List[int]) -> None:
+        self._pending, self._leaf_indices = pending, leaf_indices
+        self._outcome: Optional[Tuple[Optional[Failure], Optional[BaseException]]] = None
+
+    def wait(self) -> Optional[Failure]:
+        """Wait for the batch: raise what ``validate`` raises for the lowest failing leaf
+        (``MLS-TREE-LEAF-SIGNATURE``), else return ``None`` or the failure among the extra
+        checks ``(index among them, error)``. Repeated calls give the same answer."""
+        if self._outcome is None:
+            try:
+                self._outcome = (RatchetTree._leaf_signatures_checked(self._pending, self._leaf_indices), None)
+            except GbpLabError as exc:
+                self._outcome = (None, exc)
+        failure, exc = self._outcome
+        if exc is not None:
+            raise exc
+        return failure
+
+    def cancel(self) -> None:
+        """Give up on the batch (the caller failed earlier for another reason)."""
+        self._pending.cancel()
 
 
 def _leaf_nodes_range(index: int) -> range:
@@ -718,4 +770,4 @@ def _leaf_nodes_range(index: int) -> range:
     return range(2 * first, 2 * end - 1, 2)
 
 
-__all__ = ["RatchetTree", "Member", "Node", "TreeValidationError"]
+__all__ = ["RatchetTree", "Member", "Node", "TreeValidationError", "LeafSignatures"]

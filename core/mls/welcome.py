@@ -55,6 +55,7 @@ from .schedule import EpochSecrets, key_schedule_from_joiner, verify_confirmatio
     welcome_key_nonce, welcome_secret_from_joiner
 from .secrets import BytesLike, Secret, raw
 from .suites import CipherSuite
+from .tree import LeafSignatures
 from .tree import RatchetTree as Tree
 from .update_path import HPKECiphertext
 
@@ -160,6 +161,15 @@ class JoinedWelcome:
     epoch_secrets: EpochSecrets = field(repr=False)
     tree: Optional[Tree] = field(default=None, repr=False)  # validated; None if none was at hand
     own_leaf_index: Optional[int] = None
+    #: the signature checks still running (``process_welcome(defer_signatures=True)``)
+    signatures: Optional["DeferredSignatures"] = field(default=None, repr=False, compare=False)
+
+    def settle(self) -> None:
+        """Wait for the signature checks ``process_welcome(defer_signatures=True)`` left running
+        and raise their error, in the order ``process_welcome`` would have (nothing to do when
+        it ran them itself)."""
+        if self.signatures is not None:
+            self.signatures.settle()
 
     @property
     def group_context(self):
@@ -169,6 +179,26 @@ class JoinedWelcome:
     def path_secret(self) -> Optional[Secret]:
         p = self.group_secrets.path_secret
         return None if p is None else Secret(p.path_secret, "path_secret")
+
+
+class DeferredSignatures:
+    """The leaf signatures of the Welcome's tree and the GroupInfo signature, checked as one
+    batch on the pool's threads (:meth:`.tree.RatchetTree.validate` ``defer_signatures``)
+    while the joiner goes on; the errors keep the order of checking one after the other."""
+
+    def __init__(self, leaves: LeafSignatures, group_info_checked: bool) -> None:
+        self._leaves, self._gi = leaves, group_info_checked
+
+    def leaves_ok(self) -> None:
+        """Raise the first leaf-signature error, if any (what preceded the caller's failure)."""
+        self._leaves.wait()
+
+    def settle(self) -> None:
+        """Raise the first leaf-signature error, else the GroupInfo signature's (§12.4.3.1)."""
+        failure = self._leaves.wait()
+        if failure is not None:
+            assert self._gi and failure[0] == 0  # the only extra check
+            raise GroupInfo.signature_failed(failure[1]) from failure[1]
 
 
 def _suite(cs) -> CipherSuite:
@@ -226,7 +256,8 @@ def _find_tree(info: GroupInfo, suite: CipherSuite, ratchet_tree) -> Optional[Tr
 
 def process_welcome(welcome: Welcome, key_package: KeyPackage, init_priv: BytesLike, *,
                     signer_pub: Optional[bytes] = None, psks: Optional[PskLookup] = None,
-                    ratchet_tree: Union[Tree, bytes, None] = None) -> JoinedWelcome:
+                    ratchet_tree: Union[Tree, bytes, None] = None,
+                    defer_signatures: bool = False) -> JoinedWelcome:
     """Join from ``welcome`` with our ``key_package`` and its ``init_priv`` (RFC 9420 §12.4.3.1).
 
     ``ratchet_tree``: the group's tree when the GroupInfo carries no ``ratchet_tree`` extension
@@ -234,6 +265,12 @@ def process_welcome(welcome: Welcome, key_package: KeyPackage, init_priv: BytesL
     is read from it; without one, ``signer_pub`` (the GroupInfo signer's signature key) is
     required and the tree checks are left to the caller. ``psks``: mapping or callable giving the
     value of each PreSharedKeyID the GroupSecrets name.
+
+    The leaf signatures and the GroupInfo signature run as one batch on the pool's threads
+    (:mod:`.workers`) while the key schedule and the other checks go on. ``defer_signatures``:
+    return with that batch still running — the caller builds its state meanwhile and must call
+    :meth:`JoinedWelcome.settle` before trusting anything (and on its own failure, first, so that
+    a signature error is reported before a later check's, as without deferral).
     """
     if welcome.cipher_suite != key_package.cipher_suite:
         raise WelcomeError(f"Welcome suite {welcome.cipher_suite} is not the KeyPackage's "
@@ -249,29 +286,49 @@ def process_welcome(welcome: Welcome, key_package: KeyPackage, init_priv: BytesL
                            vid="MLS-WELCOME-SUITE")
     tree = _find_tree(info, suite, ratchet_tree)
     own = None
+    deferred: Optional[DeferredSignatures] = None
     if tree is not None:
-        tree.validate(gc.group_id, tree_hash=gc.tree_hash)
-        mine = key_package.leaf_node  # signature keys are unique in a valid tree: compare them first
-        own = next((i for i, leaf in tree.leaves() if leaf.signature_key == mine.signature_key and leaf == mine),
-                   None)
-        if own is None:
-            raise WelcomeError("our KeyPackage's leaf is not in the ratchet tree",
-                               vid="MLS-WELCOME-NOT-IN-TREE")
         signer_leaf = tree.leaf(info.signer) if info.signer < tree.n_leaves else None
-        if signer_leaf is None:
-            raise WelcomeError(f"GroupInfo signer {info.signer} is not a member",
-                               vid="MLS-WELCOME-SIGNER", where="GroupInfo.signer")
-        if signer_pub is not None and signer_pub != signer_leaf.signature_key:
-            raise WelcomeError("the given signer key is not the signer leaf's",
-                               vid="MLS-WELCOME-SIGNER", where="GroupInfo.signer")
+        gi_check = (signer_leaf is not None
+                    and (signer_pub is None or signer_pub == signer_leaf.signature_key))
+        leaves = tree.validate(gc.group_id, tree_hash=gc.tree_hash, defer_signatures=True,
+                               extra_checks=[info.signature_check(signer_leaf.signature_key)]
+                               if gi_check and signer_leaf is not None else [])
+        assert leaves is not None  # signatures are checked
+        deferred = DeferredSignatures(leaves, gi_check)
+        try:
+            mine = key_package.leaf_node  # signature keys are unique in a valid tree: compare them first
+            own = next((i for i, leaf in tree.leaves()
+                        if leaf.signature_key == mine.signature_key and leaf == mine), None)
+            if own is None:
+                raise WelcomeError("our KeyPackage's leaf is not in the ratchet tree",
+                                   vid="MLS-WELCOME-NOT-IN-TREE")
+            if signer_leaf is None:
+                raise WelcomeError(f"GroupInfo signer {info.signer} is not a member",
+                                   vid="MLS-WELCOME-SIGNER", where="GroupInfo.signer")
+            if not gi_check:
+                raise WelcomeError("the given signer key is not the signer leaf's",
+                                   vid="MLS-WELCOME-SIGNER", where="GroupInfo.signer")
+        except BaseException:
+            deferred.leaves_ok()  # a leaf-signature failure came first
+            raise
         signer_pub = signer_leaf.signature_key
     if signer_pub is None:
         raise MissingKeyError("no ratchet tree and no signer key given", vid="MLS-WELCOME-NO-SIGNER")
-    info.verify(signer_pub)
-    epoch = key_schedule_from_joiner(suite, secrets.joiner_secret, gc, psk)
-    verify_confirmation_tag(suite, epoch.confirmation_key, gc.confirmed_transcript_hash,
-                            info.confirmation_tag)
-    return JoinedWelcome(ref, secrets, info, epoch, tree, own)
+    if deferred is None:
+        info.verify(signer_pub)
+    try:
+        epoch = key_schedule_from_joiner(suite, secrets.joiner_secret, gc, psk)
+        verify_confirmation_tag(suite, epoch.confirmation_key, gc.confirmed_transcript_hash,
+                                info.confirmation_tag)
+    except BaseException:
+        if deferred is not None:
+            deferred.settle()  # the signatures were checked before these
+        raise
+    joined = JoinedWelcome(ref, secrets, info, epoch, tree, own, deferred)
+    if not defer_signatures:
+        joined.settle()
+    return joined
 
 
 # --- creating --------------------------------------------------------------------------------
@@ -309,4 +366,4 @@ def create_welcome(group_info: GroupInfo, joiner_secret: BytesLike, new_members:
 
 __all__ = ["PathSecret", "GroupSecrets", "EncryptedGroupSecrets", "Welcome", "WelcomeError",
            "JoinedWelcome", "decrypt_group_secrets", "resolve_psk_secret", "decrypt_group_info",
-           "process_welcome", "create_welcome", "WELCOME_LABEL"]
+           "process_welcome", "create_welcome", "WELCOME_LABEL", "DeferredSignatures"]

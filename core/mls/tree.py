@@ -588,7 +588,8 @@ class RatchetTree:
                                extra: Sequence[Tuple[bytes, bytes | str, bytes, bytes]] = ()
                                ) -> Tuple[PendingChecks, List[int]]:
         leaves = list(self.leaves())
-        checks = [leaf.signature_check(group_id, li) for li, leaf in leaves]
+        checks: List[Tuple[bytes, bytes | str, bytes, bytes]] = [
+            leaf.signature_check(group_id, li) for li, leaf in leaves]
         checks.extend(extra)
         pending = self.suite.start_verify_all_with_label(checks, parallel=parallel)
         return pending, [li for li, _ in leaves]
@@ -754,9 +755,9 @@ class LeafSignatures:
                 self._outcome = (RatchetTree._leaf_signatures_checked(self._pending, self._leaf_indices), None)
             except GbpLabError as exc:
                 self._outcome = (None, exc)
-        failure, exc = self._outcome
-        if exc is not None:
-            raise exc
+        failure, error = self._outcome
+        if error is not None:
+            raise error
         return failure
 
     def cancel(self) -> None:

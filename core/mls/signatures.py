@@ -275,9 +275,6 @@ class PendingChecks:
         self._failures: List[Failure] = []
         self._cancelled = False
         self._futures = pool.helpers(self._work) if par else []
-        self._pool: Optional[WorkerPool] = pool if self._futures else None
-        if self._pool is not None:
-            pool.busy(True)  # released by result() or cancel(), whichever comes first
 
     def _work(self) -> None:
         failures = self._failures
@@ -293,24 +290,15 @@ class PendingChecks:
                     failures.append((pos, err))
                     break
 
-    def _done(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.busy(False)
-
     def cancel(self) -> None:
         """Stop taking chunks (the caller gave up on the batch: an earlier check failed)."""
         self._cancelled = True
-        self._done()
 
     def result(self) -> Optional[Failure]:
         """``None`` if every check verified, else ``(lowest failing index, its error)``."""
-        try:
-            self._work()  # the caller takes the chunks no thread took yet
-            for f in self._futures:
-                f.result()
-        finally:
-            self._done()
+        self._work()  # the caller takes the chunks no thread took yet
+        for f in self._futures:
+            f.result()
         found = min(self._failures, key=_position) if self._failures else None
         passed = len(self._todo) if found is None else found[0]
         memo = verified_signatures

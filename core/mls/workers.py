@@ -14,27 +14,16 @@ forked child forgets its parent's executor (its threads do not exist there) and 
 no thread can be started, everything runs in the calling thread. Work is cut in contiguous
 chunks taken in turn, so a failure is always reported for the lowest index, as a plain loop
 would: results never depend on the threads.
-
-A thread leaving a primitive must take the GIL back, and a thread running Python hands it over
-only every ``sys.getswitchinterval()`` (5 ms by default): a helper waits that long after each
-100 µs signature check while the caller hashes. While a batch is in flight (:meth:`WorkerPool.busy`)
-the interval is lowered to :data:`SWITCH_INTERVAL` and then restored (measured on 2 cores: two
-threads verifying Ed25519 signatures do 1.3× the work of one at 5 ms, 1.7× at 0.1 ms; a helper
-beside a thread running Python does 3× more).
 """
 from __future__ import annotations
 
 import os
-import sys
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-#: the GIL switch interval (seconds) while a batch is in flight (module docstring)
-SWITCH_INTERVAL = 1e-4
 
 
 class WorkerPool:
@@ -49,8 +38,6 @@ class WorkerPool:
         self.batches = 0
         self._executor: Optional[ThreadPoolExecutor] = None
         self._lock = threading.Lock()
-        self._busy = 0
-        self._saved_interval: Optional[float] = None
 
     def executor(self) -> Optional[ThreadPoolExecutor]:
         """The executor (created on first call), or ``None`` when the pool has no helper threads."""
@@ -67,25 +54,6 @@ class WorkerPool:
         """Drop the executor without joining it: the state of a forked child."""
         self._executor = None
         self._lock = threading.Lock()
-        if self._busy and self._saved_interval is not None:  # the parent's batches are not ours
-            sys.setswitchinterval(self._saved_interval)
-        self._busy, self._saved_interval = 0, None
-
-    def busy(self, on: bool) -> None:
-        """A batch starts (``True``) or ends (``False``): the first lowers the GIL switch
-        interval to :data:`SWITCH_INTERVAL`, the last restores the interval it found."""
-        with self._lock:
-            if on:
-                if self._busy == 0:
-                    self._saved_interval = sys.getswitchinterval()
-                    if self._saved_interval > SWITCH_INTERVAL:
-                        sys.setswitchinterval(SWITCH_INTERVAL)
-                self._busy += 1
-            elif self._busy:
-                self._busy -= 1
-                if self._busy == 0 and self._saved_interval is not None:
-                    sys.setswitchinterval(self._saved_interval)
-                    self._saved_interval = None
 
     def shutdown(self) -> None:
         """Join the threads now (a later batch makes a new executor)."""
@@ -140,15 +108,9 @@ class WorkerPool:
                         break
 
         futures = self.helpers(work) if par else []
-        if futures:
-            self.busy(True)
-        try:
-            work()
-            for f in futures:
-                f.result()
-        finally:
-            if futures:
-                self.busy(False)
+        work()
+        for f in futures:
+            f.result()
         if errors:
             raise errors[min(errors)]
         return results  # type: ignore[return-value]  # every slot was filled
@@ -167,4 +129,4 @@ pool = WorkerPool()
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=pool.forget)
 
-__all__ = ["WorkerPool", "pool", "SWITCH_INTERVAL"]
+__all__ = ["WorkerPool", "pool"]

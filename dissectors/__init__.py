@@ -29,7 +29,7 @@ from .sframe import SFrame
 from .gsp import GspArgs, GspSignal
 from .mls import (MLSCommit, MLSGroupInfo, MLSKeyPackage, MLSMessage, MLSPrivateMessage,
                   MLSProposal, MLSPublicMessage, MLSWelcome, mls_layer)
-from .transport import (GBP_PORT, GbpDatagram, GbpHeuristic, GbpRecord, bind_port,
+from .transport import (GBP_PORT, GbpDatagram, GbpHeuristic, GbpRecord, GbpRecordList, bind_port,
                         disable_heuristic, enable_heuristic, looks_like_record)
 
 __all__ = [
@@ -38,6 +38,6 @@ __all__ = [
     "GtpAttachmentManifest", "GtpAttachmentChunk", "GapPayload", "SFrame", "GspSignal", "GspArgs",
     "MLSMessage", "MLSPublicMessage", "MLSPrivateMessage", "MLSWelcome", "MLSGroupInfo",
     "MLSKeyPackage", "MLSCommit", "MLSProposal", "mls_layer",
-    "GBP_PORT", "GbpRecord", "GbpDatagram", "GbpHeuristic", "bind_port", "enable_heuristic",
+    "GBP_PORT", "GbpRecord", "GbpRecordList", "GbpDatagram", "GbpHeuristic", "bind_port", "enable_heuristic",
     "disable_heuristic", "looks_like_record",
 ]

@@ -9,7 +9,9 @@
   segment follow as the payload (one more :class:`GbpRecord` each, the way scapy chains TLS
   records). A record cut by the end of the segment keeps what is there in a ``Raw`` body and says
   so in ``error`` (scapy dissects packets, not reassembled streams; use ``gbp_lab.capture`` for
-  those).
+  those). Scapy recurses once per chained layer, so after :data:`MAX_CHAIN` records the rest of
+  the segment is one :class:`GbpRecordList` that lists its records side by side (a segment of
+  thousands of tiny records would otherwise exhaust Python's stack).
 * UDP — one frame per datagram (the lab's convention; the reference has no UDP transport); a
   datagram that starts with its own length prefix (= size − 4) is read as a record.
 * QUIC (the spec's transport, gbp_rfc.md §3) — a UDP datagram that is QUIC v1 (a long header, or
@@ -31,7 +33,7 @@ import struct
 from typing import Dict, List, Optional
 
 from scapy.config import conf
-from scapy.fields import LEIntField, PacketLenField
+from scapy.fields import LEIntField, PacketLenField, PacketListField
 from scapy.layers.inet import TCP, UDP
 from scapy.packet import Packet, bind_layers
 
@@ -44,12 +46,14 @@ from .gbp import GbpFrame
 from .keystore import quic_observer
 from .mls import MLSGroupInfo, MLSKeyPackage, MLSMessage, MLSWelcome
 
-__all__ = ["GBP_PORT", "GbpRecord", "GbpDatagram", "GbpHeuristic", "GbpQuic", "GbpQuicHeuristic",
+__all__ = ["GBP_PORT", "GbpRecord", "GbpRecordList", "MAX_CHAIN", "GbpDatagram", "GbpHeuristic", "GbpQuic", "GbpQuicHeuristic",
            "quic_view", "record_body", "body_layer_class",
            "looks_like_record", "enable_heuristic", "disable_heuristic", "bind_port"]
 
 GBP_PORT = 7878
 _u32le = struct.Struct("<I")
+#: records of one segment chained as payloads; the rest is one :class:`GbpRecordList`
+MAX_CHAIN = 32
 
 
 #: the layer of a raw (un-enveloped) MLS structure, by the classifier's kind
@@ -126,12 +130,49 @@ class GbpRecord(CoreLayer):
         return _u32le.pack(int(self.len)) + body
 
     def guess_payload_class(self, payload: bytes):
-        return GbpRecord
+        depth, under = 1, self.underlayer
+        while isinstance(under, GbpRecord) and depth < MAX_CHAIN:
+            depth, under = depth + 1, under.underlayer
+        return GbpRecordList if depth >= MAX_CHAIN else GbpRecord
 
     def describe(self) -> str:
         body = self.body
         inner = body.summary() if body is not None else "empty"
         return f"GBP record len={self.len} [{inner}]"
+
+
+class GbpRecordList(CoreLayer):
+    """The records of a segment after the first :data:`MAX_CHAIN`, side by side in ``records``
+    (one :class:`GbpRecord` each, split by the core's :class:`RecordReader`); a record that is
+    cut or invalid is the last one, with its error, as in the chain."""
+
+    name = "GBP Records"
+    fields_desc = [PacketListField("records", [], GbpRecord), annotation("error")]
+
+    def decode_core(self, s: bytes) -> List[GbpRecord]:
+        records: List[GbpRecord] = []
+        pos = 0
+        for item in RecordReader().feed(s):
+            if isinstance(item, Exception):
+                break
+            end = pos + 4 + len(item)
+            records.append(GbpRecord(s[pos:end]))
+            pos = end
+        if pos < len(s):  # a cut or invalid record: GbpRecord reports it, its bytes stay Raw
+            records.append(GbpRecord(s[pos:]))
+        return records
+
+    def fill(self, records: List[GbpRecord]) -> None:
+        self.fields["records"] = records
+
+    def self_build(self) -> bytes:
+        return b"".join(bytes(r) for r in self.records)
+
+    def encode_core(self) -> bytes:
+        return self.self_build()
+
+    def describe(self) -> str:
+        return f"{len(self.records)} more GBP records"
 
 
 class GbpDatagram(Packet):

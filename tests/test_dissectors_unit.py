@@ -19,7 +19,7 @@ from gbp_lab.core.sframe import SFrameSession
 from gbp_lab.dissectors import (GapPayload, GbpErrorObject, GbpFrame, GbpRecord, GtpMessage,
                                 SFrame, current_keylog, disable_heuristic, enable_heuristic,
                                 keylog_in_use, set_mls_epoch_offset, use_keylog)
-from gbp_lab.dissectors.transport import looks_like_record
+from gbp_lab.dissectors.transport import MAX_CHAIN, GbpRecordList, looks_like_record
 
 GID = bytes.fromhex("00112233445566778899aabbccddeeff")
 SECRET = bytes(range(100, 132))
@@ -97,6 +97,47 @@ def test_records_truncated_oversize_and_chained():
     built = GbpRecord(body=GbpFrame(f1))
     assert bytes(built) == encode_record(f1)
     assert bytes(GbpRecord(len=99, body=GbpFrame(f1)))[:4] == (99).to_bytes(4, "little")
+
+
+@pytest.mark.parametrize("n", [MAX_CHAIN - 1, MAX_CHAIN, MAX_CHAIN + 1, 500])
+def test_a_segment_of_many_records_dissects_them_all_without_deep_recursion(n, monkeypatch):
+    """Scapy recurses once per chained layer: the fuzz finding (fuzz/FINDINGS.md F1) was a
+    segment of ~160 tiny records that exhausted Python's stack under ``conf.debug_dissector``
+    (a RecursionError; without it, scapy hid the rest as Raw and logged "dissector failed").
+    After MAX_CHAIN chained records the rest is one GbpRecordList: every frame is still there,
+    decrypted, and the packet rebuilds to its bytes — with a stack far smaller than Python's."""
+    import sys
+
+    from scapy.config import conf
+
+    frames = [seal_frame(SECRET, GID, 1, 0, 2, 101, 7, i + 1, GTP_HI).to_cbor() for i in range(n)]
+    cut = encode_record(frames[0])[:-2]
+    wire = b"".join(encode_record(f) for f in frames) + cut
+    monkeypatch.setattr(conf, "debug_dissector", True)  # an exception in a layer escapes
+    monkeypatch.setattr(sys, "setrecursionlimit", sys.setrecursionlimit)
+    sys.setrecursionlimit(600)  # below what a chain of 500 records would need
+    try:
+        with keylog_in_use(_log()):
+            pkt = Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=40000, dport=7878) / Raw(wire)
+            pkt = Ether(bytes(pkt))
+            text = pkt.show(dump=True)
+            records, layer = [], pkt[GbpRecord]
+            while isinstance(layer, GbpRecord):
+                records.append(layer)
+                layer = layer.payload
+            assert len(records) == min(n + 1, MAX_CHAIN)
+            if n + 1 > MAX_CHAIN:
+                assert isinstance(layer, GbpRecordList) and "more GBP records" in layer.summary()
+                records += layer.records
+            else:  # the cut record ends the chain, its bytes Raw
+                assert isinstance(layer, Raw) and isinstance(layer.payload, NoPayload)
+            assert len(records) == n + 1
+            assert [r.body.seq for r in records[:n]] == list(range(1, n + 1))
+            assert all(r.body[GtpMessage].text == "hi" for r in records[:n])
+            assert "GBP-RECORD-TRUNCATED" in records[-1].error and records[-1][Raw].load == cut
+            assert bytes(pkt[TCP].payload) == wire and "GBP-RECORD-TRUNCATED" in text
+    finally:
+        sys.setrecursionlimit(1000)
 
 
 def test_udp_datagrams_with_and_without_prefix():

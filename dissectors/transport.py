@@ -153,7 +153,7 @@ class GbpRecordList(CoreLayer):
         records: List[GbpRecord] = []
         pos = 0
         for item in RecordReader().feed(s):
-            if isinstance(item, Exception):
+            if not isinstance(item, bytes):  # an error item (RecordReader yields bodies and errors)
                 break
             end = pos + 4 + len(item)
             records.append(GbpRecord(s[pos:end]))

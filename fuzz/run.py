@@ -101,7 +101,30 @@ _STATUS = re.compile(r"^#(\d+)\s+(\w+)\s+cov: (\d+) ft: (\d+).*?exec/s: (\d+)", 
 _DONE = re.compile(r"^Done (\d+) runs in (\d+) second", re.M)
 
 
-def run_harness(name: str, runs: int, max_time: Optional[int], nice: int, stop: bool) -> Dict[str, Any]:
+def default_hang(harness: Any) -> int:
+    """libFuzzer's ``-timeout`` for a harness: ten times its CPU bound, at least 10 s."""
+    return max(10, int(10 * harness.LIMITS.cpu_seconds))
+
+
+def libfuzzer_args(name: str, harness: Any, runs: int, max_time: Optional[int], hang: Optional[int],
+                   work_corpus: Path, corpus: Optional[Path]) -> List[str]:
+    """The libFuzzer command line of one harness run. ``hang``: wall-clock seconds after which
+    libFuzzer stops the harness on one input (``None`` = :func:`default_hang`); the CPU bound
+    of an input is checked separately (``fuzz.common``), so a campaign sharing the machine with
+    other work can raise this without hiding slow inputs."""
+    args = [f"-runs={runs}", f"-max_len={harness.MAX_LEN}",
+            f"-timeout={default_hang(harness) if hang is None else hang}", "-rss_limit_mb=3072",
+            "-print_final_stats=1", "-print_pcs=0", f"-artifact_prefix={WORK / 'artifacts'}/{name}-",
+            str(work_corpus)]
+    if corpus is not None:
+        args.append(str(corpus))
+    if max_time:
+        args.insert(1, f"-max_total_time={max_time}")
+    return args
+
+
+def run_harness(name: str, runs: int, max_time: Optional[int], nice: int, stop: bool,
+                hang: Optional[int] = None) -> Dict[str, Any]:
     from fuzz.harnesses import load
 
     harness = load(name)
@@ -113,14 +136,8 @@ def run_harness(name: str, runs: int, max_time: Optional[int], nice: int, stop: 
     stats_path.parent.mkdir(parents=True, exist_ok=True)
     stats_path.unlink(missing_ok=True)
     corpus = ROOT / "fuzz" / "corpus" / name
-    hang = max(10, int(10 * harness.LIMITS.cpu_seconds))
-    args = [f"-runs={runs}", f"-max_len={harness.MAX_LEN}", f"-timeout={hang}", "-rss_limit_mb=3072",
-            "-print_final_stats=1", "-print_pcs=0", f"-artifact_prefix={WORK / 'artifacts'}/{name}-",
-            str(work_corpus)]
-    if corpus.is_dir():
-        args.append(str(corpus))
-    if max_time:
-        args.insert(1, f"-max_total_time={max_time}")
+    args = libfuzzer_args(name, harness, runs, max_time, hang, work_corpus,
+                          corpus if corpus.is_dir() else None)
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--stats", str(stats_path)]
     if stop:
         cmd.append("--stop-on-finding")
@@ -250,6 +267,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--runs", type=int, default=int(os.environ.get("FUZZ_RUNS", 1_000_000)))
     ap.add_argument("--max-time", type=int, default=None, help="seconds per harness (libFuzzer -max_total_time)")
     ap.add_argument("--nice", type=int, default=19)
+    ap.add_argument("--hang", type=int, default=None, metavar="S",
+                    help="wall-clock seconds before libFuzzer calls one input a hang (default: 10x the "
+                         "harness's CPU bound, at least 10); raise it when other jobs share the machine")
     ap.add_argument("--stop-on-finding", action="store_true", help="let libFuzzer stop at the first finding")
     ap.add_argument("--json", type=Path, help="also write the rows as JSON here")
     ap.add_argument("--table", type=Path, nargs="+", help="print the table of earlier --json files")
@@ -276,7 +296,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     rows = []
     for name in names:
         print(f"fuzzing {name} ({args.runs} runs) …", flush=True)
-        rows.append(run_harness(name, args.runs, args.max_time, args.nice, args.stop_on_finding))
+        rows.append(run_harness(name, args.runs, args.max_time, args.nice, args.stop_on_finding,
+                                args.hang))
         if args.json:  # after every harness: a long campaign cut short keeps its rows
             args.json.write_text(json.dumps(rows, indent=1))
     print()

@@ -76,3 +76,20 @@ def test_the_guard_reports_what_it_must(traced):
     with pytest.raises(Finding) as e:
         run_input(hungry, b"", Limits(peak_bytes=1 << 20, per_input_byte=0))
     assert e.value.kind == "memory"
+
+
+def test_libfuzzer_arguments_and_the_hang_bound(tmp_path):
+    """``fuzz/run.py --hang S`` sets libFuzzer's wall-clock ``-timeout`` (a campaign beside other
+    work: a starved input is not a hang); by default it is ten times the harness's CPU bound."""
+    from fuzz.harnesses import load
+    from fuzz.run import default_hang, libfuzzer_args
+
+    capture, frame = load("capture"), load("frame")
+    assert default_hang(capture) == max(10, int(10 * capture.LIMITS.cpu_seconds)) == 50
+    assert default_hang(frame) == 10
+    args = libfuzzer_args("frame", frame, 1000, None, None, tmp_path / "w", tmp_path / "c")
+    assert "-timeout=10" in args and "-runs=1000" in args and args[-2:] == [str(tmp_path / "w"),
+                                                                          str(tmp_path / "c")]
+    args = libfuzzer_args("capture", capture, 5, 60, 600, tmp_path / "w", None)
+    assert args[1] == "-max_total_time=60" and "-timeout=600" in args
+    assert f"-max_len={capture.MAX_LEN}" in args and args[-1] == str(tmp_path / "w")

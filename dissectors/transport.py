@@ -38,7 +38,7 @@ from scapy.layers.inet import TCP, UDP
 from scapy.packet import Packet, bind_layers
 
 from gbp_lab.core.gbp.classify import RecordKind, classify_record, looks_like_frame
-from gbp_lab.core.gbp.framing import MAX_RECORD, RecordReader, encode_record, plausible_header
+from gbp_lab.core.gbp.framing import MAX_RECORD, PREFIX_LENGTH, RecordReader, encode_record, plausible_header
 from gbp_lab.core.quic.observer import QuicObserver
 
 from ._common import NO_DEFAULT, CoreLayer, annotation, text_field
@@ -110,7 +110,7 @@ class GbpRecord(CoreLayer):
         return first
 
     def consumed(self, s: bytes, body: bytes) -> int:
-        return 4 + len(body)
+        return PREFIX_LENGTH + len(body)
 
     def fill(self, body: bytes) -> None:
         self.fields["len"] = len(body)
@@ -155,7 +155,7 @@ class GbpRecordList(CoreLayer):
         for item in RecordReader().feed(s):
             if not isinstance(item, bytes):  # an error item (RecordReader yields bodies and errors)
                 break
-            end = pos + 4 + len(item)
+            end = pos + PREFIX_LENGTH + len(item)
             records.append(GbpRecord(s[pos:end]))
             pos = end
         if pos < len(s):  # a cut or invalid record: GbpRecord reports it, its bytes stay Raw

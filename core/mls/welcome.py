@@ -161,15 +161,16 @@ class JoinedWelcome:
     epoch_secrets: EpochSecrets = field(repr=False)
     tree: Optional[Tree] = field(default=None, repr=False)  # validated; None if none was at hand
     own_leaf_index: Optional[int] = None
-    #: the signature checks still running (``process_welcome(defer_signatures=True)``)
-    signatures: Optional["DeferredSignatures"] = field(default=None, repr=False, compare=False)
+    #: the tree's signature batch still running (``process_welcome(defer_signatures=True)``):
+    #: every leaf signature, then the GroupInfo signature
+    signatures: Optional[LeafSignatures] = field(default=None, repr=False, compare=False)
 
     def settle(self) -> None:
         """Wait for the signature checks ``process_welcome(defer_signatures=True)`` left running
         and raise their error, in the order ``process_welcome`` would have (nothing to do when
         it ran them itself)."""
         if self.signatures is not None:
-            self.signatures.settle()
+            _settle(self.signatures)
 
     @property
     def group_context(self):
@@ -181,24 +182,12 @@ class JoinedWelcome:
         return None if p is None else Secret(p.path_secret, "path_secret")
 
 
-class DeferredSignatures:
-    """The leaf signatures of the Welcome's tree and the GroupInfo signature, checked as one
-    batch on the pool's threads (:meth:`.tree.RatchetTree.validate` ``defer_signatures``)
-    while the joiner goes on; the errors keep the order of checking one after the other."""
-
-    def __init__(self, leaves: LeafSignatures, group_info_checked: bool) -> None:
-        self._leaves, self._gi = leaves, group_info_checked
-
-    def leaves_ok(self) -> None:
-        """Raise the first leaf-signature error, if any (what preceded the caller's failure)."""
-        self._leaves.wait()
-
-    def settle(self) -> None:
-        """Raise the first leaf-signature error, else the GroupInfo signature's (§12.4.3.1)."""
-        failure = self._leaves.wait()
-        if failure is not None:
-            assert self._gi and failure[0] == 0  # the only extra check
-            raise GroupInfo.signature_failed(failure[1]) from failure[1]
+def _settle(leaves: LeafSignatures) -> None:
+    """Raise the first leaf-signature error, else the GroupInfo signature's: the one check
+    :func:`process_welcome` puts in the batch behind the leaves (§12.4.3.1)."""
+    failure = leaves.wait()
+    if failure is not None:
+        raise GroupInfo.signature_failed(failure[1]) from failure[1]
 
 
 def _suite(cs) -> CipherSuite:
@@ -286,16 +275,15 @@ def process_welcome(welcome: Welcome, key_package: KeyPackage, init_priv: BytesL
                            vid="MLS-WELCOME-SUITE")
     tree = _find_tree(info, suite, ratchet_tree)
     own = None
-    deferred: Optional[DeferredSignatures] = None
+    leaves: Optional[LeafSignatures] = None
     if tree is not None:
         signer_leaf = tree.leaf(info.signer) if info.signer < tree.n_leaves else None
-        gi_check = (signer_leaf is not None
-                    and (signer_pub is None or signer_pub == signer_leaf.signature_key))
+        gi_pub: Optional[bytes] = None  # the key the GroupInfo signature is checked with
+        if signer_leaf is not None and (signer_pub is None or signer_pub == signer_leaf.signature_key):
+            gi_pub = signer_leaf.signature_key
         leaves = tree.validate(gc.group_id, tree_hash=gc.tree_hash, defer_signatures=True,
-                               extra_checks=[info.signature_check(signer_leaf.signature_key)]
-                               if gi_check and signer_leaf is not None else [])
+                               extra_checks=[] if gi_pub is None else [info.signature_check(gi_pub)])
         assert leaves is not None  # signatures are checked
-        deferred = DeferredSignatures(leaves, gi_check)
         try:
             mine = key_package.leaf_node  # signature keys are unique in a valid tree: compare them first
             own = next((i for i, leaf in tree.leaves()
@@ -306,26 +294,26 @@ def process_welcome(welcome: Welcome, key_package: KeyPackage, init_priv: BytesL
             if signer_leaf is None:
                 raise WelcomeError(f"GroupInfo signer {info.signer} is not a member",
                                    vid="MLS-WELCOME-SIGNER", where="GroupInfo.signer")
-            if not gi_check:
+            if gi_pub is None:
                 raise WelcomeError("the given signer key is not the signer leaf's",
                                    vid="MLS-WELCOME-SIGNER", where="GroupInfo.signer")
         except BaseException:
-            deferred.leaves_ok()  # a leaf-signature failure came first
+            leaves.wait()  # a leaf-signature failure came first
             raise
-        signer_pub = signer_leaf.signature_key
+        signer_pub = gi_pub
     if signer_pub is None:
         raise MissingKeyError("no ratchet tree and no signer key given", vid="MLS-WELCOME-NO-SIGNER")
-    if deferred is None:
+    if leaves is None:
         info.verify(signer_pub)
     try:
         epoch = key_schedule_from_joiner(suite, secrets.joiner_secret, gc, psk)
         verify_confirmation_tag(suite, epoch.confirmation_key, gc.confirmed_transcript_hash,
                                 info.confirmation_tag)
     except BaseException:
-        if deferred is not None:
-            deferred.settle()  # the signatures were checked before these
+        if leaves is not None:
+            _settle(leaves)  # the signatures were checked before these
         raise
-    joined = JoinedWelcome(ref, secrets, info, epoch, tree, own, deferred)
+    joined = JoinedWelcome(ref, secrets, info, epoch, tree, own, leaves)
     if not defer_signatures:
         joined.settle()
     return joined
@@ -366,4 +354,4 @@ def create_welcome(group_info: GroupInfo, joiner_secret: BytesLike, new_members:
 
 __all__ = ["PathSecret", "GroupSecrets", "EncryptedGroupSecrets", "Welcome", "WelcomeError",
            "JoinedWelcome", "decrypt_group_secrets", "resolve_psk_secret", "decrypt_group_info",
-           "process_welcome", "create_welcome", "WELCOME_LABEL", "DeferredSignatures"]
+           "process_welcome", "create_welcome", "WELCOME_LABEL"]

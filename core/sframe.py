@@ -537,18 +537,27 @@ def _aead(key: bytes) -> AESGCM:
     return a
 
 
-def _open(key: bytes, salt: bytes, header: SFrameHeader, payload: bytes, n: int,
-          extra_aad: bytes) -> bytes:
+def _need_tag(payload: bytes, n: int) -> None:
+    """SFRAME-SHORT unless at least a tag follows the ``n``-byte header (RFC 9605 §4.4.3)."""
     if len(payload) - n < TAG_LENGTH:
         raise TruncatedError(f"SFrame payload has {len(payload) - n} bytes after the header, "
                              f"the tag alone needs {TAG_LENGTH}", vid="SFRAME-SHORT", where=len(payload))
+
+
+def _tag_failed(header: SFrameHeader) -> DecryptError:
+    return DecryptError(f"SFrame AEAD tag check failed (KID {header.kid}, CTR {header.ctr})",
+                        vid="SFRAME-DECRYPT")
+
+
+def _open(key: bytes, salt: bytes, header: SFrameHeader, payload: bytes, n: int,
+          extra_aad: bytes) -> bytes:
+    _need_tag(payload, n)
     nonce = frame_nonce(salt, header.ctr, header.profile)
     try:
         return _aead(key if type(key) is bytes else bytes(key)).decrypt(nonce, payload[n:],
                                          build_aad(payload[:n], extra_aad, header.profile))
     except InvalidTag:
-        raise DecryptError(f"SFrame AEAD tag check failed (KID {header.kid}, CTR {header.ctr})",
-                           vid="SFRAME-DECRYPT") from None
+        raise _tag_failed(header) from None
 
 
 class SFrameOpener:
@@ -573,16 +582,12 @@ class SFrameOpener:
         if (header.profile is not _RFC or self._salt is None or type(payload) is not bytes
                 or type(extra_aad) is not bytes or not 0 <= ctr <= _U64):
             return _open(self.key, self.salt, header, bytes(payload), n, extra_aad)
-        if len(payload) - n < TAG_LENGTH:
-            raise TruncatedError(f"SFrame payload has {len(payload) - n} bytes after the header, "
-                                 f"the tag alone needs {TAG_LENGTH}", vid="SFRAME-SHORT",
-                                 where=len(payload))
-        try:
+        _need_tag(payload, n)
+        try:  # frame_nonce and build_aad of the rfc9605 profile, the salt already an integer
             return self._decrypt((self._salt ^ ctr).to_bytes(NONCE_LENGTH, "big"), payload[n:],
                                  extra_aad + payload[:n])
         except InvalidTag:
-            raise DecryptError(f"SFrame AEAD tag check failed (KID {header.kid}, CTR {ctr})",
-                               vid="SFRAME-DECRYPT") from None
+            raise _tag_failed(header) from None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -228,6 +228,17 @@ def frame_of_rows(rows: List[tuple], order: Sequence[str], ints: Mapping[str, st
                         columns=list(order))
 
 
+def frame_of_columns(columns: Sequence[Sequence[Any]], order: Sequence[str], ints: Mapping[str, str],
+                     floats: Collection[str] = (), bools: Collection[str] = (),
+                     times: Collection[str] = TIME_COLUMNS) -> pd.DataFrame:
+    """Columns (equal-length sequences of cells, in *order*) → a DataFrame typed as
+    :func:`frame_of_rows` types row tuples: one 2-D object array filled column by column."""
+    table = np.empty((len(columns[0]), len(order)), dtype=object)
+    for j, column in enumerate(columns):
+        table[:, j] = column
+    return pd.DataFrame(typed_columns(table, order, ints, floats, bools, times), columns=list(order))
+
+
 class RowLayout:
     """The row of a table: its column names in order, one dtype per column (:data:`INT64`,
     :data:`UINT64`, :data:`FLOAT`, :data:`BOOL`, :data:`TIME` or :data:`TEXT`).

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-import numpy as np
 import pandas as pd
 
 from gbp_lab.core.errors import GbpLabError
@@ -47,7 +46,7 @@ from gbp_lab.core.gsp.args import parse_args
 from gbp_lab.core.gsp.signal import GspSignal, SignalType
 from gbp_lab.core.gtp.client import GTP_FIELDS, GtpClient
 from gbp_lab.core.gtp.message import GtpMessage
-from .columns import frame_of_rows, time_cells, typed_columns
+from .columns import frame_of_columns, frame_of_rows, time_cells
 from .media import open_media
 from .readpath import payload_fields  # the read path's CBOR fast path + strict fallback
 
@@ -89,6 +88,10 @@ _CODEC_BY_NAME = {c.name: int(c) for c in PayloadCodec}
 def codec_wire(name: Optional[str]) -> int:
     """The ``pf`` value behind a ``frames.codec`` name (unknown names were read as CBOR)."""
     return _CODEC_BY_NAME.get(name, 0) if name else 0
+
+
+def _column_table(columns: Sequence[Sequence[Any]], names: Sequence[str], bools=()) -> pd.DataFrame:
+    return frame_of_columns(columns, names, _INT, _FLOAT, bools)
 
 
 def _table(rows: List[tuple], columns: Sequence[str], bools=()) -> pd.DataFrame:
@@ -180,7 +183,7 @@ def build_messages(frames: pd.DataFrame, plaintexts: Sequence[Optional[bytes]],
     mid, sid, ts, rid, fl, ct, ln, body = zip(*vals)
     text = [b.decode("utf-8", "replace") if c == 0 or c == 1 else None
             for b, c in zip(body, ct)]
-    return _columns_table((times, rows_i, snds, sid, mid, text, ct, fl, statuses, cnames, eps,
+    return _column_table((times, rows_i, snds, sid, mid, text, ct, fl, statuses, cnames, eps,
                            rid, ts, ln, [f"{d}:{p}" for d, p in zip(dsts, dports)]),
                           MESSAGE_COLUMNS)
 
@@ -207,22 +210,12 @@ def build_audio(frames: pd.DataFrame, plaintexts: Sequence[Optional[bytes]],
     if cols is None or not rows_i:
         return _table([], AUDIO_COLUMNS, bools={"sframe_decrypted"})
     gap, profile, kid, ctr, key_epoch, opus, decrypted, error = zip(*[media[i] for i in rows_i])
-    return _columns_table((
+    return _column_table((
         times, rows_i, snds, [a["media_source_id"] for a in gap],
         [a["rtp_sequence"] for a in gap], [a["rtp_timestamp"] for a in gap],
         [a["key_phase"] for a in gap], [len(a["opus_frame"]) for a in gap], profile, kid, ctr,
         cnames, eps, decrypted, [None if o is None else len(o) for o in opus], error, key_epoch,
         opus), AUDIO_COLUMNS, bools={"sframe_decrypted"})
-
-
-def _columns_table(columns: Sequence[Sequence[Any]], names: Sequence[str],
-                   bools=()) -> pd.DataFrame:
-    """A table from its columns (equal-length sequences of cells, in ``names`` order): one 2-D
-    object array filled column by column, typed as :func:`_table` types row tuples."""
-    table = np.empty((len(columns[0]), len(names)), dtype=object)
-    for j, column in enumerate(columns):
-        table[:, j] = column
-    return pd.DataFrame(typed_columns(table, names, _INT, _FLOAT, bools), columns=list(names))
 
 
 def build_signals(frames: pd.DataFrame, plaintexts: Sequence[Optional[bytes]]) -> pd.DataFrame:

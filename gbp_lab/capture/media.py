@@ -86,13 +86,15 @@ def _err(exc: GbpLabError) -> str:
 
 
 class _Keys:
-    """Base keys per (group, epoch, profile) and (key, salt, suite) per KID, from the key log."""
+    """Base keys per (group, epoch, profile) and, per KID, one :class:`SFrameOpener` per suite,
+    from the key log."""
 
     def __init__(self, keylog, label: str) -> None:
         self.keylog = keylog
         self.label = label
         self.base: Dict[tuple, Any] = {}
-        self.kid: Dict[tuple, List[SFrameOpener]] = {}
+        #: (group id hex, epoch, profile, KID) -> (group id, the openers or why there are none)
+        self.kid: Dict[tuple, Tuple[bytes, Any]] = {}
 
     def base_key(self, gid: bytes, epoch: int, profile: SFrameProfile):
         """The base key, or the error text saying why there is none."""
@@ -110,12 +112,18 @@ class _Keys:
             self.base[k] = v
         return v
 
-    def materials(self, base: bytes, gid: bytes, epoch: int, profile: SFrameProfile, kid: int):
-        k = (gid, epoch, profile, kid)
+    def openers(self, group_hex: str, epoch: int, profile: SFrameProfile,
+                kid: int) -> Tuple[bytes, Any]:
+        """``(group id, [opener per suite] or the error text)`` for a KID of a group given by
+        its hex column value (looked up once per KID, not per frame)."""
+        k = (group_hex, epoch, profile, kid)
         v = self.kid.get(k)
         if v is None:
-            v = self.kid[k] = [SFrameOpener(*derive_key_salt(base, kid, s, profile))
-                               for s in _SUITES]
+            gid = bytes.fromhex(group_hex or "")
+            base = self.base_key(gid, epoch, profile)
+            v = self.kid[k] = (gid, base if isinstance(base, str) else
+                               [SFrameOpener(*derive_key_salt(base, kid, s, profile))
+                                for s in _SUITES])
         return v
 
 
@@ -169,8 +177,6 @@ def open_media(frames: pd.DataFrame, plaintexts, keylog, label: str = DEFAULT_LA
                                for c in _PLACE})  # time: integer ns
         return tuple(place_cols[c][k] for c in _PLACE)
 
-    # (group id hex, epoch, profile, KID) -> (group id, key materials, or why there are none)
-    mats: Dict[tuple, Tuple[bytes, Any]] = {}
     if state is None:
         state = MediaState(keylog, label)
     keys, windows = state.keys, state.windows
@@ -195,15 +201,7 @@ def open_media(frames: pd.DataFrame, plaintexts, keylog, label: str = DEFAULT_LA
             continue
         assert ep is not None and hdr is not None
         kid, ctr = hdr.kid, hdr.ctr
-        gh = cols["group_id"][k]
-        mk = (gh, ep, prof, kid)
-        got = mats.get(mk)  # this call's (group id, key materials) or why there are none
-        if got is None:
-            gid = bytes.fromhex(gh or "")
-            base = keys.base_key(gid, ep, prof)
-            got = mats[mk] = (gid, base if isinstance(base, str) else
-                              keys.materials(base, gid, ep, prof, kid))
-        gid, materials = got
+        gid, materials = keys.openers(cols["group_id"][k], ep, prof, kid)
         if type(materials) is str:
             out[i] = MediaOpen(gap, _PROFILE_NAMES[prof], kid, ctr, None, None, False, materials)
             continue

@@ -93,6 +93,8 @@ class CoreLayer(Packet):
             obj = self.decode_core(bytes(s))
             n = self.consumed(s, obj)
             self.fill(obj)
+        except MemoryError:  # out of memory says nothing about the bytes: not shown as their error
+            raise
         except Exception as exc:  # noqa: BLE001 - a dissector must never raise; anything that is
             # not one of our typed errors (a core bug) is still shown, with its type, in ``error``
             self._failed = True
@@ -112,6 +114,8 @@ class CoreLayer(Packet):
             return
         try:
             self.dissect_children()
+        except MemoryError:
+            raise
         except Exception as exc:  # noqa: BLE001
             self.fields["error"] = describe_error(exc)
         if s:

@@ -97,6 +97,8 @@ class GbpFrame(FrameLayer):
         except DecryptError as exc:
             self.fields["crypto"] = f"decryption failed: {describe_error(exc)}"
             return
+        except MemoryError:
+            raise
         except Exception as exc:  # noqa: BLE001 - unknown stream type etc.
             self.fields["crypto"] = f"not decrypted: {describe_error(exc)}"
             return
@@ -108,6 +110,8 @@ class GbpFrame(FrameLayer):
         cls = self.guess_payload_class(plaintext)
         try:
             return cls(plaintext, _internal=1, _underlayer=self)
+        except MemoryError:
+            raise
         except Exception:  # noqa: BLE001 - never raise from dissection
             return conf.raw_layer(plaintext, _internal=1, _underlayer=self)
 

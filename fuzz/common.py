@@ -8,9 +8,16 @@ unbounded memory. :func:`run_input` checks exactly that for one input of one har
   an :class:`AssertionError` raised by the harness's own oracle (``kind="assertion"``);
 * the call must finish within ``Limits.cpu_seconds`` of CPU time (``kind="slow"``); a real hang
   never returns, and is caught by libFuzzer's ``-timeout`` in ``fuzz/run.py``;
-* the tracemalloc peak of the call must stay under ``Limits.peak_bytes +
-  Limits.per_input_byte * len(data)`` (``kind="memory"``): a length field claiming 4 GiB must not
-  allocate it.
+* memory must stay under ``Limits.peak_bytes + Limits.per_input_byte * len(data)``
+  (``kind="memory"``): a length field claiming 4 GiB must not allocate it. Two ways to watch it,
+  either or both: ``trace_memory`` measures the call's tracemalloc peak (exact, but it makes
+  every allocation several times dearer: 4x for the record splitter, 10x for the scapy layers);
+  ``bound_memory`` lowers the process's ``RLIMIT_DATA`` to what it uses now plus the bound for
+  the duration of the call (Linux; ~20 µs an input), so any allocation past the bound — Python's
+  or a C library's — fails with ``MemoryError``. A ``MemoryError`` is a memory finding wherever
+  it surfaces: escaping the call, or as the cause/context of the typed error the call ended with.
+  Campaigns (``fuzz/run.py``) bound every input and trace one in ``TRACE_EVERY`` for the table's
+  peak column; the corpus replay traces every input.
 
 A finding is raised as :class:`Finding`, whose ``signature`` (kind, exception type and the
 innermost ``file:line`` inside gbp-lab) identifies it across inputs.
@@ -21,6 +28,7 @@ Nothing here imports atheris: the corpus replay in ``tests/test_fuzz_corpus.py``
 from __future__ import annotations
 
 import os
+import resource
 import time
 import tracemalloc
 import traceback
@@ -36,6 +44,52 @@ CORPUS = ROOT / "fuzz" / "corpus"
 PENDING = ROOT / "fuzz" / "pending"
 _OURS = tuple(str(ROOT / d) + os.sep for d in ("core", "dissectors", "gbp_lab"))
 MiB = 1 << 20
+_PAGE = resource.getpagesize()
+_STATM = Path("/proc/self/statm")
+#: a campaign measures the tracemalloc peak of one input in this many (all of them are bounded)
+TRACE_EVERY = 16
+#: whether this platform can bound a call's memory with ``RLIMIT_DATA`` (Linux)
+CAN_BOUND_MEMORY = hasattr(resource, "RLIMIT_DATA") and _STATM.exists()
+
+
+def data_segment_bytes() -> int:
+    """The process's data size as the kernel accounts it for ``RLIMIT_DATA`` (``/proc/self/statm``:
+    private writable mappings, in pages)."""
+    return int(_STATM.read_text().split()[5]) * _PAGE
+
+
+class _DataBound:
+    """``with _DataBound(n):`` — no more than *n* further bytes of data segment during the block."""
+
+    __slots__ = ("extra", "saved")
+
+    def __init__(self, extra: int) -> None:
+        self.extra = extra
+        self.saved = (resource.RLIM_INFINITY, resource.RLIM_INFINITY)
+
+    def __enter__(self) -> None:
+        self.saved = resource.getrlimit(resource.RLIMIT_DATA)
+        soft = data_segment_bytes() + self.extra
+        hard = self.saved[1]
+        if hard != resource.RLIM_INFINITY:
+            soft = min(soft, hard)
+        resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
+
+    def __exit__(self, *exc: object) -> None:
+        resource.setrlimit(resource.RLIMIT_DATA, self.saved)
+
+
+def _memory_error_in(exc: BaseException) -> Optional[BaseException]:
+    """The ``MemoryError`` in *exc*'s cause/context chain, if any (a decoder that turned an
+    allocation failure into a typed error has still allocated too much)."""
+    seen = set()
+    cur: Optional[BaseException] = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, MemoryError):
+            return cur
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return None
 
 
 @dataclass(frozen=True)
@@ -85,8 +139,11 @@ def fault_location(tb: Optional[TracebackType]) -> str:
 
 
 def run_input(check: Callable[[bytes], None], data: bytes, limits: Limits = Limits(), *,
-              trace_memory: bool = True) -> Outcome:
-    """Run ``check(data)`` under the guard; return its :class:`Outcome` or raise :class:`Finding`."""
+              trace_memory: bool = True, bound_memory: bool = False) -> Outcome:
+    """Run ``check(data)`` under the guard; return its :class:`Outcome` or raise :class:`Finding`.
+    ``trace_memory``: measure the tracemalloc peak; ``bound_memory``: cap the data segment (see
+    the module docstring; ignored where :data:`CAN_BOUND_MEMORY` is false)."""
+    bound = limits.peak_bytes + limits.per_input_byte * len(data)
     if trace_memory and not tracemalloc.is_tracing():
         tracemalloc.start(1)
     base = tracemalloc.get_traced_memory()[0] if trace_memory else 0
@@ -96,11 +153,20 @@ def run_input(check: Callable[[bytes], None], data: bytes, limits: Limits = Limi
     failure: Optional[Tuple[str, BaseException]] = None
     wall0, cpu0 = time.perf_counter(), time.process_time()
     try:
-        check(data)
+        if bound_memory and CAN_BOUND_MEMORY:
+            with _DataBound(bound):
+                check(data)
+        else:
+            check(data)
     except GbpLabError as typed:
         vid = typed.vid
+        oom = _memory_error_in(typed)
+        if oom is not None:  # the allocation failed inside a decoder that reported it as bad bytes
+            failure = ("memory", oom)
     except AssertionError as exc:
         failure = ("assertion", exc)
+    except MemoryError as exc:
+        failure = ("memory", exc)
     except Exception as exc:  # noqa: BLE001 - the point: nothing else may escape (RecursionError too)
         failure = ("exception", exc)
     cpu = time.process_time() - cpu0
@@ -114,7 +180,6 @@ def run_input(check: Callable[[bytes], None], data: bytes, limits: Limits = Limi
     if cpu > limits.cpu_seconds:
         raise Finding("slow", "slow: CPU time over the bound",
                       f"{cpu:.3f} s CPU for {len(data)} bytes (bound {limits.cpu_seconds} s)", cpu, peak)
-    bound = limits.peak_bytes + limits.per_input_byte * len(data)
     if peak > bound:
         raise Finding("memory", "memory: tracemalloc peak over the bound",
                       f"peak {peak} bytes for {len(data)} input bytes (bound {bound})", cpu, peak)
@@ -177,5 +242,5 @@ def corpus_files(harness: str, *, pending: bool = False) -> List[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
 
 
-__all__ = ["Limits", "Finding", "Outcome", "run_input", "fault_location", "Cursor", "chunks",
+__all__ = ["TRACE_EVERY", "CAN_BOUND_MEMORY", "data_segment_bytes", "Limits", "Finding", "Outcome", "run_input", "fault_location", "Cursor", "chunks",
            "corpus_files", "ROOT", "CORPUS", "PENDING", "MiB"]

@@ -16,7 +16,8 @@ harness (libFuzzer ``-timeout``/``-rss_limit_mb``; the input is in ``fuzz/.work/
 Table columns: inputs run (libFuzzer's count, seeds included), coverage as libFuzzer reports it
 (``cov`` = instrumented edges of gbp_lab's Python code and ``ft`` = features), crashes (distinct
 finding signatures, plus one if libFuzzer stopped the harness: hang, out of memory, process
-crash), the slowest input (CPU seconds, size), the largest tracemalloc peak of one input, execs/s,
+crash), the slowest input (CPU seconds, size), the largest tracemalloc peak of the inputs traced
+(one in ``TRACE_EVERY``; every input is bounded with ``RLIMIT_DATA``, see fuzz.common), execs/s,
 and the status.
 """
 from __future__ import annotations
@@ -46,7 +47,9 @@ def worker(name: str, stats_path: Path, stop: bool, fuzzer_args: List[str]) -> N
         from fuzz.harnesses import load
 
         harness = load(name)
-    from fuzz.common import Finding, run_input
+    import tracemalloc
+
+    from fuzz.common import TRACE_EVERY, Finding, run_input
 
     findings_dir = WORK / "findings" / name
     findings_dir.mkdir(parents=True, exist_ok=True)
@@ -62,8 +65,9 @@ def worker(name: str, stats_path: Path, stop: bool, fuzzer_args: List[str]) -> N
     def one_input(data: bytes) -> None:
         stats["inputs"] += 1
         changed = stats["inputs"] % 2000 == 0
+        trace = stats["inputs"] % TRACE_EVERY == 1  # the first input, then one in TRACE_EVERY
         try:
-            out = run_input(harness.check, data, harness.LIMITS)
+            out = run_input(harness.check, data, harness.LIMITS, trace_memory=trace, bound_memory=True)
             cpu, peak = out.cpu, out.peak
         except Finding as f:
             cpu, peak = f.cpu, f.peak
@@ -81,6 +85,9 @@ def worker(name: str, stats_path: Path, stop: bool, fuzzer_args: List[str]) -> N
             if stop:
                 save()
                 raise
+        finally:
+            if trace:
+                tracemalloc.stop()  # tracing makes every allocation dearer: only while measuring
         if peak > stats["max_peak"]:
             stats["max_peak"] = peak
         slowest = stats["slowest"]
@@ -91,9 +98,24 @@ def worker(name: str, stats_path: Path, stop: bool, fuzzer_args: List[str]) -> N
         if changed:
             save()
 
+    warm_up(harness)
     save()
     atheris.Setup([sys.argv[0], *fuzzer_args], one_input)
     atheris.Fuzz()
+
+
+def warm_up(harness: Any) -> None:
+    """Run the committed inputs once, unguarded and uncounted, before the campaign: lazy imports,
+    caches and the MLS worker pool's threads (8 MiB of stack each) are then in place and do not
+    count against the first inputs' memory bound. Anything they raise is left to the guarded runs
+    that follow (libFuzzer runs the same inputs first)."""
+    from fuzz.common import corpus_files
+
+    for path in corpus_files(harness.__name__.rsplit(".", 1)[-1]):
+        try:
+            harness.check(path.read_bytes())
+        except BaseException:  # noqa: BLE001 - reported by the guarded run of the same input
+            pass
 
 
 # -- driver ------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ tracemalloc-peak bounds, the harness's oracles). Unfixed findings wait in ``fuzz
 not replayed here (fuzz/FINDINGS.md lists them). No atheris needed."""
 from __future__ import annotations
 
+import resource
 import sys
 import tracemalloc
 from pathlib import Path
@@ -15,7 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from fuzz.common import CORPUS, PENDING, Finding, Limits, run_input, corpus_files  # noqa: E402
+from fuzz.common import (CAN_BOUND_MEMORY, CORPUS, PENDING, Finding, Limits, corpus_files,  # noqa: E402
+                         data_segment_bytes, run_input)
 from fuzz.harnesses import NAMES, load  # noqa: E402
 
 
@@ -76,6 +78,35 @@ def test_the_guard_reports_what_it_must(traced):
     with pytest.raises(Finding) as e:
         run_input(hungry, b"", Limits(peak_bytes=1 << 20, per_input_byte=0))
     assert e.value.kind == "memory"
+
+
+@pytest.mark.skipif(not CAN_BOUND_MEMORY, reason="RLIMIT_DATA and /proc/self/statm are Linux's")
+def test_the_data_segment_bound_catches_what_tracing_would(traced):
+    from gbp_lab.core.errors import DecodeError
+
+    def claims_4_gib(data: bytes) -> None:
+        bytes(4 << 30)  # calloc'd, never touched: only the address-space bound sees it
+
+    def masks_it(data: bytes) -> None:  # a decoder that reports any failure as bad bytes
+        try:
+            bytearray(64 << 20)
+        except Exception as exc:  # noqa: BLE001
+            raise DecodeError(f"bad: {exc!r}", vid="X-BAD") from None
+
+    def modest(data: bytes) -> None:
+        bytearray(len(data) * 32)
+
+    before = resource.getrlimit(resource.RLIMIT_DATA)
+    small = Limits(peak_bytes=8 << 20, per_input_byte=64)
+    for check in (claims_4_gib, masks_it):
+        with pytest.raises(Finding) as e:
+            run_input(check, b"x", small, trace_memory=False, bound_memory=True)
+        assert e.value.kind == "memory" and "MemoryError" in e.value.signature, e.value.signature
+        assert check.__name__ in e.value.signature
+    # within the bound (8 MiB + 64 bytes per input byte): accepted, and the limit is restored
+    assert run_input(modest, bytes(100_000), small, trace_memory=False, bound_memory=True).vid is None
+    assert resource.getrlimit(resource.RLIMIT_DATA) == before
+    assert data_segment_bytes() > 0
 
 
 def test_libfuzzer_arguments_and_the_hang_bound(tmp_path):

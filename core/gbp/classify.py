@@ -171,6 +171,8 @@ def classify_record(data: bytes) -> RecordClass:
             return attempt(data)
         except RecursionError:
             errors.append((what, "nesting too deep"))
+        except MemoryError:  # not a verdict on the bytes: the caller's problem
+            raise
         except Exception as exc:  # noqa: BLE001 - a failed candidate, whatever the parser raised
             errors.append((what, _reason(exc)))
     what, reason = errors[0]

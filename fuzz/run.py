@@ -53,7 +53,7 @@ def worker(name: str, stats_path: Path, stop: bool, fuzzer_args: List[str]) -> N
 
     findings_dir = WORK / "findings" / name
     findings_dir.mkdir(parents=True, exist_ok=True)
-    slow_path = WORK / "slowest" / name
+    slow_path = WORK / "slowest" / stats_path.stem  # "<harness>" or "<harness>.<lane>"
     slow_path.parent.mkdir(parents=True, exist_ok=True)
     stats: Dict[str, Any] = {"harness": name, "inputs": 0, "findings": {}, "slowest": None, "max_peak": 0}
 
@@ -146,29 +146,43 @@ def libfuzzer_args(name: str, harness: Any, runs: int, max_time: Optional[int], 
 
 
 def run_harness(name: str, runs: int, max_time: Optional[int], nice: int, stop: bool,
-                hang: Optional[int] = None) -> Dict[str, Any]:
+                hang: Optional[int] = None, lanes: int = 1) -> Dict[str, Any]:
+    """One harness, in ``lanes`` libFuzzer processes side by side (one per core to spare). The lanes
+    share the grown corpus (``fuzz/.work/corpus/<harness>/``: libFuzzer reloads it every second, so
+    what one lane finds the others mutate), split ``runs`` between them and make one row
+    (:func:`merge_lanes`)."""
     from fuzz.harnesses import load
 
     harness = load(name)
     work_corpus = WORK / "corpus" / name
     work_corpus.mkdir(parents=True, exist_ok=True)
-    (WORK / "artifacts").mkdir(parents=True, exist_ok=True)
-    (WORK / "logs").mkdir(parents=True, exist_ok=True)
-    stats_path = WORK / "stats" / f"{name}.json"
-    stats_path.parent.mkdir(parents=True, exist_ok=True)
-    stats_path.unlink(missing_ok=True)
+    for sub in ("artifacts", "logs", "stats"):
+        (WORK / sub).mkdir(parents=True, exist_ok=True)
     corpus = ROOT / "fuzz" / "corpus" / name
-    args = libfuzzer_args(name, harness, runs, max_time, hang, work_corpus,
+    args = libfuzzer_args(name, harness, -(-runs // lanes), max_time, hang, work_corpus,
                           corpus if corpus.is_dir() else None)
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--stats", str(stats_path)]
-    if stop:
-        cmd.append("--stop-on-finding")
-    log_path = WORK / "logs" / f"{name}.log"
+    procs = []
     t0 = time.time()
-    with open(log_path, "wb") as log:
-        proc = subprocess.run([*cmd, "--", *args], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-                              preexec_fn=(lambda: os.nice(nice)) if nice else None)
-    elapsed = time.time() - t0
+    for lane in range(lanes):
+        stem = name if lanes == 1 else f"{name}.{lane + 1}"
+        stats_path = WORK / "stats" / f"{stem}.json"
+        stats_path.unlink(missing_ok=True)
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--stats", str(stats_path)]
+        if stop:
+            cmd.append("--stop-on-finding")
+        log_path = WORK / "logs" / f"{stem}.log"
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen([*cmd, "--", *args], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                                    preexec_fn=(lambda: os.nice(nice)) if nice else None)
+        procs.append((proc, stats_path, log_path))
+    rows = []
+    for proc, stats_path, log_path in procs:
+        code = proc.wait()
+        rows.append(_lane_row(name, code, time.time() - t0, stats_path, log_path))
+    return rows[0] if lanes == 1 else merge_lanes(rows)
+
+
+def _lane_row(name: str, code: int, elapsed: float, stats_path: Path, log_path: Path) -> Dict[str, Any]:
     text = log_path.read_text(errors="replace")
     status = _STATUS.findall(text)
     done = _DONE.findall(text)
@@ -177,16 +191,46 @@ def run_harness(name: str, runs: int, max_time: Optional[int], nice: int, stop: 
         "harness": name, "inputs": int(done[-1][0]) if done else (int(status[-1][0]) if status else 0),
         "cov": int(status[-1][2]) if status else 0, "ft": int(status[-1][3]) if status else 0,
         "findings": len(stats.get("findings", {})), "slowest": stats.get("slowest"),
-        "max_peak": stats.get("max_peak", 0), "seconds": round(elapsed, 1), "exit": proc.returncode,
+        "max_peak": stats.get("max_peak", 0), "seconds": round(elapsed, 1), "exit": code,
         "log": str(log_path.relative_to(ROOT)),
     }
     row["exec_s"] = round(row["inputs"] / elapsed) if elapsed else 0
     row["finding_list"] = stats.get("findings", {})
-    if proc.returncode != 0:
+    if code != 0:
         m = re.search(r"^==\d+== ERROR: libFuzzer: (.*)$|^ALARM: (.*)$|^(Uncaught Python exception.*)$",
                       text, re.M)
-        row["error"] = next((g for g in m.groups() if g), "") if m else f"exit {proc.returncode}"
+        row["error"] = next((g for g in m.groups() if g), "") if m else f"exit {code}"
     return row
+
+
+def merge_lanes(rows: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """One row for the lanes of one harness run: inputs summed (each lane counts its own, seeds
+    included), coverage and features the best lane's (the lanes share a corpus), findings merged by
+    signature, the slowest input and the largest peak over all lanes, the longest lane's time."""
+    findings: Dict[str, Any] = {}
+    for r in rows:
+        for sig, f in r["finding_list"].items():
+            known = findings.get(sig)
+            if known is None:
+                findings[sig] = dict(f)
+            else:
+                smaller = f if f["size"] < known["size"] else known
+                findings[sig] = {**smaller, "count": known["count"] + f["count"]}
+    slow = [r["slowest"] for r in rows if r["slowest"]]
+    seconds = max(r["seconds"] for r in rows)
+    failed = [r for r in rows if r["exit"]]
+    merged: Dict[str, Any] = {
+        "harness": rows[0]["harness"], "lanes": len(rows), "inputs": sum(r["inputs"] for r in rows),
+        "cov": max(r["cov"] for r in rows), "ft": max(r["ft"] for r in rows), "findings": len(findings),
+        "slowest": max(slow, key=lambda s: s["cpu"]) if slow else None,
+        "max_peak": max(r["max_peak"] for r in rows), "seconds": seconds,
+        "exit": failed[0]["exit"] if failed else 0, "log": [r["log"] for r in rows],
+        "finding_list": findings,
+    }
+    merged["exec_s"] = round(merged["inputs"] / seconds) if seconds else 0
+    if failed:
+        merged["error"] = failed[0].get("error", "")
+    return merged
 
 
 def table(rows: List[Dict[str, Any]]) -> str:
@@ -198,7 +242,8 @@ def table(rows: List[Dict[str, Any]]) -> str:
         slow = f"{s['cpu']:.3f}s/{s['size']}B" if s else "-"
         status = "ok" if r["exit"] == 0 else f"STOPPED: {r.get('error', '')}"[:60]
         crashes = r["findings"] + (1 if r["exit"] else 0)
-        lines.append(f"{r['harness']:14} {r['inputs']:>9} {r['cov']:>6} {r['ft']:>7} {crashes:>7} "
+        label = r["harness"] + (f" ×{r['lanes']}" if r.get("lanes", 1) > 1 else "")
+        lines.append(f"{label:14} {r['inputs']:>9} {r['cov']:>6} {r['ft']:>7} {crashes:>7} "
                      f"{slow:>18} {r['max_peak'] / (1 << 20):>8.1f} {r['exec_s']:>7} {r['seconds']:>7}  {status}")
     return "\n".join(lines)
 
@@ -289,6 +334,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--runs", type=int, default=int(os.environ.get("FUZZ_RUNS", 1_000_000)))
     ap.add_argument("--max-time", type=int, default=None, help="seconds per harness (libFuzzer -max_total_time)")
     ap.add_argument("--nice", type=int, default=19)
+    ap.add_argument("--lanes", type=int, default=1, metavar="N",
+                    help="N libFuzzer processes per harness sharing its corpus (one per spare core); "
+                         "--runs is their total")
     ap.add_argument("--hang", type=int, default=None, metavar="S",
                     help="wall-clock seconds before libFuzzer calls one input a hang (default: 10x the "
                          "harness's CPU bound, at least 10); raise it when other jobs share the machine")
@@ -319,7 +367,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     for name in names:
         print(f"fuzzing {name} ({args.runs} runs) …", flush=True)
         rows.append(run_harness(name, args.runs, args.max_time, args.nice, args.stop_on_finding,
-                                args.hang))
+                                args.hang, max(1, args.lanes)))
         if args.json:  # after every harness: a long campaign cut short keeps its rows
             args.json.write_text(json.dumps(rows, indent=1))
     print()

@@ -124,3 +124,32 @@ def test_libfuzzer_arguments_and_the_hang_bound(tmp_path):
     args = libfuzzer_args("capture", capture, 5, 60, 600, tmp_path / "w", None)
     assert args[1] == "-max_total_time=60" and "-timeout=600" in args
     assert f"-max_len={capture.MAX_LEN}" in args and args[-1] == str(tmp_path / "w")
+
+
+def test_lanes_of_one_harness_make_one_row():
+    """``fuzz/run.py --lanes N``: N processes fuzz one harness on a shared corpus; the table shows
+    one row with their inputs summed, the best coverage, findings merged by signature (smallest
+    input kept, counts added), the slowest input and largest peak of any lane."""
+    from fuzz.run import merge_lanes, table
+
+    def lane(inputs, cov, ft, secs, slow, peak, findings, code=0):
+        return {"harness": "capture", "inputs": inputs, "cov": cov, "ft": ft, "findings": len(findings),
+                "slowest": slow, "max_peak": peak, "seconds": secs, "exit": code, "log": f"l{inputs}",
+                "exec_s": inputs // secs, "finding_list": findings}
+
+    f1 = {"slow: CPU": {"kind": "slow", "file": "a", "size": 900, "count": 2, "detail": "d"}}
+    f2 = {"slow: CPU": {"kind": "slow", "file": "b", "size": 300, "count": 1, "detail": "d"},
+          "exception: X": {"kind": "exception", "file": "c", "size": 5, "count": 4, "detail": "e"}}
+    row = merge_lanes([lane(600, 2400, 9000, 100, {"cpu": 0.2, "size": 10, "file": "s1"}, 5, f1),
+                       lane(400, 2450, 8900, 120, {"cpu": 0.4, "size": 20, "file": "s2"}, 7, f2)])
+    assert row["inputs"] == 1000 and row["lanes"] == 2
+    assert (row["cov"], row["ft"], row["seconds"], row["exec_s"]) == (2450, 9000, 120, 8)
+    assert row["slowest"]["file"] == "s2" and row["max_peak"] == 7 and row["exit"] == 0
+    assert row["findings"] == 2
+    assert row["finding_list"]["slow: CPU"] == {"kind": "slow", "file": "b", "size": 300, "count": 3,
+                                                "detail": "d"}
+    line = table([row]).splitlines()[2]
+    assert line.split()[:4] == ["capture", "×2", "1000", "2450"]
+    stopped = merge_lanes([lane(10, 1, 1, 1, None, 0, {}), {**lane(5, 1, 1, 2, None, 0, {}, code=70),
+                                                               "error": "deadly signal"}])
+    assert stopped["exit"] == 70 and stopped["error"] == "deadly signal" and stopped["slowest"] is None

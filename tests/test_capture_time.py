@@ -110,6 +110,38 @@ def test_iter_capture_chunks_share_the_first_packet(ns_capture):
     assert list(both["rel_time"]) == list(whole["rel_time"])
 
 
+@pytest.mark.parametrize("bad", [1, 2])
+def test_a_corrupted_first_timestamp_is_skipped_alike_whole_and_chunked(ns_capture, tmp_path, bad):
+    """A fuzzing finding (fuzz/FINDINGS.md F2): when the first packets' timestamps do not fit a
+    time cell (pcapng ticks of 2**63 ns and more), ``rel_time`` counts from the first packet
+    whose time fits — the same packet for ``read_capture`` and for every ``iter_capture`` chunk
+    (a chunk used to measure from its own earliest frame)."""
+    path, stamps = ns_capture
+    packets, reader = read_packets(path)
+    out = tmp_path / "corrupt.pcapng"
+    big = 2**63 + 12345  # ns: past datetime64[ns]
+    with PcapngWriter(out) as w:
+        for iface in reader.interfaces:
+            w.add_interface(iface.linktype, snaplen=iface.snaplen, tsresol=9)
+        for s in reader.secrets:
+            w.add_secrets(s.data, s.secrets_type)
+        for i, p in enumerate(packets):
+            w.write_packet(p.data, ticks=big + i if i < bad else stamps[i], ts_units=10**9,
+                           interface=p.interface, origlen=p.origlen)
+    cap = read_capture(out)
+    whole = cap.frames
+    assert cap.t0 == stamps[bad]  # the first packet whose time fits
+    chunks = list(iter_capture(out, chunksize=7, progress=False))
+    assert len(chunks) > 1
+    both = pd.concat(chunks)
+    assert both["rel_time"].tolist() == pytest.approx(whole["rel_time"].tolist(), nan_ok=True)
+    ok = whole["time"].notna()
+    assert ok.sum() > 7
+    expect = (whole.loc[ok, "time"].astype("int64") - stamps[bad]) / 1e9
+    assert whole.loc[ok, "rel_time"].tolist() == pytest.approx(expect.tolist())
+    assert whole.loc[~ok, "rel_time"].isna().all()
+
+
 def test_parquet_keeps_the_time_types(ns_capture, tmp_path):
     path, _ = ns_capture
     cap = read_capture(path)

@@ -47,11 +47,17 @@ _NAT = np.iinfo(np.int64).min  # pandas' iNaT
 _MAX = np.iinfo(np.int64).max
 
 
+def representable_ns(v: int) -> bool:
+    """Whether integer nanoseconds *v* fit a ``datetime64[ns]`` time cell (else the cell is
+    missing: a corrupted timestamp)."""
+    return _NAT < v <= _MAX
+
+
 def _ns_cell(v) -> int:
     """One time cell → integer nanoseconds (``iNaT``: missing, or outside ``datetime64[ns]``'s
     range — a corrupted timestamp)."""
     if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
-        return int(v) if _NAT < v <= _MAX else _NAT
+        return int(v) if representable_ns(v) else _NAT
     if isinstance(v, (pd.Timestamp, np.datetime64)) or hasattr(v, "tzinfo"):
         ts = pd.Timestamp(v)
         return _NAT if ts is pd.NaT else int(ts.value)
@@ -92,7 +98,7 @@ def rel_seconds(times, t0) -> np.ndarray:
     ns = pd.Series(times).array.asi8 if len(times) else np.zeros(0, np.int64)
     if isinstance(t0, pd.Timestamp):
         t0 = int(t0.value)
-    if isinstance(t0, (int, np.integer)) and not _NAT < t0 <= _MAX:
+    if isinstance(t0, (int, np.integer)) and not representable_ns(t0):
         t0 = None  # a corrupted first timestamp: the column's own first time instead
     if t0 is None or (isinstance(t0, float) and t0 != t0) or t0 is pd.NaT:
         ok = ns[ns != _NAT]

@@ -40,6 +40,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 from gbp_lab.core.gbp.framing import (MAX_RECORD, RecordReader, find_resync_point,
                                       plausible_header, plausible_start)
 
+from .columns import representable_ns
 from .defrag import IpDefragmenter, PendingDatagram
 from .packets import (TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, decode_packet, eth_ipv4_tcp,
                       flow_key_parts, link_supported)
@@ -110,7 +111,9 @@ class PipelineStats:
     fragments: int = 0
     lost_fragment_datagrams: int = 0  #: incomplete datagrams not known to be GBP
     unknown_linktype_packets: int = 0
-    #: the first timestamped packet's time, integer nanoseconds (NaN: none yet) — ``rel_time`` 0
+    #: the first packet's time that a table can hold (:func:`.columns.representable_ns`: a
+    #: corrupted timestamp is skipped), integer nanoseconds (NaN: none yet) — ``rel_time`` 0.
+    #: Fixed once set, so every chunk of a streamed read measures from the same packet.
     first_time: float = math.nan
 
 
@@ -209,7 +212,7 @@ class RecordPipeline:
             pkt = Packet(pkt.index, pkt.interface, pkt.linktype,
                          time_ns(pkt.ts_ticks, pkt.ts_units), pkt.ts_ticks, pkt.ts_units,
                          pkt.origlen, pkt.data)
-            if self._last_time != self._last_time:
+            if st.first_time != st.first_time and representable_ns(pkt.time):
                 st.first_time = pkt.time
             self._last_time = pkt.time
         self._last_index = pkt.index
@@ -234,7 +237,7 @@ class RecordPipeline:
         st.packets += 1
         if time == time:  # not NaN; pipeline times are integer nanoseconds (time_ns)
             time = ticks * 1_000_000_000 // units
-            if self._last_time != self._last_time:
+            if st.first_time != st.first_time and representable_ns(time):
                 st.first_time = time
             self._last_time = time
         self._last_index = index

@@ -47,10 +47,10 @@ _NAT = np.iinfo(np.int64).min  # pandas' iNaT
 _MAX = np.iinfo(np.int64).max
 
 
-def representable_ns(v: int) -> bool:
-    """Whether integer nanoseconds *v* fit a ``datetime64[ns]`` time cell (else the cell is
-    missing: a corrupted timestamp)."""
-    return _NAT < v <= _MAX
+def representable_ns(v: "int | float | np.integer") -> bool:
+    """Whether nanoseconds *v* fit a ``datetime64[ns]`` time cell (else the cell is missing: a
+    corrupted timestamp; NaN, no timestamp, fits nothing)."""
+    return bool(_NAT < v <= _MAX)
 
 
 def _ns_cell(v) -> int:

@@ -242,5 +242,6 @@ def corpus_files(harness: str, *, pending: bool = False) -> List[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
 
 
-__all__ = ["TRACE_EVERY", "CAN_BOUND_MEMORY", "data_segment_bytes", "Limits", "Finding", "Outcome", "run_input", "fault_location", "Cursor", "chunks",
-           "corpus_files", "ROOT", "CORPUS", "PENDING", "MiB"]
+__all__ = ["TRACE_EVERY", "CAN_BOUND_MEMORY", "data_segment_bytes", "Limits", "Finding", "Outcome",
+           "run_input", "fault_location", "Cursor", "chunks", "corpus_files", "ROOT", "CORPUS", "PENDING",
+           "MiB"]

@@ -98,20 +98,20 @@ def worker(name: str, stats_path: Path, stop: bool, fuzzer_args: List[str]) -> N
         if changed:
             save()
 
-    warm_up(harness)
+    warm_up(name, harness)
     save()
     atheris.Setup([sys.argv[0], *fuzzer_args], one_input)
     atheris.Fuzz()
 
 
-def warm_up(harness: Any) -> None:
+def warm_up(name: str, harness: Any) -> None:
     """Run the committed inputs once, unguarded and uncounted, before the campaign: lazy imports,
     caches and the MLS worker pool's threads (8 MiB of stack each) are then in place and do not
     count against the first inputs' memory bound. Anything they raise is left to the guarded runs
     that follow (libFuzzer runs the same inputs first)."""
     from fuzz.common import corpus_files
 
-    for path in corpus_files(harness.__name__.rsplit(".", 1)[-1]):
+    for path in corpus_files(name):
         try:
             harness.check(path.read_bytes())
         except BaseException:  # noqa: BLE001 - reported by the guarded run of the same input

@@ -87,7 +87,8 @@ def test_udp_packets_are_well_formed(runs, tmp_path):
         ip = IP(data[14:34])  # the header alone: no upper layer dissected
         ip_sum, udp_sum = ip.chksum, int.from_bytes(data[40:42], "big")
         assert checksum(data[14:24] + b"\0\0" + data[26:34]) == ip_sum and ip.flags == "DF"
-        assert in4_chksum(17, ip, data[34:40] + b"\0\0" + data[42:]) == udp_sum
+        # a computed 0 is sent as 0xFFFF (RFC 768): 0 means "no checksum" on the wire
+        assert (in4_chksum(17, ip, data[34:40] + b"\0\0" + data[42:]) or 0xFFFF) == udp_sum
         sport, dport = UDP(data[34:42]).sport, UDP(data[34:42]).dport
         ends = {(ip.src, sport), (ip.dst, dport)}
         assert CANONICAL_SERVER in ends and ip.len == len(data) - 14
@@ -183,3 +184,31 @@ def test_short_header_packets_of_no_connection_get_an_error_row(runs, tmp_path):
     rows = cap.errors[cap.errors["vid"] == NO_CONNECTION_VID]
     assert len(rows) == 1 and "3 QUIC short-header packet(s)" in rows.iloc[0]["error"]
     assert "before its connection's Initial" in rows.iloc[0]["error"]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_a_udp_checksum_that_sums_to_zero_is_sent_as_ffff(tmp_path, host):
+    """RFC 768: a computed UDP checksum of 0 is transmitted as all ones (0 would mean "none").
+    The datagram's first two payload bytes are chosen so that the checksum comes out 0; the
+    written packet carries 0xFFFF and scapy, which applies the same rule, agrees."""
+    from scapy.layers.inet import IP, UDP, in4_chksum
+    from scapy.layers.inet6 import IPv6, in6_chksum
+
+    from gbp_lab.sim.tap import TapEvent, write_udp_pcapng
+
+    src, dst, rest = (host, 40001), (host, 7878), b"gbp-lab!"
+    v6 = ":" in host
+    ip = IPv6(src=host, dst=host, nh=17) if v6 else IP(src=host, dst=host, proto=17)
+    header = UDP(sport=src[1], dport=dst[1], len=8 + 2 + len(rest), chksum=0)
+    blank = bytes(header) + b"\0\0" + rest
+    word = (in6_chksum if v6 else in4_chksum)(17, ip, blank)  # adding it makes the sum 0xFFFF
+    data = word.to_bytes(2, "big") + rest
+    event = TapEvent(time=1.0, conn=0, kind=TapKind.DATAGRAM, data=data, client=src, server=dst)
+    assert write_udp_pcapng([event], tmp_path / "zero.pcapng") == 1
+    (frame, _t), = _read_blocks(tmp_path / "zero.pcapng")[0]
+    off = 14 + (40 if v6 else 20)
+    assert frame[off + 8:] == data and frame[off + 6:off + 8] == b"\xff\xff"
+    assert (in6_chksum if v6 else in4_chksum)(17, ip, bytes(header) + data) == 0
+    packet = (IPv6 if v6 else IP)(frame[14:])
+    del packet[UDP].chksum  # scapy computes it again when it rebuilds the packet
+    assert (IPv6 if v6 else IP)(bytes(packet))[UDP].chksum == 0xFFFF

@@ -16,9 +16,10 @@ harness (libFuzzer ``-timeout``/``-rss_limit_mb``; the input is in ``fuzz/.work/
 Table columns: inputs run (libFuzzer's count, seeds included), coverage as libFuzzer reports it
 (``cov`` = instrumented edges of gbp_lab's Python code and ``ft`` = features), crashes (distinct
 finding signatures, plus one if libFuzzer stopped the harness: hang, out of memory, process
-crash), the slowest input (CPU seconds, size), the largest tracemalloc peak of the inputs traced
-(one in ``TRACE_EVERY``; every input is bounded with ``RLIMIT_DATA``, see fuzz.common), execs/s,
-and the status.
+crash), the slowest input (CPU seconds, size), the largest memory peak of one input (on Linux:
+how far it raised the resident set, measured for every input; elsewhere the tracemalloc peak of
+one input in ``TRACE_EVERY``; every input is bounded with ``RLIMIT_DATA``, see fuzz.common),
+execs/s, and the status.
 """
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def worker(name: str, stats_path: Path, stop: bool, fuzzer_args: List[str]) -> N
         harness = load(name)
     import tracemalloc
 
-    from fuzz.common import TRACE_EVERY, Finding, run_input
+    from fuzz.common import CAN_MEASURE_RESIDENT, TRACE_EVERY, Finding, run_input
 
     findings_dir = WORK / "findings" / name
     findings_dir.mkdir(parents=True, exist_ok=True)
@@ -65,12 +66,15 @@ def worker(name: str, stats_path: Path, stop: bool, fuzzer_args: List[str]) -> N
     def one_input(data: bytes) -> None:
         stats["inputs"] += 1
         changed = stats["inputs"] % 2000 == 0
-        trace = stats["inputs"] % TRACE_EVERY == 1  # the first input, then one in TRACE_EVERY
+        # the resident peak of every input; where it cannot be measured, the tracemalloc peak of
+        # the first input and then one in TRACE_EVERY (tracing makes every allocation dearer)
+        trace = not CAN_MEASURE_RESIDENT and stats["inputs"] % TRACE_EVERY == 1
         try:
-            out = run_input(harness.check, data, harness.LIMITS, trace_memory=trace, bound_memory=True)
-            cpu, peak = out.cpu, out.peak
+            out = run_input(harness.check, data, harness.LIMITS, trace_memory=trace, bound_memory=True,
+                            measure_resident=True)
+            cpu, peak = out.cpu, max(out.peak, out.resident)
         except Finding as f:
-            cpu, peak = f.cpu, f.peak
+            cpu, peak = f.cpu, max(f.peak, f.resident)
             key = hashlib.sha1(f.signature.encode()).hexdigest()[:12]
             known = stats["findings"].get(f.signature)
             if known is None or len(data) < known["size"]:
@@ -87,7 +91,7 @@ def worker(name: str, stats_path: Path, stop: bool, fuzzer_args: List[str]) -> N
                 raise
         finally:
             if trace:
-                tracemalloc.stop()  # tracing makes every allocation dearer: only while measuring
+                tracemalloc.stop()
         if peak > stats["max_peak"]:
             stats["max_peak"] = peak
         slowest = stats["slowest"]

@@ -16,8 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from fuzz.common import (CAN_BOUND_MEMORY, CORPUS, PENDING, Finding, Limits, corpus_files,  # noqa: E402
-                         data_segment_bytes, run_input)
+from fuzz.common import (CAN_BOUND_MEMORY, CAN_MEASURE_RESIDENT, CORPUS, PENDING,  # noqa: E402
+                         Finding, Limits, corpus_files, data_segment_bytes, run_input)
 from fuzz.harnesses import NAMES, load  # noqa: E402
 
 
@@ -153,3 +153,23 @@ def test_lanes_of_one_harness_make_one_row():
     stopped = merge_lanes([lane(10, 1, 1, 1, None, 0, {}), {**lane(5, 1, 1, 2, None, 0, {}, code=70),
                                                                "error": "deadly signal"}])
     assert stopped["exit"] == 70 and stopped["error"] == "deadly signal" and stopped["slowest"] is None
+
+
+@pytest.mark.skipif(not CAN_MEASURE_RESIDENT, reason="/proc/self/clear_refs is Linux's")
+def test_the_resident_peak_of_a_call_is_what_it_touched():
+    """``measure_resident``: how far one call raised the resident set, C allocations included;
+    a call that touches little measures little, whatever the calls before it touched."""
+    def touches_48_mib(data: bytes) -> None:
+        block = bytearray(48 << 20)  # zeroed by calloc: touch one byte per page to make it resident
+        for i in range(0, len(block), 4096):
+            block[i] = 1
+
+    def touches_little(data: bytes) -> None:
+        bytes(data)
+
+    big = run_input(touches_48_mib, b"x", Limits(peak_bytes=128 << 20), trace_memory=False,
+                    measure_resident=True)
+    assert 40 << 20 <= big.resident <= 64 << 20 and big.peak == 0
+    small = run_input(touches_little, b"x" * 100, trace_memory=False, measure_resident=True)
+    assert small.resident < 4 << 20
+    assert run_input(touches_little, b"x", trace_memory=False).resident == 0  # not asked
